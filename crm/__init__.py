@@ -1,0 +1,1 @@
+"""Qunflow's CRM: the domain rules, the schema and the services. Never imports Prefect."""

@@ -1,0 +1,39 @@
+"""The CRM schema as typed SQLAlchemy models; Alembic migrations are generated from these."""
+
+from crm.models.accounts import CapUsage, OperatorAccount, PlatformLimit
+from crm.models.audit import Alert, AuditEntry
+from crm.models.base import Base, UTCDateTime, utcnow
+from crm.models.contacts import Consent, Contact, Event, Identity, Note, TierChange, Touch
+from crm.models.groups import Community, Membership
+from crm.models.outbox import OutboxAttempt, OutboxMessage
+from crm.models.sales import QueueAction, QueueItem, User
+from crm.models.sources import QrCode, QuarantinedRow, RawRecord, SourceInstance
+
+__all__ = [
+    "Alert",
+    "AuditEntry",
+    "Base",
+    "CapUsage",
+    "Community",
+    "Consent",
+    "Contact",
+    "Event",
+    "Identity",
+    "Membership",
+    "Note",
+    "OperatorAccount",
+    "OutboxAttempt",
+    "OutboxMessage",
+    "PlatformLimit",
+    "QrCode",
+    "QuarantinedRow",
+    "QueueAction",
+    "QueueItem",
+    "RawRecord",
+    "SourceInstance",
+    "TierChange",
+    "Touch",
+    "UTCDateTime",
+    "User",
+    "utcnow",
+]

@@ -1,0 +1,60 @@
+"""The transactional outbox: one row per (campaign, step, contact), and every attempt to send it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crm.models.base import Base, BigId, JsonDoc, utcnow
+
+
+class OutboxMessage(Base):
+    """A message planned for a contact; dispatch workers claim, send and mark it."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    campaign: Mapped[str] = mapped_column(String(100))
+    step: Mapped[str] = mapped_column(String(100))
+    contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id"))
+    channel: Mapped[str] = mapped_column(String(32))
+    template: Mapped[str] = mapped_column(String(200))
+    account_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("operator_accounts.id"))
+    # For invitations: the group the contact is invited to (counts as a group join).
+    community_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("communities.id"))
+    action: Mapped[str] = mapped_column(String(32), default="message", server_default="message")
+    context: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    state: Mapped[str] = mapped_column(String(24), default="planned", server_default="planned")
+    due_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claim_expires_at: Mapped[datetime | None]
+    idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
+    provider_message_id: Mapped[str | None] = mapped_column(String(200))
+    rendered: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(String(500))  # skip / defer / failure reason
+    sent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("campaign", "step", "contact_id"),
+        Index("ix_outbox_state_due", "state", "due_at"),
+        Index("ix_outbox_contact", "contact_id"),
+    )
+
+
+class OutboxAttempt(Base):
+    """History of each send attempt (append-only): what the channel said."""
+
+    __tablename__ = "outbox_attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(BigId, ForeignKey("outbox.id"), index=True)
+    worker: Mapped[str | None] = mapped_column(String(100))
+    outcome: Mapped[str] = mapped_column(String(24))
+    detail: Mapped[str | None] = mapped_column(String(1000))
+    at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,1 @@
+"""Prefect deployments of Qunflow's flows: serve.py (one machine), prefect.yaml (scale out)."""

@@ -1,0 +1,1 @@
+"""Entry points that drive ``crm``: Prefect flows, the ``qunflow`` CLI and the web app."""

@@ -1,0 +1,44 @@
+"""The ``qunflow`` command line. Each command group lives in its own module."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from crm.errors import QunflowError
+from flows.cli import contacts, db, demo
+
+app = typer.Typer(
+    name="qunflow",
+    help="Qunflow: community lead funnels — ingest, score, route, follow up, report.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(contacts.app, name="contacts")
+app.command("demo")(demo.demo)
+
+
+def main() -> None:
+    """Console entry point: user errors become one line on stderr and an exit code."""
+    try:
+        app(standalone_mode=False)
+    except QunflowError as exc:
+        sys.stderr.write(f"qunflow: {exc}\n")
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.stderr.write("qunflow: aborted\n")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # click's usage errors carry their own exit codes
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        raise

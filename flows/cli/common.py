@@ -1,0 +1,79 @@
+"""What every CLI command shares: settings, the engine, JSON or table output, errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+import typer
+from sqlalchemy import Engine
+
+from crm.db import check_connection, make_engine
+from crm.settings import Settings, get_settings
+
+
+@cache
+def settings() -> Settings:
+    """The settings for this process (read once, on first use)."""
+    return get_settings()
+
+
+@cache
+def engine() -> Engine:
+    """The CRM database engine; fails with one line if it cannot be reached."""
+    eng = make_engine(settings().sqlalchemy_url)
+    check_connection(eng)
+    return eng
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def print_json(data: Any) -> None:
+    """One JSON document on stdout (UTF-8, Chinese kept readable)."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=_default, indent=2) + "\n")
+
+
+def print_table(rows: Sequence[dict[str, Any]], columns: Iterable[str] | None = None) -> None:
+    """A plain aligned table; wide (CJK) characters count double."""
+    rows = list(rows)
+    cols = list(columns) if columns is not None else (list(rows[0]) if rows else [])
+    if not rows:
+        typer.echo("(none)")
+        return
+    cells = [[_cell(r.get(c)) for c in cols] for r in rows]
+    widths = [max(_width(c), *(_width(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    typer.echo("  ".join(_pad(c, w) for c, w in zip(cols, widths, strict=True)))
+    typer.echo("  ".join("-" * w for w in widths))
+    for row in cells:
+        typer.echo("  ".join(_pad(v, w) for v, w in zip(row, widths, strict=True)))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    return str(value)
+
+
+def _width(text: str) -> int:
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - _width(text))
