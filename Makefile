@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint format serve web bench constraints migration clean browser
+.PHONY: install demo test lint format serve web bench constraints migration schema clean browser
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ constraints: $(STAMP)
 
 migration: $(STAMP)
 	$(BIN)/python -m crm.migrations.autogen "$(MSG)"
+
+# Until the first release the schema is one migration, regenerated from the models.
+schema: $(STAMP)
+	rm -f crm/migrations/versions/0001_initial_schema.py
+	$(BIN)/python -m crm.migrations.autogen "initial schema" --rev-id 0001
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

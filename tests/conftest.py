@@ -149,3 +149,21 @@ def cli_env(db_url: str, tmp_path: Path) -> dict[str, str]:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_STATE, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One Prefect test server per session; flows run against it without heartbeats."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        try:
+            ctx = temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
+        except Exception:  # older settings without the heartbeat knob
+            ctx = None
+        if ctx is None:
+            yield
+        else:
+            with ctx:
+                yield

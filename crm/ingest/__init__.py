@@ -1,0 +1,1 @@
+"""Ingestion: sources yield raw records, stored first, then resolved into contacts."""
