@@ -17,7 +17,7 @@ Payload keys the resolver understands (all optional, strings unless noted):
     consent                  bool: explicit marketing consent given on a sign-up form
     event                    for activity records: message | share | referral | activity_attended
                              | answer | purchase | violation | opt_out
-    referrer_*               for referrals: the inviter's phone / wechat_id / … (same keys, prefixed)
+    referrer_*               for referrals: the inviter's phone / wechat_id / … (prefixed keys)
     community                for activity in one of our groups: the group's name
     amount, product, activity, violation, channel   event details
 """
