@@ -1,0 +1,82 @@
+"""The funnel at a glance: what the demo and the daily run print after each pass."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from crm.domain import ContactStatus
+from crm.models import (
+    Contact,
+    OutboxMessage,
+    QuarantinedRow,
+    QueueItem,
+    RawRecord,
+    SourceInstance,
+    Touch,
+)
+
+
+def funnel_summary(session: Session) -> dict[str, Any]:
+    """Contacts by first-touch source and by tier, merges, quarantine and follow-up counts."""
+    active = Contact.status == ContactStatus.ACTIVE.value
+    contacts = session.scalar(select(func.count()).where(active)) or 0
+
+    # First touch per contact decides its source (first-touch attribution).
+    first = (
+        select(Touch.contact_id, func.min(Touch.touched_at).label("at"))
+        .group_by(Touch.contact_id)
+        .subquery()
+    )
+    first_source = (
+        select(Touch.contact_id, func.min(SourceInstance.kind).label("kind"))
+        .join(first, (first.c.contact_id == Touch.contact_id) & (first.c.at == Touch.touched_at))
+        .join(SourceInstance, SourceInstance.id == Touch.source_instance_id)
+        .group_by(Touch.contact_id)
+        .subquery()
+    )
+    by_source = {
+        kind: n
+        for kind, n in session.execute(
+            select(first_source.c.kind, func.count())
+            .join(Contact, Contact.id == first_source.c.contact_id)
+            .where(active)
+            .group_by(first_source.c.kind)
+            .order_by(first_source.c.kind)
+        )
+    }
+    by_tier = {
+        (tier or "unplaced"): n
+        for tier, n in session.execute(
+            select(Contact.tier, func.count())
+            .where(active)
+            .group_by(Contact.tier)
+            .order_by(Contact.tier)
+        )
+    }
+    by_status = dict(
+        session.execute(select(Contact.status, func.count()).group_by(Contact.status))
+        .tuples()
+        .all()
+    )
+    followups = dict(
+        session.execute(select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state))
+        .tuples()
+        .all()
+    )
+    return {
+        "contacts": contacts,
+        "by_source": by_source,
+        "by_tier": by_tier,
+        "merged": by_status.get(ContactStatus.MERGED.value, 0),
+        "removed": by_status.get(ContactStatus.REMOVED.value, 0),
+        "raw_records": session.scalar(select(func.count()).select_from(RawRecord)) or 0,
+        "quarantined": session.scalar(select(func.count()).select_from(QuarantinedRow)) or 0,
+        "followups": {"planned_total": sum(followups.values()), "by_state": followups},
+        "prospect_queue": session.scalar(
+            select(func.count()).select_from(QueueItem).where(QueueItem.open_key.is_not(None))
+        )
+        or 0,
+    }

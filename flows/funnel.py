@@ -1,0 +1,146 @@
+"""The funnel flow: ingest every source → score and route → plan follow-ups, once.
+
+`qunflow demo` runs it on the bundled sample; operators can run it from the Prefect UI on
+their own inbox folder. Each stage is one Prefect task per source file or per pass (batches
+of thousands of rows inside), never a task per contact.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from pydantic import Field
+from sqlalchemy import Engine
+
+from crm import migrate
+from crm.db import transaction
+from crm.settings import Settings
+from crm.summary import funnel_summary
+from flows.runtime import engine_for
+
+# The bundled sample's files, in the order a day's imports arrive.
+SAMPLE_ORDER = ("peer-group", "peer-group-bom", "self-media", "qr-signups", "events")
+
+
+@task(name="write-sample")
+def write_sample(directory: str, contacts: int) -> dict[str, str]:
+    """Write the bundled sample (deterministic; an existing sample is kept as is)."""
+    from crm.sample import write_sample as generate
+
+    return {name: str(path) for name, path in generate(Path(directory), contacts=contacts).items()}
+
+
+@task(name="ingest-file")
+def ingest_file(database_url: str, kind: str, path: str, as_of: datetime | None) -> dict[str, Any]:
+    """Import one file of one source kind; re-importing the same file adds nothing."""
+    from crm.ingest.service import ingest_path
+
+    report = ingest_path(engine_for(database_url), kind, Path(path), now=as_of)
+    return report.as_dict()
+
+
+@task(name="score-and-route")
+def score_and_route(database_url: str, as_of: datetime | None) -> dict[str, Any]:
+    """Score every contact and move them between tiers (set-based batches)."""
+    from crm.routing import route
+
+    return route(engine_for(database_url), now=as_of).as_dict()
+
+
+@task(name="plan-follow-ups")
+def plan_followups(database_url: str, as_of: datetime | None) -> dict[str, Any]:
+    """Plan every campaign's due messages into the outbox (idempotent)."""
+    from crm.campaigns import plan_all
+
+    return plan_all(engine_for(database_url), now=as_of)
+
+
+@task(name="summarize")
+def summarize(database_url: str) -> dict[str, Any]:
+    """Count the funnel as it now stands."""
+    with transaction(engine_for(database_url)) as session:
+        return funnel_summary(session)
+
+
+@flow(name="funnel", log_prints=False)
+def funnel_flow(
+    database_url: Annotated[str, Field(description="CRM database URL (SQLAlchemy form).")],
+    sample_dir: Annotated[
+        str, Field(description="Folder of the sample files (written if missing).")
+    ],
+    sample_contacts: Annotated[int, Field(ge=10, le=100_000, description="Sample size.")] = 300,
+    as_of: Annotated[
+        datetime | None, Field(description="Business time of the run (default: now).")
+    ] = None,
+) -> dict[str, Any]:
+    """Run the whole funnel once over the sample: ingest, score and route, plan follow-ups."""
+    logger = get_run_logger()
+    files = write_sample(sample_dir, sample_contacts)
+    ingested: dict[str, dict[str, Any]] = {}
+    for name in SAMPLE_ORDER:
+        if name in files:
+            kind = name.removesuffix("-bom")
+            ingested[name] = ingest_file(database_url, kind, files[name], as_of)
+    routed = score_and_route(database_url, as_of)
+    planned = plan_followups(database_url, as_of)
+    summary = summarize(database_url)
+    summary["this_run"] = {"ingested": ingested, "routed": routed, "planned": planned}
+    logger.info("funnel: %s contacts, tiers %s", summary["contacts"], summary["by_tier"])
+    _publish(summary)
+    return summary
+
+
+def _publish(summary: dict[str, Any]) -> None:
+    rows = [
+        {"file": name, **{k: v for k, v in rep.items() if k != "reasons"}}
+        for name, rep in summary["this_run"]["ingested"].items()
+    ]
+    create_table_artifact(table=rows, key="funnel-ingest", description="Imports of this run")
+    create_markdown_artifact(
+        key="funnel-summary",
+        markdown="\n".join(
+            ["# Funnel run", "", *(f"- {line}" for line in funnel_summary_lines(summary))]
+        ),
+        description="Contacts per source and tier after this run",
+    )
+
+
+def funnel_summary_lines(summary: dict[str, Any]) -> list[str]:
+    """The summary as readable lines (CLI and markdown artifact)."""
+    run = summary.get("this_run", {})
+    ingested = run.get("ingested", {})
+    new = sum(r.get("new_contacts", 0) for r in ingested.values())
+    read = sum(r.get("read", 0) for r in ingested.values())
+    quarantined = sum(r.get("quarantined", 0) for r in ingested.values())
+    moves = run.get("routed", {}).get("moves", {})
+    states = ", ".join(f"{k} {v}" for k, v in summary["followups"]["by_state"].items())
+    lines = [
+        f"contacts: {summary['contacts']} active ({summary['merged']} duplicates merged, "
+        f"{summary['removed']} removed)",
+        "by source (first touch): "
+        + ", ".join(f"{k} {v}" for k, v in summary["by_source"].items()),
+        "by tier: " + ", ".join(f"{k} {v}" for k, v in summary["by_tier"].items()),
+        f"this run: read {read} records, {new} new contacts, {quarantined} quarantined; "
+        + (
+            "moves " + ", ".join(f"{k} {v}" for k, v in moves.items()) if moves else "no tier moves"
+        ),
+        f"follow-ups in the outbox: {summary['followups']['planned_total']} ({states or 'none'}); "
+        f"planned this run: {run.get('planned', {}).get('planned', 0)}",
+        f"prospect queue: {summary['prospect_queue']} open items; "
+        f"quarantine: {summary['quarantined']} rows",
+    ]
+    return lines
+
+
+def run_demo(engine: Engine, settings: Settings) -> dict[str, Any]:
+    """Migrate, then run the funnel flow over the bundled sample at the sample's own date."""
+    from crm.sample import SAMPLE_AS_OF
+
+    migrate.upgrade(engine)
+    url = engine.url.render_as_string(hide_password=False)
+    sample_dir = settings.data_dir / "sample"
+    return funnel_flow(database_url=url, sample_dir=str(sample_dir), as_of=SAMPLE_AS_OF)

@@ -1,0 +1,27 @@
+"""What flows share at run time: settings and one engine per database URL per process."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from sqlalchemy import Engine
+
+from crm.db import make_engine
+from crm.settings import Settings, get_settings
+
+
+@cache
+def settings() -> Settings:
+    """Settings of this worker process, read on first use (never at import)."""
+    return get_settings()
+
+
+@cache
+def engine_for(url: str) -> Engine:
+    """One pooled engine per URL: tasks receive URLs, which Prefect can hash and show."""
+    return make_engine(url)
+
+
+def engine() -> Engine:
+    """The engine of the configured CRM database."""
+    return engine_for(settings().sqlalchemy_url)
