@@ -1,0 +1,57 @@
+"""The CLI as a user meets it: help, configuration errors, the schema commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+QUNFLOW = str(Path(sys.executable).with_name("qunflow"))
+
+
+def run(args, env, check=True):
+    proc = subprocess.run([QUNFLOW, *args], env=env, capture_output=True, text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"qunflow {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
+    return proc
+
+
+def test_bad_database_url_is_one_line_exit_2(tmp_path):
+    env = dict(os.environ, QUNFLOW_DATABASE_URL="nonsense", QUNFLOW_DATA_DIR=str(tmp_path))
+    proc = run(["demo"], env, check=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "QUNFLOW_DATABASE_URL" in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_unreachable_database_is_one_line(tmp_path):
+    env = dict(
+        os.environ,
+        QUNFLOW_DATABASE_URL="postgresql+psycopg://nobody@127.0.0.1:9/none",
+        QUNFLOW_DATA_DIR=str(tmp_path),
+    )
+    proc = run(["db", "status"], env, check=False)
+    assert proc.returncode == 2
+    assert "QUNFLOW_DATABASE_URL" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_db_upgrade_then_status(cli_env):
+    run(["db", "upgrade"], cli_env)
+    status = json.loads(run(["db", "status", "--json"], cli_env).stdout)
+    assert status["current"] == status["head"] is not None
+
+
+def test_crm_never_imports_prefect():
+    code = (
+        "import sys, importlib, pkgutil, crm\n"
+        "for m in pkgutil.walk_packages(crm.__path__, 'crm.'):\n"
+        "    if '.migrations' not in m.name: importlib.import_module(m.name)\n"
+        "print('prefect' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
