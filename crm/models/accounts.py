@@ -66,4 +66,8 @@ class CapUsage(Base):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     used: Mapped[int] = mapped_column(default=0, server_default="0")
     cap: Mapped[int]
+    # What the latest reservation got: a batch asks for k and may get fewer (set in the same
+    # conditional upsert, so the answer is exact under concurrency).
+    granted: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Pacing: the (jittered) time of the latest reserved action.
     last_at: Mapped[datetime | None]

@@ -37,6 +37,9 @@ class OutboxMessage(Base):
     rendered: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(String(500))  # skip / defer / failure reason
     sent_at: Mapped[datetime | None]
+    # Set in the commit just before the provider call: a reclaimed row with this set may have
+    # reached the provider, so it is looked up (or failed as unknown), never blindly resent.
+    sending_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

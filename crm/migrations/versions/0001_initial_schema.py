@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 22:56:51.498305
+Create Date: 2026-11-23 23:03:45.565896
 """
 
 from collections.abc import Sequence
@@ -53,6 +53,7 @@ def upgrade() -> None:
     sa.Column('day', sa.Date(), nullable=False),
     sa.Column('used', sa.Integer(), server_default='0', nullable=False),
     sa.Column('cap', sa.Integer(), nullable=False),
+    sa.Column('granted', sa.Integer(), server_default='0', nullable=False),
     sa.Column('last_at', crm.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('subject', 'action', 'day', name=op.f('pk_cap_usage'))
     )
@@ -305,6 +306,7 @@ def upgrade() -> None:
     sa.Column('rendered', sa.Text(), nullable=True),
     sa.Column('reason', sa.String(length=500), nullable=True),
     sa.Column('sent_at', crm.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('sending_at', crm.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', crm.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', crm.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['operator_accounts.id'], name=op.f('fk_outbox_account_id_operator_accounts')),
