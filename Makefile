@@ -41,7 +41,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 serve: $(STAMP)
-	$(BIN)/python -m deployments.serve
+	$(BIN)/python -m deployments.stack
 
 web: $(STAMP)
 	$(BIN)/qunflow web
