@@ -52,6 +52,9 @@ class QueueItem(Base):
         Index("ix_queue_items_status_priority", "status", "priority", "created_at"),
         Index("ix_queue_items_assignee_status", "assignee_id", "status"),
         Index("ix_queue_items_contact", "contact_id"),
+        # The pool in claim order (due first, then priority, then oldest) and lease expiry.
+        Index("ix_queue_items_status_sla", "status", "sla_due_at", "priority", "created_at"),
+        Index("ix_queue_items_status_lease", "status", "lease_expires_at"),
     )
 
 

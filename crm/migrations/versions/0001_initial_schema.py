@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 23:03:45.565896
+Create Date: 2026-11-23 23:04:54.790565
 """
 
 from collections.abc import Sequence
@@ -175,7 +175,9 @@ def upgrade() -> None:
     with op.batch_alter_table('queue_items', schema=None) as batch_op:
         batch_op.create_index('ix_queue_items_assignee_status', ['assignee_id', 'status'], unique=False)
         batch_op.create_index('ix_queue_items_contact', ['contact_id'], unique=False)
+        batch_op.create_index('ix_queue_items_status_lease', ['status', 'lease_expires_at'], unique=False)
         batch_op.create_index('ix_queue_items_status_priority', ['status', 'priority', 'created_at'], unique=False)
+        batch_op.create_index('ix_queue_items_status_sla', ['status', 'sla_due_at', 'priority', 'created_at'], unique=False)
 
     op.create_table('tier_changes',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -469,7 +471,9 @@ def downgrade() -> None:
 
     op.drop_table('tier_changes')
     with op.batch_alter_table('queue_items', schema=None) as batch_op:
+        batch_op.drop_index('ix_queue_items_status_sla')
         batch_op.drop_index('ix_queue_items_status_priority')
+        batch_op.drop_index('ix_queue_items_status_lease')
         batch_op.drop_index('ix_queue_items_contact')
         batch_op.drop_index('ix_queue_items_assignee_status')
 
