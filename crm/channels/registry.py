@@ -1,0 +1,45 @@
+"""Building the configured channels from settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from crm.channels.base import Channel
+from crm.channels.email import SmtpChannel
+from crm.channels.local import FileChannel, NullChannel
+from crm.channels.webhook import WebhookChannel
+from crm.channels.wecom import WecomChannel
+from crm.settings import Settings
+
+KNOWN = ("console", "file", "null", "email", "wecom", "webhook")
+
+
+def build_channels(
+    settings: Settings, names: Iterable[str] | None = None, *, file_path: Path | None = None
+) -> dict[str, Channel]:
+    """The channels that settings configure (or the named ones); unconfigured ones are left out."""
+    wanted = set(names) if names is not None else set(KNOWN)
+    out: dict[str, Channel] = {}
+    if "console" in wanted:
+        out["console"] = FileChannel(None, name="console")
+    if "file" in wanted:
+        out["file"] = FileChannel(file_path or settings.data_dir / "outbox.jsonl")
+    if "null" in wanted:
+        out["null"] = NullChannel()
+    if "email" in wanted and settings.smtp_host:
+        out["email"] = SmtpChannel(
+            settings.smtp_host,
+            settings.smtp_port,
+            sender=settings.smtp_from,
+            user=settings.smtp_user,
+            password=settings.smtp_password,
+            starttls=settings.smtp_starttls,
+        )
+    if "wecom" in wanted and settings.wecom_corp_id and settings.wecom_secret:
+        out["wecom"] = WecomChannel(
+            settings.wecom_base_url, settings.wecom_corp_id, settings.wecom_secret
+        )
+    if "webhook" in wanted and settings.outbound_webhook_url:
+        out["webhook"] = WebhookChannel(settings.outbound_webhook_url, settings.webhook_secret)
+    return out
