@@ -1,0 +1,168 @@
+"""Public pages and hooks (no login): the QR sign-up form and the signed lead/event webhooks.
+
+The app that includes :data:`router` may put ``engine`` and ``settings`` on ``app.state``;
+otherwise they are built from the environment on first use.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+
+import templates as templates_pkg
+from crm.db import make_engine
+from crm.inbox import accept_pushed, accept_signup
+from crm.qr import ExpiredToken, InvalidToken, QrClaims, new_nonce, sign_nonce, verify_nonce
+from crm.qr import verify_token as verify_qr_token
+from crm.settings import Settings, get_settings
+from crm.signup import questions_for, validate_signup
+from crm.webhook import SIGNATURE_HEADER, verify
+
+router = APIRouter()
+
+MAX_HOOK_BODY = 1_000_000  # bytes; pushed batches larger than this are refused (413)
+MAX_FORM_FIELDS = 50
+
+_env = Environment(
+    loader=FileSystemLoader(Path(templates_pkg.__file__).parent / "web"),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _settings(request: Request) -> Settings:
+    state = request.app.state
+    if getattr(state, "settings", None) is None:
+        state.settings = get_settings()
+    settings: Settings = state.settings
+    return settings
+
+
+def _engine(request: Request) -> Engine:
+    state = request.app.state
+    if getattr(state, "engine", None) is None:
+        state.engine = make_engine(_settings(request).sqlalchemy_url)
+    engine: Engine = state.engine
+    return engine
+
+
+def _page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    html = _env.get_template(name).render(**context)
+    return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def _claims_or_page(request: Request, token: str) -> QrClaims | HTMLResponse:
+    try:
+        return verify_qr_token(token, _settings(request).secret_key)
+    except ExpiredToken:
+        return _page(
+            "signup_invalid.html",
+            ExpiredToken.http_status,
+            title="二维码已过期",
+            message="这个报名二维码已经过期，报名未被提交。",
+        )
+    except InvalidToken:
+        return _page(
+            "signup_invalid.html",
+            InvalidToken.http_status,
+            title="链接无效",
+            message="这个报名链接不完整或已被修改，报名未被提交。",
+        )
+
+
+def _form_page(
+    request: Request,
+    token: str,
+    claims: QrClaims,
+    *,
+    form: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    nonce: str | None = None,
+) -> HTMLResponse:
+    settings = _settings(request)
+    return _page(
+        "signup.html",
+        422 if errors else 200,
+        action=f"/s/{token}",
+        campaign=claims.campaign,
+        location=claims.location,
+        questions=questions_for(claims.campaign),
+        form=form or {},
+        errors=errors or {},
+        nonce=nonce or sign_nonce(claims.code_id, new_nonce(), settings.secret_key),
+    )
+
+
+@router.get("/s/{token}", response_class=HTMLResponse)
+def signup_form(request: Request, token: str) -> HTMLResponse:
+    """The sign-up form of a QR code, with a fresh one-time form nonce."""
+    claims = _claims_or_page(request, token)
+    if isinstance(claims, HTMLResponse):
+        return claims
+    return _form_page(request, token, claims)
+
+
+@router.post("/s/{token}", response_class=HTMLResponse)
+async def signup_submit(request: Request, token: str) -> HTMLResponse:
+    """Check and store a sign-up (pending); the same form posted twice is stored once."""
+    claims = _claims_or_page(request, token)
+    if isinstance(claims, HTMLResponse):
+        return claims
+    posted = await request.form(max_fields=MAX_FORM_FIELDS)
+    form = {k: v for k, v in posted.items() if isinstance(v, str)}
+    settings = _settings(request)
+    try:
+        nonce = verify_nonce(claims.code_id, form.get("nonce", ""), settings.secret_key)
+    except InvalidToken:
+        return _page(
+            "signup_invalid.html",
+            400,
+            title="表单已失效",
+            message="请重新打开报名页面后再提交。",
+        )
+    checked = validate_signup(form, questions_for(claims.campaign))
+    if not checked.ok:
+        return _form_page(
+            request, token, claims, form=form, errors=checked.errors, nonce=form["nonce"]
+        )
+    engine = _engine(request)
+    await run_in_threadpool(accept_signup, engine, claims.source_spec(), nonce, checked.values)
+    return _page("signup_thanks.html", campaign=claims.campaign)
+
+
+async def _hook(request: Request, kind: str) -> Response:
+    body = await request.body()
+    if len(body) > MAX_HOOK_BODY:
+        return JSONResponse({"error": "body too large"}, status_code=413)
+    secret = _settings(request).webhook_secret
+    if not verify(body, request.headers.get(SIGNATURE_HEADER), secret):
+        return JSONResponse({"error": "bad or missing signature"}, status_code=401)
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return JSONResponse({"error": "body is not JSON"}, status_code=400)
+    objects = data if isinstance(data, list) else [data]
+    if not objects:
+        return JSONResponse({"error": "no objects in body"}, status_code=400)
+    result = await run_in_threadpool(accept_pushed, _engine(request), kind, objects)
+    return JSONResponse(result.as_dict(), status_code=202)
+
+
+@router.post("/hooks/leads")
+async def hook_leads(request: Request) -> Response:
+    """Leads pushed by a self-media platform connector, signed with the webhook secret."""
+    return await _hook(request, "leads")
+
+
+@router.post("/hooks/events")
+async def hook_events(request: Request) -> Response:
+    """Activity events pushed by another system, signed with the webhook secret."""
+    return await _hook(request, "events")
