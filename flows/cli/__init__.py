@@ -7,7 +7,7 @@ import sys
 import typer
 
 from crm.errors import QunflowError
-from flows.cli import contacts, db, demo
+from flows.cli import contacts, db, demo, qr
 
 app = typer.Typer(
     name="qunflow",
@@ -19,6 +19,7 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(contacts.app, name="contacts")
 app.command("demo")(demo.demo)
+app.add_typer(qr.app, name="qr")
 
 
 def main() -> None:
