@@ -1,0 +1,507 @@
+"""Lead scores: pure signal arithmetic over a contact's facts, and their set-based DB feed.
+
+A score is the integer sum of its signals, so the stored breakdown adds up to it exactly, and
+it is reproducible from the events, the touches, the consents and the rules version alone
+(given the time it was computed at). The pure part (:func:`evaluate`, :func:`score`,
+:func:`bucket_events`) knows nothing of the database; :func:`load_facts` aggregates one batch of
+contacts with a few GROUP BY queries and :func:`store_scores` writes a batch back at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Date, and_, case, cast, func, literal, or_, select, text, update
+from sqlalchemy.orm import Session
+
+from crm.db import is_postgres
+from crm.domain import EventKind
+from crm.models import Consent, Contact, Event, SourceInstance, Touch
+from crm.rules import Rules
+
+# Events that show a contact is alive (anything a person does themselves).
+ACTIVITY_KINDS = frozenset(
+    {
+        EventKind.MESSAGE,
+        EventKind.SHARE,
+        EventKind.ACTIVITY_ATTENDED,
+        EventKind.REFERRAL,
+        EventKind.ANSWER,
+        EventKind.PURCHASE,
+    }
+)
+
+
+@dataclass(frozen=True)
+class EventBucket:
+    """Events of one kind on one UTC day; ``flagged`` counts intent messages or ads."""
+
+    kind: str
+    day: date
+    count: int
+    last_id: int
+    flagged: int = 0
+    flagged_last_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Screening answers (question key → answer) recorded by one event."""
+
+    event_id: int
+    answers: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ContactFacts:
+    """What scoring needs to know about one contact."""
+
+    contact_id: int
+    sources: frozenset[str] = frozenset()
+    buckets: tuple[EventBucket, ...] = ()
+    answers: tuple[Answer, ...] = ()
+    opted_out: bool = False
+    tier: str | None = None
+    status: str = "active"
+    first_seen_at: datetime | None = None
+    last_active_at: datetime | None = None
+    tier_entered_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A contact's score with its breakdown and the facts the tier rules look at."""
+
+    contact_id: int
+    score: int
+    breakdown: list[dict[str, Any]]
+    ads: int
+    violations: int
+    purchased: bool
+    opted_out: bool
+    silent_days: int
+    last_active_day: date | None
+    facts: ContactFacts = field(repr=False)
+
+
+def _round(value: float) -> int:
+    # Half up, not Python's half-to-even: operators read these numbers.
+    return int(value + 0.5) if value >= 0 else -int(-value + 0.5)
+
+
+def _capped(points: int, cap: int) -> int:
+    return min(points, cap)
+
+
+def _ids(buckets: Iterable[EventBucket], cap: int, *, flagged: bool = False) -> list[int]:
+    found = [b.flagged_last_id if flagged else b.last_id for b in buckets]
+    return sorted((int(i) for i in found if i is not None), reverse=True)[:cap]
+
+
+def text_of(payload: Mapping[str, Any]) -> str:
+    """The text a message event carries (``message`` or ``text`` key)."""
+    value = payload.get("message")
+    if value is None:
+        value = payload.get("text")
+    return value if isinstance(value, str) else ""
+
+
+def is_intent(message: str, rules: Rules) -> bool:
+    """Whether a message contains one of the intent keywords (case-insensitive)."""
+    lowered = message.lower()
+    return any(k.lower() in lowered for k in rules.signals.intent.keywords)
+
+
+def is_ad(payload: Mapping[str, Any], rules: Rules) -> bool:
+    """Whether a violation event is an ad (its ``violation`` label is an ad label)."""
+    label = payload.get("violation")
+    return isinstance(label, str) and label.lower() in _ad_labels(rules)
+
+
+def _ad_labels(rules: Rules) -> set[str]:
+    return {label.lower() for label in rules.signals.negative.ad_labels}
+
+
+def bucket_events(
+    events: Iterable[tuple[int, str, datetime, Mapping[str, Any]]], rules: Rules
+) -> tuple[tuple[EventBucket, ...], tuple[Answer, ...]]:
+    """Group raw events (id, kind, occurred_at, payload) the way :func:`load_facts` does in SQL."""
+    acc: dict[tuple[str, date], list[int | None]] = {}
+    answers: list[Answer] = []
+    for event_id, kind, occurred_at, payload in events:
+        day = occurred_at.astimezone(UTC).date()
+        slot = acc.setdefault((kind, day), [0, 0, 0, None])
+        slot[0] = (slot[0] or 0) + 1
+        slot[1] = max(slot[1] or 0, event_id)
+        flag = (kind == EventKind.MESSAGE and is_intent(text_of(payload), rules)) or (
+            kind == EventKind.VIOLATION and is_ad(payload, rules)
+        )
+        if flag:
+            slot[2] = (slot[2] or 0) + 1
+            slot[3] = max(slot[3] or 0, event_id)
+        if kind == EventKind.ANSWER:
+            answers.append(Answer(event_id, _answers_of(payload)))
+    buckets = tuple(
+        EventBucket(kind, day, int(c or 0), int(last or 0), int(fl or 0), fl_last)
+        for (kind, day), (c, last, fl, fl_last) in sorted(acc.items())
+    )
+    return buckets, tuple(answers)
+
+
+def _answers_of(payload: Mapping[str, Any]) -> Mapping[str, Any]:
+    inner = payload.get("answers")
+    return inner if isinstance(inner, Mapping) else payload
+
+
+def evaluate(facts: ContactFacts, rules: Rules, now: datetime) -> Scored:
+    """Score one contact: each signal's integer points, with the events behind them."""
+    sig = rules.signals
+    cap = rules.breakdown_event_cap
+    today = now.astimezone(UTC).date()
+    by_kind: dict[str, list[EventBucket]] = {}
+    for b in facts.buckets:
+        by_kind.setdefault(b.kind, []).append(b)
+
+    def total(kind: str) -> int:
+        return sum(b.count for b in by_kind.get(kind, ()))
+
+    messages = by_kind.get(EventKind.MESSAGE, [])
+    intent_count = sum(b.flagged for b in messages)
+    violations_b = by_kind.get(EventKind.VIOLATION, [])
+    ads = sum(b.flagged for b in violations_b)
+    violations = total(EventKind.VIOLATION) - ads
+    opted_out = facts.opted_out or total(EventKind.OPT_OUT) > 0
+
+    parts: list[dict[str, Any]] = []
+
+    def add(signal: str, points: int, events: list[int]) -> None:
+        if points:
+            parts.append({"signal": signal, "points": int(points), "events": events})
+
+    # Source quality: the best source the contact arrived through.
+    if facts.sources:
+        best = max(facts.sources, key=lambda k: (sig.source.points_for(k), k))
+        points = sig.source.points_for(best)
+        label = f"source:{best}"
+        if "self_media" in facts.sources and intent_count:
+            points += sig.source.self_media_intent_bonus
+            label += "+intent"
+        add(label, points, [])
+
+    add(
+        "intent",
+        _capped(sig.intent.weight * intent_count, sig.intent.max_points),
+        _ids(messages, cap, flagged=True),
+    )
+
+    engaged = [b for b in facts.buckets if b.kind in sig.engagement.kinds]
+    decayed = sum(
+        b.count * 0.5 ** (max(0, (today - b.day).days) / sig.engagement.half_life_days)
+        for b in engaged
+    )
+    add(
+        "engagement",
+        _capped(_round(sig.engagement.weight * decayed), sig.engagement.max_points),
+        _ids(engaged, cap),
+    )
+
+    shares = by_kind.get(EventKind.SHARE, [])
+    add(
+        "contribution",
+        _capped(
+            sig.contribution.message_weight * total(EventKind.MESSAGE)
+            + sig.contribution.share_weight * total(EventKind.SHARE),
+            sig.contribution.max_points,
+        ),
+        _ids([*messages, *shares], cap),
+    )
+
+    referrals = by_kind.get(EventKind.REFERRAL, [])
+    add(
+        "referrals",
+        _capped(sig.referrals.weight * total(EventKind.REFERRAL), sig.referrals.max_points),
+        _ids(referrals, cap),
+    )
+
+    screening_points, screening_ids = _screening(facts.answers, rules)
+    add("screening", _capped(screening_points, sig.screening.max_points), screening_ids[:cap])
+
+    attended = by_kind.get(EventKind.ACTIVITY_ATTENDED, [])
+    add(
+        "attendance",
+        _capped(
+            sig.attendance.weight * total(EventKind.ACTIVITY_ATTENDED), sig.attendance.max_points
+        ),
+        _ids(attended, cap),
+    )
+
+    neg = sig.negative
+    add("ads", neg.ad_weight if ads else 0, _ids(violations_b, cap, flagged=True))
+    add(
+        "violations",
+        neg.violation_weight * violations,
+        _ids(violations_b, cap),
+    )
+    add("opt_out", neg.opt_out_weight if opted_out else 0, _ids(by_kind.get("opt_out", []), cap))
+
+    # Silence counts from the last thing the contact did, else from when we first saw them.
+    active_days = [b.day for b in facts.buckets if b.kind in ACTIVITY_KINDS]
+    if facts.last_active_at is not None:
+        active_days.append(facts.last_active_at.astimezone(UTC).date())
+    last_day = max(active_days, default=None)
+    if last_day is None and facts.first_seen_at is not None:
+        last_day = facts.first_seen_at.astimezone(UTC).date()
+    silent_days = max(0, (today - last_day).days) if last_day is not None else 0
+    add("silence", neg.silence_weight if silent_days >= neg.silence_days else 0, [])
+
+    return Scored(
+        contact_id=facts.contact_id,
+        score=sum(p["points"] for p in parts),
+        breakdown=parts,
+        ads=ads,
+        violations=violations,
+        purchased=total(EventKind.PURCHASE) > 0,
+        opted_out=opted_out,
+        silent_days=silent_days,
+        last_active_day=last_day,
+        facts=facts,
+    )
+
+
+def _screening(answers: Sequence[Answer], rules: Rules) -> tuple[int, list[int]]:
+    points = 0
+    ids: list[int] = []
+    for question in rules.signals.screening.questions:
+        accept = [a.lower() for a in question.accept]
+        for answer in sorted(answers, key=lambda a: -a.event_id):
+            value = answer.answers.get(question.key)
+            if value is not None and any(a in str(value).lower() for a in accept):
+                points += question.weight
+                if answer.event_id not in ids:
+                    ids.append(answer.event_id)
+                break
+    return points, sorted(ids, reverse=True)
+
+
+def score(facts: ContactFacts, rules: Rules, now: datetime) -> tuple[int, list[dict[str, Any]]]:
+    """The score and its breakdown ({signal, points, events}); the points sum to the score."""
+    result = evaluate(facts, rules, now)
+    return result.score, result.breakdown
+
+
+# --- the database side -----------------------------------------------------------------------
+
+
+def _day_expr(session: Session) -> Any:
+    if is_postgres(session):
+        return cast(func.timezone("UTC", Event.occurred_at), Date)
+    return func.date(Event.occurred_at)
+
+
+def _as_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def _like_any(column: Any, words: Iterable[str]) -> Any:
+    clauses = []
+    for word in words:
+        escaped = word.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        clauses.append(column.like(f"%{escaped}%", escape="\\"))
+    return or_(*clauses) if clauses else literal(False)
+
+
+def load_facts(
+    session: Session, contact_ids: Sequence[int], rules: Rules
+) -> dict[int, ContactFacts]:
+    """Aggregate the facts of a batch of contacts (ids ascending) in a few GROUP BY queries."""
+    if not contact_ids:
+        return {}
+    lo, hi = contact_ids[0], contact_ids[-1]
+    wanted = set(contact_ids)
+    base: dict[int, dict[str, Any]] = {}
+    for row in session.execute(
+        select(
+            Contact.id,
+            Contact.tier,
+            Contact.status,
+            Contact.first_seen_at,
+            Contact.last_active_at,
+            Contact.tier_entered_at,
+            Contact.referred_by_id,
+        ).where(Contact.id.between(lo, hi))
+    ):
+        if row.id in wanted:
+            base[row.id] = {
+                "contact_id": row.id,
+                "tier": row.tier,
+                "status": row.status,
+                "first_seen_at": row.first_seen_at,
+                "last_active_at": row.last_active_at,
+                "tier_entered_at": row.tier_entered_at,
+                "sources": {"referral"} if row.referred_by_id is not None else set(),
+                "buckets": [],
+                "answers": [],
+                "opted_out": False,
+            }
+
+    for cid, kind in session.execute(
+        select(Touch.contact_id, SourceInstance.kind)
+        .join(SourceInstance, SourceInstance.id == Touch.source_instance_id)
+        .where(Touch.contact_id.between(lo, hi))
+        .group_by(Touch.contact_id, SourceInstance.kind)
+    ):
+        if cid in base:
+            base[cid]["sources"].add(kind)
+
+    message_text = func.lower(
+        func.coalesce(Event.payload["message"].as_string(), Event.payload["text"].as_string())
+    )
+    label = func.lower(Event.payload["violation"].as_string())
+    flag = case(
+        (
+            and_(
+                Event.kind == EventKind.MESSAGE.value,
+                _like_any(message_text, rules.signals.intent.keywords),
+            ),
+            1,
+        ),
+        (
+            and_(
+                Event.kind == EventKind.VIOLATION.value,
+                label.in_(sorted(_ad_labels(rules))),
+            ),
+            1,
+        ),
+        else_=0,
+    )
+    day = _day_expr(session).label("day")
+    stmt = (
+        select(
+            Event.contact_id,
+            Event.kind,
+            day,
+            func.count().label("n"),
+            func.max(Event.id).label("last_id"),
+            func.sum(flag).label("flagged"),
+            func.max(case((flag == 1, Event.id), else_=None)).label("flagged_last_id"),
+        )
+        .where(Event.contact_id.between(lo, hi))
+        .group_by(Event.contact_id, Event.kind, day)
+    )
+    for row in session.execute(stmt):
+        entry = base.get(row.contact_id)
+        if entry is None:
+            continue
+        entry["buckets"].append(
+            EventBucket(
+                kind=row.kind,
+                day=_as_date(row.day),
+                count=int(row.n),
+                last_id=int(row.last_id),
+                flagged=int(row.flagged or 0),
+                flagged_last_id=int(row.flagged_last_id) if row.flagged_last_id else None,
+            )
+        )
+
+    if rules.signals.screening.questions:
+        for cid, eid, payload in session.execute(
+            select(Event.contact_id, Event.id, Event.payload).where(
+                Event.contact_id.between(lo, hi), Event.kind == EventKind.ANSWER.value
+            )
+        ):
+            if cid in base:
+                base[cid]["answers"].append(Answer(int(eid), _answers_of(payload or {})))
+
+    # Opted out: an opt-out recorded after the latest consent (or with none at all).
+    latest = (
+        select(Consent.contact_id, Consent.kind, func.max(Consent.id).label("last"))
+        .where(Consent.contact_id.between(lo, hi))
+        .group_by(Consent.contact_id, Consent.kind)
+    )
+    marks: dict[int, dict[str, int]] = {}
+    for cid, kind, last in session.execute(latest):
+        marks.setdefault(cid, {})[kind] = int(last)
+    for cid, kinds in marks.items():
+        if cid in base and kinds.get("opt_out", 0) > kinds.get("consent", 0):
+            base[cid]["opted_out"] = True
+
+    return {
+        cid: ContactFacts(
+            contact_id=cid,
+            sources=frozenset(e["sources"]),
+            buckets=tuple(e["buckets"]),
+            answers=tuple(e["answers"]),
+            opted_out=e["opted_out"],
+            tier=e["tier"],
+            status=e["status"],
+            first_seen_at=e["first_seen_at"],
+            last_active_at=e["last_active_at"],
+            tier_entered_at=e["tier_entered_at"],
+        )
+        for cid, e in base.items()
+    }
+
+
+def store_scores(session: Session, scored: Sequence[Scored], rules: Rules, now: datetime) -> None:
+    """Write a batch of scores back in one statement (COPY + UPDATE … FROM on PostgreSQL)."""
+    if not scored:
+        return
+    if is_postgres(session):
+        _store_scores_pg(session, scored, rules, now)
+        return
+    # ORM bulk UPDATE by primary key: one executemany.
+    session.execute(
+        update(Contact),
+        [
+            {
+                "id": s.contact_id,
+                "score": s.score,
+                "score_breakdown": s.breakdown,
+                "rules_version": rules.version,
+                "scored_at": now,
+                "warnings": s.violations,
+                "updated_at": now,
+            }
+            for s in scored
+        ],
+    )
+
+
+def _store_scores_pg(
+    session: Session, scored: Sequence[Scored], rules: Rules, now: datetime
+) -> None:
+    conn = session.connection()
+    conn.execute(
+        text(
+            "CREATE TEMP TABLE IF NOT EXISTS route_scores "
+            "(id bigint PRIMARY KEY, score integer, breakdown jsonb, warnings integer) "
+            "ON COMMIT DROP"
+        )
+    )
+    conn.execute(text("TRUNCATE route_scores"))
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with (
+        raw.cursor() as cur,
+        cur.copy("COPY route_scores (id, score, breakdown, warnings) FROM STDIN") as copy,
+    ):
+        for s in scored:
+            copy.write_row(
+                (s.contact_id, s.score, json.dumps(s.breakdown, ensure_ascii=False), s.violations)
+            )
+    conn.execute(
+        text(
+            "UPDATE contacts SET score = s.score, score_breakdown = s.breakdown, "
+            "warnings = s.warnings, rules_version = :version, scored_at = :at "
+            "FROM route_scores s WHERE contacts.id = s.id"
+        ),
+        {"version": rules.version, "at": now},
+    )

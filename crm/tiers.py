@@ -1,0 +1,196 @@
+"""The tier state machine (open → active → prospect → paid) and the sales "won" entry to paid.
+
+:func:`next_tier` is pure: given a contact's tier, score and facts, it returns the one move
+the rules call for, with a reason, or None. Hysteresis keeps contacts from flapping: a tier
+is entered at ``enter_at`` and kept while the score stays at ``stay_above`` or more. One
+step at a time, except a purchase (straight to paid) and removals (ads, rule breaking,
+lurking in the open tier). Opted-out contacts are never promoted by score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import insert, update
+from sqlalchemy.orm import Session
+
+from crm.audit import audit
+from crm.domain import TIER_ORDER, ContactStatus, Tier
+from crm.errors import InputError
+from crm.models import Contact, TierChange, utcnow
+from crm.rules import Rules, configured_rules
+
+REMOVED = "removed"
+NEW = "new"
+
+
+@dataclass(frozen=True)
+class TierFacts:
+    """What the tier rules look at besides the score."""
+
+    ads: int = 0
+    violations: int = 0
+    purchased: bool = False
+    opted_out: bool = False
+    silent_days: int = 0
+    days_in_tier: int = 0
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One move: ``to_tier`` None means the contact is removed from the funnel."""
+
+    from_tier: str | None
+    to_tier: str | None
+    reason: str
+
+    @property
+    def removed(self) -> bool:
+        """True when the contact leaves the funnel."""
+        return self.to_tier is None
+
+    @property
+    def key(self) -> str:
+        """``from->to`` as counted in route results (``new`` and ``removed`` at the ends)."""
+        return f"{self.from_tier or NEW}->{self.to_tier or REMOVED}"
+
+
+def _step(tier: str, delta: int) -> str:
+    index = TIER_ORDER.index(Tier(tier)) + delta
+    return TIER_ORDER[max(0, min(index, len(TIER_ORDER) - 1))].value
+
+
+def next_tier(current: str | None, score: int, facts: TierFacts, rules: Rules) -> Transition | None:
+    """The tier move the rules call for now, or None to stay."""
+    life = rules.lifecycle
+    if facts.ads and life.remove_on_ad:
+        return Transition(current, None, f"removed: {facts.ads} ad(s) posted")
+    if facts.violations >= life.remove_after_violations:
+        return Transition(
+            current,
+            None,
+            f"removed: {facts.violations} rule violations (limit {life.remove_after_violations})",
+        )
+    if current is None:
+        return Transition(None, Tier.OPEN.value, "entered the funnel")
+    if current == Tier.PAID:
+        return None  # paid is kept: a customer is never demoted by score or silence
+    if facts.purchased and life.purchase_to_paid:
+        return Transition(current, Tier.PAID.value, "purchase")
+
+    if current == Tier.OPEN and facts.silent_days >= life.remove_after_silent_days:
+        return Transition(current, None, f"removed: silent {facts.silent_days} days")
+    if (
+        current != Tier.OPEN
+        and facts.silent_days >= life.demote_after_silent_days
+        and facts.days_in_tier >= life.demote_after_silent_days
+    ):
+        return Transition(current, _step(current, -1), f"silent {facts.silent_days} days")
+
+    upper = _step(current, +1)
+    threshold = rules.tiers.threshold(upper)
+    if threshold is not None and score >= threshold.enter_at and not facts.opted_out:
+        return Transition(current, upper, f"score {score} >= {threshold.enter_at}")
+    own = rules.tiers.threshold(current)
+    if own is not None and score < own.stay_above:
+        return Transition(
+            current, _step(current, -1), f"score {score} < stay_above {own.stay_above}"
+        )
+    return None
+
+
+def record_transitions(
+    session: Session,
+    moves: list[tuple[Transition, int, int]],
+    *,
+    rules_version: str | None,
+    actor: str,
+    now: datetime,
+) -> None:
+    """Apply moves (transition, contact id, score) to contacts and append them to history."""
+    if not moves:
+        return
+    session.execute(
+        insert(TierChange),
+        [
+            {
+                "contact_id": cid,
+                "from_tier": t.from_tier,
+                "to_tier": t.to_tier,
+                "reason": t.reason[:200],
+                "rules_version": rules_version,
+                "score": score,
+                "actor": actor,
+                "changed_at": now,
+            }
+            for t, cid, score in moves
+        ],
+    )
+    by_target: dict[str | None, list[int]] = {}
+    for t, cid, _score in moves:
+        by_target.setdefault(t.to_tier, []).append(cid)
+    for target, ids in by_target.items():
+        for start in range(0, len(ids), 5000):
+            chunk = ids[start : start + 5000]
+            values: dict[str, object] = {"tier_entered_at": now, "updated_at": now}
+            if target is None:
+                values["status"] = ContactStatus.REMOVED.value
+            else:
+                values["tier"] = target
+            session.execute(
+                update(Contact).where(Contact.id.in_(chunk)).values(**values),
+                execution_options={"synchronize_session": False},
+            )
+
+
+def mark_paid(
+    session: Session,
+    contact_id: int,
+    *,
+    reason: str,
+    actor: str,
+    now: datetime | None = None,
+    rules: Rules | None = None,
+) -> Transition | None:
+    """Move a contact to paid (a sales "won" outcome); history and a paid-group invitation.
+
+    Runs in the caller's transaction. Returns None when the contact already is paid.
+    """
+    at = now or utcnow()
+    contact = session.get(Contact, contact_id, with_for_update=True)
+    if contact is None:
+        raise InputError(f"contact {contact_id} does not exist")
+    if contact.status != ContactStatus.ACTIVE:
+        raise InputError(f"contact {contact_id} is {contact.status}, not active")
+    if contact.tier == Tier.PAID:
+        return None
+    move = Transition(contact.tier, Tier.PAID.value, reason or "won")
+    session.add(
+        TierChange(
+            contact_id=contact.id,
+            from_tier=contact.tier,
+            to_tier=Tier.PAID.value,
+            reason=move.reason[:200],
+            rules_version=contact.rules_version,
+            score=contact.score,
+            actor=actor,
+            changed_at=at,
+        )
+    )
+    contact.tier = Tier.PAID.value
+    contact.tier_entered_at = at
+    audit(
+        session,
+        actor,
+        "tier.mark_paid",
+        object_type="contact",
+        object_id=contact.id,
+        details={"from": move.from_tier, "reason": move.reason},
+        at=at,
+    )
+    session.flush()
+    from crm.placement import place_contacts  # placement builds on tiers, not the reverse
+
+    place_contacts(session, {Tier.PAID.value: [contact.id]}, rules or configured_rules(), now=at)
+    return move
