@@ -7,7 +7,7 @@ import sys
 import typer
 
 from crm.errors import QunflowError
-from flows.cli import contacts, db, demo, qr
+from flows.cli import contacts, db, demo, qr, queue, users, web
 
 app = typer.Typer(
     name="qunflow",
@@ -19,6 +19,9 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(contacts.app, name="contacts")
 app.command("demo")(demo.demo)
+app.add_typer(users.app, name="users")
+app.add_typer(queue.app, name="queue")
+app.command("web")(web.web)
 app.add_typer(qr.app, name="qr")
 
 

@@ -1,0 +1,152 @@
+"""`qunflow queue …`: the prospect queue from the command line (list, claim, outcome, assign)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import typer
+
+from crm import queue
+from crm.db import transaction
+from crm.errors import InputError
+from crm.users import user_id_by_name
+from flows.cli.common import engine, print_json, print_table, settings
+
+app = typer.Typer(help="Work the prospect queue.", no_args_is_help=True)
+
+_COLUMNS = ["item_id", "contact_id", "name", "tier", "score", "status", "assignee", "sla_due_at"]
+
+
+def _user(name: str) -> int:
+    with transaction(engine()) as session:
+        return user_id_by_name(session, name)
+
+
+@app.command("list")
+def list_(
+    view: str = typer.Option("pool", help="pool, mine, team, closed or all."),
+    user: str | None = typer.Option(None, "--user", help="Whose queue, for --view mine."),
+    sort: str = typer.Option("sla", help=f"Sort key: {', '.join(queue.SORTS)}."),
+    desc: bool = typer.Option(False, "--desc", help="Sort descending."),
+    limit: int = typer.Option(50, min=1, max=500, help="How many to show."),
+    offset: int = typer.Option(0, min=0, help="Skip this many (paging)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """List queue items of a view, SLA due first."""
+    uid = _user(user) if user else None
+    with transaction(engine()) as session:
+        page = queue.list_queue(
+            session, view=view, user_id=uid, sort=sort, descending=desc, limit=limit, offset=offset
+        )
+    if as_json:
+        print_json(page)
+        return
+    print_table(page["items"], _COLUMNS)
+
+
+@app.command()
+def claim(
+    user: str = typer.Option(..., "--user", help="Who claims."),
+    item: int | None = typer.Option(None, "--item", help="A specific item (else the next)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Claim the next prospect in the pool (or one item) with a lease."""
+    uid = _user(user)
+    zone = settings().zone
+    if item is None:
+        got = queue.claim_next(engine(), uid, zone=zone)
+    else:
+        got = queue.claim_item(engine(), item, uid, zone=zone)
+    if as_json:
+        print_json(got)
+        return
+    if got is None:
+        typer.echo("the pool is empty")
+        return
+    typer.echo(
+        f"{user} claimed item {got['item_id']} (contact {got['contact_id']}) "
+        f"until {got['lease_expires_at']:%Y-%m-%d %H:%M} UTC"
+    )
+
+
+@app.command()
+def outcome(
+    item: int = typer.Argument(..., help="Queue item id."),
+    status: str = typer.Argument(..., help=f"One of: {', '.join(queue.OUTCOMES)}."),
+    user: str | None = typer.Option(
+        None, "--user", help="Who records it (default: the item's holder)."
+    ),
+    reason: str | None = typer.Option(None, "--reason", help="Why (required for lost)."),
+    until: str | None = typer.Option(
+        None, "--until", help="For snoozed: ISO time with offset, e.g. 2026-03-05T09:00+08:00."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Record an outcome on a held item: contacted, qualified, won, lost, snoozed."""
+    when = None
+    if until is not None:
+        try:
+            when = datetime.fromisoformat(until)
+        except ValueError as exc:
+            raise InputError(f"--until: not an ISO time: {until!r}") from exc
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=settings().zone)
+    with transaction(engine()) as session:
+        if user is not None:
+            uid = user_id_by_name(session, user)
+        else:
+            holder = queue.get_item(session, item)["assignee_id"]
+            if holder is None:
+                raise InputError(f"queue item {item} is not held by anyone: pass --user")
+            uid = int(holder)
+    result = queue.record_outcome(engine(), item, uid, status, reason=reason, until=when)
+    if as_json:
+        print_json(result)
+        return
+    typer.echo(f"item {item}: {result['status']}")
+
+
+@app.command()
+def release(
+    item: int = typer.Argument(..., help="Queue item id."),
+    user: str = typer.Option(..., "--user", help="The holder (or a manager)."),
+) -> None:
+    """Give a held item back to the pool."""
+    queue.release(engine(), item, _user(user))
+    typer.echo(f"item {item} is back in the pool")
+
+
+@app.command()
+def assign(
+    item: int = typer.Argument(..., help="Queue item id."),
+    to: str = typer.Option(..., "--to", help="Who gets it."),
+    by: str = typer.Option(..., "--by", help="The manager assigning it."),
+) -> None:
+    """Assign or reassign an item (managers and admins)."""
+    result = queue.assign(engine(), item, _user(to), _user(by), zone=settings().zone)
+    typer.echo(f"item {item} -> {result['assignee']}")
+
+
+@app.command("assign-pool")
+def assign_pool(
+    strategy: str = typer.Option(
+        "round_robin", help=f"How to hand out pool items: {', '.join(queue.STRATEGIES)}."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Hand pool items to active sales staff within their caps."""
+    result = queue.assign_pool(engine(), strategy, zone=settings().zone, actor="cli")
+    if as_json:
+        print_json(result)
+        return
+    typer.echo(f"assigned {result['assigned']}: {result['by_user']}")
+
+
+@app.command()
+def expire(as_json: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
+    """Return items whose lease ran out to the pool."""
+    n = queue.expire_leases(engine())
+    if as_json:
+        print_json({"expired": n})
+        return
+    typer.echo(f"{n} item(s) back in the pool")

@@ -1,0 +1,82 @@
+"""`qunflow users …`: staff accounts for the sales workspace (roles, passwords, caps)."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+
+import typer
+
+from crm.db import transaction
+from crm.domain import UserRole
+from crm.errors import InputError
+from crm.users import add_user, list_users, set_caps
+from flows.cli.common import engine, print_json, print_table
+
+app = typer.Typer(help="Staff accounts: sales, managers, admins.", no_args_is_help=True)
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise InputError("no password on standard input")
+        return password
+    first = getpass.getpass("password: ")
+    second = getpass.getpass("again: ")
+    if first != second:
+        raise InputError("the two passwords differ")
+    return first
+
+
+@app.command("add")
+def add(
+    name: str = typer.Argument(..., help="Login name."),
+    role: UserRole = typer.Option(..., "--role", help="sales, manager or admin."),
+    display_name: str | None = typer.Option(None, "--display-name", help="Name shown in pages."),
+    locale: str = typer.Option("zh-CN", help="Page language: zh-CN or en."),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password from the first line of stdin."
+    ),
+) -> None:
+    """Add a staff user (the password is prompted for twice unless --password-stdin)."""
+    password = _read_password(password_stdin)
+    user = add_user(
+        engine(),
+        name,
+        role=role.value,
+        password=password,
+        display_name=display_name,
+        locale=locale,
+        actor="cli",
+    )
+    typer.echo(f"added {user.username} ({user.role}), id {user.id}")
+
+
+@app.command("list")
+def list_(as_json: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
+    """List staff users with role and caps."""
+    with transaction(engine()) as session:
+        users = list_users(session)
+    if as_json:
+        print_json(users)
+        return
+    print_table(
+        users, ["id", "username", "role", "active", "daily_claim_cap", "holding_cap", "locale"]
+    )
+
+
+@app.command("set-caps")
+def caps(
+    name: str = typer.Argument(..., help="Login name."),
+    claims: int | None = typer.Option(None, "--claims", min=0, help="Daily claim cap."),
+    holding: int | None = typer.Option(None, "--holding", min=0, help="Holding cap."),
+) -> None:
+    """Set a person's daily claim cap and holding cap."""
+    if claims is None and holding is None:
+        raise InputError("give --claims and/or --holding")
+    result = set_caps(engine(), name, claims=claims, holding=holding, actor="cli")
+    typer.echo(
+        f"{result['username']}: {result['daily_claim_cap']} claims a day, "
+        f"holding at most {result['holding_cap']}"
+    )
