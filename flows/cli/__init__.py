@@ -7,7 +7,7 @@ import sys
 import typer
 
 from crm.errors import QunflowError
-from flows.cli import contacts, db, demo, qr, queue, users, web
+from flows.cli import contacts, db, demo, groups, qr, queue, route, users, web
 
 app = typer.Typer(
     name="qunflow",
@@ -23,6 +23,9 @@ app.add_typer(users.app, name="users")
 app.add_typer(queue.app, name="queue")
 app.command("web")(web.web)
 app.add_typer(qr.app, name="qr")
+app.command("route")(route.route)
+app.add_typer(route.rules_app, name="rules")
+app.add_typer(groups.app, name="groups")
 
 
 def main() -> None:

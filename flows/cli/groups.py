@@ -1,0 +1,89 @@
+"""`qunflow groups …`: our groups per tier, their live-code order and QR codes."""
+
+from __future__ import annotations
+
+import typer
+
+from crm.db import transaction
+from crm.domain import Theme, Tier
+from crm.placement import add_group, list_groups, parse_duration, rotate_qr
+from flows.cli.common import engine, print_json, print_table
+
+app = typer.Typer(help="Groups per tier and their QR codes (群活码).", no_args_is_help=True)
+
+
+@app.command("add")
+def add(
+    name: str = typer.Argument(..., help="The group's name (unique)."),
+    tier: Tier = typer.Option(..., "--tier", help="The tier whose contacts it takes."),
+    theme: Theme = typer.Option(Theme.DISCUSSION, "--theme", help="discussion | trial | paid"),
+    capacity: int = typer.Option(500, "--capacity", min=1, help="Most members the group holds."),
+    qr_join_limit: int = typer.Option(
+        200, "--qr-join-limit", min=1, help="Members beyond which the QR code stops working."
+    ),
+    qr_url: str | None = typer.Option(None, "--qr-url", help="The group's join QR code URL."),
+    qr_expires: str = typer.Option("7d", "--qr-expires", help="QR validity, e.g. 7d, 36h."),
+    account: str | None = typer.Option(
+        None, "--account", help="Handle of the operator account that owns it."
+    ),
+    position: int | None = typer.Option(
+        None, "--position", help="Order in the tier's live code (default: last)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Add a group to a tier's live code."""
+    group = add_group(
+        engine(),
+        name,
+        tier=tier.value,
+        theme=theme.value,
+        capacity=capacity,
+        qr_join_limit=qr_join_limit,
+        qr_url=qr_url,
+        qr_expires=parse_duration(qr_expires),
+        account=account,
+        position=position,
+    )
+    if as_json:
+        print_json(group)
+    else:
+        typer.echo(f"group {group['id']} {group['name']}: tier {group['tier']}")
+
+
+@app.command("list")
+def list_(as_json: bool = typer.Option(False, "--json", help="Print one JSON array.")) -> None:
+    """List groups by tier in live-code order, with members and QR validity."""
+    with transaction(engine()) as session:
+        groups = list_groups(session)
+    if as_json:
+        print_json(groups)
+        return
+    print_table(
+        groups,
+        [
+            "id",
+            "name",
+            "tier",
+            "theme",
+            "position",
+            "members",
+            "qr_join_limit",
+            "qr_expires_at",
+            "open",
+        ],
+    )
+
+
+@app.command("rotate-qr")
+def rotate(
+    group: str = typer.Argument(..., help="The group's name or id."),
+    url: str = typer.Option(..., "--url", help="The new QR code URL."),
+    expires: str = typer.Option("7d", "--expires", help="Validity, e.g. 7d."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Give a group a fresh QR code (a group QR code expires after 7 days)."""
+    data = rotate_qr(engine(), group, url=url, expires=parse_duration(expires))
+    if as_json:
+        print_json(data)
+    else:
+        typer.echo(f"group {data['name']}: QR valid until {data['qr_expires_at']:%Y-%m-%d %H:%M}")
