@@ -7,7 +7,19 @@ import sys
 import typer
 
 from crm.errors import QunflowError
-from flows.cli import contacts, db, demo, groups, qr, queue, route, users, web
+from flows.cli import (
+    contacts,
+    db,
+    demo,
+    groups,
+    ingest,
+    ingest_remote,
+    qr,
+    queue,
+    route,
+    users,
+    web,
+)
 
 app = typer.Typer(
     name="qunflow",
@@ -26,6 +38,10 @@ app.add_typer(qr.app, name="qr")
 app.command("route")(route.route)
 app.add_typer(route.rules_app, name="rules")
 app.add_typer(groups.app, name="groups")
+app.add_typer(ingest.app, name="ingest")
+app.add_typer(ingest.quarantine_app, name="quarantine")
+ingest.app.command("qr-signups")(ingest_remote.qr_signups)
+ingest.app.command("wecom-groups")(ingest_remote.wecom_groups)
 
 
 def main() -> None:

@@ -1,0 +1,655 @@
+"""Identity resolution: raw records become contacts, identities, touches, events and consents.
+
+One batch of pending raw records is resolved at a time, inside the caller's transaction, so a
+raw record leaves ``pending`` in the same commit that writes what was derived from it.
+
+How a batch is resolved:
+
+1. Each record is normalized in Python (pure functions of :mod:`crm.normalize`); a record with
+   no usable identity, or with an oversized field, is quarantined.
+2. All identities of the batch are staged and joined to ``identities`` in one statement.
+3. Records, existing contacts and identities form a graph; each connected component is one
+   person. A component touching two or more existing contacts merges them: the older
+   (lowest id, created first) survives, everything the others own moves to it.
+4. Components without a contact get new contacts (ids reserved up front), then identities,
+   touches (one per record), events (one per record and kind) and consents are bulk-inserted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.orm import Session
+
+from crm.audit import audit
+from crm.db import is_postgres
+from crm.domain import ContactStatus, EventKind, RecordStatus
+from crm.ingest.bulk import _json, allocate_ids, bulk_insert, stage
+from crm.ingest.records import IngestReport
+from crm.models import UTCDateTime
+from crm.normalize import (
+    IdentityValue,
+    clean_name,
+    clean_text,
+    extract_identities,
+    oversized_fields,
+    parse_bool,
+    parse_time,
+)
+
+EVENT_KINDS = frozenset(k.value for k in EventKind)
+_EVENT_DETAILS = (
+    "message",
+    "amount",
+    "product",
+    "activity",
+    "violation",
+    "channel",
+    "answers",
+    "platform",
+    "post",
+    "community",
+)
+# Serializes resolution across workers on PostgreSQL (SQLite writers already hold the lock):
+# two imports resolving the same new person at once would otherwise create two contacts.
+_RESOLVE_LOCK = 0x71756E66
+
+
+@dataclass(frozen=True)
+class PendingRow:
+    """A raw record waiting to be resolved."""
+
+    raw_id: int
+    source_instance_id: int
+    payload: dict[str, Any]
+    row_number: int | None = None
+
+
+@dataclass
+class _Parsed:
+    row: PendingRow
+    identities: list[IdentityValue]
+    referrer: list[IdentityValue]
+    problems: list[str]
+    occurred_at: datetime
+    name: str | None
+    kinds: list[str] = field(default_factory=list)
+    contact_id: int = 0
+    referrer_id: int | None = None
+
+
+class _UnionFind:
+    def __init__(self) -> None:
+        self.parent: dict[Any, Any] = {}
+
+    def find(self, node: Any) -> Any:
+        parent = self.parent.setdefault(node, node)
+        if parent == node:
+            return node
+        root = self.find(parent)
+        self.parent[node] = root
+        return root
+
+    def union(self, a: Any, b: Any) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[rb] = ra
+
+
+def lock_for_resolution(session: Session) -> None:
+    """Take the resolution lock for this transaction (PostgreSQL; SQLite uses BEGIN IMMEDIATE)."""
+    if is_postgres(session):
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _RESOLVE_LOCK})
+
+
+def quarantine_fingerprint(*parts: object) -> str:
+    """A stable fingerprint so replaying the same bad row does not pile up entries."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def write_quarantine(
+    session: Session,
+    rows: Sequence[tuple[int | None, int | None, str, int | None, str, str]],
+    now: datetime,
+) -> None:
+    """Quarantine rows (source id, raw id, origin, row number, raw content, reason), once each."""
+    if not rows:
+        return
+    conflict = "ON CONFLICT (origin, fingerprint) DO NOTHING"
+    stage(
+        session,
+        "_q_stage",
+        [
+            ("source_instance_id", "bigint"),
+            ("raw_record_id", "bigint"),
+            ("origin", "text"),
+            ("row_number", "integer"),
+            ("raw_content", "text"),
+            ("reason", "text"),
+            ("fingerprint", "text"),
+        ],
+        [(*r, quarantine_fingerprint(r[2], r[3], r[4], r[5])) for r in rows],
+    )
+    session.execute(
+        text(
+            "INSERT INTO quarantine (source_instance_id, raw_record_id, origin, row_number,"
+            " raw_content, reason, fingerprint, created_at)"
+            " SELECT source_instance_id, raw_record_id, origin, row_number, raw_content,"
+            " substr(reason, 1, 500), fingerprint, :now FROM _q_stage WHERE true " + conflict
+        ).bindparams(bindparam("now", type_=UTCDateTime())),
+        {"now": now},
+    )
+
+
+def _event_kinds(payload: dict[str, Any]) -> list[str]:
+    kinds: list[str] = []
+    explicit = clean_text(payload.get("event")).lower()
+    if explicit in EVENT_KINDS:
+        kinds.append(explicit)
+    if payload.get("message") and EventKind.MESSAGE.value not in kinds and not explicit:
+        kinds.append(EventKind.MESSAGE.value)
+    if payload.get("answers") and EventKind.ANSWER.value not in kinds:
+        kinds.append(EventKind.ANSWER.value)
+    return kinds
+
+
+def _reason_key(reason: str) -> str:
+    return reason.split(" (", 1)[0].split(":", 1)[0]
+
+
+def resolve_rows(
+    session: Session, rows: Sequence[PendingRow], *, origin: str, now: datetime
+) -> IngestReport:
+    """Resolve a batch of pending raw records (caller holds the transaction and the lock)."""
+    report = IngestReport()
+    if not rows:
+        return report
+    sources = _source_info(session, {r.source_instance_id for r in rows})
+    parsed: list[_Parsed] = []
+    quarantined: list[tuple[_Parsed | PendingRow, str]] = []
+    for row in rows:
+        payload = row.payload
+        src = sources.get(row.source_instance_id, {})
+        big = oversized_fields(payload)
+        if big:
+            quarantined.append((row, f"oversized field: {', '.join(sorted(big))}"))
+            continue
+        if clean_text(payload.get("event")) and clean_text(payload.get("event")).lower() not in (
+            EVENT_KINDS
+        ):
+            quarantined.append((row, f"unknown event kind: {clean_text(payload['event'])[:40]}"))
+            continue
+        idents, problems = extract_identities(payload, platform=src.get("platform"))
+        referrer: list[IdentityValue] = []
+        if any(k.startswith("referrer_") for k in payload):
+            referrer, ref_problems = extract_identities(
+                payload, "referrer_", platform=src.get("platform")
+            )
+            problems += ref_problems
+            referrer = [i for i in referrer if i.matchable]
+        if not any(i.matchable for i in idents):
+            detail = "; ".join(problems) if problems else "no phone, WeChat id, email or handle"
+            quarantined.append((row, f"no usable identity ({detail})"))
+            continue
+        parsed.append(
+            _Parsed(
+                row=row,
+                identities=idents,
+                referrer=referrer,
+                problems=problems,
+                occurred_at=parse_time(payload.get("occurred_at")) or now,
+                name=(clean_name(payload.get("name"))[:200] or None),
+                kinds=_event_kinds(payload),
+            )
+        )
+
+    if quarantined:
+        q_rows = []
+        for item, reason in quarantined:
+            row = item.row if isinstance(item, _Parsed) else item
+            q_rows.append(
+                (
+                    row.source_instance_id,
+                    row.raw_id,
+                    origin,
+                    row.row_number,
+                    _json(row.payload),
+                    reason,
+                )
+            )
+            key = _reason_key(reason)
+            report.reasons[key] = report.reasons.get(key, 0) + 1
+        write_quarantine(session, q_rows, now)
+        report.quarantined += len(quarantined)
+
+    if parsed:
+        _resolve_parsed(session, parsed, sources, report, now)
+
+    status_rows: list[tuple[int, int | None, str]] = [
+        (p.row.raw_id, p.contact_id, RecordStatus.PROCESSED.value) for p in parsed
+    ]
+    status_rows += [
+        ((i.row if isinstance(i, _Parsed) else i).raw_id, None, RecordStatus.QUARANTINED.value)
+        for i, _ in quarantined
+    ]
+    _mark_raw(session, status_rows, now)
+    return report
+
+
+def _source_info(session: Session, ids: set[int]) -> dict[int, dict[str, Any]]:
+    result = session.execute(
+        text(
+            "SELECT id, kind, platform, referrer_contact_id FROM source_instances WHERE id IN :ids"
+        ).bindparams(bindparam("ids", expanding=True)),
+        {"ids": sorted(ids)},
+    )
+    return {
+        int(r.id): {"kind": r.kind, "platform": r.platform, "referrer": r.referrer_contact_id}
+        for r in result
+    }
+
+
+def _resolve_parsed(
+    session: Session,
+    parsed: list[_Parsed],
+    sources: dict[int, dict[str, Any]],
+    report: IngestReport,
+    now: datetime,
+) -> None:
+    # 1. Which identities already belong to a contact (one set-based join).
+    wanted = {
+        (i.kind, i.value) for p in parsed for i in (*p.identities, *p.referrer) if i.matchable
+    }
+    stage(session, "_id_stage", [("kind", "text"), ("value", "text")], sorted(wanted))
+    existing: dict[tuple[str, str], int] = {
+        (r[0], r[1]): int(r[2])
+        for r in session.execute(
+            text(
+                "SELECT i.kind, i.value, i.contact_id FROM identities i"
+                " JOIN _id_stage s ON s.kind = i.kind AND s.value = i.value"
+            )
+        )
+    }
+
+    # 2. Connected components: records, referrers, existing contacts, shared identities.
+    uf = _UnionFind()
+    for n, p in enumerate(parsed):
+        uf.find(("s", n))
+        for ident in p.identities:
+            if ident.matchable:
+                uf.union(("s", n), ("i", ident.kind, ident.value))
+        if p.referrer:
+            for ident in p.referrer:
+                uf.union(("r", n), ("i", ident.kind, ident.value))
+        src_ref = sources.get(p.row.source_instance_id, {}).get("referrer")
+        if src_ref is not None and not p.referrer:
+            uf.union(("r", n), ("c", int(src_ref)))
+    for (kind, value), cid in existing.items():
+        uf.union(("i", kind, value), ("c", cid))
+
+    components: dict[Any, list[Any]] = {}
+    for node in list(uf.parent):
+        components.setdefault(uf.find(node), []).append(node)
+
+    # 3. One contact per component: the oldest existing one, or a new one.
+    contact_of: dict[Any, int] = {}
+    merges: list[tuple[int, int]] = []
+    fresh: list[Any] = []
+    for root, nodes in components.items():
+        contacts = sorted(n[1] for n in nodes if n[0] == "c")
+        if contacts:
+            contact_of[root] = contacts[0]
+            merges += [(loser, contacts[0]) for loser in contacts[1:]]
+        else:
+            fresh.append(root)
+    if merges:
+        merge_contacts(session, merges, now=now, actor="ingest")
+        report.merged += len(merges)
+    new_ids = allocate_ids(session, "contacts", len(fresh))
+    contact_of.update(zip(fresh, new_ids, strict=True))
+    fresh_set = set(new_ids)
+
+    for n, p in enumerate(parsed):
+        p.contact_id = contact_of[uf.find(("s", n))]
+        if ("r", n) in uf.parent:
+            ref = contact_of[uf.find(("r", n))]
+            p.referrer_id = ref if ref != p.contact_id else None
+
+    # 4. New contacts: name, first seen, referrer from the component's earliest record.
+    new_rows: dict[int, list[Any]] = {}
+    counted: set[int] = set()
+    for p in parsed:
+        cid = p.contact_id
+        if cid in fresh_set and cid not in counted:
+            counted.add(cid)
+            report.new_contacts += 1
+        else:
+            report.matched += 1
+        if p.referrer_id in fresh_set and p.referrer_id not in new_rows:
+            new_rows[p.referrer_id] = [None, p.occurred_at, None, None]  # known only as inviter
+        if cid in fresh_set:
+            entry = new_rows.setdefault(cid, [None, p.occurred_at, None, p.occurred_at])
+            entry[0] = entry[0] or p.name
+            entry[1] = min(entry[1], p.occurred_at)
+            entry[2] = entry[2] or p.referrer_id
+            entry[3] = max(entry[3] or p.occurred_at, p.occurred_at)
+    bulk_insert(
+        session,
+        "contacts",
+        (
+            "id",
+            "display_name",
+            "status",
+            "score",
+            "score_breakdown",
+            "locale",
+            "warnings",
+            "first_seen_at",
+            "last_active_at",
+            "referred_by_id",
+            "created_at",
+            "updated_at",
+        ),
+        (
+            (cid, e[0], "active", 0, [], "zh-CN", 0, e[1], e[3], e[2], now, now)
+            for cid, e in sorted(new_rows.items())
+        ),
+    )
+
+    # 5. Existing contacts: widen first/last seen, fill a missing name and referrer.
+    updates: dict[int, list[Any]] = {}
+    for p in parsed:
+        if p.contact_id in fresh_set:
+            continue
+        u = updates.setdefault(p.contact_id, [p.occurred_at, p.occurred_at, p.name, None])
+        u[0] = min(u[0], p.occurred_at)
+        u[1] = max(u[1], p.occurred_at)
+        u[2] = u[2] or p.name
+        u[3] = u[3] or p.referrer_id
+    if updates:
+        _update_contacts(session, updates, now)
+
+    # 6. Identities (new ones; flagged invalid ones kept once), touches, events, consents.
+    ident_rows: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+    for p in parsed:
+        for ident in p.identities:
+            key = (ident.kind, ident.value)
+            if key not in existing and key not in ident_rows:
+                ident_rows[key] = (p.contact_id, ident.flags)
+        if p.referrer_id is not None:
+            for ident in p.referrer:
+                key = (ident.kind, ident.value)
+                if key not in existing and key not in ident_rows:
+                    ident_rows[key] = (p.referrer_id, ident.flags)
+    if ident_rows:
+        stage(
+            session,
+            "_new_ids",
+            [("contact_id", "bigint"), ("kind", "text"), ("value", "text"), ("flags", "text")],
+            ((cid, k, v, flags) for (k, v), (cid, flags) in ident_rows.items()),
+        )
+        flags_expr = "CAST(flags AS jsonb)" if is_postgres(session) else "flags"
+        session.execute(
+            text(
+                "INSERT INTO identities (contact_id, kind, value, flags, created_at)"
+                f" SELECT contact_id, kind, substr(value, 1, 200), {flags_expr}, :now"
+                " FROM _new_ids WHERE true ON CONFLICT (kind, value) DO NOTHING"
+            ).bindparams(bindparam("now", type_=UTCDateTime())),
+            {"now": now},
+        )
+
+    bulk_insert(
+        session,
+        "touches",
+        ("contact_id", "source_instance_id", "raw_record_id", "touched_at"),
+        ((p.contact_id, p.row.source_instance_id, p.row.raw_id, p.occurred_at) for p in parsed),
+    )
+    _write_events(session, parsed, sources, report, now)
+
+
+def _update_contacts(session: Session, updates: dict[int, list[Any]], now: datetime) -> None:
+    least = "least" if is_postgres(session) else "min"
+    greatest = "greatest" if is_postgres(session) else "max"
+    stage(
+        session,
+        "_contact_upd",
+        [
+            ("id", "bigint"),
+            ("first_seen", "timestamptz"),
+            ("last_seen", "timestamptz"),
+            ("name", "text"),
+            ("referrer", "bigint"),
+        ],
+        ((cid, *u) for cid, u in sorted(updates.items())),
+    )
+    sql = (
+        "UPDATE contacts SET"
+        f" first_seen_at = {least}(contacts.first_seen_at, u.first_seen),"
+        f" last_active_at = COALESCE({greatest}(contacts.last_active_at, u.last_seen),"
+        " u.last_seen),"
+        " display_name = COALESCE(contacts.display_name, u.name),"
+        " referred_by_id = COALESCE(contacts.referred_by_id,"
+        " CASE WHEN u.referrer <> contacts.id THEN u.referrer END),"
+        " updated_at = :now"
+        " FROM _contact_upd u WHERE contacts.id = u.id"
+    )
+    session.execute(text(sql).bindparams(bindparam("now", type_=UTCDateTime())), {"now": now})
+
+
+def _write_events(
+    session: Session,
+    parsed: list[_Parsed],
+    sources: dict[int, dict[str, Any]],
+    report: IngestReport,
+    now: datetime,
+) -> None:
+    names = {
+        clean_text(p.row.payload.get("community"))
+        for p in parsed
+        if p.kinds and p.row.payload.get("community")
+    }
+    communities: dict[str, int] = {}
+    if names:
+        for r in session.execute(
+            text("SELECT name, MIN(id) FROM communities WHERE name IN :n GROUP BY name").bindparams(
+                bindparam("n", expanding=True)
+            ),
+            {"n": sorted(names)},
+        ):
+            communities[r[0]] = int(r[1])
+    events: list[tuple[Any, ...]] = []
+    consents: list[tuple[Any, ...]] = []
+    for p in parsed:
+        payload = p.row.payload
+        details = {k: payload[k] for k in _EVENT_DETAILS if payload.get(k) not in (None, "")}
+        community = communities.get(clean_text(payload.get("community")))
+        kinds = list(p.kinds)
+        if p.referrer_id is not None and EventKind.REFERRAL.value not in kinds:
+            kinds.append(EventKind.REFERRAL.value)  # sign-up through a member's invite code
+        for kind in kinds:
+            actor, related = p.contact_id, None
+            # A referral is the inviter's act; the invited contact is the related one.
+            if kind == EventKind.REFERRAL.value and p.referrer_id is not None:
+                actor, related = p.referrer_id, p.contact_id
+            events.append(
+                (
+                    actor,
+                    kind,
+                    p.occurred_at,
+                    community,
+                    p.row.source_instance_id,
+                    p.row.raw_id,
+                    related,
+                    details,
+                    now,
+                )
+            )
+            if kind == EventKind.OPT_OUT.value:
+                channel = clean_text(payload.get("channel")) or None
+                consents.append(
+                    (p.contact_id, "opt_out", channel, "opt_out event", p.occurred_at, p.row.raw_id)
+                )
+        if "consent" in payload and parse_bool(payload.get("consent")):
+            src_kind = sources.get(p.row.source_instance_id, {}).get("kind") or "import"
+            consents.append(
+                (p.contact_id, "consent", None, f"{src_kind} form", p.occurred_at, p.row.raw_id)
+            )
+    report.events += len(events)
+    bulk_insert(
+        session,
+        "events",
+        (
+            "contact_id",
+            "kind",
+            "occurred_at",
+            "community_id",
+            "source_instance_id",
+            "raw_record_id",
+            "related_contact_id",
+            "payload",
+            "created_at",
+        ),
+        events,
+    )
+    bulk_insert(
+        session,
+        "consents",
+        ("contact_id", "kind", "channel", "purpose", "source", "evidence", "recorded_at"),
+        (
+            (cid, kind, channel, "marketing", source, {"raw_record_id": raw_id}, at)
+            for cid, kind, channel, source, at, raw_id in consents
+        ),
+    )
+
+
+def _mark_raw(session: Session, rows: list[tuple[int, int | None, str]], now: datetime) -> None:
+    if not rows:
+        return
+    stage(
+        session,
+        "_raw_done",
+        [("id", "bigint"), ("contact_id", "bigint"), ("status", "text")],
+        rows,
+    )
+    session.execute(
+        text(
+            "UPDATE raw_records SET status = d.status, contact_id = d.contact_id,"
+            " processed_at = :now FROM _raw_done d WHERE raw_records.id = d.id"
+        ).bindparams(bindparam("now", type_=UTCDateTime())),
+        {"now": now},
+    )
+
+
+# Tables whose contact references follow a merge, as (table, column).
+_MOVE_ALWAYS = (
+    ("identities", "contact_id"),
+    ("touches", "contact_id"),
+    ("events", "contact_id"),
+    ("events", "related_contact_id"),
+    ("consents", "contact_id"),
+    ("tier_changes", "contact_id"),
+    ("notes", "contact_id"),
+    ("raw_records", "contact_id"),
+    ("contacts", "referred_by_id"),
+    ("source_instances", "referrer_contact_id"),
+    ("qr_codes", "referrer_contact_id"),
+)
+
+
+def merge_contacts(
+    session: Session, pairs: Sequence[tuple[int, int]], *, now: datetime, actor: str
+) -> None:
+    """Fold each loser into its winner: history moves, the loser is marked merged, audited."""
+    upd = text
+    ts = bindparam("now", type_=UTCDateTime())
+    for loser, winner in pairs:
+        params: dict[str, Any] = {"l": loser, "w": winner, "now": now}
+        for table, column in _MOVE_ALWAYS:
+            session.execute(upd(f"UPDATE {table} SET {column} = :w WHERE {column} = :l"), params)
+        session.execute(
+            upd("UPDATE contacts SET referred_by_id = NULL WHERE id = :w AND referred_by_id = :w"),
+            params,
+        )
+        # Memberships and outbox rows move unless the winner already has the same one.
+        session.execute(
+            upd(
+                "UPDATE memberships SET contact_id = :w WHERE contact_id = :l AND NOT EXISTS"
+                " (SELECT 1 FROM memberships m WHERE m.contact_id = :w"
+                " AND m.community_id = memberships.community_id"
+                " AND m.joined_at IS NOT DISTINCT FROM memberships.joined_at)"
+            ),
+            params,
+        )
+        session.execute(
+            upd(
+                "UPDATE outbox SET contact_id = :w WHERE contact_id = :l AND NOT EXISTS"
+                " (SELECT 1 FROM outbox o WHERE o.contact_id = :w"
+                " AND o.campaign = outbox.campaign AND o.step = outbox.step)"
+            ),
+            params,
+        )
+        session.execute(
+            upd(
+                "UPDATE outbox SET state = 'skipped', reason = 'contact merged', updated_at = :now"
+                " WHERE contact_id = :l AND state IN ('planned', 'deferred')"
+            ).bindparams(ts),
+            params,
+        )
+        # At most one open queue item per contact: keep the winner's, close the loser's.
+        session.execute(
+            upd(
+                "UPDATE queue_items SET status = 'lost', open_key = NULL,"
+                " outcome_reason = 'contact merged', closed_at = :now, updated_at = :now"
+                " WHERE contact_id = :l AND open_key IS NOT NULL AND EXISTS"
+                " (SELECT 1 FROM queue_items q WHERE q.open_key = :w)"
+            ).bindparams(ts),
+            params,
+        )
+        session.execute(
+            upd(
+                "UPDATE queue_items SET contact_id = :w,"
+                " open_key = CASE WHEN open_key IS NULL THEN NULL ELSE :w END"
+                " WHERE contact_id = :l"
+            ),
+            params,
+        )
+        session.execute(
+            upd(
+                "UPDATE contacts SET"
+                " display_name = COALESCE(contacts.display_name, l.display_name),"
+                " first_seen_at = CASE WHEN l.first_seen_at < contacts.first_seen_at"
+                " THEN l.first_seen_at ELSE contacts.first_seen_at END,"
+                " last_active_at = CASE WHEN contacts.last_active_at IS NULL"
+                " OR l.last_active_at > contacts.last_active_at"
+                " THEN l.last_active_at ELSE contacts.last_active_at END,"
+                " referred_by_id = COALESCE(contacts.referred_by_id,"
+                " CASE WHEN l.referred_by_id <> contacts.id THEN l.referred_by_id END),"
+                " tier = COALESCE(contacts.tier, l.tier),"
+                " warnings = contacts.warnings + l.warnings,"
+                " updated_at = :now"
+                " FROM contacts l WHERE contacts.id = :w AND l.id = :l"
+            ).bindparams(ts),
+            params,
+        )
+        session.execute(
+            upd(
+                "UPDATE contacts SET status = :merged, merged_into_id = :w, updated_at = :now"
+                " WHERE id = :l"
+            ).bindparams(ts),
+            {**params, "merged": ContactStatus.MERGED.value},
+        )
+        audit(
+            session,
+            actor,
+            "contact.merge",
+            object_type="contact",
+            object_id=winner,
+            details={"merged": loser, "into": winner},
+            at=now,
+        )

@@ -1,0 +1,115 @@
+"""`qunflow ingest …` and `qunflow quarantine …`: import source files, look at rejected rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from crm.db import transaction
+from crm.ingest.records import IngestReport
+from flows.cli.common import engine, print_json, print_table
+
+app = typer.Typer(help="Import contacts and activity from source exports.", no_args_is_help=True)
+quarantine_app = typer.Typer(help="Rows that could not be imported, and why.", no_args_is_help=True)
+
+_JSON = typer.Option(False, "--json", help="Print one JSON object with the counts.")
+
+
+def _report(report: IngestReport, as_json: bool) -> None:
+    data = report.as_dict()
+    if as_json:
+        print_json(data)
+        return
+    typer.echo(
+        f"read {data['read']}  new contacts {data['new_contacts']}  matched {data['matched']}"
+        f"  merged {data['merged']}  quarantined {data['quarantined']}  events {data['events']}"
+    )
+    if data["skipped_duplicates"]:
+        typer.echo(f"already imported (counted as matched): {data['skipped_duplicates']}")
+    for reason, count in list(data["reasons"].items())[:5]:
+        typer.echo(f"  quarantined: {count} × {reason}")
+
+
+def _run(
+    kind: str,
+    path: Path,
+    group: str | None = None,
+    account: str | None = None,
+    platform: str | None = None,
+) -> IngestReport:
+    from crm.ingest.service import ingest_path
+
+    return ingest_path(engine(), kind, path, group=group, account=account, platform=platform)
+
+
+@app.command("peer-group")
+def peer_group(
+    path: Path = typer.Argument(..., help="Member-list export: CSV (UTF-8/BOM/GBK), XLSX, JSONL."),
+    group: str | None = typer.Option(
+        None, help="Group name (default: a 群名称 column or the file name)."
+    ),
+    account: str | None = typer.Option(None, help="Operator account that harvested the list."),
+    as_json: bool = _JSON,
+) -> None:
+    """Import a peer-group (同行群) member list."""
+    _report(_run("peer-group", path, group=group, account=account), as_json)
+
+
+@app.command("self-media")
+def self_media(
+    path: Path = typer.Argument(..., help="Lead export: CSV, XLSX or JSONL."),
+    platform: str | None = typer.Option(
+        None, help="Platform (xiaohongshu, douyin, …) if no 平台 column."
+    ),
+    as_json: bool = _JSON,
+) -> None:
+    """Import self-media (自媒体) leads; each post becomes its own source."""
+    _report(_run("self-media", path, platform=platform), as_json)
+
+
+@app.command("events")
+def events(
+    path: Path = typer.Argument(
+        ..., help="Activity export: CSV, XLSX or JSONL with an event column."
+    ),
+    as_json: bool = _JSON,
+) -> None:
+    """Import activity events: messages, shares, referrals, attendance, purchases, opt-outs …"""
+    _report(_run("events", path), as_json)
+
+
+@app.command("qr-signups-file")
+def qr_signups_file(
+    path: Path = typer.Argument(..., help="Sign-ups with promoter, location and campaign columns."),
+    as_json: bool = _JSON,
+) -> None:
+    """Import in-person QR sign-ups (地推扫码) from an export file."""
+    _report(_run("qr-signups", path), as_json)
+
+
+@app.command("pending")
+def pending(as_json: bool = _JSON) -> None:
+    """Resolve raw records still pending (web sign-ups, webhook leads, replays)."""
+    from crm.ingest.service import process_pending
+
+    _report(process_pending(engine()), as_json)
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    limit: int = typer.Option(50, min=1, max=10_000, help="How many to show, newest first."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """List quarantined rows: where they came from, the row, and why."""
+    from crm.ingest.service import list_quarantine
+
+    with transaction(engine()) as session:
+        rows = list_quarantine(session, limit=limit)
+    if as_json:
+        print_json({"items": rows, "count": len(rows)})
+        return
+    print_table(
+        [{**r, "origin": Path(r["origin"]).name, "raw": r["raw"][:40]} for r in rows],
+        ["id", "origin", "row", "reason", "raw"],
+    )
