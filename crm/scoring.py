@@ -98,8 +98,10 @@ def _capped(points: int, cap: int) -> int:
 
 
 def _ids(buckets: Iterable[EventBucket], cap: int, *, flagged: bool = False) -> list[int]:
-    found = [b.flagged_last_id if flagged else b.last_id for b in buckets]
-    return sorted((int(i) for i in found if i is not None), reverse=True)[:cap]
+    # The most recent evidence first: one event (the newest) per day bucket.
+    found = [(b.day, b.flagged_last_id if flagged else b.last_id) for b in buckets]
+    ranked = sorted(((day, int(i)) for day, i in found if i is not None), reverse=True)
+    return [i for _, i in ranked[:cap]]
 
 
 def text_of(payload: Mapping[str, Any]) -> str:
@@ -276,10 +278,10 @@ def _screening(answers: Sequence[Answer], rules: Rules) -> tuple[int, list[int]]
     points = 0
     ids: list[int] = []
     for question in rules.signals.screening.questions:
-        accept = [a.lower() for a in question.accept]
+        accept = {a.strip().lower() for a in question.accept}
         for answer in sorted(answers, key=lambda a: -a.event_id):
             value = answer.answers.get(question.key)
-            if value is not None and any(a in str(value).lower() for a in accept):
+            if value is not None and str(value).strip().lower() in accept:
                 points += question.weight
                 if answer.event_id not in ids:
                     ids.append(answer.event_id)

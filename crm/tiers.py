@@ -90,7 +90,9 @@ def next_tier(current: str | None, score: int, facts: TierFacts, rules: Rules) -
 
     upper = _step(current, +1)
     threshold = rules.tiers.threshold(upper)
-    if threshold is not None and score >= threshold.enter_at and not facts.opted_out:
+    # A silent contact is not promoted: old points would undo the silence demotion next run.
+    silent = facts.silent_days >= life.demote_after_silent_days
+    if threshold is not None and score >= threshold.enter_at and not facts.opted_out and not silent:
         return Transition(current, upper, f"score {score} >= {threshold.enter_at}")
     own = rules.tiers.threshold(current)
     if own is not None and score < own.stay_above:

@@ -82,7 +82,7 @@ class ReferralSignal(_Strict):
 
 
 class ScreeningQuestion(_Strict):
-    """A sign-up question (门槛) and the answers that mark a real target customer."""
+    """A sign-up question (门槛) and the answers (exact, any case) that mark a target customer."""
 
     key: str = Field(min_length=1)
     accept: list[str] = Field(min_length=1)

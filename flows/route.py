@@ -1,0 +1,90 @@
+"""Scoring and routing flows: the daily route run and the lurker clean-out.
+
+Both are one task calling :func:`crm.routing.route`, which scores contacts in set-based
+batches of thousands inside one transaction: never a task per contact. ``cleanout_flow`` is
+the same run restricted to demotions and removals (silent contacts go down a tier, lurkers in
+the open tier and ad posters leave), for operators who clean out on a different schedule from
+promoting; a full ``route_flow`` applies the clean-out rules too.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from crm.rules import configured_rules
+from flows.runtime import engine_for, settings
+
+
+@task(name="score-and-route-batches")
+def score_and_route(
+    database_url: str,
+    rules_path: str | None,
+    dry_run: bool,
+    demotions_only: bool,
+    as_of: datetime | None,
+) -> dict[str, Any]:
+    """Score every active contact in batches and apply the tier moves (or only report them)."""
+    from crm.routing import route
+
+    rules = configured_rules(rules_path)
+    return route(
+        engine_for(database_url),
+        rules=rules,
+        dry_run=dry_run,
+        now=as_of,
+        demotions_only=demotions_only,
+    ).as_dict()
+
+
+def _publish(result: dict[str, Any], *, key: str, title: str) -> None:
+    rows = [
+        {"from": move.split("->")[0], "to": move.split("->")[1], "contacts": n}
+        for move, n in result["moves"].items()
+    ]
+    create_table_artifact(table=rows, key=f"{key}-moves", description=f"{title}: tier moves")
+    pending = ", ".join(f"{t} {n}" for t, n in result["pending_placement"].items()) or "none"
+    lines = [
+        f"# {title}" + (" (dry run: nothing written)" if result["dry_run"] else ""),
+        "",
+        f"- rules version: `{result['rules_version']}`",
+        f"- contacts scored: {result['scored']} in {result['batches']} batch(es)",
+        f"- tier moves: {sum(result['moves'].values())}",
+        f"- invited to groups: {result['placed']}; waiting for a group with room: {pending}",
+        f"- prospects queued: {result['queued']}",
+    ]
+    create_markdown_artifact(
+        key=f"{key}-summary", markdown="\n".join(lines), description=f"{title}: summary"
+    )
+
+
+@flow(name="route")
+def route_flow(
+    dry_run: bool = False,
+    rules_path: str | None = None,
+    database_url: str | None = None,
+    as_of: datetime | None = None,
+) -> dict[str, Any]:
+    """Score every contact and move them between tiers; publish the moves as artifacts."""
+    url = database_url or settings().sqlalchemy_url
+    result = score_and_route(url, rules_path, dry_run, False, as_of)
+    get_run_logger().info("route: scored %s, moves %s", result["scored"], result["moves"])
+    _publish(result, key="route", title="Route run")
+    return result
+
+
+@flow(name="cleanout")
+def cleanout_flow(
+    rules_path: str | None = None,
+    database_url: str | None = None,
+    as_of: datetime | None = None,
+) -> dict[str, Any]:
+    """Clean out lurkers and rule breakers: demotions and removals only, no promotions."""
+    url = database_url or settings().sqlalchemy_url
+    result = score_and_route(url, rules_path, False, True, as_of)
+    get_run_logger().info("cleanout: moves %s", result["moves"])
+    _publish(result, key="cleanout", title="Clean-out run")
+    return result

@@ -1,0 +1,115 @@
+"""The tier state machine, transition by transition."""
+
+from __future__ import annotations
+
+import pytest
+
+from crm.rules import load_rules
+from crm.tiers import TierFacts, Transition, next_tier
+
+RULES = load_rules()  # active: enter 20 / stay 10; prospect: enter 60 / stay 45
+QUIET = TierFacts()
+
+
+def move(current: str | None, score: int, **facts: object) -> Transition | None:
+    return next_tier(current, score, TierFacts(**facts), RULES)  # type: ignore[arg-type]
+
+
+def to(current: str | None, score: int, **facts: object) -> str | None:
+    result = move(current, score, **facts)
+    return "stay" if result is None else (result.to_tier or "removed")
+
+
+def test_new_contacts_enter_open_whatever_their_score() -> None:
+    t = move(None, 500)
+    assert t == Transition(None, "open", "entered the funnel")
+    assert t.key == "new->open"
+
+
+def test_promotion_one_step_at_a_time() -> None:
+    assert to("open", 19) == "stay"
+    assert to("open", 20) == "active"
+    assert to("open", 100) == "active"  # no skipping prospect
+    assert to("active", 59) == "stay"
+    assert to("active", 60) == "prospect"
+    assert to("prospect", 1000) == "stay"  # paid only by purchase or a sale
+    assert move("open", 25).reason == "score 25 >= 20"  # type: ignore[union-attr]
+
+
+def test_hysteresis_no_flapping_around_the_threshold() -> None:
+    # Entered active at 20; scores between stay_above and enter_at keep it there.
+    for score in (19, 15, 10):
+        assert to("active", score) == "stay"
+    assert to("active", 9) == "open"
+    assert to("open", 15) == "stay"  # needs enter_at again to come back
+    for score in (59, 50, 45):
+        assert to("prospect", score) == "stay"
+    assert to("prospect", 44) == "active"
+    t = move("prospect", 44)
+    assert t is not None and t.key == "prospect->active" and "stay_above 45" in t.reason
+
+
+def test_purchase_jumps_to_paid_from_any_tier() -> None:
+    for tier in ("open", "active", "prospect"):
+        t = move(tier, 0, purchased=True)
+        assert t == Transition(tier, "paid", "purchase")
+    assert move("paid", 0, purchased=True) is None
+
+
+def test_paid_is_never_demoted() -> None:
+    assert move("paid", -100, silent_days=400, days_in_tier=400) is None
+
+
+def test_ads_remove_at_once_even_paid_or_new() -> None:
+    for tier in (None, "open", "active", "prospect", "paid"):
+        t = move(tier, 80, ads=1)
+        assert t is not None and t.removed and t.reason.startswith("removed: 1 ad")
+    assert move("active", 30, ads=1).key == "active->removed"  # type: ignore[union-attr]
+
+
+def test_violations_warn_then_remove() -> None:
+    assert to("active", 30, violations=1) == "stay"
+    assert to("active", 30, violations=2) == "stay"
+    t = move("active", 30, violations=3)
+    assert t is not None and t.removed and "3 rule violations (limit 3)" in t.reason
+
+
+def test_silence_demotes_one_tier_after_enough_time_in_it() -> None:
+    assert to("prospect", 70, silent_days=30, days_in_tier=40) == "active"
+    # Just demoted (days_in_tier 0): the next run neither demotes again right away nor
+    # promotes back on old points while the contact stays silent.
+    assert to("active", 70, silent_days=31, days_in_tier=0) == "stay"
+    assert to("active", 70, silent_days=0, days_in_tier=0) == "prospect"
+    assert to("active", 30, silent_days=29, days_in_tier=90) == "stay"
+    t = move("active", 15, silent_days=45, days_in_tier=45)
+    assert t == Transition("active", "open", "silent 45 days")
+
+
+def test_lurkers_in_open_are_cleaned_out() -> None:
+    assert to("open", 5, silent_days=89, days_in_tier=89) == "stay"
+    t = move("open", 5, silent_days=90, days_in_tier=90)
+    assert t == Transition("open", None, "removed: silent 90 days")
+
+
+def test_opted_out_contacts_are_never_promoted() -> None:
+    assert to("open", 100, opted_out=True) == "stay"
+    assert to("active", 100, opted_out=True) == "stay"
+    # …but can still move down and out.
+    assert to("active", 5, opted_out=True) == "open"
+    assert to("prospect", 10, opted_out=True, ads=1) == "removed"
+
+
+@pytest.mark.parametrize("remove_on_ad", [True, False])
+def test_rules_switch_ad_removal(remove_on_ad: bool) -> None:
+    rules = RULES.model_copy(
+        update={"lifecycle": RULES.lifecycle.model_copy(update={"remove_on_ad": remove_on_ad})}
+    )
+    t = next_tier("active", 15, TierFacts(ads=1), rules)
+    assert (t is not None and t.removed) is remove_on_ad
+
+
+def test_purchase_jump_can_be_switched_off() -> None:
+    rules = RULES.model_copy(
+        update={"lifecycle": RULES.lifecycle.model_copy(update={"purchase_to_paid": False})}
+    )
+    assert next_tier("prospect", 70, TierFacts(purchased=True), rules) is None
