@@ -1,0 +1,114 @@
+"""Sales: the prospect queue per salesperson — holding, claims, outcomes, win rate, SLA breaches.
+
+Claims are ``queue_actions`` rows with action ``claim``. Outcomes are queue items closed as
+won or lost in the window, credited to their assignee. An SLA breach is an item whose
+``sla_due_at`` passed inside the window (and before now) while it was neither closed nor
+worked: no staff action other than claiming, assigning, releasing or renewing a lease by
+then. Breaches of unassigned items show under the pool (user ``None``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy.orm import Session
+
+from crm.domain import OPEN_QUEUE_STATUSES, QueueStatus
+from crm.models import QueueAction, QueueItem, User
+from crm.reports.window import ReportWindow
+
+CLAIM_ACTION = "claim"
+# Actions that move an item between people without working it.
+HANDLING_ACTIONS = ("claim", "assign", "release", "renew", "lease", "expire")
+
+
+def sales(session: Session, window: ReportWindow) -> dict[str, Any]:
+    """Per salesperson: items held now, claims, won/lost and win rate in the window, breaches."""
+    held_statuses = [s.value for s in OPEN_QUEUE_STATUSES if s != QueueStatus.POOL]
+    pool = session.scalar(select(func.count()).where(QueueItem.status == QueueStatus.POOL.value))
+    holding = dict(
+        session.execute(
+            select(QueueItem.assignee_id, func.count())
+            .where(QueueItem.status.in_(held_statuses), QueueItem.assignee_id.is_not(None))
+            .group_by(QueueItem.assignee_id)
+        ).all()
+    )
+    claims = dict(
+        session.execute(
+            select(QueueAction.user_id, func.count())
+            .where(
+                QueueAction.action == CLAIM_ACTION,
+                QueueAction.at >= window.start,
+                QueueAction.at < window.end,
+            )
+            .group_by(QueueAction.user_id)
+        ).all()
+    )
+    outcomes: dict[Any, dict[str, int]] = {}
+    for user_id, status, n in session.execute(
+        select(QueueItem.assignee_id, QueueItem.status, func.count())
+        .where(
+            QueueItem.status.in_([QueueStatus.WON.value, QueueStatus.LOST.value]),
+            QueueItem.closed_at >= window.start,
+            QueueItem.closed_at < window.end,
+        )
+        .group_by(QueueItem.assignee_id, QueueItem.status)
+    ):
+        outcomes.setdefault(user_id, {})[status] = n
+
+    due_end = min(window.end, window.now)
+    worked = exists().where(
+        (QueueAction.item_id == QueueItem.id)
+        & QueueAction.action.not_in(HANDLING_ACTIONS)
+        & (QueueAction.at <= QueueItem.sla_due_at)
+    )
+    breaches = dict(
+        session.execute(
+            select(QueueItem.assignee_id, func.count())
+            .where(
+                QueueItem.sla_due_at >= window.start,
+                QueueItem.sla_due_at < due_end,
+                or_(QueueItem.closed_at.is_(None), QueueItem.closed_at > QueueItem.sla_due_at),
+                ~worked,
+            )
+            .group_by(QueueItem.assignee_id)
+        ).all()
+    )
+
+    user_ids = {u for u in (*holding, *claims, *outcomes, *breaches) if u is not None}
+    users = {
+        u.id: u
+        for u in session.scalars(
+            select(User).where(or_(User.id.in_(user_ids), and_(User.role == "sales", User.active)))
+        )
+    }
+    rows: list[dict[str, Any]] = []
+    for uid in sorted(users):
+        won = outcomes.get(uid, {}).get(QueueStatus.WON.value, 0)
+        lost = outcomes.get(uid, {}).get(QueueStatus.LOST.value, 0)
+        rows.append(
+            {
+                "user_id": uid,
+                "username": users[uid].username,
+                "holding": holding.get(uid, 0),
+                "claims": claims.get(uid, 0),
+                "won": won,
+                "lost": lost,
+                "win_rate": round(won / (won + lost), 4) if won + lost else None,
+                "sla_breaches": breaches.get(uid, 0),
+            }
+        )
+    won_all = sum(o.get(QueueStatus.WON.value, 0) for o in outcomes.values())
+    lost_all = sum(o.get(QueueStatus.LOST.value, 0) for o in outcomes.values())
+    totals = {
+        "pool": int(pool or 0),
+        "holding": sum(holding.values()),
+        "claims": sum(claims.values()),
+        "won": won_all,
+        "lost": lost_all,
+        "win_rate": round(won_all / (won_all + lost_all), 4) if won_all + lost_all else None,
+        "sla_breaches": sum(breaches.values()),
+        "sla_breaches_in_pool": breaches.get(None, 0),
+    }
+    return {"totals": totals, "by_user": rows}

@@ -1,0 +1,336 @@
+"""Funnel report metrics against a hand-computed history, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import Engine, select
+
+from crm.db import transaction
+from crm.errors import InputError
+from crm.models import Touch
+from crm.reports import (
+    funnel_report,
+    load_periods,
+    make_window,
+    report_tables,
+    resolve_range,
+)
+from crm.reports.window import local_day, offset_segments
+from tests.report_history import END, NOW, START, build_history
+
+
+@pytest.fixture
+def report(engine: Engine) -> dict:
+    build_history(engine)
+    with transaction(engine) as session:
+        return funnel_report(session, start=START, end=END, now=NOW)
+
+
+def by(rows: list[dict], key: str) -> dict:
+    return {r[key]: {k: v for k, v in r.items() if k != key} for r in rows}
+
+
+def test_window(report: dict) -> None:
+    assert report["window"] == {
+        "label": "2026-03-02..2026-03-08",
+        "start": "2026-03-01T16:00:00+00:00",
+        "end": "2026-03-08T16:00:00+00:00",
+        "timezone": "Asia/Shanghai",
+        "as_of": "2026-04-05T00:00:00+00:00",
+        "cohort_start": "2026-01-11T16:00:00+00:00",
+    }
+
+
+def test_arrivals(report: dict) -> None:
+    a = report["arrivals"]
+    # c1..c6 touched (8 touches); c6 arrived in February, so 5 are new; c8/c9 are outside.
+    assert a["totals"] == {"touches": 8, "uv": 6, "new_contacts": 5}
+    assert by(a["by_kind"], "kind") == {
+        "peer_group": {"touches": 2, "uv": 2, "new_contacts": 2},
+        "qr_signup": {"touches": 4, "uv": 3, "new_contacts": 3},
+        "self_media": {"touches": 2, "uv": 2, "new_contacts": 0},
+    }
+    # c2's touch at 07:00 Shanghai is still 03-02 in UTC: it counts on local day 03-03.
+    assert [(d["day"], d["touches"], d["uv"], d["new_contacts"]) for d in a["by_day"]] == [
+        ("2026-03-02", 1, 1, 1),
+        ("2026-03-03", 2, 2, 1),
+        ("2026-03-04", 2, 2, 2),
+        ("2026-03-05", 2, 2, 0),
+        ("2026-03-06", 1, 1, 1),
+    ]
+    assert len(a["by_day_kind"]) == 7
+    assert {(d["day"], d["kind"]): d["uv"] for d in a["by_day_kind"]}[
+        ("2026-03-05", "self_media")
+    ] == 1
+    assert [
+        (r["label"], r["kind"], r["touches"], r["uv"], r["new_contacts"]) for r in a["by_dimension"]
+    ] == [
+        ("地推-张三", "qr_signup", 3, 2, 2),
+        ("同行群A", "peer_group", 2, 2, 2),
+        ("小红书帖子1", "self_media", 2, 2, 0),
+        ("地推-李四", "qr_signup", 1, 1, 1),
+    ]
+
+
+def test_contribution(report: dict) -> None:
+    c = report["contribution"]
+    assert c["totals"] == {
+        "messages": 6,
+        "shares": 2,
+        "referrals": 1,
+        "total": 9,
+        "contributors": 3,
+    }
+    assert [(r["name"], r["messages"], r["shares"], r["referrals"]) for r in c["by_contact"]] == [
+        ("联系人1", 3, 1, 1),
+        ("联系人3", 2, 0, 0),
+        ("联系人6", 1, 1, 0),
+    ]
+    assert [(r["name"], r["messages"], r["shares"], r["referrals"]) for r in c["by_group"]] == [
+        ("普通群1", 5, 1, 0),
+        ("活跃群1", 1, 1, 0),
+        ("(none)", 0, 0, 1),
+    ]
+    # Credited to each contact's first-touch source (c6 came from the post in February).
+    assert {r["label"]: (r["contributors"], r["total"]) for r in c["by_source"]} == {
+        "同行群A": (1, 5),
+        "小红书帖子1": (1, 2),
+        "地推-张三": (1, 2),
+    }
+
+
+def test_conversion(report: dict) -> None:
+    v = report["conversion"]
+    # c2's later move to active happens after as_of; c3 jumped active → paid (counts prospect).
+    assert v["cohort"] == {
+        "arrived": 5,
+        "open": 4,
+        "active": 2,
+        "prospect": 2,
+        "paid": 1,
+        "rates": {"open": 0.8, "active": 0.5, "prospect": 1.0, "paid": 0.5},
+        "paid_rate": 0.2,
+    }
+    assert {
+        r["label"]: (r["arrived"], r["open"], r["active"], r["prospect"], r["paid"])
+        for r in v["by_dimension"]
+    } == {"同行群A": (2, 2, 1, 1, 0), "地推-张三": (2, 2, 1, 1, 1), "地推-李四": (1, 0, 0, 0, 0)}
+    assert [
+        (w["week"], w["arrived"], w["open"], w["active"], w["prospect"], w["paid"])
+        for w in v["by_week"]
+    ] == [
+        ("2026-01-19", 1, 1, 1, 1, 1),
+        ("2026-02-09", 1, 1, 1, 1, 0),
+        ("2026-02-23", 1, 0, 0, 0, 0),
+        ("2026-03-02", 5, 4, 2, 2, 1),
+    ]
+    assert {(m["from"], m["to"]): m["count"] for m in v["moves"]} == {
+        (None, "open"): 4,
+        ("open", "active"): 2,
+        ("active", "prospect"): 2,
+        ("active", "paid"): 1,
+        ("open", None): 1,
+        ("prospect", "paid"): 1,
+    }
+    # open→active: c1 48 h, c3 24 h; active→prospect: c1 60 h, c6 313 h 55 min;
+    # prospect→paid: c7 33 days.
+    assert v["median_hours"] == {
+        "open->active": {"n": 2, "median": 36.0},
+        "active->prospect": {"n": 2, "median": 186.96},
+        "prospect->paid": {"n": 1, "median": 792.0},
+    }
+
+
+def test_retention(report: dict) -> None:
+    cohorts = by(report["retention"]["cohorts"], "week")
+    assert cohorts["2026-01-19"] == {
+        "joined": 1,
+        "present_14": 1,
+        "present_14_rate": 1.0,
+        "active_14": 1,
+        "active_14_rate": 1.0,
+        "present_30": 1,
+        "present_30_rate": 1.0,
+        "active_30": 0,
+        "active_30_rate": 0.0,
+    }
+    # c6 left before day 14 (but was active that week) and came back before day 30.
+    assert cohorts["2026-02-09"] == {
+        "joined": 1,
+        "present_14": 0,
+        "present_14_rate": 0.0,
+        "active_14": 1,
+        "active_14_rate": 1.0,
+        "present_30": 1,
+        "present_30_rate": 1.0,
+        "active_30": 1,
+        "active_30_rate": 1.0,
+    }
+    # c1, c2, c3, c4 and c8 (joined Sunday 23:30); day 30 of c8 ends after as_of.
+    assert cohorts["2026-03-02"] == {
+        "joined": 5,
+        "present_14": 3,
+        "present_14_rate": 0.6,
+        "active_14": 2,
+        "active_14_rate": 0.4,
+        "present_30": None,
+        "present_30_rate": None,
+        "active_30": None,
+        "active_30_rate": None,
+    }
+    assert list(cohorts) == ["2026-01-19", "2026-02-09", "2026-03-02"]
+
+
+def test_retention_matures_later(engine: Engine) -> None:
+    build_history(engine)
+    with transaction(engine) as session:
+        later = funnel_report(session, start=START, end=END, now=datetime(2026, 4, 8, tzinfo=UTC))
+    week = by(later["retention"]["cohorts"], "week")["2026-03-02"]
+    assert (week["present_30"], week["active_30"]) == (3, 1)
+
+
+def test_sales(report: dict) -> None:
+    s = report["sales"]
+    assert s["totals"] == {
+        "pool": 1,
+        "holding": 2,
+        "claims": 4,
+        "won": 2,
+        "lost": 1,
+        "win_rate": 0.6667,
+        "sla_breaches": 3,
+        "sla_breaches_in_pool": 1,
+    }
+    assert by(s["by_user"], "username") == {
+        "wang": {
+            "user_id": s["by_user"][0]["user_id"],
+            "holding": 1,
+            "claims": 2,
+            "won": 1,
+            "lost": 0,
+            "win_rate": 1.0,
+            "sla_breaches": 1,
+        },
+        "li": {
+            "user_id": s["by_user"][1]["user_id"],
+            "holding": 1,
+            "claims": 2,
+            "won": 1,
+            "lost": 1,
+            "win_rate": 0.5,
+            "sla_breaches": 1,
+        },
+    }
+
+
+def test_followups(report: dict) -> None:
+    f = report["followups"]
+    rows = {(r["campaign"], r["channel"]): r for r in f["by_campaign"]}
+    assert list(rows) == [("event-reminder", "wecom"), ("welcome", "email"), ("welcome", "wecom")]
+    w = rows[("welcome", "wecom")]
+    assert (w["sent"], w["deferred"], w["skipped"], w["opted_out"], w["total"]) == (2, 1, 2, 1, 5)
+    e = rows[("event-reminder", "wecom")]
+    # c3 opted out of email only: skipping its WeCom reminder is not an opt-out.
+    assert (e["planned"], e["skipped"], e["awaiting_confirmation"], e["opted_out"]) == (1, 1, 1, 0)
+    assert rows[("welcome", "email")]["failed"] == 1
+    assert f["totals"] == {
+        "planned": 1,
+        "claimed": 0,
+        "sent": 2,
+        "failed": 1,
+        "skipped": 3,
+        "deferred": 1,
+        "awaiting_confirmation": 1,
+        "opted_out": 1,
+        "total": 9,
+    }
+    assert [(c["account"], c["action"], c["cap"], c["used"], c["headroom"]) for c in f["caps"]] == [
+        ("op-1", "friend_add", 15, 0, 15),
+        ("op-1", "group_join", 10, 7, 3),
+        ("op-2", "message", 200, 50, 150),
+    ]
+
+
+def test_grouping_by_promoter(engine: Engine) -> None:
+    build_history(engine)
+    with transaction(engine) as session:
+        rep = funnel_report(session, start=START, end=END, now=NOW, by="promoter")
+    assert {
+        r["key"]: (r["touches"], r["uv"], r["new_contacts"])
+        for r in rep["arrivals"]["by_dimension"]
+    } == {"张三": (3, 2, 2), "李四": (1, 1, 1), "(none)": (4, 3, 2)}
+    assert {r["key"]: r["arrived"] for r in rep["conversion"]["by_dimension"]} == {
+        "张三": 2,
+        "李四": 1,
+        "(none)": 2,
+    }
+    with transaction(engine) as session, pytest.raises(InputError, match="unknown grouping"):
+        funnel_report(session, start=START, end=END, by="colour")
+
+
+def test_report_is_json_and_tables_are_flat(report: dict) -> None:
+    assert json.loads(json.dumps(report, ensure_ascii=False)) == report
+    tables = report_tables(report)
+    assert tables["funnel"][0] == {"stage": "arrived", "contacts": 5, "rate": None}
+    for rows in tables.values():
+        for row in rows:
+            assert all(not isinstance(v, dict | list) for v in row.values())
+
+
+def test_local_day_follows_daylight_saving(engine: Engine) -> None:
+    """In a DST zone, the SQL day of each row is its true local day on both databases."""
+    build_history(engine)
+    zone = ZoneInfo("America/New_York")
+    window = make_window(date(2026, 1, 1), date(2026, 4, 1), tz=zone, now=NOW)
+    with transaction(engine) as session:
+        rows = session.execute(
+            select(Touch.touched_at, local_day(Touch.touched_at, window, window.start, window.end))
+        ).all()
+    assert len(rows) == 12
+    for at, day in rows:
+        assert day == at.astimezone(zone).date().isoformat()
+    with transaction(engine) as session:
+        rep = funnel_report(session, start=date(2026, 3, 1), end=date(2026, 3, 15), tz=zone)
+    assert rep["arrivals"]["totals"]["touches"] == 10
+    assert sum(d["touches"] for d in rep["arrivals"]["by_day"]) == 10
+
+
+def test_offset_segments_find_the_transition() -> None:
+    zone = ZoneInfo("America/New_York")
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    end = datetime(2026, 3, 20, tzinfo=UTC)
+    assert offset_segments(zone, start, end) == [
+        (datetime(2026, 3, 8, 7, 0, tzinfo=UTC), -300),
+        (end, -240),
+    ]
+    assert offset_segments(ZoneInfo("Asia/Shanghai"), start, end) == [(end, 480)]
+
+
+def test_resolve_range_and_periods(tmp_path: Path) -> None:
+    now = datetime(2026, 3, 10, 1, 0, tzinfo=UTC)  # 09:00 on 03-10 in Shanghai
+    assert resolve_range(now=now) == (date(2026, 3, 9), date(2026, 3, 10), None)
+    assert resolve_range(days=7, now=now) == (date(2026, 3, 3), date(2026, 3, 10), None)
+    assert resolve_range(start_day=date(2026, 3, 1), now=now) == (
+        date(2026, 3, 1),
+        date(2026, 3, 10),
+        None,
+    )
+    assert resolve_range(period="春节", now=now) == (
+        date(2026, 2, 15),
+        date(2026, 2, 24),
+        "春节 2026",
+    )
+    with pytest.raises(InputError, match="unknown period 'nope'"):
+        resolve_range(period="nope")
+    with pytest.raises(InputError, match="must be after"):
+        resolve_range(start_day=date(2026, 3, 5), end_day=date(2026, 3, 5))
+    assert {p.name for p in load_periods()} >= {"spring-festival-2026", "double-11-2026"}
+    bad = tmp_path / "p.toml"
+    bad.write_text('[[period]]\nname = "x"\nstart = 2026-01-02\nend = 2026-01-01\n')
+    with pytest.raises(InputError, match="ends before it starts"):
+        load_periods(bad)
