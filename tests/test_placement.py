@@ -1,0 +1,131 @@
+"""Group placement: the live code fills groups in order, skips full and expiring ones, and
+keeps contacts pending (with an alert) when no group has room."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import Engine, func, select
+
+from crm.db import transaction
+from crm.models import Alert, Community, Consent, Contact, Membership, OutboxMessage
+from crm.placement import (
+    GroupRoom,
+    assign,
+    parse_duration,
+    pending_placements,
+    place_contacts,
+    rotate_qr,
+)
+from crm.rules import load_rules
+from tests.route_fixtures import NOW, add_contact, add_group
+
+RULES = load_rules()
+
+
+def test_assign_fills_groups_in_order() -> None:
+    groups = [
+        GroupRoom(1, "a", None, "wechat", "u", room=2),
+        GroupRoom(2, "b", None, "wechat", "u", room=0),
+        GroupRoom(3, "c", None, "wechat", "u", room=1),
+    ]
+    placed, left = assign([10, 11, 12, 13], groups)
+    assert placed == {10: 1, 11: 1, 12: 3}
+    assert left == [13]
+
+
+def test_parse_duration() -> None:
+    assert parse_duration("7d") == timedelta(days=7)
+    assert parse_duration("36h") == timedelta(hours=36)
+
+
+def members(engine: Engine) -> dict[str, list[int]]:
+    with transaction(engine) as s:
+        rows = s.execute(
+            select(Community.name, Membership.contact_id)
+            .join(Community, Community.id == Membership.community_id)
+            .where(Membership.left_at.is_(None))
+            .order_by(Membership.contact_id)
+        ).all()
+    out: dict[str, list[int]] = {}
+    for name, cid in rows:
+        out.setdefault(name, []).append(cid)
+    return out
+
+
+def test_full_and_expiring_groups_roll_over(engine: Engine) -> None:
+    add_group(engine, "open-1", "open", limit=2, position=0)
+    add_group(engine, "open-expired", "open", position=1, expires=NOW - timedelta(hours=1))
+    # Valid now, but inside the 24 h margin: handing it out would fail on the phone.
+    add_group(engine, "open-expiring", "open", position=2, expires=NOW + timedelta(hours=5))
+    add_group(engine, "open-2", "open", limit=200, position=3)
+    ids = [add_contact(engine, f"c{i}") for i in range(5)]
+    with transaction(engine) as s:
+        result = place_contacts(s, {"open": ids}, RULES, now=NOW)
+    assert result.placed == 5
+    assert members(engine) == {"open-1": ids[:2], "open-2": ids[2:]}
+    with transaction(engine) as s:
+        invite = s.scalars(select(OutboxMessage).where(OutboxMessage.contact_id == ids[0])).one()
+        counts = dict(s.execute(select(Community.name, Community.member_count)).all())
+    assert invite.campaign == "tier-invite" and invite.step == "open"
+    assert invite.action == "group_join" and invite.template == "tier_invitation"
+    assert invite.idempotency_key == f"tier-invite:open:{ids[0]}"
+    assert invite.channel == "wechat" and invite.account_id is not None
+    assert invite.due_at == NOW and invite.state == "planned"
+    assert invite.context["qr_code_url"] == "https://qr.example/open-1"
+    assert counts["open-1"] == 2 and counts["open-2"] == 3
+
+
+def test_no_room_alerts_and_keeps_contacts_pending(engine: Engine) -> None:
+    add_group(engine, "active-1", "active", limit=1)
+    ids = [add_contact(engine, f"c{i}") for i in range(3)]
+    with transaction(engine) as s:
+        for cid in ids:
+            s.get_one(Contact, cid).tier = "active"
+    with transaction(engine) as s:
+        pending = pending_placements(s, RULES)
+        assert pending == {"active": ids}
+        result = place_contacts(s, pending, RULES, now=NOW)
+    assert result.placed == 1 and result.pending == {"active": 2}
+    with transaction(engine) as s:
+        alert = s.scalars(select(Alert)).one()
+        assert (alert.kind, alert.subject, alert.resolved_at) == ("no_group_room", "active", None)
+        assert "2 contact(s) wait for a active group" in alert.message
+        # Not lost: still pending on the next run, and one alert, not two.
+        pending = pending_placements(s, RULES)
+        assert pending == {"active": ids[1:]}
+        place_contacts(s, pending, RULES, now=NOW)
+        assert s.scalar(select(func.count()).select_from(Alert)) == 1
+
+    add_group(engine, "active-2", "active", limit=200, position=1)
+    with transaction(engine) as s:
+        result = place_contacts(s, pending_placements(s, RULES), RULES, now=NOW)
+        assert result.placed == 2 and result.pending == {}
+        assert s.scalars(select(Alert)).one().resolved_at == NOW
+    assert members(engine) == {"active-1": ids[:1], "active-2": ids[1:]}
+
+
+def test_rotating_the_qr_code_reopens_a_group(engine: Engine) -> None:
+    add_group(engine, "prospect-1", "prospect", expires=NOW + timedelta(hours=2))
+    cid = add_contact(engine, "p")
+    with transaction(engine) as s:
+        assert place_contacts(s, {"prospect": [cid]}, RULES, now=NOW).pending == {"prospect": 1}
+    rotate_qr(
+        engine, "prospect-1", url="https://qr.example/new", expires=timedelta(days=7), now=NOW
+    )
+    with transaction(engine) as s:
+        assert place_contacts(s, {"prospect": [cid]}, RULES, now=NOW).placed == 1
+        invite = s.scalars(select(OutboxMessage)).one()
+    assert invite.context["qr_code_url"] == "https://qr.example/new"
+
+
+def test_theme_and_opt_out(engine: Engine) -> None:
+    add_group(engine, "paid-discussion", "paid", theme="discussion")
+    add_group(engine, "paid-paid", "paid", theme="paid", position=1)
+    keen, gone = add_contact(engine, "keen"), add_contact(engine, "gone")
+    with transaction(engine) as s:
+        s.add(Consent(contact_id=gone, kind="opt_out", source="reply 退订", recorded_at=NOW))
+    with transaction(engine) as s:
+        result = place_contacts(s, {"paid": [keen, gone]}, RULES, now=NOW)
+    assert result.placed == 1
+    assert members(engine) == {"paid-paid": [keen]}  # rules: paid groups have the paid theme
