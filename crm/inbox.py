@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from crm.db import transaction
 from crm.domain import EventKind, RecordStatus, SourceKind
-from crm.ingest.records import SourceSpec
+from crm.ingest.records import IngestReport, SourceSpec
 from crm.models import QuarantinedRow, RawRecord, SourceInstance, utcnow
 from crm.normalize import clean_text, normalize_platform
 
@@ -240,3 +240,10 @@ def accept_pushed(
             result.rejected += 1
             result.reasons.append(f"#{n}: {reason}")
     return result
+
+
+def ingest_qr_signups(engine: Engine, now: datetime | None = None) -> IngestReport:
+    """Resolve pending pushed records (QR and invite sign-ups, webhook leads and events)."""
+    from crm.ingest.service import process_pending
+
+    return process_pending(engine, now, origin="qr sign-ups and webhooks")

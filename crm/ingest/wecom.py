@@ -306,7 +306,7 @@ def client_from_settings(http: httpx.Client, **kwargs: Any) -> WeComClient:
 
 
 def pull_wecom_groups(
-    engine: Engine, client: WeComClient, *, now: datetime | None = None
+    engine: Engine, client: WeComClient, *, now: datetime | None = None, page_size: int = 100
 ) -> IngestReport:
     """Pull the members of every customer group into the raw log and resolve them."""
     from crm.ingest.service import ingest_items
@@ -316,7 +316,7 @@ def pull_wecom_groups(
         feed_id = ensure_source(session, spec, now=now)
         cursor = session.get(SourceInstance, feed_id).cursor  # type: ignore[union-attr]
     report = IngestReport()
-    adapter = WeComGroupsAdapter(client, cursor=cursor)
+    adapter = WeComGroupsAdapter(client, cursor=cursor, limit=page_size)
     for page in adapter.pages():
         if page.items:
             report.add(

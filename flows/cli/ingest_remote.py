@@ -1,0 +1,43 @@
+"""`qunflow ingest qr-signups` and `qunflow ingest wecom-groups`: sources that push or serve us."""
+
+from __future__ import annotations
+
+import typer
+
+from crm.ingest.records import IngestReport
+from flows.cli.common import engine, print_json
+
+
+def _print(report: IngestReport, as_json: bool) -> None:
+    data = report.as_dict()
+    if as_json:
+        print_json(data)
+        return
+    typer.echo(
+        "read {read}  new contacts {new_contacts}  matched {matched}  merged {merged}  "
+        "quarantined {quarantined}".format(**data)
+    )
+    for reason, n in data["reasons"].items():
+        typer.echo(f"  {n:>6}  {reason}")
+
+
+def qr_signups(
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Resolve new QR and invite sign-ups (and pushed leads/events) into contacts."""
+    from crm.inbox import ingest_qr_signups
+
+    _print(ingest_qr_signups(engine()), as_json)
+
+
+def wecom_groups(
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Pull the members of every WeCom customer group (QUNFLOW_WECOM_* settings)."""
+    import httpx
+
+    from crm.ingest.wecom import client_from_settings, pull_wecom_groups
+
+    with httpx.Client(timeout=30) as http:
+        report = pull_wecom_groups(engine(), client_from_settings(http))
+    _print(report, as_json)

@@ -1,0 +1,296 @@
+"""The public sign-up page (over real HTTP) and the signed lead/event webhooks."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+with warnings.catch_warnings():
+    # starlette announces a move from httpx to httpx2 for its test client; httpx is what we use.
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from crm.db import transaction
+from crm.models import QuarantinedRow, RawRecord, SourceInstance
+from crm.qr import QrClaims, sign_token
+from crm.settings import get_settings
+from crm.webhook import sign
+from flows.web import public
+
+SECRET = "signing-key-for-tests"
+HOOK_SECRET = "hook-secret-for-tests"
+
+
+def make_app(engine) -> FastAPI:
+    app = FastAPI()
+    app.include_router(public.router)
+    app.state.engine = engine
+    app.state.settings = get_settings(secret_key=SECRET, webhook_secret=HOOK_SECRET)
+    return app
+
+
+def token(**kw) -> str:
+    claims = dict(
+        code_id="code01",
+        promoter="小李",
+        location="五道口",
+        campaign="spring",
+        expires_at=datetime.now(UTC) + timedelta(days=1),
+    )
+    claims.update(kw)
+    return sign_token(QrClaims(**claims), SECRET)
+
+
+def raw_count(engine) -> int:
+    with transaction(engine) as s:
+        return s.scalar(select(func.count()).select_from(RawRecord)) or 0
+
+
+def nonce_of(html: str) -> str:
+    match = re.search(r'name="nonce" value="([^"]+)"', html)
+    assert match, html
+    return match.group(1)
+
+
+GOOD = {
+    "name": "张三",
+    "phone": "138 0013 8000",
+    "wechat_id": "",
+    "consent": "1",
+    "q_goal": "考研",
+    "q_budget": "有",
+}
+
+
+@pytest.fixture
+def live(engine) -> Iterator[str]:
+    """The router under a real uvicorn server on a free port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(make_app(engine), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_signup_over_http_is_stored_once_even_if_sent_twice(engine, live):
+    t = token()
+    with httpx.Client(base_url=live, timeout=10) as http:
+        page = http.get(f"/s/{t}")
+        assert page.status_code == 200
+        assert '<meta name="viewport"' in page.text and 'lang="zh-CN"' in page.text
+        assert "您的目标是" in page.text  # the campaign's screening questions
+        form = {**GOOD, "nonce": nonce_of(page.text)}
+        first = http.post(f"/s/{t}", data=form)
+        again = http.post(f"/s/{t}", data=form)
+    assert first.status_code == again.status_code == 200
+    assert "报名成功" in first.text and "报名成功" in again.text
+    with transaction(engine) as s:
+        rows = s.execute(select(RawRecord, SourceInstance).join(SourceInstance)).all()
+    assert len(rows) == 1
+    raw, src = rows[0]
+    assert raw.status == "pending"
+    assert raw.payload["phone"] == "+8613800138000"
+    assert raw.payload["consent"] is True
+    assert raw.payload["answers"] == {"goal": "考研", "budget": "有"}
+    assert (src.kind, src.key, src.promoter, src.location, src.campaign) == (
+        "qr_signup",
+        "code01",
+        "小李",
+        "五道口",
+        "spring",
+    )
+
+
+def test_two_page_loads_are_two_sign_ups(engine):
+    client = TestClient(make_app(engine))
+    t = token()
+    for phone in ("13800138000", "13900139000"):
+        nonce = nonce_of(client.get(f"/s/{t}").text)
+        assert client.post(f"/s/{t}", data={**GOOD, "phone": phone, "nonce": nonce}).is_success
+    assert raw_count(engine) == 2
+
+
+def test_expired_code_gets_a_clear_page_and_nothing_is_stored(engine):
+    client = TestClient(make_app(engine))
+    good = token()
+    nonce = nonce_of(client.get(f"/s/{good}").text)
+    old = token(expires_at=datetime.now(UTC) - timedelta(minutes=1))
+    page = client.get(f"/s/{old}")
+    assert page.status_code == 410 and "已过期" in page.text
+    posted = client.post(f"/s/{old}", data={**GOOD, "nonce": nonce})
+    assert posted.status_code == 410
+    assert raw_count(engine) == 0
+
+
+def test_tampered_code_gets_a_clear_page_and_nothing_is_stored(engine):
+    client = TestClient(make_app(engine))
+    t = token()
+    nonce = nonce_of(client.get(f"/s/{t}").text)
+    forged = token(promoter="冒充者")[:-3] + t[-3:]
+    assert client.get(f"/s/{forged}").status_code == 400
+    posted = client.post(f"/s/{forged}", data={**GOOD, "nonce": nonce})
+    assert posted.status_code == 400 and "链接无效" in posted.text
+    assert raw_count(engine) == 0
+
+
+def test_missing_consent_rerenders_the_form_with_the_error(engine):
+    client = TestClient(make_app(engine))
+    t = token()
+    nonce = nonce_of(client.get(f"/s/{t}").text)
+    form = {k: v for k, v in GOOD.items() if k != "consent"} | {"nonce": nonce}
+    page = client.post(f"/s/{t}", data=form)
+    assert page.status_code == 422
+    assert "请阅读并勾选同意后提交" in page.text
+    assert 'value="张三"' in page.text  # what was typed is kept
+    assert nonce_of(page.text) == nonce  # fixing and resending is still the same form
+    assert raw_count(engine) == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "field_error"),
+    [
+        ({"phone": "12345", "wechat_id": ""}, "手机号格式不正确"),
+        ({"phone": "", "wechat_id": ""}, "请至少填写手机号或微信号"),
+        ({"phone": "", "wechat_id": "1abc"}, "微信号格式不正确"),
+        ({"q_goal": "<script>x</script>"}, "请选择一个选项"),
+        ({"name": ""}, "请填写姓名"),
+    ],
+)
+def test_server_side_validation(engine, change, field_error):
+    client = TestClient(make_app(engine))
+    t = token()
+    nonce = nonce_of(client.get(f"/s/{t}").text)
+    page = client.post(f"/s/{t}", data={**GOOD, **change, "nonce": nonce})
+    assert page.status_code == 422 and field_error in page.text
+    assert "<script>x" not in page.text  # autoescaped
+    assert raw_count(engine) == 0
+
+
+def test_forged_form_nonce_is_refused(engine):
+    client = TestClient(make_app(engine))
+    t = token()
+    page = client.post(f"/s/{t}", data={**GOOD, "nonce": "made-up"})
+    assert page.status_code == 400
+    assert raw_count(engine) == 0
+
+
+def test_wechat_id_alone_is_enough(engine):
+    client = TestClient(make_app(engine))
+    t = token()
+    nonce = nonce_of(client.get(f"/s/{t}").text)
+    form = {**GOOD, "phone": "", "wechat_id": "Zhang_San88", "nonce": nonce}
+    assert client.post(f"/s/{t}", data=form).status_code == 200
+    with transaction(engine) as s:
+        assert s.scalar(select(RawRecord.payload))["wechat_id"] == "zhang_san88"
+
+
+# --- webhooks ----------------------------------------------------------------------------
+
+LEADS = [
+    {
+        "platform": "小红书",
+        "post": "note-123",
+        "handle": "@momo",
+        "message": "多少钱？怎么报名",
+        "phone": "13700137000",
+    },
+    {"platform": "douyin", "post_url": "https://v.douyin.com/x1", "handle": "lin", "id": "d-1"},
+]
+
+
+def post_signed(client: TestClient, path: str, data, secret: str = HOOK_SECRET, header=None):
+    body = json.dumps(data, ensure_ascii=False).encode()
+    headers = {"Content-Type": "application/json"}
+    if header is not False:
+        headers["X-Qunflow-Signature"] = header or sign(body, secret)
+    return client.post(path, content=body, headers=headers)
+
+
+@pytest.mark.parametrize("path", ["/hooks/leads", "/hooks/events"])
+@pytest.mark.parametrize(
+    "how",
+    ["missing", "wrong-secret", "garbage", "other-body", "no-prefix"],
+)
+def test_bad_or_missing_signature_is_401_and_nothing_stored(engine, path, how):
+    client = TestClient(make_app(engine))
+    data = LEADS if path == "/hooks/leads" else {"event": "share", "phone": "13700137000"}
+    body = json.dumps(data, ensure_ascii=False).encode()
+    header = {
+        "missing": False,
+        "wrong-secret": sign(body, "not-the-secret"),
+        "garbage": "sha256=zz",
+        "other-body": sign(body + b" ", HOOK_SECRET),
+        "no-prefix": sign(body, HOOK_SECRET).removeprefix("sha256="),
+    }[how]
+    response = post_signed(client, path, data, header=header)
+    assert response.status_code == 401
+    assert raw_count(engine) == 0
+    with transaction(engine) as s:
+        assert s.scalar(select(func.count()).select_from(SourceInstance)) == 0
+
+
+def test_signed_leads_are_stored_per_post_and_replays_add_nothing(engine):
+    client = TestClient(make_app(engine))
+    first = post_signed(client, "/hooks/leads", LEADS)
+    assert first.status_code == 202
+    assert first.json() == {"accepted": 2, "duplicates": 0, "rejected": 0, "reasons": []}
+    again = post_signed(client, "/hooks/leads", LEADS[0])  # one object, not a list
+    assert again.json()["duplicates"] == 1 and again.json()["accepted"] == 0
+    with transaction(engine) as s:
+        sources = s.execute(
+            select(SourceInstance.kind, SourceInstance.platform, SourceInstance.post).order_by(
+                SourceInstance.post
+            )
+        ).all()
+    assert sources == [
+        ("self_media", "douyin", "https://v.douyin.com/x1"),
+        ("self_media", "xiaohongshu", "note-123"),
+    ]
+    assert raw_count(engine) == 2
+
+
+def test_unusable_objects_in_a_signed_body_are_quarantined(engine):
+    client = TestClient(make_app(engine))
+    body = [{"event": "share", "phone": "13700137000"}, {"event": "dance"}, "text"]
+    response = post_signed(client, "/hooks/events", body)
+    assert response.status_code == 202
+    assert response.json()["accepted"] == 1 and response.json()["rejected"] == 2
+    with transaction(engine) as s:
+        reasons = s.scalars(select(QuarantinedRow.reason).order_by(QuarantinedRow.row_number))
+        found = list(reasons)
+    assert found[0].startswith("event must be one of") and found[1] == "not a JSON object"
+    assert raw_count(engine) == 1
+
+
+def test_signed_body_that_is_not_json_is_400(engine):
+    client = TestClient(make_app(engine))
+    body = b"not json"
+    response = client.post(
+        "/hooks/leads", content=body, headers={"X-Qunflow-Signature": sign(body, HOOK_SECRET)}
+    )
+    assert response.status_code == 400
+    assert raw_count(engine) == 0
