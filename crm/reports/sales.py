@@ -27,14 +27,14 @@ def sales(session: Session, window: ReportWindow) -> dict[str, Any]:
     """Per salesperson: items held now, claims, won/lost and win rate in the window, breaches."""
     held_statuses = [s.value for s in OPEN_QUEUE_STATUSES if s != QueueStatus.POOL]
     pool = session.scalar(select(func.count()).where(QueueItem.status == QueueStatus.POOL.value))
-    holding = dict(
+    holding: dict[int | None, int] = _counts(
         session.execute(
             select(QueueItem.assignee_id, func.count())
             .where(QueueItem.status.in_(held_statuses), QueueItem.assignee_id.is_not(None))
             .group_by(QueueItem.assignee_id)
-        ).all()
+        )
     )
-    claims = dict(
+    claims: dict[int | None, int] = _counts(
         session.execute(
             select(QueueAction.user_id, func.count())
             .where(
@@ -43,7 +43,7 @@ def sales(session: Session, window: ReportWindow) -> dict[str, Any]:
                 QueueAction.at < window.end,
             )
             .group_by(QueueAction.user_id)
-        ).all()
+        )
     )
     outcomes: dict[Any, dict[str, int]] = {}
     for user_id, status, n in session.execute(
@@ -63,7 +63,7 @@ def sales(session: Session, window: ReportWindow) -> dict[str, Any]:
         & QueueAction.action.not_in(HANDLING_ACTIONS)
         & (QueueAction.at <= QueueItem.sla_due_at)
     )
-    breaches = dict(
+    breaches: dict[int | None, int] = _counts(
         session.execute(
             select(QueueItem.assignee_id, func.count())
             .where(
@@ -73,7 +73,7 @@ def sales(session: Session, window: ReportWindow) -> dict[str, Any]:
                 ~worked,
             )
             .group_by(QueueItem.assignee_id)
-        ).all()
+        )
     )
 
     user_ids = {u for u in (*holding, *claims, *outcomes, *breaches) if u is not None}
@@ -112,3 +112,7 @@ def sales(session: Session, window: ReportWindow) -> dict[str, Any]:
         "sla_breaches_in_pool": breaches.get(None, 0),
     }
     return {"totals": totals, "by_user": rows}
+
+
+def _counts(rows: Any) -> dict[int | None, int]:
+    return {key: int(n) for key, n in rows}

@@ -16,6 +16,7 @@ from flows.cli import (
     ingest_remote,
     qr,
     queue,
+    report,
     route,
     users,
     web,
@@ -42,6 +43,7 @@ app.add_typer(ingest.app, name="ingest")
 app.add_typer(ingest.quarantine_app, name="quarantine")
 ingest.app.command("qr-signups")(ingest_remote.qr_signups)
 ingest.app.command("wecom-groups")(ingest_remote.wecom_groups)
+app.command("report")(report.report)
 
 
 def main() -> None:
