@@ -11,8 +11,17 @@ from pathlib import Path
 import pytest
 
 QUNFLOW = str(Path(sys.executable).with_name("qunflow"))
-STABLE_KEYS = ("contacts", "by_source", "by_tier", "merged", "removed", "raw_records",
-               "quarantined", "followups", "prospect_queue")
+STABLE_KEYS = (
+    "contacts",
+    "by_source",
+    "by_tier",
+    "merged",
+    "removed",
+    "raw_records",
+    "quarantined",
+    "followups",
+    "prospect_queue",
+)
 
 
 def demo(env):
