@@ -46,7 +46,9 @@ def prefect_env(data_dir: Path, port: int) -> dict[str, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--prefect-port", type=int, default=4200)
     parser.add_argument("--web-port", type=int, default=8000)
     parser.add_argument("--host", default="127.0.0.1")
@@ -74,15 +76,23 @@ def main() -> None:
 
     subprocess.run([str(bin_dir / "qunflow"), "db", "upgrade"], env=env, check=True)
     server = subprocess.Popen(
-        [str(bin_dir / "prefect"), "server", "start", "--host", args.host,
-         "--port", str(args.prefect_port)],
+        [
+            str(bin_dir / "prefect"),
+            "server",
+            "start",
+            "--host",
+            args.host,
+            "--port",
+            str(args.prefect_port),
+        ],
         env=env,
     )
     procs.append(("prefect server", server))
     _wait_http(f"http://{args.host}:{args.prefect_port}/api/health", server, 120)
 
     web = subprocess.Popen(
-        [str(bin_dir / "qunflow"), "web", "--host", args.host, "--port", str(args.web_port)], env=env
+        [str(bin_dir / "qunflow"), "web", "--host", args.host, "--port", str(args.web_port)],
+        env=env,
     )
     procs.append(("web app", web))
     _wait_http(f"http://{args.host}:{args.web_port}/healthz", web, 60)
@@ -92,7 +102,7 @@ def main() -> None:
 
     print(
         "\nQunflow is up:\n"
-        f"  Prefect UI      http://{args.host}:{args.prefect_port}  (deployments, runs, artifacts)\n"
+        f"  Prefect UI      http://{args.host}:{args.prefect_port}  (deployments, runs)\n"
         f"  sales workspace http://{args.host}:{args.web_port}\n"
         f"  Prefect state   {env['PREFECT_HOME']}\n"
         "Ctrl-C stops everything.\n",
