@@ -130,9 +130,10 @@ class _Reader:
     def check(self, require_identity: bool = True) -> None:
         """Read ahead until the header and a first row prove the file is what it claims."""
         columns: set[str] = set()
-        seen_row = False
+        seen_row = rejected = False
         for n, item in enumerate(self.rows(check=True)):
             if isinstance(item, RejectedRow):
+                rejected = True
                 if n >= 50:
                     break
                 continue
@@ -141,6 +142,8 @@ class _Reader:
             if n >= 50 or (columns & _IDENTITY_COLUMNS):
                 break
         if not seen_row:
+            if rejected:
+                return  # every row so far is bad: they will be quarantined one by one
             if self._header_seen:
                 raise InputError(f"{self.name}: no data rows, only a header")
             raise InputError(f"{self.name}: no readable rows ({self.format})")

@@ -134,7 +134,10 @@ def write_quarantine(
             ("reason", "text"),
             ("fingerprint", "text"),
         ],
-        [(*r, quarantine_fingerprint(r[2], r[3], r[4], r[5])) for r in rows],
+        [
+            (*r[:4], r[4].replace("\x00", "\\x00"), r[5], quarantine_fingerprint(*r[2:]))
+            for r in rows
+        ],
     )
     session.execute(
         text(

@@ -159,7 +159,8 @@ def _ingest_batch(
             if (sid, key) in by_key:
                 continue  # the same record twice in one batch: the raw log keeps one
             by_key[(sid, key)] = item
-            staged.append((n, sid, key, _json(item.payload)))
+            # PostgreSQL text and jsonb cannot hold NUL characters; they carry nothing anyway.
+            staged.append((n, sid, key, _json(item.payload).replace("\\u0000", "")))
         if rejected:
             default_sid = ensure_source(session, source)
             write_quarantine(

@@ -1,0 +1,154 @@
+"""Ingestion flows: import an export file, or every new file dropped in the inbox folder.
+
+The flows call the same services as the CLI (crm.ingest.service); a task imports a whole file
+in batches of thousands of rows, never a task per row.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from pydantic import Field
+
+from flows.runtime import engine_for, settings
+
+FileKind = Literal["peer-group", "self-media", "events", "qr-signups"]
+_SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx", ".jsonl", ".ndjson", ".json")
+
+
+def _url(database_url: str | None) -> str:
+    return database_url or settings().sqlalchemy_url
+
+
+@task(name="ingest-file", retries=2, retry_delay_seconds=[2, 10])
+def ingest_file_task(
+    database_url: str,
+    kind: str,
+    path: str,
+    group: str | None = None,
+    account: str | None = None,
+    platform: str | None = None,
+) -> dict[str, Any]:
+    """Import one file (all its batches); InputError is not retried by the caller's flow."""
+    from crm.ingest.service import ingest_path
+
+    report = ingest_path(
+        engine_for(database_url), kind, Path(path), group=group, account=account, platform=platform
+    )
+    return report.as_dict()
+
+
+@task(name="resolve-pending", retries=2, retry_delay_seconds=[2, 10])
+def resolve_pending_task(database_url: str) -> dict[str, Any]:
+    """Resolve raw records left pending (web sign-ups, webhook leads, replays)."""
+    from crm.ingest.service import process_pending
+
+    return process_pending(engine_for(database_url)).as_dict()
+
+
+@task(name="publish-ingest-report")
+def publish(results: dict[str, dict[str, Any]], key: str) -> None:
+    """A table (one row per file) and a markdown summary with the first quarantine reasons."""
+    rows = []
+    for name, rep in results.items():
+        rows.append(
+            {
+                "file": name,
+                "read": rep.get("read", 0),
+                "new_contacts": rep.get("new_contacts", 0),
+                "matched": rep.get("matched", 0),
+                "merged": rep.get("merged", 0),
+                "quarantined": rep.get("quarantined", 0),
+                "error": rep.get("error", ""),
+            }
+        )
+    create_table_artifact(table=rows, key=key, description="Imported, matched, merged, quarantined")
+    lines = [
+        "# Import",
+        "",
+        "| file | read | new | matched | merged | quarantined |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['file']} | {r['read']} | {r['new_contacts']} | {r['matched']} |"
+            f" {r['merged']} | {r['quarantined']} |"
+        )
+    reasons: dict[str, int] = {}
+    for rep in results.values():
+        for reason, n in rep.get("reasons", {}).items():
+            reasons[reason] = reasons.get(reason, 0) + n
+        if rep.get("error"):
+            reasons[rep["error"]] = reasons.get(rep["error"], 0) + 1
+    if reasons:
+        lines += ["", "## Quarantine reasons", ""]
+        lines += [f"- {n} × {r}" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:10]]
+    create_markdown_artifact(markdown="\n".join(lines), key=f"{key}-summary")
+
+
+@flow(name="ingest-file")
+def ingest_file_flow(
+    kind: Annotated[FileKind, Field(description="What the file holds.")],
+    path: Annotated[str, Field(description="Path of the export file (CSV, XLSX or JSONL).")],
+    group: Annotated[
+        str | None, Field(description="Peer group name (default: a group column or the file name).")
+    ] = None,
+    account: Annotated[
+        str | None, Field(description="Operator account that harvested a member list.")
+    ] = None,
+    platform: Annotated[
+        str | None, Field(description="Self-media platform if the file has no platform column.")
+    ] = None,
+    database_url: Annotated[
+        str | None, Field(description="CRM database URL (default: QUNFLOW_DATABASE_URL).")
+    ] = None,
+) -> dict[str, Any]:
+    """Import one export file and publish its counts."""
+    url = _url(database_url)
+    report = ingest_file_task(url, kind, path, group, account, platform)
+    publish({Path(path).name: report}, "ingest-file")
+    return report
+
+
+@flow(name="ingest-folder")
+def ingest_folder_flow(
+    folder: Annotated[
+        str | None,
+        Field(description="Inbox folder with one subfolder per kind (default: data_dir/inbox)."),
+    ] = None,
+    database_url: Annotated[
+        str | None, Field(description="CRM database URL (default: QUNFLOW_DATABASE_URL).")
+    ] = None,
+) -> dict[str, dict[str, Any]]:
+    """Import files dropped in inbox/<kind>/ (peer-group, self-media, events, qr-signups).
+
+    A file imported (or refused as not what it claims) moves to inbox/<kind>/done/ or
+    inbox/<kind>/failed/, so the next run only sees new files; pending raw records are resolved.
+    """
+    from crm.errors import InputError
+
+    logger = get_run_logger()
+    url = _url(database_url)
+    inbox = Path(folder) if folder else settings().data_dir / "inbox"
+    results: dict[str, dict[str, Any]] = {}
+    for kind in ("peer-group", "self-media", "qr-signups", "events"):
+        directory = inbox / kind
+        if not directory.is_dir():
+            continue
+        for path in sorted(p for p in directory.iterdir() if p.suffix.lower() in _SUFFIXES):
+            try:
+                results[f"{kind}/{path.name}"] = ingest_file_task(url, kind, str(path))
+                target = directory / "done"
+            except InputError as exc:
+                logger.warning("refused %s: %s", path.name, exc)
+                results[f"{kind}/{path.name}"] = {"error": str(exc)}
+                target = directory / "failed"
+            target.mkdir(exist_ok=True)
+            shutil.move(str(path), target / path.name)
+    results["pending"] = resolve_pending_task(url)
+    publish(results, "ingest-folder")
+    return results
