@@ -1,7 +1,7 @@
 """Records pushed to us (sign-up forms, webhooks) kept raw and pending until the ingest flow runs.
 
 The web handlers only append to the raw log; resolving into contacts happens later in one
-batch (:func:`ingest_pending`), so a burst of sign-ups never waits on identity resolution.
+batch (:func:`ingest_qr_signups`), so a burst of sign-ups never waits on identity resolution.
 """
 
 from __future__ import annotations
@@ -13,14 +13,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Insert, select
+from sqlalchemy import Engine, Insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from crm.db import transaction
 from crm.domain import EventKind, RecordStatus, SourceKind
 from crm.ingest.records import IngestReport, SourceSpec
-from crm.models import QuarantinedRow, RawRecord, SourceInstance, utcnow
+from crm.ingest.service import ensure_source, process_pending
+from crm.models import QuarantinedRow, RawRecord, utcnow
 from crm.normalize import clean_text, normalize_platform
 
 
@@ -29,33 +30,6 @@ def _insert(session: Session, table: Any) -> Any:
     module: Any = postgresql if dialect == "postgresql" else sqlite
     stmt: Insert = module.insert(table)
     return stmt
-
-
-def ensure_source(session: Session, spec: SourceSpec, *, now: datetime | None = None) -> int:
-    """The id of the source instance (kind, key), created from ``spec`` on first use."""
-    values = {
-        "kind": spec.kind.value,
-        "key": spec.key,
-        "name": spec.name,
-        "group_name": spec.group_name,
-        "platform": spec.platform,
-        "post": spec.post,
-        "promoter": spec.promoter,
-        "location": spec.location,
-        "campaign": spec.campaign,
-        "referrer_contact_id": spec.referrer_contact_id,
-        "extra": dict(spec.extra),
-        "created_at": now or utcnow(),
-    }
-    stmt = _insert(session, SourceInstance).values(**values)
-    session.execute(stmt.on_conflict_do_nothing(index_elements=["kind", "key"]))
-    found = session.scalar(
-        select(SourceInstance.id).where(
-            SourceInstance.kind == spec.kind.value, SourceInstance.key == spec.key
-        )
-    )
-    assert found is not None  # inserted or already there
-    return int(found)
 
 
 @dataclass(frozen=True)
@@ -166,7 +140,7 @@ def accept_signup(
     at = now or utcnow()
     payload = {**values, "occurred_at": at.isoformat(), "code": spec.key}
     with transaction(engine) as session:
-        source_id = ensure_source(session, spec, now=at)
+        source_id = ensure_source(session, spec)
         return store_pending(session, source_id, [(f"form:{nonce}", payload)], now=at).stored == 1
 
 
@@ -231,7 +205,7 @@ def accept_pushed(
         by_source.setdefault((spec.kind, spec.key), []).append((key[:300], payload))
     with transaction(engine) as session:
         for skey, records in by_source.items():
-            source_id = ensure_source(session, specs[skey], now=at)
+            source_id = ensure_source(session, specs[skey])
             stored = store_pending(session, source_id, records, now=at)
             result.accepted += stored.stored
             result.duplicates += stored.duplicates
@@ -244,6 +218,4 @@ def accept_pushed(
 
 def ingest_qr_signups(engine: Engine, now: datetime | None = None) -> IngestReport:
     """Resolve pending pushed records (QR and invite sign-ups, webhook leads and events)."""
-    from crm.ingest.service import process_pending
-
     return process_pending(engine, now, origin="qr sign-ups and webhooks")

@@ -23,8 +23,8 @@ from crm.contacts import resolve_contact_id
 from crm.db import transaction
 from crm.domain import SourceKind
 from crm.errors import InputError
-from crm.inbox import ensure_source
 from crm.ingest.records import SourceSpec
+from crm.ingest.service import ensure_source
 from crm.models import QrCode, utcnow
 from crm.settings import get_settings
 
@@ -206,7 +206,7 @@ def create_qr(
             expires_at=(at + expires).replace(microsecond=0),
             referrer_contact_id=referrer_contact_id,
         )
-        source_id = ensure_source(session, claims.source_spec(), now=at)
+        source_id = ensure_source(session, claims.source_spec())
         session.add(
             QrCode(
                 token_id=code_id,

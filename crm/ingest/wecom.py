@@ -28,8 +28,8 @@ from sqlalchemy import Engine, update
 from crm.db import transaction
 from crm.domain import SourceKind
 from crm.errors import QunflowError
-from crm.inbox import ensure_source
 from crm.ingest.records import IngestReport, RawItem, RejectedRow, SourceSpec
+from crm.ingest.service import ensure_source, ingest_items
 from crm.models import SourceInstance
 
 TOKEN_ERRCODES = frozenset({40001, 40014, 42001})  # invalid credential / token, token expired
@@ -309,11 +309,9 @@ def pull_wecom_groups(
     engine: Engine, client: WeComClient, *, now: datetime | None = None, page_size: int = 100
 ) -> IngestReport:
     """Pull the members of every customer group into the raw log and resolve them."""
-    from crm.ingest.service import ingest_items
-
     spec = feed_spec(client.corp_id)
     with transaction(engine) as session:
-        feed_id = ensure_source(session, spec, now=now)
+        feed_id = ensure_source(session, spec)
         cursor = session.get(SourceInstance, feed_id).cursor  # type: ignore[union-attr]
     report = IngestReport()
     adapter = WeComGroupsAdapter(client, cursor=cursor, limit=page_size)
