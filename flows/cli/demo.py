@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from flows.cli.common import engine, print_json, settings
@@ -18,6 +20,7 @@ def demo(
     Running it again changes nothing: every stage is idempotent.
     """
     eng = engine()
+    _quiet_local_prefect()
     from flows.funnel import funnel_summary_lines, run_demo  # Prefect imports are slow: only here
 
     summary = run_demo(eng, settings())
@@ -26,3 +29,11 @@ def demo(
     else:
         for line in funnel_summary_lines(summary):
             typer.echo(line)
+
+
+def _quiet_local_prefect() -> None:
+    """Local mode defaults: no telemetry, a patient start of the temporary API server."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_HOME", str(settings().data_dir / "prefect"))
