@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Engine, insert, select
@@ -18,18 +19,34 @@ from crm.models import (
     SourceInstance,
     TierChange,
     Touch,
+    User,
 )
-from crm.users import add_user
+from crm.users import hash_password
 
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 PASSWORD = "correct horse battery"
 
 
+@cache
+def _password_hash() -> str:
+    # argon2 is slow on purpose; hash the shared test password once per run.
+    return hash_password(PASSWORD)
+
+
 def users(engine: Engine) -> dict[str, int]:
-    """alice and bob (sales), mia (manager), root (admin)."""
+    """alice and bob (sales), mia (manager), root (admin); all with PASSWORD."""
     out = {}
-    for name, role in (("alice", "sales"), ("bob", "sales"), ("mia", "manager"), ("root", "admin")):
-        out[name] = add_user(engine, name, role=role, password=PASSWORD, now=T0).id
+    with transaction(engine) as session:
+        for name, role in (
+            ("alice", "sales"),
+            ("bob", "sales"),
+            ("mia", "manager"),
+            ("root", "admin"),
+        ):
+            user = User(username=name, role=role, password_hash=_password_hash(), created_at=T0)
+            session.add(user)
+            session.flush()
+            out[name] = user.id
     return out
 
 

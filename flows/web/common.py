@@ -1,0 +1,135 @@
+"""What every workspace route shares: the acting user, CSRF checks, rendering, redirects."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+
+from crm.db import transaction
+from crm.errors import Forbidden
+from crm.settings import Settings
+from crm.users import StaffUser, get_user
+from flows.web.auth import LANG_COOKIE, CsrfFailed, NotLoggedIn, Sessions, tokens_match
+from flows.web.i18n import normalize_lang, translator
+
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def engine_of(request: Request) -> Engine:
+    """The app's database engine."""
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def settings_of(request: Request) -> Settings:
+    """The app's settings."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def sessions_of(request: Request) -> Sessions:
+    """The app's cookie signer."""
+    sessions: Sessions = request.app.state.sessions
+    return sessions
+
+
+def _load_user(engine: Engine, user_id: int) -> StaffUser | None:
+    with transaction(engine) as session:
+        return get_user(session, user_id)
+
+
+async def current_user(request: Request) -> StaffUser:
+    """The logged-in, active user; NotLoggedIn otherwise (pages redirect to /login)."""
+    data = sessions_of(request).read(request)
+    if data is None:
+        raise NotLoggedIn()
+    user = await run_in_threadpool(_load_user, engine_of(request), data.user_id)
+    if user is None or not user.active:
+        raise NotLoggedIn()
+    request.state.user = user
+    request.state.csrf = data.csrf
+    return user
+
+
+async def csrf_protect(request: Request) -> None:
+    """Refuse a state-changing request unless it carries the session's CSRF token."""
+    if request.method not in UNSAFE:
+        return
+    given = request.headers.get("x-csrf-token")
+    if given is None:
+        form = await request.form()
+        value = form.get("csrf_token")
+        given = value if isinstance(value, str) else None
+    if not tokens_match(getattr(request.state, "csrf", None), given):
+        raise CsrfFailed()
+
+
+def require_manager(user: StaffUser) -> None:
+    """Managers and admins only."""
+    if not user.is_manager:
+        raise Forbidden("managers and admins only")
+
+
+def require_admin(user: StaffUser) -> None:
+    """Admins only."""
+    if not user.is_admin:
+        raise Forbidden("admins only")
+
+
+def lang_of(request: Request) -> str:
+    """?lang=, then the language cookie, then the user's locale; Chinese by default."""
+    chosen = normalize_lang(request.query_params.get("lang"))
+    if chosen:
+        return chosen
+    chosen = normalize_lang(request.cookies.get(LANG_COOKIE))
+    if chosen:
+        return chosen
+    user = getattr(request.state, "user", None)
+    if user is not None:
+        return normalize_lang(user.locale) or "zh"
+    return "zh"
+
+
+def _fmt_time(value: datetime | None, zone: Any) -> str:
+    if value is None:
+        return ""
+    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+def render(request: Request, name: str, *, status: int = 200, **context: Any) -> HTMLResponse:
+    """Render a workspace template with the user, language, CSRF token and helpers."""
+    lang = lang_of(request)
+    zone = settings_of(request).zone
+    env = request.app.state.jinja
+    html = env.get_template(name).render(
+        request=request,
+        user=getattr(request.state, "user", None),
+        csrf_token=getattr(request.state, "csrf", ""),
+        lang=lang,
+        t=translator(lang),
+        when=lambda v: _fmt_time(v, zone),
+        qs=lambda **kw: urlencode({k: v for k, v in kw.items() if v not in (None, "")}),
+        **context,
+    )
+    response = HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+    if request.query_params.get("lang") in ("zh", "en"):
+        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax", path="/")
+    return response
+
+
+def safe_next(value: str | None, default: str) -> str:
+    """A local path to go back to after a form; anything else falls back to ``default``."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return default
+
+
+def back(to: str) -> RedirectResponse:
+    """303 See Other after a successful form post."""
+    return RedirectResponse(to, status_code=303)

@@ -1,0 +1,188 @@
+"""Manager and admin pages: assignment, caps, account headroom, the funnel, audit, PIPL requests."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse
+from starlette.responses import Response
+
+from crm import queue
+from crm.db import transaction
+from crm.errors import InputError
+from crm.models import User
+from crm.privacy import erase_contact, export_contact
+from crm.users import StaffUser, list_users, set_caps
+from crm.workspace import audit_page
+from flows.web.common import (
+    back,
+    current_user,
+    engine_of,
+    render,
+    require_admin,
+    require_manager,
+    safe_next,
+    settings_of,
+)
+
+router = APIRouter()
+
+
+@router.post("/queue/items/{item_id}/assign")
+def assign(
+    request: Request,
+    item_id: int,
+    user: StaffUser = Depends(current_user),
+    to_user: int = Form(...),
+    next: str | None = Form(None),
+) -> Response:
+    """Assign or reassign a prospect to a person."""
+    require_manager(user)
+    queue.assign(engine_of(request), item_id, to_user, user.id, zone=settings_of(request).zone)
+    return back(safe_next(next, "/queue?view=team"))
+
+
+@router.get("/manage/team", response_class=HTMLResponse)
+def team(request: Request, user: StaffUser = Depends(current_user)) -> Response:
+    """Each person's caps and today's usage; set caps; hand out the pool."""
+    require_manager(user)
+    with transaction(engine_of(request)) as session:
+        rows = queue.team_caps(session, zone=settings_of(request).zone)
+    return render(request, "team.html", rows=rows, strategies=queue.STRATEGIES)
+
+
+@router.post("/manage/users/{user_id}/caps")
+def caps(
+    request: Request,
+    user_id: int,
+    user: StaffUser = Depends(current_user),
+    claims: int = Form(..., ge=0, le=10_000),
+    holding: int = Form(..., ge=0, le=10_000),
+) -> Response:
+    """Set a person's daily claim cap and holding cap."""
+    require_manager(user)
+    with transaction(engine_of(request)) as session:
+        target = session.get(User, user_id)
+        if target is None:
+            raise InputError(f"user {user_id} does not exist")
+        name = target.username
+    set_caps(engine_of(request), name, claims=claims, holding=holding, actor=user.username)
+    return back("/manage/team")
+
+
+@router.post("/manage/assign-pool")
+def assign_pool(
+    request: Request,
+    user: StaffUser = Depends(current_user),
+    strategy: str = Form(...),
+) -> Response:
+    """Hand pool items to sales staff within their caps."""
+    require_manager(user)
+    result = queue.assign_pool(
+        engine_of(request), strategy, zone=settings_of(request).zone, actor=user.username
+    )
+    return back(f"/manage/team?assigned={result['assigned']}")
+
+
+@router.get("/manage/accounts", response_class=HTMLResponse)
+def accounts(request: Request, user: StaffUser = Depends(current_user)) -> Response:
+    """Each operator account's cap usage and headroom today."""
+    require_manager(user)
+    rows: list[dict[str, Any]] | None
+    try:
+        from crm.caps import usage_today
+    except ImportError:
+        rows = None
+    else:
+        with transaction(engine_of(request)) as session:
+            rows = [dict(r) for r in usage_today(session, zone=settings_of(request).zone)]
+    return render(request, "accounts.html", rows=rows)
+
+
+@router.get("/manage/funnel", response_class=HTMLResponse)
+def funnel(
+    request: Request,
+    user: StaffUser = Depends(current_user),
+    by: str = Query("source", max_length=16),
+    start: date | None = Query(None),
+    end: date | None = Query(None),
+) -> Response:
+    """Funnel numbers by source or promoter (from the reports module)."""
+    require_manager(user)
+    try:
+        from crm.reports.page import manager_report
+    except ImportError:
+        return render(request, "funnel.html", report=None, by=by, start=start, end=end)
+    with transaction(engine_of(request)) as session:
+        report = manager_report(
+            session, start_day=start, end_day=end, by=by, tz=settings_of(request).zone
+        )
+    return render(request, "funnel.html", report=report, by=by, start=start, end=end)
+
+
+@router.get("/manage/audit", response_class=HTMLResponse)
+def audit_log(
+    request: Request,
+    user: StaffUser = Depends(current_user),
+    actor: str | None = Query(None, max_length=100),
+    action: str | None = Query(None, max_length=64),
+    before: int | None = Query(None, ge=1),
+) -> Response:
+    """The audit log, newest first."""
+    require_manager(user)
+    with transaction(engine_of(request)) as session:
+        page = audit_page(session, actor=actor or None, action=action or None, before_id=before)
+        people = [u["username"] for u in list_users(session)]
+    return render(
+        request,
+        "audit.html",
+        page=page,
+        actor=actor or "",
+        action=action or "",
+        people=people,
+        dumps=lambda d: json.dumps(d, ensure_ascii=False, sort_keys=True),
+    )
+
+
+@router.get("/admin/contacts/{contact_id}/export")
+def export(request: Request, contact_id: int, user: StaffUser = Depends(current_user)) -> Response:
+    """Everything held on one contact, as a JSON download (admins)."""
+    require_admin(user)
+    with transaction(engine_of(request)) as session:
+        data = export_contact(session, contact_id)
+        from crm.audit import audit
+
+        audit(session, user.username, "contact.export", object_type="contact", object_id=contact_id)
+    body = json.dumps(data, ensure_ascii=False, indent=2, default=_json_default)
+    return Response(
+        body,
+        media_type="application/json",
+        headers={
+            "Content-Disposition": f'attachment; filename="contact-{int(contact_id)}.json"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+@router.post("/admin/contacts/{contact_id}/erase")
+def erase(
+    request: Request,
+    contact_id: int,
+    user: StaffUser = Depends(current_user),
+    confirm: str = Form(""),
+) -> Response:
+    """Erase a contact's personal data on request (PIPL); needs the confirmation box."""
+    require_admin(user)
+    if confirm != "yes":
+        raise InputError("tick the confirmation box to erase")
+    erase_contact(engine_of(request), contact_id, actor=user.username)
+    return back(f"/prospects/{contact_id}")

@@ -1,0 +1,379 @@
+"""Login and the sales pages: queues, a prospect, claims, outcomes, notes, follow-ups."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from crm import queue
+from crm.audit import audit
+from crm.db import transaction
+from crm.errors import ConfigError, Forbidden, InputError
+from crm.models import utcnow
+from crm.users import StaffUser, authenticate, list_users
+from crm.workspace import add_note, holds_contact, prospect_page
+from flows.web.auth import LoginThrottle, tokens_match
+from flows.web.common import (
+    back,
+    current_user,
+    engine_of,
+    lang_of,
+    render,
+    safe_next,
+    sessions_of,
+    settings_of,
+)
+from flows.web.i18n import translator
+
+login_router = APIRouter()
+router = APIRouter()
+
+PAGE_SIZE = 50
+VIEWS = ("mine", "pool", "team", "closed")
+
+
+# --- login -----------------------------------------------------------------------------------
+
+
+def _login_page(
+    request: Request, *, status: int = 200, error: str | None = None, username: str = ""
+) -> Response:
+    sessions = sessions_of(request)
+    token = sessions.prelogin_token(request)
+    response = render(
+        request, "login.html", status=status, error=error, username=username, login_token=token
+    )
+    sessions.set_prelogin(response, token)
+    return response
+
+
+@login_router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request) -> Response:
+    """The login form (with its own CSRF token)."""
+    if sessions_of(request).read(request) is not None:
+        return back("/queue")
+    return _login_page(request)
+
+
+@login_router.post("/login", response_class=HTMLResponse)
+async def login(
+    request: Request,
+    username: str = Form("", max_length=100),
+    password: str = Form("", max_length=1000),
+    csrf_token: str = Form(""),
+) -> Response:
+    """Check the password (throttled per user and address) and start a session."""
+    sessions = sessions_of(request)
+    if not tokens_match(sessions.read_prelogin(request), csrf_token):
+        return PlainTextResponse("CSRF token missing or wrong", status_code=403)
+    throttle: LoginThrottle = request.app.state.throttle
+    address = request.client.host if request.client else "unknown"
+    t = translator(lang_of(request))
+    if throttle.blocked(username, address):
+        return _login_page(request, status=429, error=t("too_many"), username=username)
+    user = await run_in_threadpool(authenticate, engine_of(request), username, password)
+    if user is None:
+        throttle.failed(username, address)
+        return _login_page(request, status=401, error=t("bad_login"), username=username)
+    throttle.succeeded(username)
+    redirect = RedirectResponse("/queue", status_code=303)
+    sessions.issue(redirect, user.id)
+    await run_in_threadpool(_audit_login, request, user)
+    return redirect
+
+
+def _audit_login(request: Request, user: StaffUser) -> None:
+    with transaction(engine_of(request)) as session:
+        audit(session, user.username, "login", object_type="user", object_id=user.id)
+
+
+@router.post("/logout")
+def logout(request: Request, user: StaffUser = Depends(current_user)) -> Response:
+    """End the session."""
+    response = back("/login")
+    sessions_of(request).clear(response)
+    return response
+
+
+# --- the queue -------------------------------------------------------------------------------
+
+
+def _int(value: str | None) -> int | None:
+    if value is None or value.strip() == "":
+        return None
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise InputError(f"not a number: {value!r}") from exc
+
+
+def _local_time(request: Request, value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InputError(f"not a date and time: {value!r}") from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=settings_of(request).zone)
+    return parsed
+
+
+@router.get("/queue", response_class=HTMLResponse)
+def queue_page(
+    request: Request,
+    user: StaffUser = Depends(current_user),
+    view: str = Query("mine"),
+    source_kind: str | None = Query(None, max_length=32),
+    promoter: str | None = Query(None, max_length=100),
+    post: str | None = Query(None, max_length=500),
+    group: str | None = Query(None, max_length=200),
+    tier: str | None = Query(None, max_length=16),
+    min_score: str | None = Query(None),
+    max_score: str | None = Query(None),
+    due_before: str | None = Query(None, max_length=32),
+    sort: str = Query("sla"),
+    desc: str | None = Query(None),
+    page: int = Query(1, ge=1, le=100_000),
+    msg: str | None = Query(None, max_length=300),
+) -> Response:
+    """My queue, the pool, the team's held items or closed ones, filtered and sorted."""
+    if view not in VIEWS:
+        view = "mine"
+    if sort not in queue.SORTS:
+        sort = "sla"
+    filters: dict[str, Any] = {
+        "source_kind": source_kind or None,
+        "promoter": promoter or None,
+        "post": post or None,
+        "group": group or None,
+        "tier": tier or None,
+        "min_score": _int(min_score),
+        "max_score": _int(max_score),
+        "due_before": _local_time(request, due_before),
+    }
+    with transaction(engine_of(request)) as session:
+        data = queue.list_queue(
+            session,
+            view=view,
+            user_id=user.id,
+            sort=sort,
+            descending=bool(desc),
+            limit=PAGE_SIZE,
+            offset=(page - 1) * PAGE_SIZE,
+            **filters,
+        )
+        choices = queue.filter_choices(session)
+        counts = queue.status_counts(session)
+        caps = queue.cap_status(session, user.id, zone=settings_of(request).zone)
+        staff = [u for u in list_users(session) if u["active"]] if user.is_manager else []
+    params = {
+        "view": view,
+        "source_kind": source_kind,
+        "promoter": promoter,
+        "post": post,
+        "group": group,
+        "tier": tier,
+        "min_score": min_score,
+        "max_score": max_score,
+        "due_before": due_before,
+        "sort": sort,
+        "desc": desc,
+    }
+    return render(
+        request,
+        "queue.html",
+        data=data,
+        view=view,
+        views=VIEWS,
+        params=params,
+        page=page,
+        choices=choices,
+        counts=counts,
+        caps=caps,
+        sorts=list(queue.SORTS),
+        staff=staff,
+        campaigns=_campaign_names(),
+        msg=msg,
+        now=utcnow(),
+    )
+
+
+@router.post("/queue/claim-next")
+def claim_next(request: Request, user: StaffUser = Depends(current_user)) -> Response:
+    """Claim the next prospect in the pool and open it."""
+    got = queue.claim_next(engine_of(request), user.id, zone=settings_of(request).zone)
+    if got is None:
+        return back("/queue?view=pool&msg=pool-empty")
+    return back(f"/prospects/{got['contact_id']}")
+
+
+@router.post("/queue/items/{item_id}/claim")
+def claim(
+    request: Request,
+    item_id: int,
+    user: StaffUser = Depends(current_user),
+    next: str | None = Form(None),
+) -> Response:
+    """Claim one prospect; if someone was faster the page says who."""
+    got = queue.claim_item(engine_of(request), item_id, user.id, zone=settings_of(request).zone)
+    return back(safe_next(next, f"/prospects/{got['contact_id']}"))
+
+
+@router.post("/queue/items/{item_id}/release")
+def release(
+    request: Request,
+    item_id: int,
+    user: StaffUser = Depends(current_user),
+    next: str | None = Form(None),
+) -> Response:
+    """Give a held prospect back to the pool."""
+    queue.release(engine_of(request), item_id, user.id)
+    return back(safe_next(next, "/queue"))
+
+
+@router.post("/queue/items/{item_id}/attempt")
+def attempt(
+    request: Request,
+    item_id: int,
+    user: StaffUser = Depends(current_user),
+    note: str = Form("", max_length=2000),
+    next: str | None = Form(None),
+) -> Response:
+    """Log a contact attempt on a held prospect."""
+    queue.record_attempt(engine_of(request), item_id, user.id, note)
+    return back(safe_next(next, "/queue"))
+
+
+@router.post("/queue/items/{item_id}/outcome")
+def outcome(
+    request: Request,
+    item_id: int,
+    user: StaffUser = Depends(current_user),
+    status: str = Form(..., max_length=16),
+    reason: str = Form("", max_length=500),
+    until: str = Form("", max_length=32),
+    next: str | None = Form(None),
+) -> Response:
+    """Record contacted, qualified, won (→ paid), lost with a reason, or snoozed until."""
+    queue.record_outcome(
+        engine_of(request),
+        item_id,
+        user.id,
+        status,
+        reason=reason,
+        until=_local_time(request, until) if status == "snoozed" else None,
+    )
+    return back(safe_next(next, "/queue"))
+
+
+# --- one prospect ----------------------------------------------------------------------------
+
+
+@router.get("/prospects/{contact_id}", response_class=HTMLResponse)
+def prospect(
+    request: Request, contact_id: int, user: StaffUser = Depends(current_user)
+) -> Response:
+    """Everything about a prospect: identities, touches, events, why this score, history."""
+    now = utcnow()
+    with transaction(engine_of(request)) as session:
+        data = prospect_page(session, contact_id)
+        mine = holds_contact(session, data["id"], user.id, now)
+        staff = [u for u in list_users(session) if u["active"]] if user.is_manager else []
+    item = data["queue_item"]
+    lease_over = bool(item and item["lease_expires_at"] and item["lease_expires_at"] < now)
+    breakdown_total = sum(int(p.get("points", 0)) for p in data["score_breakdown"])
+    return render(
+        request,
+        "prospect.html",
+        c=data,
+        item=item,
+        mine=mine,
+        lease_over=lease_over,
+        can_act=mine or user.is_manager,
+        breakdown_total=breakdown_total,
+        staff=staff,
+        campaigns=_campaign_names(),
+        outcomes=queue.OUTCOMES,
+    )
+
+
+def _may_act_on(request: Request, user: StaffUser, contact_ids: list[int]) -> None:
+    if user.is_manager:
+        return
+    now = utcnow()
+    with transaction(engine_of(request)) as session:
+        for cid in contact_ids:
+            if not holds_contact(session, cid, user.id, now):
+                raise Forbidden(f"contact {cid} is not in your queue: claim it first")
+
+
+@router.post("/prospects/{contact_id}/notes")
+def note(
+    request: Request,
+    contact_id: int,
+    user: StaffUser = Depends(current_user),
+    body: str = Form(..., max_length=5000),
+) -> Response:
+    """Add a note to a prospect you hold (managers: any)."""
+    _may_act_on(request, user, [contact_id])
+    add_note(engine_of(request), contact_id, user.id, body)
+    return back(f"/prospects/{contact_id}")
+
+
+def _campaign_names() -> list[str]:
+    try:
+        from crm import campaigns
+    except ImportError:
+        return []
+    lister = getattr(campaigns, "campaign_names", None)
+    if lister is None:
+        return []
+    return [str(n) for n in lister()]
+
+
+@router.post("/campaigns/trigger")
+async def trigger_campaign(request: Request, user: StaffUser = Depends(current_user)) -> Response:
+    """Plan a follow-up campaign for one prospect or a selection (contact_ids)."""
+    form = await request.form()
+    name = str(form.get("campaign") or "").strip()
+    if not name:
+        raise InputError("choose a campaign")
+    try:
+        ids = sorted({int(str(v)) for v in form.getlist("contact_ids")})
+    except ValueError as exc:
+        raise InputError("contact ids must be numbers") from exc
+    if not ids:
+        raise InputError("select at least one prospect")
+    if len(ids) > 500:
+        raise InputError("at most 500 prospects at once")
+    next_url = safe_next(str(form.get("back_to") or form.get("next") or ""), "/queue")
+    await run_in_threadpool(_may_act_on, request, user, ids)
+    result = await run_in_threadpool(_plan, request, user, name, ids)
+    planned = result.get("planned", result.get("created", "")) if isinstance(result, dict) else ""
+    sep = "&" if "?" in next_url else "?"
+    return back(f"{next_url}{sep}msg=campaign-{name}-{planned}")
+
+
+def _plan(request: Request, user: StaffUser, name: str, ids: list[int]) -> Any:
+    try:
+        from crm.campaigns import plan_campaign
+    except ImportError as exc:
+        raise ConfigError("follow-up campaigns (crm.campaigns) are not installed") from exc
+    engine = engine_of(request)
+    result = plan_campaign(engine, name, contact_ids=ids)
+    with transaction(engine) as session:
+        audit(
+            session,
+            user.username,
+            "campaign.trigger",
+            object_type="campaign",
+            object_id=name,
+            details={"contacts": len(ids)},
+        )
+    return result

@@ -1,0 +1,414 @@
+"""The sales workspace over HTTP (FastAPI test client) on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from datetime import timedelta
+
+import pytest
+from fastapi.routing import APIRoute
+from sqlalchemy import func, select
+
+from crm import queue
+from crm.db import transaction
+from crm.models import AuditEntry, Contact, Identity, Note, QueueItem, RawRecord, SourceInstance
+from crm.models import utcnow as now_utc
+from crm.settings import get_settings
+from flows.web.app import create_app
+from tests import queue_seed as seed
+from tests.queue_seed import PASSWORD, T0
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # starlette asks for httpx2, which is not packaged here
+    from fastapi.testclient import TestClient
+
+XSS = "<script>alert(1)</script>"
+PUBLIC = ("/login", "/healthz", "/s/", "/hooks/")
+
+
+@pytest.fixture
+def app(engine):
+    return create_app(get_settings(secret_key="test-secret-key-0123456789"), engine)
+
+
+@pytest.fixture
+def world(engine):
+    staff = seed.users(engine)
+    items = seed.prospects(engine, 6, names=[XSS, "王小明", "李四"], now=now_utc())
+    return {"staff": staff, "items": items}
+
+
+def _token(html: str) -> str:
+    m = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert m, "no CSRF token in page"
+    return m.group(1)
+
+
+def login(app, name: str, password: str = PASSWORD) -> tuple[TestClient, str]:
+    client = TestClient(app, base_url="http://testserver", follow_redirects=False)
+    page = client.get("/login")
+    assert page.status_code == 200
+    r = client.post(
+        "/login",
+        data={"username": name, "password": password, "csrf_token": _token(page.text)},
+    )
+    assert r.status_code == 303, r.text
+    queue_page = client.get("/queue")
+    assert queue_page.status_code == 200
+    return client, _token(queue_page.text)
+
+
+def all_routes(routes, prefix: str = "") -> list[tuple[str, set[str]]]:
+    """(path, methods) of every endpoint, looking through included routers.
+
+    FastAPI 0.150 keeps included routers as branches instead of copying their routes.
+    """
+    out = []
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            ctx = getattr(route, "include_context", None)
+            out += all_routes(inner.routes, prefix + (getattr(ctx, "prefix", "") or ""))
+        elif isinstance(route, APIRoute):
+            out.append((prefix + route.path, set(route.methods)))
+    return out
+
+
+def _fill(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "1", path)
+
+
+def test_every_route_but_public_ones_needs_a_session(app, world):
+    client = TestClient(app, follow_redirects=False)
+    checked = 0
+    for path, methods in all_routes(app.routes):
+        if path.startswith(PUBLIC):
+            continue
+        for method in methods:
+            r = client.request(method, _fill(path))
+            if method == "GET":
+                assert r.status_code == 303 and r.headers["location"] == "/login", path
+            else:
+                assert r.status_code == 401, (method, path, r.status_code)
+            checked += 1
+    assert checked >= 20
+    # And the public ones really are reachable without one.
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/login").status_code == 200
+    # A forged cookie is no session.
+    client.cookies.set("qf_session", "eyJ1IjoxfQ.forged.sig")
+    assert client.get("/queue").status_code == 303
+
+
+def test_public_router_is_mounted(app):
+    paths = {path for path, _ in all_routes(app.routes)}
+    assert "/s/{token}" in paths and "/hooks/leads" in paths
+
+
+def test_csrf_is_required_on_every_post(app, world):
+    client, token = login(app, "alice")
+    assert client.post("/queue/claim-next").status_code == 403
+    assert client.post("/queue/claim-next", data={"csrf_token": "wrong"}).status_code == 403
+    assert client.post("/queue/claim-next", data={"csrf_token": token}).status_code == 303
+    # The token of another session does not work either.
+    _, other_token = login(app, "bob")
+    assert client.post("/logout", data={"csrf_token": other_token}).status_code == 403
+    # Login itself needs the pre-login token.
+    fresh = TestClient(app, follow_redirects=False)
+    r = fresh.post("/login", data={"username": "alice", "password": PASSWORD})
+    assert r.status_code == 403
+
+
+def test_session_cookie_flags_and_logout(app, world):
+    client = TestClient(app, follow_redirects=False)
+    page = client.get("/login")
+    r = client.post(
+        "/login", data={"username": "alice", "password": PASSWORD, "csrf_token": _token(page.text)}
+    )
+    cookie = r.headers["set-cookie"]
+    assert "qf_session=" in cookie and "HttpOnly" in cookie
+    assert "SameSite=lax" in cookie and "Max-Age=28800" in cookie
+    token = _token(client.get("/queue").text)
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 303
+    assert client.get("/queue").status_code == 303
+
+
+def test_login_failures_are_throttled(app, world):
+    client = TestClient(app, follow_redirects=False)
+    for _ in range(5):
+        page = client.get("/login")
+        r = client.post(
+            "/login", data={"username": "bob", "password": "nope", "csrf_token": _token(page.text)}
+        )
+        assert r.status_code == 401
+        assert "用户名或密码错误" in r.text
+    page = client.get("/login")
+    r = client.post(
+        "/login", data={"username": "bob", "password": PASSWORD, "csrf_token": _token(page.text)}
+    )
+    assert r.status_code == 429
+    # Another user from the same address is not locked out yet.
+    page = client.get("/login")
+    r = client.post(
+        "/login", data={"username": "alice", "password": PASSWORD, "csrf_token": _token(page.text)}
+    )
+    assert r.status_code == 303
+
+
+def test_nicknames_render_as_text(app, world):
+    client, _ = login(app, "alice")
+    page = client.get("/queue?view=pool")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    assert XSS not in page.text
+    cid = world["items"][0]["contact_id"]
+    detail = client.get(f"/prospects/{cid}")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in detail.text
+    assert XSS not in detail.text
+
+
+def test_queue_filters_sort_paging_and_english(app, world, engine):
+    client, _ = login(app, "alice")
+    page = client.get("/queue?view=pool&sort=score&desc=1")
+    assert page.status_code == 200 and "公海池" in page.text
+    rows = re.findall(r'<tr data-item="(\d+)">', page.text)
+    assert len(rows) == 6
+    qr = client.get("/queue?view=pool&source_kind=qr_signup")
+    assert len(re.findall(r'<tr data-item="', qr.text)) == 3
+    scored = client.get("/queue?view=pool&min_score=44&max_score=45")
+    assert len(re.findall(r'<tr data-item="', scored.text)) == 2
+    grouped = client.get("/queue?view=pool&group=意向群1&promoter=zhang&tier=prospect")
+    assert len(re.findall(r'<tr data-item="', grouped.text)) == 3
+    due = (now_utc() + timedelta(hours=2, minutes=30)).astimezone(get_settings().zone)
+    soon = client.get(f"/queue?view=pool&due_before={due:%Y-%m-%dT%H:%M}")
+    assert len(re.findall(r'<tr data-item="', soon.text)) == 2
+    # Unknown sort keys fall back to the default instead of reaching SQL.
+    assert client.get("/queue?view=pool&sort=id;drop").status_code == 200
+    seed.prospects(engine, 55, now=now_utc())
+    first = client.get("/queue?view=pool")
+    assert "page=2" in first.text
+    second = client.get("/queue?view=pool&page=2")
+    assert len(re.findall(r'<tr data-item="', second.text)) == 11
+    english = client.get("/queue?view=pool&lang=en")
+    assert "Pool" in english.text and "Claim" in english.text
+    # The language sticks through the cookie.
+    assert "My queue" in client.get("/queue").text
+
+
+def test_claim_outcomes_and_conflict_between_two_people(app, world, engine):
+    alice, a_token = login(app, "alice")
+    bob, b_token = login(app, "bob")
+    item = world["items"][1]
+    r = alice.post(f"/queue/items/{item['item_id']}/claim", data={"csrf_token": a_token})
+    assert r.status_code == 303 and r.headers["location"] == f"/prospects/{item['contact_id']}"
+    r = bob.post(f"/queue/items/{item['item_id']}/claim", data={"csrf_token": b_token})
+    assert r.status_code == 409
+    assert "already claimed by alice" in r.text
+    mine = alice.get("/queue?view=mine")
+    assert "王小明" in mine.text
+    # Bob may not act on Alice's prospect.
+    r = bob.post(
+        f"/queue/items/{item['item_id']}/outcome",
+        data={"csrf_token": b_token, "status": "contacted"},
+    )
+    assert r.status_code == 403
+    r = bob.post(
+        f"/prospects/{item['contact_id']}/notes", data={"csrf_token": b_token, "body": "hi"}
+    )
+    assert r.status_code == 403
+    url = f"/queue/items/{item['item_id']}"
+    ok = alice.post(
+        f"{url}/attempt", data={"csrf_token": a_token, "note": "打了电话", "next": "/queue"}
+    )
+    assert ok.status_code == 303
+    assert (
+        alice.post(
+            f"{url}/outcome", data={"csrf_token": a_token, "status": "contacted"}
+        ).status_code
+        == 303
+    )
+    lost = alice.post(f"{url}/outcome", data={"csrf_token": a_token, "status": "lost"})
+    assert lost.status_code == 400 and "reason" in lost.text
+    until = (now_utc() + timedelta(days=1)).astimezone(get_settings().zone)
+    snooze = alice.post(
+        f"{url}/outcome",
+        data={"csrf_token": a_token, "status": "snoozed", "until": f"{until:%Y-%m-%dT%H:%M}"},
+    )
+    assert snooze.status_code == 303
+    note = alice.post(
+        f"/prospects/{item['contact_id']}/notes", data={"csrf_token": a_token, "body": XSS}
+    )
+    assert note.status_code == 303
+    page = alice.get(f"/prospects/{item['contact_id']}")
+    assert "&lt;script&gt;" in page.text and XSS not in page.text
+    assert "打了电话" in page.text
+    assert (
+        alice.post(
+            f"{url}/outcome", data={"csrf_token": a_token, "status": "lost", "reason": "预算不够"}
+        ).status_code
+        == 303
+    )
+    with transaction(engine) as s:
+        row = s.get(QueueItem, item["item_id"])
+        assert (row.status, row.outcome_reason) == ("lost", "预算不够")
+        actors = set(
+            s.scalars(select(AuditEntry.actor).where(AuditEntry.action.startswith("queue.")))
+        )
+    assert actors == {"alice"}
+
+
+def test_won_moves_the_prospect_to_paid(app, world, engine):
+    alice, token = login(app, "alice")
+    item = world["items"][2]
+    alice.post(f"/queue/items/{item['item_id']}/claim", data={"csrf_token": token})
+    r = alice.post(
+        f"/queue/items/{item['item_id']}/outcome",
+        data={"csrf_token": token, "status": "won", "next": f"/prospects/{item['contact_id']}"},
+    )
+    assert r.status_code == 303
+    page = alice.get(f"/prospects/{item['contact_id']}")
+    assert '<strong id="tier">paid</strong>' in page.text
+    with transaction(engine) as s:
+        assert s.get(Contact, item["contact_id"]).tier == "paid"
+
+
+def test_outcome_after_the_lease_expired_is_refused(app, world, engine):
+    alice, token = login(app, "alice")
+    item = world["items"][3]
+    queue.claim_item(engine, item["item_id"], world["staff"]["alice"], T0)
+    r = alice.post(
+        f"/queue/items/{item['item_id']}/outcome",
+        data={"csrf_token": token, "status": "contacted"},
+    )
+    assert r.status_code == 409
+    assert "expired" in r.text and "claim it again" in r.text
+
+
+def test_claim_next_and_empty_pool(app, world):
+    alice, token = login(app, "alice")
+    r = alice.post("/queue/claim-next", data={"csrf_token": token})
+    assert r.status_code == 303 and r.headers["location"].startswith("/prospects/")
+    page = alice.get(r.headers["location"])
+    assert "为什么是这个分数" in page.text and "intent_keywords" in page.text
+    assert "多少钱" in page.text  # event timeline
+    assert "score above 40" in page.text  # tier history
+
+
+def test_sales_cannot_reach_manager_pages(app, world):
+    alice, token = login(app, "alice")
+    for path in ("/manage/team", "/manage/accounts", "/manage/funnel", "/manage/audit"):
+        assert alice.get(path).status_code == 403, path
+    assert alice.get(f"/admin/contacts/{world['items'][0]['contact_id']}/export").status_code == 403
+    r = alice.post(
+        f"/queue/items/{world['items'][0]['item_id']}/assign",
+        data={"csrf_token": token, "to_user": world["staff"]["alice"]},
+    )
+    assert r.status_code == 403
+
+
+def test_manager_assigns_sets_caps_and_sees_pages(app, world, engine):
+    mia, token = login(app, "mia")
+    item = world["items"][4]
+    r = mia.post(
+        f"/queue/items/{item['item_id']}/assign",
+        data={"csrf_token": token, "to_user": world["staff"]["bob"]},
+    )
+    assert r.status_code == 303
+    r = mia.post(
+        f"/queue/items/{item['item_id']}/assign",
+        data={"csrf_token": token, "to_user": world["staff"]["alice"]},
+    )
+    assert r.status_code == 303
+    with transaction(engine) as s:
+        assert s.get(QueueItem, item["item_id"]).assignee_id == world["staff"]["alice"]
+    r = mia.post(
+        f"/manage/users/{world['staff']['bob']}/caps",
+        data={"csrf_token": token, "claims": "7", "holding": "3"},
+    )
+    assert r.status_code == 303
+    team = mia.get("/manage/team")
+    assert team.status_code == 200 and 'value="7"' in team.text
+    r = mia.post("/manage/assign-pool", data={"csrf_token": token, "strategy": "load"})
+    assert r.status_code == 303 and "assigned=" in r.headers["location"]
+    assert mia.get("/queue?view=team").status_code == 200
+    accounts = mia.get("/manage/accounts")
+    assert accounts.status_code == 200
+    funnel = mia.get("/manage/funnel?by=promoter")
+    assert funnel.status_code == 200
+    audit = mia.get("/manage/audit?action=queue.")
+    assert audit.status_code == 200 and "queue.assign" in audit.text
+
+
+def test_admin_exports_and_erases_a_contact(app, world, engine):
+    root, token = login(app, "root")
+    item = world["items"][1]
+    cid = item["contact_id"]
+    with transaction(engine) as s:
+        src = s.scalar(select(SourceInstance.id).limit(1))
+        s.add(
+            RawRecord(
+                source_instance_id=src, record_key="r1", payload={"name": "王小明"}, contact_id=cid
+            )
+        )
+        s.add(Note(contact_id=cid, user_id=None, body="私人备注"))
+    r = root.get(f"/admin/contacts/{cid}/export")
+    assert r.status_code == 200
+    doc = json.loads(r.text)
+    assert doc["contact"]["name"] == "王小明"
+    assert doc["contact"]["identities"][0]["kind"] == "phone"
+    assert doc["raw_records"][0]["payload"] == {"name": "王小明"}
+    assert doc["notes"][0]["body"] == "私人备注"
+    assert root.post(f"/admin/contacts/{cid}/erase", data={"csrf_token": token}).status_code == 400
+    r = root.post(f"/admin/contacts/{cid}/erase", data={"csrf_token": token, "confirm": "yes"})
+    assert r.status_code == 303
+    with transaction(engine) as s:
+        c = s.get(Contact, cid)
+        assert (c.status, c.display_name) == ("erased", None)
+        assert (
+            s.scalar(select(func.count()).select_from(Identity).where(Identity.contact_id == cid))
+            == 0
+        )
+        assert s.scalar(select(func.count()).select_from(Note).where(Note.contact_id == cid)) == 0
+        assert s.scalar(select(RawRecord.payload).where(RawRecord.contact_id == cid)) == {
+            "erased": True
+        }
+        erase = s.scalar(select(AuditEntry).where(AuditEntry.action == "contact.erase"))
+        assert erase.actor == "root" and "王小明" not in json.dumps(
+            erase.details, ensure_ascii=False
+        )
+    assert "王小明" not in root.get(f"/prospects/{cid}").text
+
+
+def test_trigger_a_follow_up_campaign(app, world, engine):
+    pytest.importorskip("crm.campaigns")
+    alice, token = login(app, "alice")
+    item = world["items"][5]
+    alice.post(f"/queue/items/{item['item_id']}/claim", data={"csrf_token": token})
+    r = alice.post(
+        "/campaigns/trigger",
+        data={
+            "csrf_token": token,
+            "campaign": "prospect-nudge",
+            "contact_ids": [item["contact_id"]],
+            "next": f"/prospects/{item['contact_id']}",
+        },
+    )
+    assert r.status_code == 303, r.text
+    assert r.headers["location"].startswith(f"/prospects/{item['contact_id']}?msg=campaign-")
+    # Not her prospect: refused.
+    other = world["items"][0]["contact_id"]
+    r = alice.post(
+        "/campaigns/trigger",
+        data={"csrf_token": token, "campaign": "prospect-nudge", "contact_ids": [other]},
+    )
+    assert r.status_code == 403
+    with transaction(engine) as s:
+        assert (
+            s.scalar(
+                select(func.count())
+                .select_from(AuditEntry)
+                .where(AuditEntry.action == "campaign.trigger")
+            )
+            == 1
+        )
