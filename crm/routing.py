@@ -138,7 +138,7 @@ def _run(
             return
         last = ids[-1]
         result.batches += 1
-        facts = load_facts(session, ids, rules)
+        facts = load_facts(session, ids, rules, at)
         scored = [evaluate(f, rules, at) for f in facts.values()]
         result.scored += len(scored)
         moves: list[tuple[Transition, int, int]] = []

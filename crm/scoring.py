@@ -15,12 +15,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Date, and_, case, cast, func, literal, or_, select, text, update
+from sqlalchemy import (
+    Date,
+    String,
+    and_,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session
 
 from crm.db import is_postgres
 from crm.domain import EventKind
-from crm.models import Consent, Contact, Event, SourceInstance, Touch
+from crm.models import Consent, Contact, Event, SourceInstance, Touch, UTCDateTime
 from crm.rules import Rules
 
 # Events that show a contact is alive (anything a person does themselves).
@@ -38,14 +50,20 @@ ACTIVITY_KINDS = frozenset(
 
 @dataclass(frozen=True)
 class EventBucket:
-    """Events of one kind on one UTC day; ``flagged`` counts intent messages or ads."""
+    """A contact's events of one kind, aggregated.
+
+    ``decayed`` is Σ 0.5^(age_days / half-life) with ages in whole UTC days; ``ids`` and
+    ``flagged_ids`` hold the newest event ids (up to the breakdown cap); ``flagged`` counts
+    the intent messages (kind message) or ads (kind violation).
+    """
 
     kind: str
-    day: date
     count: int
-    last_id: int
+    last_day: date
+    decayed: float = 0.0
+    ids: tuple[int, ...] = ()
     flagged: int = 0
-    flagged_last_id: int | None = None
+    flagged_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,10 +116,9 @@ def _capped(points: int, cap: int) -> int:
 
 
 def _ids(buckets: Iterable[EventBucket], cap: int, *, flagged: bool = False) -> list[int]:
-    # The most recent evidence first: one event (the newest) per day bucket.
-    found = [(b.day, b.flagged_last_id if flagged else b.last_id) for b in buckets]
-    ranked = sorted(((day, int(i)) for day, i in found if i is not None), reverse=True)
-    return [i for _, i in ranked[:cap]]
+    # The newest evidence first (ids grow as events are recorded).
+    found = [i for b in buckets for i in (b.flagged_ids if flagged else b.ids)]
+    return sorted(found, reverse=True)[:cap]
 
 
 def text_of(payload: Mapping[str, Any]) -> str:
@@ -128,28 +145,46 @@ def _ad_labels(rules: Rules) -> set[str]:
     return {label.lower() for label in rules.signals.negative.ad_labels}
 
 
+def decay(age_days: int, rules: Rules) -> float:
+    """Weight of an event ``age_days`` old: halves every half-life."""
+    return float(0.5 ** (max(0, age_days) / rules.signals.engagement.half_life_days))
+
+
 def bucket_events(
-    events: Iterable[tuple[int, str, datetime, Mapping[str, Any]]], rules: Rules
+    events: Iterable[tuple[int, str, datetime, Mapping[str, Any]]], rules: Rules, now: datetime
 ) -> tuple[tuple[EventBucket, ...], tuple[Answer, ...]]:
-    """Group raw events (id, kind, occurred_at, payload) the way :func:`load_facts` does in SQL."""
-    acc: dict[tuple[str, date], list[int | None]] = {}
+    """Aggregate raw events (id, kind, occurred_at, payload) as :func:`load_facts` does in SQL."""
+    today = now.astimezone(UTC).date()
+    cap = rules.breakdown_event_cap
+    acc: dict[str, dict[str, Any]] = {}
     answers: list[Answer] = []
     for event_id, kind, occurred_at, payload in events:
         day = occurred_at.astimezone(UTC).date()
-        slot = acc.setdefault((kind, day), [0, 0, 0, None])
-        slot[0] = (slot[0] or 0) + 1
-        slot[1] = max(slot[1] or 0, event_id)
-        flag = (kind == EventKind.MESSAGE and is_intent(text_of(payload), rules)) or (
-            kind == EventKind.VIOLATION and is_ad(payload, rules)
+        slot = acc.setdefault(
+            kind, {"n": 0, "day": day, "decayed": 0.0, "ids": [], "flagged": 0, "fids": []}
         )
-        if flag:
-            slot[2] = (slot[2] or 0) + 1
-            slot[3] = max(slot[3] or 0, event_id)
+        slot["n"] += 1
+        slot["day"] = max(slot["day"], day)
+        slot["decayed"] += decay((today - day).days, rules)
+        slot["ids"].append(event_id)
+        if (kind == EventKind.MESSAGE and is_intent(text_of(payload), rules)) or (
+            kind == EventKind.VIOLATION and is_ad(payload, rules)
+        ):
+            slot["flagged"] += 1
+            slot["fids"].append(event_id)
         if kind == EventKind.ANSWER:
             answers.append(Answer(event_id, _answers_of(payload)))
     buckets = tuple(
-        EventBucket(kind, day, int(c or 0), int(last or 0), int(fl or 0), fl_last)
-        for (kind, day), (c, last, fl, fl_last) in sorted(acc.items())
+        EventBucket(
+            kind=kind,
+            count=v["n"],
+            last_day=v["day"],
+            decayed=v["decayed"],
+            ids=tuple(sorted(v["ids"], reverse=True)[:cap]),
+            flagged=v["flagged"],
+            flagged_ids=tuple(sorted(v["fids"], reverse=True)[:cap]),
+        )
+        for kind, v in sorted(acc.items())
     )
     return buckets, tuple(answers)
 
@@ -201,10 +236,7 @@ def evaluate(facts: ContactFacts, rules: Rules, now: datetime) -> Scored:
     )
 
     engaged = [b for b in facts.buckets if b.kind in sig.engagement.kinds]
-    decayed = sum(
-        b.count * 0.5 ** (max(0, (today - b.day).days) / sig.engagement.half_life_days)
-        for b in engaged
-    )
+    decayed = sum(b.decayed for b in engaged)
     add(
         "engagement",
         _capped(_round(sig.engagement.weight * decayed), sig.engagement.max_points),
@@ -251,7 +283,7 @@ def evaluate(facts: ContactFacts, rules: Rules, now: datetime) -> Scored:
     add("opt_out", neg.opt_out_weight if opted_out else 0, _ids(by_kind.get("opt_out", []), cap))
 
     # Silence counts from the last thing the contact did, else from when we first saw them.
-    active_days = [b.day for b in facts.buckets if b.kind in ACTIVITY_KINDS]
+    active_days = [b.last_day for b in facts.buckets if b.kind in ACTIVITY_KINDS]
     if facts.last_active_at is not None:
         active_days.append(facts.last_active_at.astimezone(UTC).date())
     last_day = max(active_days, default=None)
@@ -320,8 +352,20 @@ def _like_any(column: Any, words: Iterable[str]) -> Any:
     return or_(*clauses) if clauses else literal(False)
 
 
+def _id_list(expr: Any, pg: bool) -> Any:
+    if pg:
+        return func.string_agg(cast(expr, String), literal(","))
+    return func.group_concat(expr)
+
+
+def _parse_ids(value: Any) -> tuple[int, ...]:
+    if not value:
+        return ()
+    return tuple(sorted((int(v) for v in str(value).split(",")), reverse=True))
+
+
 def load_facts(
-    session: Session, contact_ids: Sequence[int], rules: Rules
+    session: Session, contact_ids: Sequence[int], rules: Rules, now: datetime
 ) -> dict[int, ContactFacts]:
     """Aggregate the facts of a batch of contacts (ids ascending) in a few GROUP BY queries."""
     if not contact_ids:
@@ -384,20 +428,45 @@ def load_facts(
         ),
         else_=0,
     )
-    day = _day_expr(session).label("day")
-    stmt = (
+    pg = is_postgres(session)
+    cap = rules.breakdown_event_cap
+    # One row per event with its flag, day and rank among the contact's events of its kind
+    # (newest first), then one row per (contact, kind): counts, decayed sum, newest ids.
+    ranked = (
         select(
             Event.contact_id,
             Event.kind,
-            day,
-            func.count().label("n"),
-            func.max(Event.id).label("last_id"),
-            func.sum(flag).label("flagged"),
-            func.max(case((flag == 1, Event.id), else_=None)).label("flagged_last_id"),
+            Event.id,
+            flag.label("flag"),
+            _day_expr(session).label("day"),
+            func.row_number()
+            .over(partition_by=(Event.contact_id, Event.kind), order_by=Event.id.desc())
+            .label("rn"),
+            func.row_number()
+            .over(partition_by=(Event.contact_id, Event.kind, flag), order_by=Event.id.desc())
+            .label("frn"),
         )
         .where(Event.contact_id.between(lo, hi))
-        .group_by(Event.contact_id, Event.kind, day)
+        .subquery()
     )
+    today = now.astimezone(UTC).date()
+    if pg:
+        age = literal(today, Date) - ranked.c.day
+    else:
+        age = func.julianday(literal(today.isoformat())) - func.julianday(ranked.c.day)
+    half_life = literal(float(rules.signals.engagement.half_life_days))
+    stmt = select(
+        ranked.c.contact_id,
+        ranked.c.kind,
+        func.count().label("n"),
+        func.max(ranked.c.day).label("last_day"),
+        func.sum(func.power(literal(0.5), age / half_life)).label("decayed"),
+        func.sum(ranked.c.flag).label("flagged"),
+        _id_list(case((ranked.c.rn <= cap, ranked.c.id), else_=None), pg).label("ids"),
+        _id_list(
+            case((and_(ranked.c.flag == 1, ranked.c.frn <= cap), ranked.c.id), else_=None), pg
+        ).label("flagged_ids"),
+    ).group_by(ranked.c.contact_id, ranked.c.kind)
     for row in session.execute(stmt):
         entry = base.get(row.contact_id)
         if entry is None:
@@ -405,11 +474,12 @@ def load_facts(
         entry["buckets"].append(
             EventBucket(
                 kind=row.kind,
-                day=_as_date(row.day),
                 count=int(row.n),
-                last_id=int(row.last_id),
+                last_day=_as_date(row.last_day),
+                decayed=float(row.decayed or 0.0),
+                ids=_parse_ids(row.ids),
                 flagged=int(row.flagged or 0),
-                flagged_last_id=int(row.flagged_last_id) if row.flagged_last_id else None,
+                flagged_ids=_parse_ids(row.flagged_ids),
             )
         )
 
@@ -459,22 +529,29 @@ def store_scores(session: Session, scored: Sequence[Scored], rules: Rules, now: 
     if is_postgres(session):
         _store_scores_pg(session, scored, rules, now)
         return
-    # ORM bulk UPDATE by primary key: one executemany.
     session.execute(
-        update(Contact),
+        _UPDATE_SCORES,
         [
             {
                 "id": s.contact_id,
                 "score": s.score,
-                "score_breakdown": s.breakdown,
-                "rules_version": rules.version,
-                "scored_at": now,
+                "breakdown": s.breakdown,
                 "warnings": s.violations,
-                "updated_at": now,
+                "version": rules.version,
+                "at": now,
             }
             for s in scored
         ],
     )
+
+
+_UPDATE_SCORES = text(
+    "UPDATE contacts SET score = :score, score_breakdown = :breakdown, warnings = :warnings, "
+    "rules_version = :version, scored_at = :at, updated_at = :at WHERE id = :id"
+).bindparams(
+    bindparam("breakdown", type_=Contact.__table__.c.score_breakdown.type),
+    bindparam("at", type_=UTCDateTime()),
+)
 
 
 def _store_scores_pg(

@@ -139,7 +139,7 @@ def test_db_scores_match_the_pure_rules(engine: Engine) -> None:
             (e.id, e.kind, e.occurred_at, e.payload)
             for e in s.scalars(select(Event).where(Event.contact_id == cid))
         ]
-    buckets, answers = bucket_events(events, RULES)
+    buckets, answers = bucket_events(events, RULES, NOW)
     expected = score(
         ContactFacts(
             contact_id=cid,

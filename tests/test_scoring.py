@@ -20,7 +20,7 @@ def facts(*events: tuple[str, float, dict[str, Any]], **kw: Any) -> ContactFacts
         (i + 1, kind, NOW - timedelta(days=ago), payload)
         for i, (kind, ago, payload) in enumerate(events)
     ]
-    buckets, answers = bucket_events(raw, RULES)
+    buckets, answers = bucket_events(raw, RULES, NOW)
     kw.setdefault("first_seen_at", NOW - timedelta(days=1))
     return ContactFacts(contact_id=1, buckets=buckets, answers=answers, **kw)
 
@@ -62,7 +62,7 @@ def test_intent_keywords_are_counted_per_message_and_capped() -> None:
     _total, breakdown = score(f, RULES, NOW)
     intent = next(p for p in breakdown if p["signal"] == "intent")
     assert intent["points"] == 20
-    assert intent["events"] == [2]  # the newest intent message of the day bucket
+    assert intent["events"] == [2, 1]  # the intent messages, newest first
     many = facts(*[("message", 0, {"message": "报名"})] * 9)
     assert points(many)["intent"] == RULES.signals.intent.max_points
 
@@ -154,7 +154,7 @@ def test_breakdown_event_lists_are_capped() -> None:
     _, breakdown = score(f, RULES, NOW)
     for part in breakdown:
         assert len(part["events"]) <= RULES.breakdown_event_cap
-    assert next(p for p in breakdown if p["signal"] == "engagement")["events"] == [1, 2, 3, 4, 5]
+    assert next(p for p in breakdown if p["signal"] == "engagement")["events"] == [12, 11, 10, 9, 8]
 
 
 def test_same_events_same_rules_same_score() -> None:

@@ -1,0 +1,235 @@
+"""Score + route throughput against one hand-written SQL statement computing a base score.
+
+    python -m bench.route [--rows N] [--events-per N] [--db postgres|sqlite] [--batch N]
+
+Data: N contacts from three source kinds, about ``--events-per`` events each (messages, a
+tenth of them with intent words, shares, referrals, activities) spread over 60 days, and one
+open and one active group with room for everybody. Timed in the same run, same database:
+
+- ``route (first)``: every contact enters open and is invited to a group (tier history,
+  memberships and outbox rows for all of them);
+- ``route (steady)``: the daily run: every contact scored, breakdowns written, few moves;
+- ``baseline``: one ``UPDATE contacts … FROM (SELECT … GROUP BY contact_id)`` writing a
+  weighted count score (the same base signals without decay, caps or breakdowns).
+
+``ratio`` = steady route seconds / baseline seconds (goal: within 2x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+
+from crm.db import make_engine
+from crm.migrate import upgrade
+from crm.routing import route
+from crm.rules import load_rules
+
+NOW = datetime(2026, 11, 20, 4, tzinfo=UTC)
+
+BASELINE_PG = """
+UPDATE contacts SET score = s.score
+FROM (
+    SELECT contact_id,
+           LEAST(SUM(CASE WHEN kind = 'message' AND lower(payload->>'message') LIKE '%价格%'
+                          THEN 10 ELSE 0 END), 40)
+         + SUM(CASE kind WHEN 'message' THEN 1 WHEN 'share' THEN 4 ELSE 0 END)
+         + SUM(CASE kind WHEN 'referral' THEN 15 WHEN 'activity_attended' THEN 8 ELSE 0 END)
+         + SUM(CASE WHEN kind IN ('message', 'share', 'activity_attended') THEN 3 ELSE 0 END)
+           AS score
+    FROM events GROUP BY contact_id
+) s
+WHERE contacts.id = s.contact_id
+"""
+
+BASELINE_SQLITE = """
+UPDATE contacts SET score = s.score
+FROM (
+    SELECT contact_id,
+           MIN(SUM(CASE WHEN kind = 'message'
+                         AND lower(json_extract(payload, '$.message')) LIKE '%价格%'
+                        THEN 10 ELSE 0 END), 40)
+         + SUM(CASE kind WHEN 'message' THEN 1 WHEN 'share' THEN 4 ELSE 0 END)
+         + SUM(CASE kind WHEN 'referral' THEN 15 WHEN 'activity_attended' THEN 8 ELSE 0 END)
+         + SUM(CASE WHEN kind IN ('message', 'share', 'activity_attended') THEN 3 ELSE 0 END)
+           AS score
+    FROM events GROUP BY contact_id
+) s
+WHERE contacts.id = s.contact_id
+"""
+
+
+@contextlib.contextmanager
+def _database(kind: str, workdir: Path) -> Iterator[Engine]:
+    if kind == "sqlite":
+        eng = make_engine(f"sqlite:///{workdir / 'bench.db'}")
+        upgrade(eng)
+        yield eng
+        eng.dispose()
+        return
+    url = os.environ.get("QUNFLOW_BENCH_POSTGRES_URL")
+    if url:
+        eng = make_engine(url)
+        upgrade(eng)
+        yield eng
+        eng.dispose()
+        return
+    from tests.pgcluster import local_cluster
+
+    with local_cluster() as server:
+        eng = make_engine(server)
+        upgrade(eng)
+        yield eng
+        eng.dispose()
+
+
+def _generate(eng: Engine, rows: int, per: int) -> int:
+    """Contacts, touches, events and groups, generated inside the database."""
+    pg = eng.dialect.name == "postgresql"
+    seen = (NOW - timedelta(days=61)).replace(tzinfo=None).isoformat(sep=" ")
+    with eng.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO source_instances (kind, key, name, extra, created_at) VALUES "
+                "('peer_group', 'bench', 'bench peer group', '{}', :t), "
+                "('self_media', 'bench', 'bench post', '{}', :t), "
+                "('qr_signup', 'bench', 'bench stand', '{}', :t)"
+            ),
+            {"t": seen},
+        )
+        series = (
+            "generate_series(1, :n) AS g(i)"
+            if pg
+            else "(WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < :n)"
+            " SELECT i FROM s) AS g"
+        )
+        conn.execute(
+            text(
+                "INSERT INTO contacts (id, display_name, status, score, score_breakdown, locale,"
+                " warnings, first_seen_at, created_at, updated_at) "
+                f"SELECT i, 'c' || i, 'active', 0, '[]', 'zh-CN', 0, :t, :t, :t FROM {series}"
+            ),
+            {"n": rows, "t": seen},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO touches (contact_id, source_instance_id, touched_at) "
+                f"SELECT i, 1 + i % 3, :t FROM {series}"
+            ),
+            {"n": rows, "t": seen},
+        )
+        # Event e of contact c: kind and age follow from (c, e), so runs are comparable.
+        kind = (
+            "CASE WHEN e % 10 = 9 THEN 'share' WHEN e % 10 = 8 AND c % 5 = 0 THEN 'referral' "
+            "WHEN e % 10 = 7 AND c % 4 = 0 THEN 'activity_attended' ELSE 'message' END"
+        )
+        message = "CASE WHEN (c + e) % 10 = 0 THEN '请问价格多少' ELSE '谢谢分享' END"
+        if pg:
+            conn.execute(
+                text(
+                    "INSERT INTO events (contact_id, kind, occurred_at, payload, created_at) "
+                    f"SELECT c, {kind}, :now - make_interval(days => (c * 7 + e * 13) % 60), "
+                    f"jsonb_build_object('message', {message}), :now "
+                    "FROM generate_series(1, :n) AS a(c), generate_series(1, :per) AS b(e)"
+                ),
+                {"n": rows, "per": per, "now": NOW},
+            )
+            conn.execute(text("SELECT setval('contacts_id_seq', :n)"), {"n": rows})
+            conn.execute(text("ANALYZE"))
+        else:
+            conn.execute(
+                text(
+                    "WITH RECURSIVE a(c) AS (SELECT 1 UNION ALL SELECT c + 1 FROM a WHERE c < :n),"
+                    " b(e) AS (SELECT 1 UNION ALL SELECT e + 1 FROM b WHERE e < :per) "
+                    "INSERT INTO events (contact_id, kind, occurred_at, payload, created_at) "
+                    f"SELECT c, {kind}, datetime(:now, '-' || ((c * 7 + e * 13) % 60) || ' days'),"
+                    f" json_object('message', {message}), :now FROM a, b"
+                ),
+                {"n": rows, "per": per, "now": NOW.replace(tzinfo=None).isoformat(sep=" ")},
+            )
+        expires = (NOW + timedelta(days=7)).replace(tzinfo=None).isoformat(sep=" ")
+        for tier in ("open", "active", "prospect"):
+            conn.execute(
+                text(
+                    "INSERT INTO communities (name, platform, tier, theme, capacity,"
+                    " qr_join_limit, member_count, qr_code_url, qr_expires_at, position,"
+                    " archived, created_at) VALUES (:name, 'wechat', :tier, 'discussion', :n,"
+                    " :n, 0, 'https://qr.example/bench', :exp, 0, false, :t)"
+                ),
+                {"name": f"bench-{tier}", "tier": tier, "n": rows, "exp": expires, "t": seen},
+            )
+        return int(conn.execute(text("SELECT count(*) FROM events")).scalar_one())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--rows", type=int, default=100_000, help="contacts")
+    parser.add_argument("--events-per", type=int, default=10, help="events per contact")
+    parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument("--batch", type=int, default=20_000, help="contacts per batch")
+    args = parser.parse_args()
+    rules = load_rules()
+    with tempfile.TemporaryDirectory() as tmp, _database(args.db, Path(tmp)) as eng:
+        start = time.perf_counter()
+        events = _generate(eng, args.rows, args.events_per)
+        generate_s = time.perf_counter() - start
+
+        start = time.perf_counter()
+        first = route(eng, rules=rules, now=NOW, batch_size=args.batch).as_dict()
+        first_s = time.perf_counter() - start
+
+        start = time.perf_counter()
+        steady = route(
+            eng, rules=rules, now=NOW + timedelta(hours=1), batch_size=args.batch
+        ).as_dict()
+        steady_s = time.perf_counter() - start
+
+        start = time.perf_counter()
+        with eng.begin() as conn:
+            conn.execute(text(BASELINE_PG if args.db == "postgres" else BASELINE_SQLITE))
+        baseline_s = time.perf_counter() - start
+
+    ratio = steady_s / baseline_s if baseline_s else None
+    print(f"database            {args.db}")
+    print(f"contacts            {args.rows:>12,}")
+    print(f"events              {events:>12,}   (generated in {generate_s:.1f} s)")
+    print(f"{'run':<20}{'seconds':>10}{'contacts/s':>14}  moves")
+    for name, secs, result in (
+        ("route (first)", first_s, first),
+        ("route (steady)", steady_s, steady),
+    ):
+        moves = ", ".join(f"{k} {v}" for k, v in result["moves"].items()) or "none"
+        print(f"{name:<20}{secs:>10.2f}{args.rows / secs:>14,.0f}  {moves}")
+    print(f"{'baseline SQL':<20}{baseline_s:>10.2f}{args.rows / baseline_s:>14,.0f}")
+    print(f"ratio (steady route / baseline): {ratio:.2f}x" if ratio else "ratio: n/a")
+    print(
+        json.dumps(
+            {
+                "bench": "route",
+                "db": args.db,
+                "rows": args.rows,
+                "events": events,
+                "first_route_s": round(first_s, 3),
+                "steady_route_s": round(steady_s, 3),
+                "baseline_s": round(baseline_s, 3),
+                "contacts_per_s": round(args.rows / steady_s),
+                "first_moves": first["moves"],
+                "steady_moves": steady["moves"],
+                "placed": first["placed"],
+                "ratio": round(ratio, 2) if ratio else None,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
