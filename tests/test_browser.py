@@ -1,0 +1,194 @@
+"""A real Chromium (Debian's, driven by Playwright) through the workspace and the QR sign-up page.
+
+Skips when Chromium is missing unless QUNFLOW_REQUIRE_BROWSER=1. Screenshots land in
+test-artifacts/screenshots/ (not committed).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from crm.db import make_engine
+from crm.models import utcnow
+from crm.settings import get_settings
+from tests import queue_seed as seed
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "screenshots"
+SECRET = "browser-test-secret-0123456789"
+
+
+def _need_browser() -> None:
+    if Path(CHROMIUM).exists():
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError as exc:
+            if os.environ.get("QUNFLOW_REQUIRE_BROWSER") == "1":
+                pytest.fail(f"playwright required but not importable: {exc}")
+            pytest.skip("the playwright package is not installed")
+        return
+    if os.environ.get("QUNFLOW_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{CHROMIUM} required (QUNFLOW_REQUIRE_BROWSER=1) but missing")
+    pytest.skip(f"{CHROMIUM} not installed (apt-get install -y chromium, or make browser)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(tmp_path: Path, sqlite_template: Path) -> Iterator[dict]:
+    """The web app under uvicorn in a thread, on a seeded SQLite database."""
+    _need_browser()
+    import uvicorn
+
+    from flows.web.app import create_app
+
+    db = tmp_path / "browser.db"
+    shutil.copyfile(sqlite_template, db)
+    engine = make_engine(f"sqlite:///{db}")
+    staff = seed.users(engine)
+    items = seed.prospects(engine, 8, names=["<script>alert(1)</script>", "王小明"], now=utcnow())
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    settings = get_settings(secret_key=SECRET, public_base_url=base)
+    app = create_app(settings, engine)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        if time.monotonic() > deadline:
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield {"base": base, "engine": engine, "staff": staff, "items": items, "tmp": tmp_path}
+    finally:
+        srv.should_exit = True
+        thread.join(10)
+        engine.dispose()
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def test_sales_finds_claims_and_wins_a_prospect(server, browser) -> None:
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    base = server["base"]
+    page.goto(f"{base}/queue")
+    assert page.url.endswith("/login")
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", seed.PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/queue")
+    page.screenshot(path=str(SHOTS / "01-my-queue.png"), full_page=True)
+
+    page.goto(f"{base}/queue?view=pool")
+    # The stranger's nickname shows as text, no script ran.
+    assert page.locator("text=<script>alert(1)</script>").count() == 1
+    page.select_option("select[name=source_kind]", "qr_signup")
+    page.fill("input[name=min_score]", "41")
+    page.click("#apply-filters")
+    page.wait_for_url("**source_kind=qr_signup**")
+    rows = page.locator("#queue-table tbody tr[data-item]")
+    assert rows.count() == 3  # qr sign-ups with score >= 41: 42, 44, 46
+    page.screenshot(path=str(SHOTS / "02-pool-filtered.png"), full_page=True)
+
+    rows.first.locator("button.claim-button").click()
+    page.wait_for_url("**/prospects/**")
+    breakdown = page.locator("#breakdown")
+    assert "intent_keywords" in breakdown.inner_text()
+    assert "source_qr" in breakdown.inner_text()
+    assert page.locator("#item-status").inner_text() in ("已认领", "claimed")
+    page.screenshot(path=str(SHOTS / "03-prospect-claimed.png"), full_page=True)
+
+    page.select_option("#outcome-status", "won")
+    page.click("#record-outcome")
+    page.wait_for_load_state()
+    assert page.locator("#tier").inner_text() == "paid"
+    assert "sales won" in page.content()  # the tier history says why
+    page.screenshot(path=str(SHOTS / "04-prospect-won-paid.png"), full_page=True)
+
+    page.goto(f"{base}/queue?view=pool&lang=en")
+    assert "Pool" in page.content()
+    page.close()
+
+
+def test_manager_pages_render(server, browser) -> None:
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    base = server["base"]
+    page.goto(f"{base}/login")
+    page.fill("input[name=username]", "mia")
+    page.fill("input[name=password]", seed.PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/queue")
+    page.goto(f"{base}/manage/team")
+    page.select_option("select[name=strategy]", "round_robin")
+    page.click("form[action='/manage/assign-pool'] button")
+    page.wait_for_url("**assigned=**")
+    assert page.locator("#caps-table").count() == 1
+    page.screenshot(path=str(SHOTS / "05-manager-team.png"), full_page=True)
+    page.goto(f"{base}/manage/audit")
+    assert "queue.assigned" in page.content()
+    page.screenshot(path=str(SHOTS / "06-audit-log.png"), full_page=True)
+    page.goto(f"{base}/manage/funnel")
+    page.screenshot(path=str(SHOTS / "07-funnel.png"), full_page=True)
+    page.close()
+
+
+def test_qr_signup_page_on_a_phone(server, browser) -> None:
+    qr = pytest.importorskip("crm.qr")
+    code = qr.create_qr(
+        server["engine"],
+        promoter="zhang",
+        location="展会 A 馆",
+        campaign="spring-expo",
+        expires=timedelta(days=3),
+        out_dir=server["tmp"] / "qr",
+        base_url=server["base"],
+        secret_key=SECRET,
+    )
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True
+    )
+    page = context.new_page()
+    page.goto(code.url)
+    assert page.locator("form").count() >= 1
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390  # nothing sticks out sideways on a phone
+    page.screenshot(path=str(SHOTS / "08-qr-signup-phone.png"), full_page=True)
+    context.close()
