@@ -45,14 +45,17 @@ def _reached_counts(rows: Any) -> dict[str, Any]:
 def conversion(session: Session, window: ReportWindow, *, by: str = "source") -> dict[str, Any]:
     """Cohort funnel by source and by arrival week, tier moves in the window, median step times."""
     as_of = window.as_of
-    top_rank = (
-        select(TierChange.contact_id, func.max(_rank()).label("rank"))
-        .where(TierChange.changed_at < as_of)
-        .group_by(TierChange.contact_id)
-        .subquery("top_rank")
-    )
 
-    def funnel_cols() -> list[Any]:
+    def top_rank_of(contacts: Any | None) -> Any:
+        """Highest tier each contact reached by as_of (only ``contacts``, when given)."""
+        q = select(TierChange.contact_id, func.max(_rank()).label("rank")).where(
+            TierChange.changed_at < as_of
+        )
+        if contacts is not None:
+            q = q.where(TierChange.contact_id.in_(contacts))
+        return q.group_by(TierChange.contact_id).subquery("top_rank")
+
+    def funnel_cols(top_rank: Any) -> list[Any]:
         return [
             func.count().label("arrived"),
             *(
@@ -67,6 +70,8 @@ def conversion(session: Session, window: ReportWindow, *, by: str = "source") ->
     )
     firsts = first_touches(touched)
     in_window = (firsts.c.touched_at >= window.start) & (firsts.c.touched_at < window.end)
+    # A day's cohort is small: read only its contacts' changes (index on contact_id).
+    top_rank = top_rank_of(touched)
     key, label = dimension(by)
     # The same label objects in SELECT and GROUP BY, so PostgreSQL sees one bound parameter.
     key_col = func.coalesce(key, NONE_LABEL).label("key")
@@ -75,7 +80,7 @@ def conversion(session: Session, window: ReportWindow, *, by: str = "source") ->
         select(
             key_col,
             label_col,
-            *funnel_cols(),
+            *funnel_cols(top_rank),
         )
         .select_from(firsts)
         .join(SourceInstance, SourceInstance.id == firsts.c.source_instance_id)
@@ -99,9 +104,11 @@ def conversion(session: Session, window: ReportWindow, *, by: str = "source") ->
         (Touch.touched_at >= cstart) & (Touch.touched_at < window.end)
     )
     cfirsts = first_touches(c_touched)
+    # Most contacts of the cohort weeks changed tier: one pass over all changes is cheaper.
+    top_rank = top_rank_of(None)
     day = local_day(cfirsts.c.touched_at, window, cstart, window.end)
     day_rows = session.execute(
-        select(day.label("day"), *funnel_cols())
+        select(day.label("day"), *funnel_cols(top_rank))
         .select_from(cfirsts)
         .outerjoin(top_rank, top_rank.c.contact_id == cfirsts.c.contact_id)
         .where((cfirsts.c.touched_at >= cstart) & (cfirsts.c.touched_at < window.end))
