@@ -334,3 +334,19 @@ def test_resolve_range_and_periods(tmp_path: Path) -> None:
     bad.write_text('[[period]]\nname = "x"\nstart = 2026-01-02\nend = 2026-01-01\n')
     with pytest.raises(InputError, match="ends before it starts"):
         load_periods(bad)
+
+
+def test_manager_report_has_tables_and_charts(engine: Engine) -> None:
+    from crm.reports.page import manager_report
+
+    build_history(engine)
+    with transaction(engine) as session:
+        page = manager_report(session, start_day=START, end_day=END, by="group", now=NOW)
+        expected = funnel_report(session, start=START, end=END, by="group", now=NOW)
+    assert page["report"] == expected
+    assert page["tables"] == report_tables(expected)
+    assert page["summary"][1].startswith("arrivals: 8 touches, 6 unique contacts")
+    assert set(page["charts"]) == {"funnel", "retention", "arrivals"}
+    assert all(uri.startswith("data:image/png;base64,iVBOR") for uri in page["charts"].values())
+    with transaction(engine) as session, pytest.raises(InputError):
+        manager_report(session, period="nope")
