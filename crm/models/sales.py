@@ -69,3 +69,6 @@ class QueueAction(Base):
     action: Mapped[str] = mapped_column(String(32))
     note: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    # Daily claim caps count a person's claims since local midnight.
+    __table_args__ = (Index("ix_queue_actions_user_at", "user_id", "at"),)

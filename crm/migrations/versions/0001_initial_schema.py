@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 23:04:54.790565
+Create Date: 2026-11-23 23:21:03.850909
 """
 
 from collections.abc import Sequence
@@ -248,6 +248,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('queue_actions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_queue_actions_item_id'), ['item_id'], unique=False)
+        batch_op.create_index('ix_queue_actions_user_at', ['user_id', 'at'], unique=False)
 
     op.create_table('source_instances',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -457,6 +458,7 @@ def downgrade() -> None:
     op.drop_table('memberships')
     op.drop_table('source_instances')
     with op.batch_alter_table('queue_actions', schema=None) as batch_op:
+        batch_op.drop_index('ix_queue_actions_user_at')
         batch_op.drop_index(batch_op.f('ix_queue_actions_item_id'))
 
     op.drop_table('queue_actions')
