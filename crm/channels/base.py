@@ -56,3 +56,7 @@ _PHONE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
 def mask_phone(text: str) -> str:
     """Mask mainland mobile numbers for logs: 13800138000 → 138****8000."""
     return _PHONE.sub(r"\1****\2", text)
+
+
+class OutcomeUnknown(Exception):
+    """The provider may or may not have accepted the message (e.g. the link broke mid-send)."""

@@ -8,7 +8,7 @@ from email.utils import formatdate
 
 from pydantic import SecretStr
 
-from crm.channels.base import OutgoingMessage, SendResult
+from crm.channels.base import OutcomeUnknown, OutgoingMessage, SendResult
 from crm.errors import PermanentChannelError, TransientChannelError
 
 
@@ -50,13 +50,16 @@ class SmtpChannel:
         mail["Message-ID"] = f"<{message.idempotency_key}@qunflow>"
         mail["X-Qunflow-Idempotency-Key"] = message.idempotency_key
         mail.set_content(message.text)
+        in_data = False
         try:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
                 if self.starttls:
                     smtp.starttls()
                 if self.user and self._password is not None:
                     smtp.login(self.user, self._password.get_secret_value())
+                in_data = True
                 smtp.send_message(mail)
+                in_data = False
         except smtplib.SMTPResponseException as exc:
             detail = f"SMTP {exc.smtp_code}: {_text(exc.smtp_error)}"
             if 400 <= exc.smtp_code < 500:
@@ -65,6 +68,8 @@ class SmtpChannel:
         except smtplib.SMTPRecipientsRefused as exc:
             raise PermanentChannelError(f"recipient refused: {exc.recipients}") from exc
         except (OSError, smtplib.SMTPException) as exc:
+            if in_data:  # the link broke after the message may have been handed over
+                raise OutcomeUnknown(f"SMTP {type(exc).__name__} during DATA: {exc}") from exc
             raise TransientChannelError(f"SMTP {type(exc).__name__}: {exc}") from exc
         return SendResult(provider_id=mail["Message-ID"])
 

@@ -1,0 +1,499 @@
+"""Dispatch: workers claim due outbox rows, render, reserve caps, send, and mark the outcome.
+
+Per batch: claim (one statement) → skip opted-out rows → defer rows outside their send window →
+reserve caps for the rest in one conditional upsert (deferring what does not fit to the next
+local day, or past the pacing interval) → render (a template error skips the row and releases
+its reservation) → send, each with the row's idempotency key → mark all outcomes in one
+statement. A row whose earlier attempt may have reached the provider is first looked up at
+the provider; channels that cannot be asked mark it failed ("unknown outcome, not resent").
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from crm.cadence import fit_window
+from crm.caps import (
+    Ask,
+    LimitBook,
+    account_subject,
+    contact_subject,
+    local_day,
+    next_day_start,
+    reserve_many,
+)
+from crm.caps import release as release_cap
+from crm.channels.base import (
+    AWAITING_CONFIRMATION,
+    Channel,
+    OutcomeUnknown,
+    OutgoingMessage,
+    SendResult,
+    mask_phone,
+)
+from crm.db import transaction
+from crm.domain import OutboxState
+from crm.errors import PermanentChannelError, TransientChannelError
+from crm.models import OperatorAccount, OutboxMessage, utcnow
+from crm.optout import OPTED_OUT, unsubscribe_url
+from crm.outbox import Claimed, Outcome, claim, mark, mark_sending
+from crm.settings import Settings, get_settings
+from crm.templates import TemplateError, render
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 6
+BACKOFF = (30, 120, 600, 1800, 3600)  # seconds before retry n
+
+
+@dataclass(frozen=True)
+class _Account:
+    id: int
+    handle: str
+    platform: str
+    zone: ZoneInfo
+
+
+@dataclass
+class Tally:
+    """Counts of outcomes, overall and per sending account."""
+
+    total: Counter[str] = field(default_factory=Counter)
+    per_account: dict[str, Counter[str]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, account: str, outcome: str) -> None:
+        with self.lock:
+            self.total[outcome] += 1
+            self.per_account.setdefault(account, Counter())[outcome] += 1
+
+
+class Dispatcher:
+    """Shared state of one dispatch run: settings, channels, limits and account details."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        channels: Mapping[str, Channel],
+        *,
+        settings: Settings,
+        batch: int = 100,
+        lease: timedelta = timedelta(minutes=5),
+        now: datetime | None = None,
+    ) -> None:
+        self.engine, self.channels, self.settings = engine, channels, settings
+        self.batch, self.lease, self.fixed_now = batch, lease, now
+        self.tally = Tally()
+        with transaction(engine) as session:
+            self.limits = LimitBook(session)
+            self.accounts = {
+                a.id: _Account(
+                    a.id,
+                    a.handle,
+                    a.platform,
+                    ZoneInfo(a.timezone) if a.timezone else settings.zone,
+                )
+                for a in session.scalars(select(OperatorAccount))
+            }
+
+    def now(self) -> datetime:
+        return self.fixed_now or utcnow()
+
+    # --- one batch ------------------------------------------------------------
+    def run_batch(self, worker: str) -> int:
+        """Claim and process one batch; returns how many rows were claimed."""
+        now = self.now()
+        outcomes: list[Outcome] = []
+        ready: list[Claimed] = []
+        # One transaction claims, reserves caps and settles what cannot go now, so a committed
+        # claim always holds its reservation (a row reclaimed after a crash is not reserved twice).
+        with transaction(self.engine, immediate=True) as session:
+            rows = claim(session, worker=worker, limit=self.batch, lease=self.lease, now=now)
+            if not rows:
+                return 0
+            for row in rows:
+                early = self._precheck(row, now)
+                if early is not None:
+                    outcomes.append(early)
+                else:
+                    ready.append(row)
+            fresh = [r for r in ready if not r.uncertain]
+            granted, reserved = self._reserve(session, fresh, now, outcomes)
+            mark(session, outcomes, worker=worker, now=now)
+        settled = len(outcomes)
+        to_send = [r for r in ready if r.uncertain or r.id in granted]
+        messages: list[tuple[Claimed, OutgoingMessage]] = []
+        for row in to_send:
+            try:
+                messages.append((row, self._message(row, now)))
+            except TemplateError as exc:
+                self._release(row, reserved)
+                outcomes.append(
+                    Outcome(
+                        row.id,
+                        row.token,
+                        OutboxState.SKIPPED,
+                        reason=f"template_error: {exc}",
+                        attempt="template_error",
+                    )
+                )
+        no_lookup = [r.id for r, _ in messages if not self._channel(r).can_lookup]
+        if no_lookup:
+            with transaction(self.engine) as session:
+                mark_sending(session, no_lookup, rows[0].token, now)
+        for row, msg in messages:
+            outcomes.append(self._send(row, msg, reserved, now))
+        with transaction(self.engine) as session:
+            mark(session, outcomes[settled:], worker=worker, now=self.now())
+            self._release_unsent(session, outcomes, reserved)
+        by_id = {r.id: r for r in rows}
+        for o in outcomes:
+            account_id = by_id[o.id].account_id
+            acct = self.accounts.get(account_id) if account_id else None
+            self.tally.add(acct.handle if acct else "-", o.state.value)
+        return len(rows)
+
+    def _channel(self, row: Claimed) -> Channel:
+        return self.channels[row.channel]
+
+    def _precheck(self, row: Claimed, now: datetime) -> Outcome | None:
+        if row.opted_out:
+            return Outcome(row.id, row.token, OutboxState.SKIPPED, reason=OPTED_OUT)
+        if row.channel not in self.channels:
+            return Outcome(
+                row.id,
+                row.token,
+                OutboxState.DEFERRED,
+                reason=f"channel {row.channel} not configured",
+                due_at=now + timedelta(hours=1),
+                keep_sending=row.uncertain,
+            )
+        window, quiet = _span(row.context.get("window")), _span(row.context.get("quiet"))
+        if window or quiet:
+            zone = ZoneInfo(row.context.get("tz") or self.settings.timezone)
+            allowed = fit_window(now, zone, window=window, quiet=quiet)
+            if allowed > now:
+                return Outcome(
+                    row.id,
+                    row.token,
+                    OutboxState.DEFERRED,
+                    reason="outside send window",
+                    due_at=allowed,
+                    keep_sending=row.uncertain,
+                )
+        return None
+
+    def _reserve(
+        self, session: Session, rows: list[Claimed], now: datetime, outcomes: list[Outcome]
+    ) -> tuple[set[int], dict[int, list[tuple[str, str, date]]]]:
+        """Reserve caps for fresh rows; defer what does not fit. Returns (granted ids, keys)."""
+        needs: dict[int, list[tuple[Ask, datetime]]] = {}
+        for row in rows:
+            acct = self.accounts.get(row.account_id) if row.account_id else None
+            asks: list[tuple[Ask, datetime]] = []
+            if acct is not None:
+                cap = self.limits.daily(acct.platform, "account", row.action, acct.id)
+                if cap is not None:
+                    day = local_day(now, acct.zone)
+                    interval = self.limits.interval(acct.platform, row.action, acct.id)
+                    ask = Ask(account_subject(acct.id), row.action, day, 1, cap, interval)
+                    retry = (
+                        now + timedelta(seconds=interval)
+                        if interval
+                        else next_day_start(day, acct.zone)
+                    )
+                    asks.append((ask, retry))
+            if row.action == "group_join":
+                platform = acct.platform if acct else "wechat"
+                cap = self.limits.daily(platform, "contact", "group_join")
+                if cap is not None:
+                    day = local_day(now, self.settings.zone)
+                    ask = Ask(contact_subject(row.contact_id), "group_join", day, 1, cap)
+                    asks.append((ask, next_day_start(day, self.settings.zone)))
+            needs[row.id] = asks
+        merged: dict[tuple[str, str, date], Ask] = {}
+        for asks in needs.values():
+            for ask, _ in asks:
+                key = (ask.subject, ask.action, ask.day)
+                prev = merged.get(key)
+                merged[key] = Ask(
+                    ask.subject,
+                    ask.action,
+                    ask.day,
+                    (prev.want if prev else 0) + 1,
+                    ask.cap,
+                    ask.interval,
+                )
+        left: dict[tuple[str, str, date], int] = {}
+        if merged:
+            left = reserve_many(session, list(merged.values()), now=now)
+            granted: set[int] = set()
+            reserved: dict[int, list[tuple[str, str, date]]] = {}
+            for row in rows:
+                keys = [(a.subject, a.action, a.day) for a, _ in needs[row.id]]
+                if all(left.get(k, 0) > 0 for k in keys):
+                    for k in keys:
+                        left[k] -= 1
+                    granted.add(row.id)
+                    reserved[row.id] = keys
+                else:
+                    blocked = [r for a, r in needs[row.id] if left.get(_k(a), 0) <= 0]
+                    outcomes.append(
+                        Outcome(
+                            row.id,
+                            row.token,
+                            OutboxState.DEFERRED,
+                            reason="cap reached",
+                            due_at=max(blocked),
+                        )
+                    )
+            for key, n in left.items():  # grants no row could use (the other cap said no)
+                if n > 0:
+                    release_cap(session, key[0], key[1], key[2], n)
+            return granted, reserved
+        return {r.id for r in rows}, {}
+
+    def _release(self, row: Claimed, reserved: dict[int, list[tuple[str, str, date]]]) -> None:
+        keys = reserved.pop(row.id, [])
+        if keys:
+            with transaction(self.engine) as session:
+                for subject, action, day in keys:
+                    release_cap(session, subject, action, day)
+
+    def _release_unsent(
+        self,
+        session: Any,
+        outcomes: list[Outcome],
+        reserved: dict[int, list[tuple[str, str, date]]],
+    ) -> None:
+        # A permanent refusal before the provider took the message gives the unit back.
+        for o in outcomes:
+            if o.state == OutboxState.FAILED and o.attempt == "refused" and o.id in reserved:
+                for subject, action, day in reserved[o.id]:
+                    release_cap(session, subject, action, day)
+
+    def _message(self, row: Claimed, now: datetime) -> OutgoingMessage:
+        acct = self.accounts.get(row.account_id) if row.account_id else None
+        ctx = row.context
+        locale = ctx.get("locale")
+        model = {
+            "contact": {"id": row.contact_id, "name": row.contact_name, "tier": row.contact_tier},
+            "group": row.group,
+            "event": ctx.get("event"),
+            "params": ctx.get("params", {}),
+            "account": acct.handle if acct else None,
+            "unsubscribe_url": unsubscribe_url(row.contact_id, row.channel, settings=self.settings)
+            if ctx.get("purpose") == "marketing"
+            else None,
+        }
+        text = render(row.template, model, locale=locale, operator_dir=self.settings.templates_dir)
+        return OutgoingMessage(
+            outbox_id=row.id,
+            idempotency_key=row.idempotency_key,
+            contact_id=row.contact_id,
+            channel=row.channel,
+            text=text,
+            address=row.address,
+            subject=ctx.get("subject"),
+            account=acct.handle if acct else None,
+            action=row.action,
+            meta={"campaign": row.campaign, "step": row.step, "sending_at": now.isoformat()},
+        )
+
+    def _send(
+        self,
+        row: Claimed,
+        msg: OutgoingMessage,
+        reserved: dict[int, list[tuple[str, str, date]]],
+        now: datetime,
+    ) -> Outcome:
+        channel = self._channel(row)
+        try:
+            if row.uncertain:
+                if not channel.can_lookup:
+                    return Outcome(
+                        row.id,
+                        row.token,
+                        OutboxState.FAILED,
+                        reason="unknown outcome, not resent (worker stopped mid-send)",
+                        rendered=msg.text,
+                        attempt="unknown",
+                    )
+                found = channel.lookup(msg)
+                if found is not None:
+                    return self._accepted(row, msg, found, now, "found")
+            result = channel.send(msg)
+            return self._accepted(row, msg, result, now, "sent")
+        except TransientChannelError as exc:
+            detail = mask_phone(str(exc))
+            if row.attempts >= MAX_ATTEMPTS:
+                return Outcome(
+                    row.id,
+                    row.token,
+                    OutboxState.FAILED,
+                    reason=f"gave up after {row.attempts} attempts: {detail}",
+                    rendered=msg.text,
+                    attempt="transient",
+                    keep_sending=channel.can_lookup,
+                )
+            wait = BACKOFF[min(row.attempts - 1, len(BACKOFF) - 1)]
+            log.info("outbox %s: transient error, retry in %ss: %s", row.id, wait, detail)
+            return Outcome(
+                row.id,
+                row.token,
+                OutboxState.DEFERRED,
+                reason=f"retry: {detail}",
+                due_at=now + timedelta(seconds=wait),
+                attempt="transient",
+                keep_sending=channel.can_lookup,
+            )
+        except OutcomeUnknown as exc:
+            return Outcome(
+                row.id,
+                row.token,
+                OutboxState.FAILED,
+                reason=f"unknown outcome, not resent: {mask_phone(str(exc))}",
+                rendered=msg.text,
+                attempt="unknown",
+            )
+        except PermanentChannelError as exc:
+            return Outcome(
+                row.id,
+                row.token,
+                OutboxState.FAILED,
+                reason=mask_phone(str(exc)),
+                rendered=msg.text,
+                attempt="refused",
+            )
+
+    def _accepted(
+        self, row: Claimed, msg: OutgoingMessage, result: SendResult, now: datetime, how: str
+    ) -> Outcome:
+        waiting = result.state == AWAITING_CONFIRMATION
+        return Outcome(
+            row.id,
+            row.token,
+            OutboxState.AWAITING_CONFIRMATION if waiting else OutboxState.SENT,
+            provider_id=result.provider_id,
+            sent_at=None if waiting else now,
+            rendered=msg.text,
+            attempt=how,
+        )
+
+    # --- workers --------------------------------------------------------------
+    def work(self, worker: str, *, until_idle: bool, stop: threading.Event) -> None:
+        while not stop.is_set():
+            if self.run_batch(worker) == 0 or not until_idle:
+                return
+
+
+def _k(ask: Ask) -> tuple[str, str, date]:
+    return (ask.subject, ask.action, ask.day)
+
+
+def _span(value: Any) -> tuple[time, time] | None:
+    if not value:
+        return None
+    return (time.fromisoformat(value[0]), time.fromisoformat(value[1]))
+
+
+def dispatch(
+    engine: Engine,
+    *,
+    workers: int = 1,
+    until_idle: bool = True,
+    now: datetime | None = None,
+    channels: Mapping[str, Channel] | None = None,
+    batch: int = 100,
+    lease: timedelta = timedelta(minutes=5),
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Run ``workers`` threads over the due outbox rows; returns counts overall and per account."""
+    from crm.channels import build_channels
+
+    settings = settings or get_settings()
+    chans = dict(channels) if channels is not None else build_channels(settings)
+    d = Dispatcher(engine, chans, settings=settings, batch=batch, lease=lease, now=now)
+    stop = threading.Event()
+    base = f"{socket.gethostname()}:{os.getpid()}"
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            d.work(f"{base}:{i}", until_idle=until_idle, stop=stop)
+        except BaseException as exc:  # surfaced after join
+            errors.append(exc)
+            stop.set()
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if channels is None:
+        for ch in chans.values():
+            ch.close()
+    if errors:
+        raise errors[0]
+    total = d.tally.total
+    return {
+        "sent": total["sent"],
+        "awaiting_confirmation": total["awaiting_confirmation"],
+        "deferred": total["deferred"],
+        "failed": total["failed"],
+        "skipped": total["skipped"],
+        "per_account": {k: dict(v) for k, v in sorted(d.tally.per_account.items())},
+    }
+
+
+def poll_confirmations(
+    engine: Engine, channel: Any, *, now: datetime | None = None, limit: int = 500
+) -> dict[str, int]:
+    """Ask WeCom what became of mass-message tasks awaiting a staff member's confirmation."""
+    now = now or utcnow()
+    done: Counter[str] = Counter()
+    with transaction(engine) as session:
+        rows = session.execute(
+            select(
+                OutboxMessage.id,
+                OutboxMessage.provider_message_id,
+                OutboxMessage.contact_id,
+                OperatorAccount.handle,
+            )
+            .outerjoin(OperatorAccount, OperatorAccount.id == OutboxMessage.account_id)
+            .where(OutboxMessage.state == OutboxState.AWAITING_CONFIRMATION.value)
+            .limit(limit)
+        ).all()
+        from crm.models import Identity
+
+        for r in rows:
+            ext = session.scalar(
+                select(Identity.value).where(
+                    Identity.contact_id == r.contact_id, Identity.kind == "wecom_external_userid"
+                )
+            )
+            status = channel.confirmation(r.provider_message_id, ext or "", r.handle)
+            if status is None:
+                done["pending"] += 1
+                continue
+            msg = session.get(OutboxMessage, r.id)
+            assert msg is not None
+            if status in ("sent", "duplicate"):
+                msg.state, msg.sent_at = OutboxState.SENT.value, now
+                msg.reason = None if status == "sent" else "contact already received it"
+            else:
+                msg.state, msg.reason = OutboxState.FAILED.value, f"wecom: {status}"
+            done[msg.state] += 1
+    return dict(done)

@@ -1,0 +1,241 @@
+"""Outbox persistence: claiming due rows in batches and marking outcomes, set-based.
+
+A claim is one ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n) RETURNING``
+(on SQLite the same statement inside ``BEGIN IMMEDIATE``) that also returns what rendering
+needs (contact, address, opt-out flag, group), so a batch costs one round trip to claim.
+Rows whose lease expired are claimed again. ``sending_at`` records that an attempt may have
+reached the provider: the claim sets it for channels that can be asked afterwards, other
+channels set it right before the provider call.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import JSON, bindparam, insert, text
+from sqlalchemy.orm import Session
+
+from crm.db import is_postgres
+from crm.domain import OutboxState
+from crm.models import OutboxAttempt, UTCDateTime
+
+LOOKUP_CHANNELS = ("webhook", "wecom", "file", "null", "console")
+# The identity kind each channel addresses a contact by.
+ADDRESS_KIND_SQL = (
+    "CASE outbox.channel WHEN 'email' THEN 'email' WHEN 'wecom' THEN 'wecom_external_userid' END"
+)
+
+
+@dataclass
+class Claimed:
+    """A claimed outbox row with what is needed to render and send it."""
+
+    id: int
+    token: str
+    campaign: str
+    step: str
+    contact_id: int
+    channel: str
+    template: str
+    account_id: int | None
+    community_id: int | None
+    action: str
+    context: dict[str, Any]
+    attempts: int
+    idempotency_key: str
+    uncertain: bool  # an earlier attempt may have reached the provider
+    contact_name: str | None
+    contact_tier: str | None
+    address: str | None
+    opted_out: bool
+    group: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _claim_sql(postgres: bool) -> str:
+    lock = "FOR UPDATE SKIP LOCKED" if postgres else ""
+    lookups = ", ".join(f"'{c}'" for c in LOOKUP_CHANNELS)
+    return f"""
+UPDATE outbox SET
+  state = 'claimed', claimed_by = :token, claim_expires_at = :expires,
+  attempts = attempts + 1, updated_at = :now,
+  sending_at = CASE WHEN sending_at IS NOT NULL THEN sending_at
+                    WHEN channel IN ({lookups}) THEN :now ELSE NULL END
+WHERE id IN (
+  SELECT id FROM outbox
+  WHERE (state IN ('planned', 'deferred') AND due_at <= :now)
+     OR (state = 'claimed' AND claim_expires_at < :now)
+  ORDER BY due_at LIMIT :n {lock})
+RETURNING id, campaign, step, contact_id, channel, template, account_id,
+  community_id, action, context, attempts, idempotency_key, sending_at,
+  (SELECT c.display_name FROM contacts c WHERE c.id = outbox.contact_id) AS contact_name,
+  (SELECT c.tier FROM contacts c WHERE c.id = outbox.contact_id) AS contact_tier,
+  (SELECT i.value FROM identities i WHERE i.contact_id = outbox.contact_id
+     AND i.kind = {ADDRESS_KIND_SQL} ORDER BY i.id LIMIT 1) AS address,
+  EXISTS (SELECT 1 FROM consents k WHERE k.contact_id = outbox.contact_id AND k.kind = 'opt_out'
+     AND (k.channel IS NULL OR k.channel = outbox.channel)) AS opted_out,
+  (SELECT g.name FROM communities g WHERE g.id = outbox.community_id) AS group_name,
+  (SELECT g.qr_code_url FROM communities g WHERE g.id = outbox.community_id) AS group_qr,
+  (SELECT g.external_id FROM communities g WHERE g.id = outbox.community_id) AS group_chat_id
+"""
+
+
+def claim(
+    session: Session, *, worker: str, limit: int, lease: timedelta, now: datetime
+) -> list[Claimed]:
+    """Claim up to ``limit`` due rows (and rows whose lease expired) for this worker.
+
+    The caller owns the transaction (``transaction(engine, immediate=True)`` so SQLite takes
+    its write lock up front) and reserves caps in it, so a committed claim has its caps.
+    """
+    token = f"{worker}:{uuid.uuid4().hex[:12]}"
+    stmt = (
+        text(_claim_sql(is_postgres(session)))
+        .bindparams(
+            bindparam("now", type_=UTCDateTime()),
+            bindparam("expires", type_=UTCDateTime()),
+        )
+        .columns(sending_at=UTCDateTime(), context=JSON())
+    )
+    params = {"token": token, "expires": now + lease, "now": now, "n": limit}
+    rows = session.execute(stmt, params).all()
+    out = []
+    for r in rows:
+        ctx = r.context if isinstance(r.context, dict) else json.loads(r.context or "{}")
+        group = None
+        if r.community_id is not None:
+            group = {"name": r.group_name, "qr_code_url": r.group_qr, "chat_id": r.group_chat_id}
+        out.append(
+            Claimed(
+                id=int(r.id),
+                token=token,
+                campaign=r.campaign,
+                step=r.step,
+                contact_id=int(r.contact_id),
+                channel=r.channel,
+                template=r.template,
+                account_id=r.account_id,
+                community_id=r.community_id,
+                action=r.action,
+                context=ctx,
+                attempts=int(r.attempts),
+                idempotency_key=r.idempotency_key,
+                uncertain=r.sending_at is not None and r.sending_at != now,
+                contact_name=r.contact_name,
+                contact_tier=r.contact_tier,
+                address=r.address,
+                opted_out=bool(r.opted_out),
+                group=group,
+            )
+        )
+    return sorted(out, key=lambda c: c.id)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one claimed row ends this attempt."""
+
+    id: int
+    token: str
+    state: OutboxState
+    reason: str | None = None
+    provider_id: str | None = None
+    due_at: datetime | None = None
+    sent_at: datetime | None = None
+    rendered: str | None = None
+    keep_sending: bool = False  # keep sending_at: the attempt may have reached the provider
+    attempt: str | None = None  # outcome for outbox_attempts; None: no provider attempt logged
+
+
+_MARK = """
+UPDATE outbox SET
+  state = v.state,
+  reason = v.reason,
+  provider_message_id = COALESCE(v.pid, outbox.provider_message_id),
+  due_at = COALESCE(v.due_at, outbox.due_at),
+  sent_at = COALESCE(v.sent_at, outbox.sent_at),
+  rendered = COALESCE(v.rendered, outbox.rendered),
+  sending_at = CASE WHEN v.keep = 1 THEN outbox.sending_at ELSE NULL END,
+  claimed_by = NULL, claim_expires_at = NULL, updated_at = :now
+FROM ({values}) AS v
+WHERE outbox.id = v.id AND outbox.claimed_by = v.token
+"""
+
+
+def _values(n: int, postgres: bool) -> str:
+    ts = "TIMESTAMPTZ" if postgres else "TEXT"  # SQLite stores times as ISO text
+    parts = []
+    for i in range(n):
+        parts.append(
+            f"SELECT CAST(:id{i} AS BIGINT) AS id, CAST(:tok{i} AS VARCHAR(100)) AS token, "
+            f"CAST(:st{i} AS VARCHAR(24)) AS state, CAST(:rs{i} AS VARCHAR(500)) AS reason, "
+            f"CAST(:pid{i} AS VARCHAR(200)) AS pid, CAST(:due{i} AS {ts}) AS due_at, "
+            f"CAST(:sent{i} AS {ts}) AS sent_at, CAST(:txt{i} AS TEXT) AS rendered, "
+            f"CAST(:keep{i} AS INTEGER) AS keep"
+        )
+    return " UNION ALL ".join(parts)
+
+
+def mark(session: Session, outcomes: Sequence[Outcome], *, worker: str, now: datetime) -> None:
+    """Record outcomes in one UPDATE … FROM (rows still held by their claim token only)."""
+    if not outcomes:
+        return
+    postgres = is_postgres(session)
+    stmt = text(_MARK.format(values=_values(len(outcomes), postgres)))
+    params: dict[str, Any] = {"now": now}
+    binds = [bindparam("now", type_=UTCDateTime())]
+    for i, o in enumerate(outcomes):
+        params.update(
+            {
+                f"id{i}": o.id,
+                f"tok{i}": o.token,
+                f"st{i}": o.state.value,
+                f"rs{i}": (o.reason or None) and o.reason[:500],
+                f"pid{i}": o.provider_id,
+                f"due{i}": o.due_at,
+                f"sent{i}": o.sent_at,
+                f"txt{i}": o.rendered,
+                f"keep{i}": 1 if o.keep_sending else 0,
+            }
+        )
+        binds += [
+            bindparam(f"due{i}", type_=UTCDateTime()),
+            bindparam(f"sent{i}", type_=UTCDateTime()),
+        ]
+    session.execute(stmt.bindparams(*binds), params)
+    attempts = [
+        {
+            "outbox_id": o.id,
+            "worker": worker,
+            "outcome": o.attempt,
+            "detail": (o.reason or o.provider_id or "")[:1000] or None,
+            "at": now,
+        }
+        for o in outcomes
+        if o.attempt is not None
+    ]
+    if attempts:
+        session.execute(insert(OutboxAttempt), attempts)
+
+
+def mark_sending(session: Session, ids: Sequence[int], token: str, now: datetime) -> None:
+    """Flag rows as possibly at the provider, just before a call that cannot be asked later."""
+    if not ids:
+        return
+    session.execute(
+        text(
+            "UPDATE outbox SET sending_at = :now WHERE claimed_by = :token AND id IN :ids"
+        ).bindparams(bindparam("ids", expanding=True), bindparam("now", type_=UTCDateTime())),
+        {"now": now, "token": token, "ids": list(ids)},
+    )
+
+
+def counts(session: Session) -> dict[str, int]:
+    """Outbox rows per state."""
+    rows = session.execute(text("SELECT state, COUNT(*) FROM outbox GROUP BY state")).all()
+    return {str(s): int(n) for s, n in rows}
