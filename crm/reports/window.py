@@ -49,12 +49,6 @@ class ReportWindow:
         day = earliest.astimezone(self.zone).date()
         return local_midnight(day - timedelta(days=day.weekday()), self.zone)
 
-    def days(self) -> list[date]:
-        """The local days the window touches, in order."""
-        first = self.start.astimezone(self.zone).date()
-        last = (self.end - timedelta(microseconds=1)).astimezone(self.zone).date()
-        return [first + timedelta(days=i) for i in range((last - first).days + 1)]
-
     def describe(self) -> dict[str, Any]:
         """JSON-ready description of the window."""
         return {
