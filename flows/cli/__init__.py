@@ -8,12 +8,16 @@ import typer
 
 from crm.errors import QunflowError
 from flows.cli import (
+    campaign,
+    caps,
     contacts,
     db,
     demo,
+    dispatch,
     groups,
     ingest,
     ingest_remote,
+    optout,
     qr,
     queue,
     report,
@@ -44,6 +48,12 @@ app.add_typer(ingest.quarantine_app, name="quarantine")
 ingest.app.command("qr-signups")(ingest_remote.qr_signups)
 ingest.app.command("wecom-groups")(ingest_remote.wecom_groups)
 app.command("report")(report.report)
+
+app.add_typer(campaign.app, name="campaign")
+app.command("dispatch")(dispatch.run)
+app.command("caps")(caps.caps)
+app.add_typer(caps.accounts, name="accounts")
+app.command("optout")(optout.optout)
 
 
 def main() -> None:

@@ -1,0 +1,69 @@
+"""`qunflow campaign …`: list follow-up campaigns and plan one into the outbox."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from crm.campaigns import describe, plan_campaign
+from crm.errors import InputError
+from flows.cli.common import engine, print_json, print_table, settings
+
+app = typer.Typer(help="Follow-up campaigns: list them, plan one into the outbox.")
+
+
+@app.command("list")
+def list_(as_json: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
+    """List the defined campaigns and their steps."""
+    rows = describe(settings())
+    if as_json:
+        print_json(rows)
+        return
+    print_table(
+        [
+            {
+                "name": r["name"],
+                "purpose": r["purpose"],
+                "anchor": r["anchor"],
+                "tiers": ",".join(r["tiers"]),
+                "steps": ", ".join(f"{s['name']}→{s['channel']}" for s in r["steps"]),
+            }
+            for r in rows
+        ]
+    )
+
+
+@app.command()
+def run(
+    name: str = typer.Argument(..., help="Campaign name (see `qunflow campaign list`)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Count what would be planned only."),
+    contact: list[int] = typer.Option([], "--contact", help="Only these contact ids."),
+    param: list[str] = typer.Option(
+        [], "--param", help="KEY=VALUE, e.g. event_start=2026-12-01T19:30:00+08:00."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Plan a campaign's due messages into the outbox (idempotent)."""
+    params: dict[str, object] = {}
+    for item in param:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--param {item!r}: expected KEY=VALUE")
+        params[key] = value
+    report = plan_campaign(
+        engine(),
+        name,
+        dry_run=dry_run,
+        contact_ids=contact or None,
+        params=params,
+        settings=settings(),
+    )
+    if as_json:
+        print_json(report)
+        return
+    verb = "would plan" if dry_run else "planned"
+    typer.echo(
+        f"{name}: {verb} {report['planned']} (already planned {report['already_planned']}, "
+        f"audience {report['audience']}); excluded {json.dumps(report['excluded'])}"
+    )

@@ -1,0 +1,75 @@
+"""`qunflow caps` and `qunflow accounts …`: today's cap usage and the operator accounts."""
+
+from __future__ import annotations
+
+import typer
+from sqlalchemy import select
+
+from crm.caps import add_account, usage_today
+from crm.db import transaction
+from crm.domain import Platform
+from crm.errors import InputError
+from crm.models import OperatorAccount
+from flows.cli.common import engine, print_json, print_table, settings
+
+accounts = typer.Typer(help="Operator accounts and their per-account limits.")
+
+
+def caps(as_json: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
+    """Today's usage and headroom per account and action (local day of each account)."""
+    with transaction(engine()) as session:
+        rows = usage_today(session, zone=settings().zone)
+    if as_json:
+        print_json(rows)
+        return
+    print_table(rows, ["handle", "platform", "action", "day", "used", "cap", "headroom"])
+
+
+def _limits(items: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not value.isdigit():
+            raise InputError(f"--limit {item!r}: expected ACTION=N (e.g. message=200)")
+        out[key] = int(value)
+    return out
+
+
+@accounts.command("add")
+def add(
+    handle: str = typer.Argument(..., help="The account's handle (WeCom userid, email, …)."),
+    platform: Platform = typer.Option(..., "--platform", help="wechat, wecom, email, webhook."),
+    limit: list[str] = typer.Option(
+        [], "--limit", help="ACTION=N per day (pacing:ACTION=SECONDS for pacing)."
+    ),
+    timezone: str | None = typer.Option(None, "--timezone", help="IANA zone for its day."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Add (or update) an operator account with per-account limit overrides."""
+    with transaction(engine()) as session:
+        acct = add_account(session, handle, platform, limits=_limits(limit), timezone=timezone)
+        data = {"id": acct.id, "handle": acct.handle, "platform": acct.platform}
+    if as_json:
+        print_json(data)
+    else:
+        typer.echo(f"account {data['id']}: {handle} ({platform.value})")
+
+
+@accounts.command("list")
+def list_(as_json: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
+    """List operator accounts."""
+    with transaction(engine()) as session:
+        rows = [
+            {
+                "id": a.id,
+                "handle": a.handle,
+                "platform": a.platform,
+                "timezone": a.timezone,
+                "active": a.active,
+            }
+            for a in session.scalars(select(OperatorAccount).order_by(OperatorAccount.id))
+        ]
+    if as_json:
+        print_json(rows)
+        return
+    print_table(rows)

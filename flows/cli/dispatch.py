@@ -1,0 +1,54 @@
+"""`qunflow dispatch`: run outbox workers locally and print what happened."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import typer
+
+from crm.channels import build_channels
+from crm.dispatch import dispatch
+from crm.errors import InputError
+from flows.cli.common import engine, print_json, print_table, settings
+
+
+def run(
+    workers: int = typer.Option(1, "--workers", min=1, max=64, help="Worker threads."),
+    until_idle: bool = typer.Option(
+        False, "--until-idle", help="Keep claiming until nothing is due (default: one batch)."
+    ),
+    batch: int = typer.Option(100, "--batch", min=1, max=5000, help="Rows per claim."),
+    lease: float = typer.Option(300.0, "--lease", min=0.5, help="Claim lease in seconds."),
+    channel: list[str] = typer.Option(
+        [], "--channel", help="Use only these channels (default: every configured one)."
+    ),
+    route: list[str] = typer.Option(
+        [], "--route", help="FROM=TO: deliver FROM's messages through channel TO (dry runs)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Send due outbox messages: sent / deferred / failed / skipped counts."""
+    chans = build_channels(settings(), channel or None)
+    for item in route:
+        src, sep, dst = item.partition("=")
+        if not sep or dst not in chans:
+            raise InputError(f"--route {item!r}: expected FROM=TO with a configured TO channel")
+        chans[src] = chans[dst]
+    result = dispatch(
+        engine(),
+        workers=workers,
+        until_idle=until_idle,
+        channels=chans,
+        batch=batch,
+        lease=timedelta(seconds=lease),
+        settings=settings(),
+    )
+    for ch in set(map(id, chans.values())):
+        next(c for c in chans.values() if id(c) == ch).close()
+    if as_json:
+        print_json(result)
+        return
+    totals = {k: result[k] for k in ("sent", "awaiting_confirmation", "deferred", "failed")}
+    totals["skipped"] = result["skipped"]
+    print_table([{"account": a, **c} for a, c in result["per_account"].items()])
+    typer.echo(" ".join(f"{k}={v}" for k, v in totals.items()))

@@ -1,0 +1,26 @@
+"""`qunflow optout`: a manual opt-out (退订) of a contact, on one channel or all."""
+
+from __future__ import annotations
+
+import typer
+
+from crm.db import transaction
+from crm.optout import opt_out
+from flows.cli.common import engine, print_json
+
+
+def optout(
+    contact_id: int = typer.Argument(..., help="The contact's id."),
+    channel: str | None = typer.Option(None, "--channel", help="Only this channel."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Opt a contact out: planned messages on that channel are skipped at once."""
+    with transaction(engine()) as session:
+        skipped = opt_out(session, contact_id, channel=channel, source="manual", actor="cli")
+    data = {"contact_id": contact_id, "channel": channel, "skipped": skipped}
+    if as_json:
+        print_json(data)
+    else:
+        typer.echo(
+            f"contact {contact_id} opted out ({channel or 'all channels'}); {skipped} skipped"
+        )
