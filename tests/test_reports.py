@@ -184,6 +184,23 @@ def test_retention(report: dict) -> None:
         "active_30_rate": None,
     }
     assert list(cohorts) == ["2026-01-19", "2026-02-09", "2026-03-02"]
+    sources = {
+        r["label"]: (
+            r["joined"],
+            (r["matured_14"], r["present_14"], r["active_14"]),
+            (r["matured_30"], r["present_30"], r["active_30"]),
+        )
+        for r in report["retention"]["by_dimension"]
+    }
+    # First-touch sources: c7, c1, c2 → 同行群A; c6 → the post; c3, c4 → 张三; c8 → 李四,
+    # whose day 30 has not come yet.
+    assert sources == {
+        "同行群A": (3, (3, 2, 2), (3, 2, 0)),
+        "小红书帖子1": (1, (1, 0, 1), (1, 1, 1)),
+        "地推-张三": (2, (2, 1, 1), (2, 1, 1)),
+        "地推-李四": (1, (1, 1, 0), (0, None, None)),
+    }
+    assert report["retention"]["by_dimension"][0]["present_14_rate"] == 0.6667
 
 
 def test_retention_matures_later(engine: Engine) -> None:

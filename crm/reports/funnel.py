@@ -50,7 +50,7 @@ def report_for_window(session: Session, window: ReportWindow, *, by: str) -> dic
         "arrivals": arrivals(session, window, by=by),
         "contribution": contribution(session, window, by=by),
         "conversion": conversion(session, window, by=by),
-        "retention": retention(session, window),
+        "retention": retention(session, window, by=by),
         "sales": sales(session, window),
         "followups": followups(session, window),
     }
@@ -122,6 +122,7 @@ def report_tables(report: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         "tier_moves": conv["moves"],
         "tier_step_hours": medians,
         "retention": report["retention"]["cohorts"],
+        "retention_by_source": report["retention"]["by_dimension"],
         "sales": report["sales"]["by_user"],
         "followups": report["followups"]["by_campaign"],
         "cap_headroom": report["followups"]["caps"],

@@ -1,5 +1,7 @@
 """Retention (留存): of the contacts who first joined a group in a week, who stayed and who acted.
 
+Cohorts are tabled by join week and by the source of each contact's first touch.
+
 For a contact who first joined a community on local day D (in the business zone):
 
 - *present on day N*: a membership spans the end of local day D+N (joined at or before it,
@@ -19,7 +21,8 @@ from typing import Any
 from sqlalchemy import case, exists, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
-from crm.models import Event, Membership, UTCDateTime
+from crm.models import Event, Membership, SourceInstance, UTCDateTime
+from crm.reports.attribution import NONE_LABEL, dimension, first_touches
 from crm.reports.window import ReportWindow, local_day, local_midnight, week_of
 
 HORIZONS = (14, 30)
@@ -27,8 +30,11 @@ HORIZONS = (14, 30)
 _CHUNK = 400
 
 
-def retention(session: Session, window: ReportWindow) -> dict[str, Any]:
-    """Weekly cohort table: joined, present and active after 14 and 30 days, with rates."""
+def retention(session: Session, window: ReportWindow, *, by: str = "source") -> dict[str, Any]:
+    """Cohort tables by join week and by first-touch source: present and active after 14/30 days.
+
+    Per source, a horizon counts only the contacts for whom it has passed (``matured_N``).
+    """
     cstart, cend = window.cohort_start, window.end
     first = (
         select(Membership.contact_id, func.min(Membership.joined_at).label("joined_at"))
@@ -39,36 +45,53 @@ def retention(session: Session, window: ReportWindow) -> dict[str, Any]:
         )
         .subquery("first_join")
     )
-    with_day = select(
-        first.c.contact_id, local_day(first.c.joined_at, window, cstart, cend).label("day")
-    ).subquery("joined_day")
+    firsts = first_touches(select(first.c.contact_id))
+    key, label = dimension(by)
+    with_day = (
+        select(
+            first.c.contact_id,
+            local_day(first.c.joined_at, window, cstart, cend).label("day"),
+            func.coalesce(key, NONE_LABEL).label("key"),
+            func.coalesce(label, NONE_LABEL).label("label"),
+        )
+        .select_from(first)
+        .outerjoin(firsts, firsts.c.contact_id == first.c.contact_id)
+        .outerjoin(SourceInstance, SourceInstance.id == firsts.c.source_instance_id)
+        .subquery("joined_day")
+    )
 
     days = [
         cstart.astimezone(window.zone).date() + timedelta(days=i)
         for i in range((cend - cstart).days + 2)
     ]
     days = [d for d in days if local_midnight(d, window.zone) < cend]
-    per_day: dict[str, dict[str, int]] = {}
+    # One row per (join day, source): both tables below are sums of these.
+    cells: list[dict[str, Any]] = []
     for i in range(0, len(days), _CHUNK):
         for row in session.execute(_day_query(with_day, days[i : i + _CHUNK], window)):
-            per_day[row.day] = {
+            day = date.fromisoformat(row.day)
+            cell: dict[str, Any] = {
+                "day": day,
+                "key": row.key,
+                "label": row.label,
                 "joined": int(row.joined),
-                **{f"present_{n}": int(getattr(row, f"present_{n}")) for n in HORIZONS},
-                **{f"active_{n}": int(getattr(row, f"active_{n}")) for n in HORIZONS},
             }
+            for n in HORIZONS:
+                cell[f"matured_{n}"] = _horizon_end(day, n, window) <= window.as_of
+                cell[f"present_{n}"] = int(getattr(row, f"present_{n}"))
+                cell[f"active_{n}"] = int(getattr(row, f"active_{n}"))
+            cells.append(cell)
 
     weeks: dict[str, dict[str, Any]] = {}
-    for day_text, counts in sorted(per_day.items()):
-        day = date.fromisoformat(day_text)
+    for cell in cells:
         acc = weeks.setdefault(
-            week_of(day), {"joined": 0, **{f"matured_{n}": True for n in HORIZONS}}
+            week_of(cell["day"]), {"joined": 0, **{f"matured_{n}": True for n in HORIZONS}}
         )
-        acc["joined"] += counts["joined"]
+        acc["joined"] += cell["joined"]
         for n in HORIZONS:
-            matured = _horizon_end(day, n, window) <= window.as_of
-            acc[f"matured_{n}"] = acc[f"matured_{n}"] and matured
+            acc[f"matured_{n}"] = acc[f"matured_{n}"] and cell[f"matured_{n}"]
             for what in ("present", "active"):
-                acc[f"{what}_{n}"] = acc.get(f"{what}_{n}", 0) + counts[f"{what}_{n}"]
+                acc[f"{what}_{n}"] = acc.get(f"{what}_{n}", 0) + cell[f"{what}_{n}"]
     cohorts = []
     for week in sorted(weeks):
         acc = weeks[week]
@@ -84,7 +107,34 @@ def retention(session: Session, window: ReportWindow) -> dict[str, Any]:
                     line[f"{what}_{n}"] = None
                     line[f"{what}_{n}_rate"] = None
         cohorts.append(line)
-    return {"horizons": list(HORIZONS), "cohorts": cohorts}
+
+    sources: dict[str, dict[str, Any]] = {}
+    for cell in cells:
+        acc = sources.setdefault(
+            cell["key"],
+            {
+                "key": cell["key"],
+                "label": cell["label"],
+                "joined": 0,
+                **{f"{w}_{n}": 0 for n in HORIZONS for w in ("matured", "present", "active")},
+            },
+        )
+        acc["joined"] += cell["joined"]
+        for n in HORIZONS:
+            if cell[f"matured_{n}"]:
+                acc[f"matured_{n}"] += cell["joined"]
+                acc[f"present_{n}"] += cell[f"present_{n}"]
+                acc[f"active_{n}"] += cell[f"active_{n}"]
+    by_dimension = []
+    for acc in sorted(sources.values(), key=lambda a: (-a["joined"], str(a["key"]))):
+        for n in HORIZONS:
+            base = acc[f"matured_{n}"]
+            for what in ("present", "active"):
+                if not base:
+                    acc[f"{what}_{n}"] = None
+                acc[f"{what}_{n}_rate"] = round(acc[f"{what}_{n}"] / base, 4) if base else None
+        by_dimension.append(acc)
+    return {"by": by, "horizons": list(HORIZONS), "cohorts": cohorts, "by_dimension": by_dimension}
 
 
 def _horizon_end(day: date, n: int, window: ReportWindow) -> Any:
@@ -121,8 +171,8 @@ def _day_query(with_day: Any, days: list[date], window: ReportWindow) -> Any:
         measures.append(func.sum(case((present, 1), else_=0)).label(f"present_{n}"))
         measures.append(func.sum(case((active, 1), else_=0)).label(f"active_{n}"))
     return (
-        select(t.day, func.count().label("joined"), *measures)
+        select(t.day, with_day.c.key, with_day.c.label, func.count().label("joined"), *measures)
         .select_from(with_day)
         .join(thresholds, thresholds.c.day == with_day.c.day)
-        .group_by(t.day)
+        .group_by(t.day, with_day.c.key, with_day.c.label)
     )

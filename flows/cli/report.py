@@ -25,6 +25,7 @@ TITLES = {
     "tier_moves": "Tier moves in the range",
     "tier_step_hours": "Median hours between tiers",
     "retention": "Retention (留存) by join week",
+    "retention_by_source": "Retention by {by} of first touch (matured contacts only)",
     "sales": "Sales",
     "followups": "Follow-ups by campaign and channel",
     "cap_headroom": "Cap headroom today",
