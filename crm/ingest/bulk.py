@@ -74,6 +74,9 @@ def stage(
         session.execute(text(f"CREATE TEMP TABLE IF NOT EXISTS {name} ({ddl})"))
         session.execute(text(f"DELETE FROM {name}"))
     bulk_insert(session, name, [c for c, _ in columns], rows)
+    if is_postgres(session):
+        # Temp tables have no statistics: without them the planner nests loops over both sides.
+        session.execute(text(f"ANALYZE {name}"))
 
 
 def allocate_ids(session: Session, table: str, count: int) -> list[int]:
