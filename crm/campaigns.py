@@ -432,7 +432,7 @@ def plan_campaign(
                 ):
                     due = fit_window(raw_due, zone, window=window, quiet=quiet)
                     if due < now - late or (
-                        campaign.anchor == "event" and raw_due < anchor_at < due
+                        campaign.anchor == "event" and raw_due < anchor_at <= due
                     ):
                         report["excluded"]["too_late"] += 1
                         continue

@@ -1,0 +1,344 @@
+"""Follow-ups: cadence times, planning, windows, opt-outs, templates, caps and real channels."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import select
+
+from crm.cadence import fit_window, parse_duration
+from crm.campaigns import load_campaigns, plan_campaign
+from crm.caps import Ask, reserve, reserve_many
+from crm.channels.local import FileChannel
+from crm.channels.wecom import WecomChannel
+from crm.db import transaction
+from crm.dispatch import dispatch, poll_confirmations
+from crm.models import CapUsage, Community, OutboxMessage
+from crm.optout import apply_reply, apply_unsubscribe, is_stop_reply, unsubscribe_token
+from crm.outbox import counts
+from crm.templates import TemplateError, render
+from tests.fakes.wecom_msg_server import wecom_msg_server
+from tests.followups_helpers import make_account, make_contacts, settings_for
+
+SH = ZoneInfo("Asia/Shanghai")
+NY = ZoneInfo("America/New_York")
+
+WEBHOOK_CAMPAIGN = """
+[[campaign]]
+name = "hello"
+anchor = "tier_entered"
+audience = { tiers = ["open"] }
+max_late = "30d"
+steps = [{ name = "hi", offset = "0m", channel = "%s", template = "%s" }]
+"""
+
+
+def rows(engine) -> list[OutboxMessage]:
+    with transaction(engine) as s:
+        return list(s.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+# --- pure rules ----------------------------------------------------------------------------
+
+
+def test_fit_window_crosses_midnight_in_the_contacts_zone() -> None:
+    late = datetime(2026, 1, 1, 15, 0, tzinfo=UTC)  # 23:00 in Shanghai
+    got = fit_window(late, SH, window=(time(9), time(21, 30)))
+    assert got.astimezone(SH) == datetime(2026, 1, 2, 9, 0, tzinfo=SH)
+    quiet = fit_window(late, SH, quiet=(time(22, 30), time(7, 30)))
+    assert quiet.astimezone(SH) == datetime(2026, 1, 2, 7, 30, tzinfo=SH)
+    # the same instant is 10:00 in New York: inside the window, unchanged
+    assert fit_window(late, NY, window=(time(9), time(21, 30))) == late
+    assert parse_duration("-1d12h") == -timedelta(hours=36)
+
+
+def test_stop_replies_and_bundled_templates_render() -> None:
+    assert is_stop_reply(" 退订 ") and is_stop_reply("td") and not is_stop_reply("退订吗好的")
+    ctx = {
+        "contact": {"name": "小王"},
+        "group": {"name": "AI交流群", "qr_code_url": "https://q/1"},
+        "event": {"name": "直播", "local_time": "03-10 19:30", "location": None, "link": None},
+        "params": {},
+        "unsubscribe_url": None,
+    }
+    for name in ("welcome", "group_rules", "event_evening_before", "event_half_day_before",
+                 "event_hour_before", "tier_invitation", "prospect_nudge", "paid_onboarding",
+                 "reengagement", "optout_confirmation"):  # fmt: skip
+        assert render(name, ctx).strip()
+        assert render(name, ctx, locale="en").strip()
+    assert "https://q/1" in render("tier_invitation", ctx)
+    assert set(load_campaigns()) >= {"welcome-new", "group-rules", "event-notice"}
+
+
+def test_template_error_names_template_and_line(tmp_path: Path) -> None:
+    (tmp_path / "zh-CN").mkdir()
+    (tmp_path / "zh-CN" / "broken.txt.j2").write_text("你好\n{{ contact.nmae }}\n", "utf-8")
+    with pytest.raises(TemplateError) as err:
+        render("broken", {"contact": {"name": "x"}}, operator_dir=tmp_path)
+    assert err.value.template == "broken" and err.value.line == 2
+    # the sandbox refuses to reach into Python internals
+    (tmp_path / "zh-CN" / "evil.txt.j2").write_text("{{ ''.__class__.__mro__ }}", "utf-8")
+    with pytest.raises(TemplateError):
+        render("evil", {}, operator_dir=tmp_path)
+
+
+# --- planning ------------------------------------------------------------------------------
+
+
+def test_event_notices_land_at_local_times_across_zones(engine, tmp_path) -> None:
+    st = settings_for(tmp_path)
+    sh = make_contacts(engine, 1, tz="Asia/Shanghai")[0]
+    ny = make_contacts(engine, 1, tz="America/New_York")[0]
+    start = "2026-03-10T19:30:00+08:00"
+    now = datetime(2026, 3, 5, tzinfo=UTC)
+    params = {"event_start": start, "event_name": "直播课", "event_key": "live1"}
+    report = plan_campaign(engine, "event-notice", now=now, params=params, settings=st)
+    assert report["planned"] == 5 and report["excluded"]["too_late"] == 1
+    due = {(r.contact_id, r.step.split("@")[0]): r.due_at for r in rows(engine)}
+    assert due[(sh, "evening-before")].astimezone(SH) == datetime(2026, 3, 9, 20, 0, tzinfo=SH)
+    assert due[(sh, "half-day-before")].astimezone(SH) == datetime(2026, 3, 10, 7, 30, tzinfo=SH)
+    assert due[(sh, "hour-before")].astimezone(SH) == datetime(2026, 3, 10, 18, 30, tzinfo=SH)
+    # 07:30 in New York (EDT): the evening before is 20:00 the previous local day
+    assert due[(ny, "evening-before")].astimezone(NY) == datetime(2026, 3, 9, 20, 0, tzinfo=NY)
+    assert due[(ny, "half-day-before")].astimezone(NY) == datetime(2026, 3, 9, 19, 30, tzinfo=NY)
+    assert (ny, "hour-before") not in due  # 06:30 is in quiet hours; after them the event began
+    again = plan_campaign(engine, "event-notice", now=now, params=params, settings=st)
+    assert again["planned"] == 0 and again["already_planned"] == 5
+    assert all(r.context["event"]["name"] == "直播课" for r in rows(engine))
+
+
+def test_welcome_respects_send_window_and_dry_run(engine, tmp_path) -> None:
+    st = settings_for(tmp_path)
+    entered = datetime(2026, 3, 2, 13, 50, tzinfo=UTC)  # 21:50 in Shanghai
+    make_contacts(engine, 3, entered=entered)
+    now = entered + timedelta(minutes=1)
+    dry = plan_campaign(engine, "welcome-new", now=now, dry_run=True, settings=st)
+    assert dry["planned"] == 3 and rows(engine) == []
+    plan_campaign(engine, "welcome-new", now=now, settings=st)
+    assert {r.due_at.astimezone(SH) for r in rows(engine)} == {
+        datetime(2026, 3, 3, 9, 0, tzinfo=SH)
+    }
+
+
+def test_no_channel_and_consent_are_not_planned(engine, tmp_path) -> None:
+    st = settings_for(tmp_path)
+    make_contacts(engine, 2, tier="prospect", wecom=False)
+    make_contacts(engine, 2, tier="prospect", source_kind="qr_signup")
+    ok = make_contacts(engine, 1, tier="prospect")
+    now = datetime(2026, 3, 3, 4, 0, tzinfo=UTC)
+    report = plan_campaign(engine, "prospect-nudge", now=now, settings=st)
+    assert report["excluded"]["no_channel"] == 4 and report["excluded"]["no_consent"] == 4
+    assert {r.contact_id for r in rows(engine)} == set(ok)
+
+
+# --- dispatch ------------------------------------------------------------------------------
+
+
+def _plan_hello(engine, tmp_path, channel="file", template="welcome", n=3, **kw):
+    st = settings_for(tmp_path, WEBHOOK_CAMPAIGN % (channel, template), **kw)
+    ids = make_contacts(engine, n)
+    now = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
+    plan_campaign(engine, "hello", now=now, settings=st)
+    return st, ids, now
+
+
+def test_opt_out_after_planning_stops_messages(engine, tmp_path) -> None:
+    st, ids, now = _plan_hello(engine, tmp_path)
+    assert apply_reply(engine, ids[0], "退订", channel="file", now=now)
+    token = unsubscribe_token(ids[1], None, settings=st)
+    assert apply_unsubscribe(engine, token, settings=st)["skipped"] == 1
+    out = tmp_path / "out.jsonl"
+    result = dispatch(engine, now=now, channels={"file": FileChannel(out)}, settings=st)
+    assert result["sent"] == 1
+    by = {r.contact_id: r for r in rows(engine)}
+    assert by[ids[0]].state == by[ids[1]].state == "skipped"
+    assert by[ids[0]].reason == "opted_out"
+    sent = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [m["contact_id"] for m in sent] == [ids[2]]
+    # planning again does not bring them back
+    plan_campaign(engine, "hello", now=now, settings=st)
+    assert [r.state for r in rows(engine)].count("planned") == 0
+
+
+def test_opt_out_is_rechecked_at_dispatch(engine, tmp_path) -> None:
+    st, ids, now = _plan_hello(engine, tmp_path, n=1)
+    from crm.models import Consent
+
+    with transaction(engine) as s:  # an opt-out recorded by another path, rows untouched
+        s.add(Consent(contact_id=ids[0], kind="opt_out", channel=None, source="import"))
+    dispatch(engine, now=now, channels={"file": FileChannel(tmp_path / "o.jsonl")}, settings=st)
+    assert rows(engine)[0].state == "skipped" and rows(engine)[0].reason == "opted_out"
+
+
+def test_template_error_skips_with_reason(engine, tmp_path) -> None:
+    tpl = tmp_path / "tpl" / "zh-CN"
+    tpl.mkdir(parents=True)
+    (tpl / "oops.txt.j2").write_text("hi\n{{ contact.nmae }}", "utf-8")
+    st, _, now = _plan_hello(engine, tmp_path, template="oops", n=1, templates_dir=tpl.parent)
+    out = tmp_path / "o.jsonl"
+    dispatch(engine, now=now, channels={"file": FileChannel(out)}, settings=st)
+    row = rows(engine)[0]
+    assert row.state == "skipped" and "template oops:2" in (row.reason or "")
+    assert not out.exists()
+
+
+def test_send_window_defers_at_dispatch(engine, tmp_path) -> None:
+    st = settings_for(tmp_path)
+    entered = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+    make_contacts(engine, 1, entered=entered)
+    plan_campaign(engine, "welcome-new", now=entered, settings=st)
+    late = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)  # 23:00: outside 09:00-21:30
+    d = dispatch(engine, now=late, channels={"wecom": FileChannel(tmp_path / "o")}, settings=st)
+    row = rows(engine)[0]
+    assert d["deferred"] == 1 and row.state == "deferred"
+    assert row.due_at.astimezone(SH) == datetime(2026, 3, 3, 9, 0, tzinfo=SH)
+
+
+def test_group_joins_respect_the_contacts_daily_cap(engine, tmp_path) -> None:
+    st = settings_for(tmp_path)
+    acct = make_account(engine, "wx-op", "wechat", group_join=100)
+    cid = make_contacts(engine, 1)[0]
+    now = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
+    with transaction(engine) as s:
+        for i in range(12):
+            g = Community(name=f"群{i}", tier="open", qr_code_url=f"https://qr/{i}")
+            s.add(g)
+            s.flush()
+            s.add(
+                OutboxMessage(
+                    campaign="placement", step=f"join-{g.id}", contact_id=cid, channel="file",
+                    template="tier_invitation", account_id=acct, community_id=g.id,
+                    action="group_join", due_at=now, idempotency_key=f"join-{cid}-{g.id}",
+                    context={"tz": "Asia/Shanghai"},
+                )
+            )  # fmt: skip
+    out = tmp_path / "o.jsonl"
+    result = dispatch(engine, now=now, channels={"file": FileChannel(out)}, settings=st, batch=5)
+    assert result["sent"] == 10 and result["deferred"] == 2
+    deferred = [r for r in rows(engine) if r.state == "deferred"]
+    assert {r.due_at for r in deferred} == {datetime(2026, 3, 2, 16, 0, tzinfo=UTC)}
+    assert "https://qr/0" in out.read_text()
+    with transaction(engine) as s:
+        usage = {(u.subject, u.action): u.used for u in s.scalars(select(CapUsage))}
+    assert usage[(f"contact:{cid}", "group_join")] == 10
+    assert usage[(f"account:{acct}", "group_join")] == 10
+    # the next local day they go
+    nxt = dispatch(engine, now=datetime(2026, 3, 2, 16, 0, tzinfo=UTC),
+                   channels={"file": FileChannel(out)}, settings=st)  # fmt: skip
+    assert nxt["sent"] == 2
+
+
+def test_reserve_is_conditional(engine) -> None:
+    day = date(2026, 3, 2)
+    with transaction(engine) as s:
+        got = [reserve(s, "account:1", "message", cap=3, day=day) for _ in range(5)]
+        assert got == [True, True, True, False, False]
+        many = reserve_many(s, [Ask("account:2", "message", day, 5, 4)])
+        assert many[("account:2", "message", day)] == 4
+        assert (
+            reserve_many(s, [Ask("account:2", "message", day, 5, 4)])[("account:2", "message", day)]
+            == 0
+        )
+        now = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
+        assert reserve(s, "account:3", "friend_add", cap=9, day=day, now=now, min_interval=60)
+        assert not reserve(s, "account:3", "friend_add", cap=9, day=day, now=now, min_interval=60)
+        later = now + timedelta(seconds=200)
+        assert reserve(s, "account:3", "friend_add", cap=9, day=day, now=later, min_interval=60)
+
+
+# --- real channels -------------------------------------------------------------------------
+
+
+def test_smtp_server_receives_rendered_text(engine, tmp_path) -> None:
+    from aiosmtpd.controller import Controller
+
+    class Inbox:
+        def __init__(self) -> None:
+            self.mails: list[tuple[list[str], bytes]] = []
+
+        async def handle_DATA(self, server, session, envelope):
+            self.mails.append((list(envelope.rcpt_tos), envelope.content))
+            return "250 OK"
+
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    inbox = Inbox()
+    ctl = Controller(inbox, hostname="127.0.0.1", port=port)
+    ctl.start()
+    try:
+        st, ids, now = _plan_hello(
+            engine, tmp_path, channel="email", n=2,
+            smtp_host="127.0.0.1", smtp_port=port,
+        )  # fmt: skip
+        result = dispatch(engine, now=now, settings=st, channels=None)
+    finally:
+        ctl.stop()
+    assert result["sent"] == 2
+    rcpts = sorted(r for m in inbox.mails for r in m[0])
+    assert rcpts == sorted(f"c{i}@example.com" for i in ids)
+    from email import message_from_bytes, policy
+
+    mail = message_from_bytes(inbox.mails[0][1], policy=policy.default)
+    assert "欢迎加入我们的社群" in mail.get_body().get_content()
+    assert mail["Message-ID"].startswith("<qf-")
+
+
+def test_wecom_server_receives_message_task_and_confirmation(engine, tmp_path) -> None:
+    with wecom_msg_server() as (base, state):
+        st, ids, now = _plan_hello(engine, tmp_path, channel="wecom", n=2)
+        make_account(engine, "zhangsan", "wecom")
+        with transaction(engine) as s:  # planned before the account existed: assign it
+            for r in s.scalars(select(OutboxMessage)):
+                r.account_id = 1
+        ch = WecomChannel(base, state.corp_id, SecretStr(state.secret), client=httpx.Client())
+        result = dispatch(engine, now=now, channels={"wecom": ch}, settings=st)
+        assert result["awaiting_confirmation"] == 2
+        assert {r.state for r in rows(engine)} == {"awaiting_confirmation"}
+        tasks = list(state.tasks.values())
+        assert {t["external_userid"][0] for t in tasks} == {f"wm{i}" for i in ids}
+        assert all(t["sender"] == "zhangsan" and t["chat_type"] == "single" for t in tasks)
+        assert "欢迎加入我们的社群" in tasks[0]["text"]["content"]
+        assert poll_confirmations(engine, ch, now=now) == {"pending": 2}
+        state.confirm(tasks[0]["msgid"])
+        assert poll_confirmations(engine, ch, now=now) == {"sent": 1, "pending": 1}
+        state.fail_next.append(45009)  # frequency limit: transient, retried later
+        assert ch.join_qr(["wrOgAAA"], state="tier-active").startswith("https://")
+        ch.close()
+
+
+# --- CLI -----------------------------------------------------------------------------------
+
+
+def test_cli_plans_and_dispatches(engine, cli_env, tmp_path) -> None:
+    make_contacts(engine, 2, entered=datetime.now(UTC) - timedelta(hours=1))
+    env = dict(cli_env, QUNFLOW_CAMPAIGNS_PATH=str(tmp_path / "c.toml"))
+    (tmp_path / "c.toml").write_text(WEBHOOK_CAMPAIGN % ("file", "welcome"), "utf-8")
+    run = lambda *a: subprocess.run(  # noqa: E731
+        [".venv/bin/qunflow", *a], env=env, capture_output=True, text=True, check=False
+    )
+    listed = run("campaign", "list", "--json")
+    assert listed.returncode == 0 and json.loads(listed.stdout)[0]["name"] == "hello"
+    planned = run("campaign", "run", "hello", "--json")
+    assert json.loads(planned.stdout)["planned"] == 2, planned.stderr
+    sent = run("dispatch", "--until-idle", "--channel", "file", "--json")
+    assert json.loads(sent.stdout)["sent"] == 2, sent.stderr
+    assert (
+        run("accounts", "add", "a1", "--platform", "wecom", "--limit", "message=7").returncode == 0
+    )
+    caps = json.loads(run("caps", "--json").stdout)
+    assert {"handle": "a1", "action": "message", "cap": 7}.items() <= caps[-1].items()
+    bad = run("campaign", "run", "nope")
+    assert bad.returncode == 1 and "no campaign 'nope'" in bad.stderr
+    assert run("optout", "1", "--json").returncode == 0
+    with transaction(engine) as s:
+        assert counts(s) == {"sent": 2}
