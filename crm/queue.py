@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, time, timedelta
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -70,8 +71,14 @@ SORTS: dict[str, Any] = {
 }
 
 
+@cache
+def _default_zone() -> ZoneInfo:
+    # Reading settings costs milliseconds; callers that care pass ``zone``.
+    return get_settings().zone
+
+
 def _zone(zone: ZoneInfo | None) -> ZoneInfo:
-    return zone or get_settings().zone
+    return zone or _default_zone()
 
 
 def local_day_start(now: datetime, zone: ZoneInfo | None = None) -> datetime:
@@ -101,7 +108,7 @@ def _record(
     """Append queue actions and their audit entries in two statements."""
     if not rows:
         return
-    session.execute(
+    session.connection().execute(
         insert(QueueAction),
         [
             {
@@ -114,7 +121,7 @@ def _record(
             for r in rows
         ],
     )
-    session.execute(
+    session.connection().execute(
         insert(AuditEntry),
         [
             {
@@ -142,19 +149,23 @@ def _expire(session: Session, now: datetime, *, limit: int | None = None) -> lis
         cond: ColumnElement[bool] = QueueItem.id.in_(ids.scalar_subquery())
     else:
         cond = held
-    rows = session.execute(
-        update(QueueItem)
-        .where(cond)
-        .values(
-            status=QueueStatus.POOL.value,
-            assignee_id=None,
-            lease_expires_at=None,
-            snoozed_until=None,
-            updated_at=now,
+    rows = (
+        session.connection()
+        .execute(
+            update(QueueItem)
+            .where(cond)
+            .values(
+                status=QueueStatus.POOL.value,
+                assignee_id=None,
+                lease_expires_at=None,
+                snoozed_until=None,
+                updated_at=now,
+            )
+            .returning(QueueItem.id)
+            .execution_options(synchronize_session=False)
         )
-        .returning(QueueItem.id)
-        .execution_options(synchronize_session=False)
-    ).all()
+        .all()
+    )
     ids_out = [int(r.id) for r in rows]
     _record(
         session,
@@ -235,25 +246,61 @@ def _lock_user(session: Session, user_id: int) -> User:
     return user
 
 
-def _check_caps(session: Session, user: User, now: datetime, zone: ZoneInfo | None) -> None:
-    holding = _holding(session, user.id)
+def _lock_and_check_caps(
+    session: Session, user_id: int, now: datetime, zone: ZoneInfo | None
+) -> Any:
+    """Lock the person (one claim at a time per person) and check both caps in one query."""
+    start = local_day_start(now, zone)
+    held = (
+        select(func.count())
+        .select_from(QueueItem)
+        .where(QueueItem.assignee_id == user_id, QueueItem.status.in_(HELD))
+        .scalar_subquery()
+    )
+    today = (
+        select(func.count())
+        .select_from(QueueAction)
+        .where(
+            QueueAction.user_id == user_id,
+            QueueAction.action.in_(("claim", "assigned")),
+            QueueAction.at >= start,
+        )
+        .scalar_subquery()
+    )
+    stmt = select(
+        User.id,
+        User.username,
+        User.active,
+        User.holding_cap,
+        User.daily_claim_cap,
+        held.label("holding"),
+        today.label("claimed"),
+    ).where(User.id == user_id)
+    if is_postgres(session):
+        stmt = stmt.with_for_update(of=User)
+    user = session.connection().execute(stmt).first()
+    if user is None:
+        raise NotFound(f"user {user_id} does not exist")
+    holding, claimed = int(user.holding), int(user.claimed)
+    if not user.active:
+        raise Forbidden(f"user {user.username} is disabled")
     if holding >= user.holding_cap:
         raise Forbidden(
             f"{user.username} already holds {holding} prospects (holding cap {user.holding_cap}):"
             " close or release one first"
         )
-    claimed = _claimed_today(session, user.id, now, zone)
     if claimed >= user.daily_claim_cap:
         raise Forbidden(
             f"{user.username} reached today's claim cap ({user.daily_claim_cap}); "
             "it resets at midnight"
         )
+    return user
 
 
 # --- claims ------------------------------------------------------------------------------
 
 
-def _claimed(session: Session, row: Any, user: User, now: datetime, how: str) -> dict[str, Any]:
+def _claimed(session: Session, row: Any, user: Any, now: datetime, how: str) -> dict[str, Any]:
     _record(
         session,
         [
@@ -300,8 +347,7 @@ def claim_next(
     """Claim the next pool item (SLA due first, then priority, then oldest); None if empty."""
     now = now or utcnow()
     with transaction(engine, immediate=True) as session:
-        user = _lock_user(session, user_id)
-        _check_caps(session, user, now, zone)
+        user = _lock_and_check_caps(session, user_id, now, zone)
         _expire(session, now, limit=100)
         pick = (
             select(QueueItem.id)
@@ -311,13 +357,17 @@ def claim_next(
         )
         if is_postgres(session):
             pick = pick.with_for_update(skip_locked=True)
-        row = session.execute(
-            update(QueueItem)
-            .where(QueueItem.id == pick.scalar_subquery())
-            .values(**_claim_values(user.id, now, lease))
-            .returning(*_RETURNING)
-            .execution_options(synchronize_session=False)
-        ).first()
+        row = (
+            session.connection()
+            .execute(
+                update(QueueItem)
+                .where(QueueItem.id == pick.scalar_subquery())
+                .values(**_claim_values(user.id, now, lease))
+                .returning(*_RETURNING)
+                .execution_options(synchronize_session=False)
+            )
+            .first()
+        )
         if row is None:
             return None
         return _claimed(session, row, user, now, "next")
@@ -335,21 +385,24 @@ def claim_item(
     """Claim one named item; Conflict when someone else holds it (or it is closed)."""
     now = now or utcnow()
     with transaction(engine, immediate=True) as session:
-        user = _lock_user(session, user_id)
-        _check_caps(session, user, now, zone)
+        user = _lock_and_check_caps(session, user_id, now, zone)
         free = or_(
             QueueItem.status == QueueStatus.POOL.value,
             and_(QueueItem.status.in_(HELD), QueueItem.lease_expires_at < now),
         )
         # On PostgreSQL a concurrent claimer waits for the row lock, then re-checks
         # ``free`` against the committed row and finds nothing: exactly one wins.
-        row = session.execute(
-            update(QueueItem)
-            .where(QueueItem.id == item_id, free)
-            .values(**_claim_values(user.id, now, lease))
-            .returning(*_RETURNING)
-            .execution_options(synchronize_session=False)
-        ).first()
+        row = (
+            session.connection()
+            .execute(
+                update(QueueItem)
+                .where(QueueItem.id == item_id, free)
+                .values(**_claim_values(user.id, now, lease))
+                .returning(*_RETURNING)
+                .execution_options(synchronize_session=False)
+            )
+            .first()
+        )
         if row is not None:
             return _claimed(session, row, user, now, "item")
         item = session.get(QueueItem, item_id)
