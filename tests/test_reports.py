@@ -38,6 +38,8 @@ def by(rows: list[dict], key: str) -> dict:
 def test_window(report: dict) -> None:
     assert report["window"] == {
         "label": "2026-03-02..2026-03-08",
+        "first_day": "2026-03-02",
+        "last_day": "2026-03-08",
         "start": "2026-03-01T16:00:00+00:00",
         "end": "2026-03-08T16:00:00+00:00",
         "timezone": "Asia/Shanghai",
@@ -367,3 +369,7 @@ def test_manager_report_has_tables_and_charts(engine: Engine) -> None:
     assert all(uri.startswith("data:image/png;base64,iVBOR") for uri in page["charts"].values())
     with transaction(engine) as session, pytest.raises(InputError):
         manager_report(session, period="nope")
+    with transaction(engine) as session:  # a Chinese period title stays out of the charts
+        spring = manager_report(session, period="春节", now=NOW)
+    assert spring["report"]["window"]["label"] == "春节 2026"
+    assert spring["report"]["window"]["first_day"] == "2026-02-15"

@@ -54,7 +54,9 @@ def _funnel(report: dict[str, Any]) -> bytes:
     bars = ax.barh(stages[::-1], values[::-1], color="#3b7dd8")
     for bar, value in zip(bars, values[::-1], strict=True):
         ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {value}", va="center")
-    ax.set_title(f"Funnel of new contacts, {report['window']['label']}")
+    # Dates, not the label: a period's title may be Chinese, which the font may lack.
+    win = report["window"]
+    ax.set_title(f"Funnel of new contacts, {win['first_day']} to {win['last_day']}")
     ax.set_xlabel("contacts")
     ax.margins(x=0.15)
     return _png(fig)

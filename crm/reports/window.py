@@ -53,6 +53,11 @@ class ReportWindow:
         """JSON-ready description of the window."""
         return {
             "label": self.label,
+            "first_day": self.start.astimezone(self.zone).date().isoformat(),
+            "last_day": (self.end - timedelta(microseconds=1))
+            .astimezone(self.zone)
+            .date()
+            .isoformat(),
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
             "timezone": self.zone.key,
