@@ -17,6 +17,7 @@ from crm.reports.funnel import (
     resolve_range,
     summary_lines,
 )
+from crm.reports.page import manager_report
 from crm.reports.periods import Period, find_period, load_periods
 from crm.reports.retention import retention
 from crm.reports.sales import sales
@@ -35,6 +36,7 @@ __all__ = [
     "funnel_report",
     "load_periods",
     "make_window",
+    "manager_report",
     "report_for_window",
     "report_tables",
     "resolve_range",
