@@ -10,10 +10,10 @@ contacts with a few GROUP BY queries and :func:`store_scores` writes a batch bac
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Date,
@@ -48,8 +48,7 @@ ACTIVITY_KINDS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class EventBucket:
+class EventBucket(NamedTuple):
     """A contact's events of one kind, aggregated.
 
     ``decayed`` is Σ 0.5^(age_days / half-life) with ages in whole UTC days; ``ids`` and
@@ -58,7 +57,7 @@ class EventBucket:
     """
 
     kind: str
-    count: int
+    total: int
     last_day: date
     decayed: float = 0.0
     ids: tuple[int, ...] = ()
@@ -66,16 +65,14 @@ class EventBucket:
     flagged_ids: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):
     """Screening answers (question key → answer) recorded by one event."""
 
     event_id: int
     answers: Mapping[str, Any]
 
 
-@dataclass(frozen=True)
-class ContactFacts:
+class ContactFacts(NamedTuple):
     """What scoring needs to know about one contact."""
 
     contact_id: int
@@ -90,8 +87,7 @@ class ContactFacts:
     tier_entered_at: datetime | None = None
 
 
-@dataclass(frozen=True)
-class Scored:
+class Scored(NamedTuple):
     """A contact's score with its breakdown and the facts the tier rules look at."""
 
     contact_id: int
@@ -103,7 +99,7 @@ class Scored:
     opted_out: bool
     silent_days: int
     last_active_day: date | None
-    facts: ContactFacts = field(repr=False)
+    facts: ContactFacts
 
 
 def _round(value: float) -> int:
@@ -177,7 +173,7 @@ def bucket_events(
     buckets = tuple(
         EventBucket(
             kind=kind,
-            count=v["n"],
+            total=v["n"],
             last_day=v["day"],
             decayed=v["decayed"],
             ids=tuple(sorted(v["ids"], reverse=True)[:cap]),
@@ -200,11 +196,13 @@ def evaluate(facts: ContactFacts, rules: Rules, now: datetime) -> Scored:
     cap = rules.breakdown_event_cap
     today = now.astimezone(UTC).date()
     by_kind: dict[str, list[EventBucket]] = {}
+    counts: dict[str, int] = {}
     for b in facts.buckets:
         by_kind.setdefault(b.kind, []).append(b)
+        counts[b.kind] = counts.get(b.kind, 0) + b.total
 
     def total(kind: str) -> int:
-        return sum(b.count for b in by_kind.get(kind, ()))
+        return counts.get(kind, 0)
 
     messages = by_kind.get(EventKind.MESSAGE, [])
     intent_count = sum(b.flagged for b in messages)
@@ -215,9 +213,10 @@ def evaluate(facts: ContactFacts, rules: Rules, now: datetime) -> Scored:
 
     parts: list[dict[str, Any]] = []
 
-    def add(signal: str, points: int, events: list[int]) -> None:
+    def add(signal: str, points: int, events: Callable[[], list[int]]) -> None:
+        # Evidence is only gathered for signals that score: most contacts score few.
         if points:
-            parts.append({"signal": signal, "points": int(points), "events": events})
+            parts.append({"signal": signal, "points": int(points), "events": events()})
 
     # Source quality: the best source the contact arrived through.
     if facts.sources:
@@ -227,12 +226,12 @@ def evaluate(facts: ContactFacts, rules: Rules, now: datetime) -> Scored:
         if "self_media" in facts.sources and intent_count:
             points += sig.source.self_media_intent_bonus
             label += "+intent"
-        add(label, points, [])
+        add(label, points, list)
 
     add(
         "intent",
         _capped(sig.intent.weight * intent_count, sig.intent.max_points),
-        _ids(messages, cap, flagged=True),
+        lambda: _ids(messages, cap, flagged=True),
     )
 
     engaged = [b for b in facts.buckets if b.kind in sig.engagement.kinds]
@@ -240,7 +239,7 @@ def evaluate(facts: ContactFacts, rules: Rules, now: datetime) -> Scored:
     add(
         "engagement",
         _capped(_round(sig.engagement.weight * decayed), sig.engagement.max_points),
-        _ids(engaged, cap),
+        lambda: _ids(engaged, cap),
     )
 
     shares = by_kind.get(EventKind.SHARE, [])
@@ -251,18 +250,22 @@ def evaluate(facts: ContactFacts, rules: Rules, now: datetime) -> Scored:
             + sig.contribution.share_weight * total(EventKind.SHARE),
             sig.contribution.max_points,
         ),
-        _ids([*messages, *shares], cap),
+        lambda: _ids([*messages, *shares], cap),
     )
 
     referrals = by_kind.get(EventKind.REFERRAL, [])
     add(
         "referrals",
         _capped(sig.referrals.weight * total(EventKind.REFERRAL), sig.referrals.max_points),
-        _ids(referrals, cap),
+        lambda: _ids(referrals, cap),
     )
 
-    screening_points, screening_ids = _screening(facts.answers, rules)
-    add("screening", _capped(screening_points, sig.screening.max_points), screening_ids[:cap])
+    screening_points, screening_ids = _screening(facts.answers, rules) if facts.answers else (0, [])
+    add(
+        "screening",
+        _capped(screening_points, sig.screening.max_points),
+        lambda: screening_ids[:cap],
+    )
 
     attended = by_kind.get(EventKind.ACTIVITY_ATTENDED, [])
     add(
@@ -270,17 +273,21 @@ def evaluate(facts: ContactFacts, rules: Rules, now: datetime) -> Scored:
         _capped(
             sig.attendance.weight * total(EventKind.ACTIVITY_ATTENDED), sig.attendance.max_points
         ),
-        _ids(attended, cap),
+        lambda: _ids(attended, cap),
     )
 
     neg = sig.negative
-    add("ads", neg.ad_weight if ads else 0, _ids(violations_b, cap, flagged=True))
+    add("ads", neg.ad_weight if ads else 0, lambda: _ids(violations_b, cap, flagged=True))
     add(
         "violations",
         neg.violation_weight * violations,
-        _ids(violations_b, cap),
+        lambda: _ids(violations_b, cap),
     )
-    add("opt_out", neg.opt_out_weight if opted_out else 0, _ids(by_kind.get("opt_out", []), cap))
+    add(
+        "opt_out",
+        neg.opt_out_weight if opted_out else 0,
+        lambda: _ids(by_kind.get("opt_out", []), cap),
+    )
 
     # Silence counts from the last thing the contact did, else from when we first saw them.
     active_days = [b.last_day for b in facts.buckets if b.kind in ACTIVITY_KINDS]
@@ -290,7 +297,7 @@ def evaluate(facts: ContactFacts, rules: Rules, now: datetime) -> Scored:
     if last_day is None and facts.first_seen_at is not None:
         last_day = facts.first_seen_at.astimezone(UTC).date()
     silent_days = max(0, (today - last_day).days) if last_day is not None else 0
-    add("silence", neg.silence_weight if silent_days >= neg.silence_days else 0, [])
+    add("silence", neg.silence_weight if silent_days >= neg.silence_days else 0, list)
 
     return Scored(
         contact_id=facts.contact_id,
@@ -344,6 +351,14 @@ def _as_date(value: Any) -> date:
     return date.fromisoformat(str(value)[:10])
 
 
+def _matches_any(column: Any, words: Iterable[str], pg: bool) -> Any:
+    # PostgreSQL: one regular expression instead of a LIKE per word.
+    if pg:
+        pattern = "|".join(re.sub(r"([^\w])", r"\\\1", w.lower()) for w in words)
+        return column.op("~")(literal(pattern))
+    return _like_any(column, words)
+
+
 def _like_any(column: Any, words: Iterable[str]) -> Any:
     clauses = []
     for word in words:
@@ -358,10 +373,10 @@ def _id_list(expr: Any, pg: bool) -> Any:
     return func.group_concat(expr)
 
 
-def _parse_ids(value: Any) -> tuple[int, ...]:
+def _parse_ids(value: Any, cap: int) -> tuple[int, ...]:
     if not value:
         return ()
-    return tuple(sorted((int(v) for v in str(value).split(",")), reverse=True))
+    return tuple(sorted(map(int, str(value).split(",")), reverse=True)[:cap])
 
 
 def load_facts(
@@ -407,6 +422,7 @@ def load_facts(
         if cid in base:
             base[cid]["sources"].add(kind)
 
+    pg = is_postgres(session)
     message_text = func.lower(
         func.coalesce(Event.payload["message"].as_string(), Event.payload["text"].as_string())
     )
@@ -415,7 +431,7 @@ def load_facts(
         (
             and_(
                 Event.kind == EventKind.MESSAGE.value,
-                _like_any(message_text, rules.signals.intent.keywords),
+                _matches_any(message_text, rules.signals.intent.keywords, pg),
             ),
             1,
         ),
@@ -428,27 +444,35 @@ def load_facts(
         ),
         else_=0,
     )
-    pg = is_postgres(session)
     cap = rules.breakdown_event_cap
-    # One row per event with its flag, day and rank among the contact's events of its kind
-    # (newest first), then one row per (contact, kind): counts, decayed sum, newest ids.
-    ranked = (
+    # One row per event with its flag and day, ranked newest first among the contact's
+    # events of the same kind and flag; then one row per (contact, kind): counts, the decayed
+    # sum and the newest ids (the newest `cap` of a kind are among the newest `cap` flagged
+    # plus the newest `cap` unflagged ones).
+    flagged_events = (
         select(
             Event.contact_id,
             Event.kind,
             Event.id,
             flag.label("flag"),
             _day_expr(session).label("day"),
-            func.row_number()
-            .over(partition_by=(Event.contact_id, Event.kind), order_by=Event.id.desc())
-            .label("rn"),
-            func.row_number()
-            .over(partition_by=(Event.contact_id, Event.kind, flag), order_by=Event.id.desc())
-            .label("frn"),
         )
         .where(Event.contact_id.between(lo, hi))
         .subquery()
     )
+    ranked = select(
+        flagged_events,
+        func.row_number()
+        .over(
+            partition_by=(
+                flagged_events.c.contact_id,
+                flagged_events.c.kind,
+                flagged_events.c.flag,
+            ),
+            order_by=flagged_events.c.id.desc(),
+        )
+        .label("rn"),
+    ).subquery()
     today = now.astimezone(UTC).date()
     if pg:
         age = literal(today, Date) - ranked.c.day
@@ -464,24 +488,25 @@ def load_facts(
         func.sum(ranked.c.flag).label("flagged"),
         _id_list(case((ranked.c.rn <= cap, ranked.c.id), else_=None), pg).label("ids"),
         _id_list(
-            case((and_(ranked.c.flag == 1, ranked.c.frn <= cap), ranked.c.id), else_=None), pg
+            case((and_(ranked.c.flag == 1, ranked.c.rn <= cap), ranked.c.id), else_=None), pg
         ).label("flagged_ids"),
     ).group_by(ranked.c.contact_id, ranked.c.kind)
-    for row in session.execute(stmt):
-        entry = base.get(row.contact_id)
-        if entry is None:
-            continue
-        entry["buckets"].append(
-            EventBucket(
-                kind=row.kind,
-                count=int(row.n),
-                last_day=_as_date(row.last_day),
-                decayed=float(row.decayed or 0.0),
-                ids=_parse_ids(row.ids),
-                flagged=int(row.flagged or 0),
-                flagged_ids=_parse_ids(row.flagged_ids),
+    for cid, kind, n, last_day, decayed, flagged, ids, flagged_ids in session.execute(
+        stmt
+    ).tuples():
+        entry = base.get(cid)
+        if entry is not None:
+            entry["buckets"].append(
+                EventBucket(
+                    kind,
+                    n,
+                    _as_date(last_day),
+                    float(decayed or 0.0),
+                    _parse_ids(ids, cap),
+                    int(flagged or 0),
+                    _parse_ids(flagged_ids, cap),
+                )
             )
-        )
 
     if rules.signals.screening.questions:
         for cid, eid, payload in session.execute(
