@@ -1,0 +1,154 @@
+"""Follow-up flows: plan a campaign (or all of them) into the outbox, and dispatch it.
+
+Each flow is one task calling a crm service that works in set-based batches; a flow run never
+makes a task per message. Artifacts: what was planned, and per account what went out, what
+was deferred or failed, and the cap headroom left today.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from flows.runtime import engine_for, settings
+
+
+class CampaignName(StrEnum):
+    """The bundled campaigns (crm/data/campaigns.toml), offered as a choice in the run form."""
+
+    WELCOME_NEW = "welcome-new"
+    GROUP_RULES = "group-rules"
+    EVENT_NOTICE = "event-notice"
+    PROSPECT_NUDGE = "prospect-nudge"
+    PAID_ONBOARDING = "paid-onboarding"
+    REENGAGEMENT = "reengagement"
+
+
+@task(name="plan-campaign")
+def plan_task(
+    database_url: str,
+    campaign: str,
+    dry_run: bool,
+    params: dict[str, Any],
+    as_of: datetime | None,
+) -> dict[str, Any]:
+    """Plan one campaign's due messages into the outbox (set-based, idempotent)."""
+    from crm.campaigns import plan_campaign
+
+    return plan_campaign(
+        engine_for(database_url),
+        campaign,
+        dry_run=dry_run,
+        now=as_of,
+        params=params,
+        settings=settings(),
+    )
+
+
+@task(name="plan-all-campaigns")
+def plan_all_task(database_url: str, as_of: datetime | None) -> dict[str, Any]:
+    """Plan every campaign that needs no parameters."""
+    from crm.campaigns import plan_all
+
+    return plan_all(engine_for(database_url), as_of, settings=settings())
+
+
+@task(name="dispatch-outbox", retries=2, retry_delay_seconds=[10, 60])
+def dispatch_task(database_url: str, limit: int, workers: int, until_idle: bool) -> dict[str, Any]:
+    """Run dispatch workers over the due outbox rows; returns counts and today's cap usage."""
+    from crm.caps import usage_today
+    from crm.db import transaction
+    from crm.dispatch import dispatch
+
+    engine = engine_for(database_url)
+    result = dispatch(
+        engine, workers=workers, until_idle=until_idle, batch=limit, settings=settings()
+    )
+    with transaction(engine) as session:
+        result["caps"] = usage_today(session, zone=settings().zone)
+    return result
+
+
+def _plan_artifact(report: dict[str, Any]) -> None:
+    name = report["campaign"]
+    lines = [
+        f"# Campaign {name}" + (" (dry run: nothing written)" if report["dry_run"] else ""),
+        "",
+        f"- audience: {report['audience']}",
+        f"- planned: {report['planned']} (already planned: {report['already_planned']})",
+        f"- not planned: {', '.join(f'{k} {v}' for k, v in report['excluded'].items())}",
+        f"- per step: {', '.join(f'{k} {v}' for k, v in report['by_step'].items()) or 'none'}",
+    ]
+    create_markdown_artifact(
+        key=f"campaign-{name}", markdown="\n".join(lines), description=f"Planned {name}"
+    )
+
+
+@flow(name="plan-campaign", log_prints=False)
+def plan_campaign_flow(
+    campaign: CampaignName,
+    dry_run: bool = False,
+    event_start: datetime | None = None,
+    event_name: str | None = None,
+    event_key: str | None = None,
+    as_of: datetime | None = None,
+) -> dict[str, Any]:
+    """Plan a follow-up campaign into the outbox; event campaigns take the event's start."""
+    params: dict[str, Any] = {}
+    if event_start is not None:
+        params["event_start"] = event_start.isoformat()
+    if event_name:
+        params["event_name"] = event_name
+    if event_key:
+        params["event_key"] = event_key
+    url = settings().sqlalchemy_url
+    report = plan_task(url, CampaignName(campaign).value, dry_run, params, as_of)
+    _plan_artifact(report)
+    return report
+
+
+@flow(name="plan-all-campaigns")
+def plan_all_flow(as_of: datetime | None = None) -> dict[str, Any]:
+    """Plan every scheduled campaign (welcome, rules, nudges, onboarding, re-engagement)."""
+    reports = plan_all_task(settings().sqlalchemy_url, as_of)
+    for report in reports.values():
+        _plan_artifact(report)
+    return reports
+
+
+@flow(name="dispatch-outbox")
+def dispatch_flow(limit: int = 200, workers: int = 2, until_idle: bool = True) -> dict[str, Any]:
+    """Send due outbox messages (``limit`` rows per claim) within caps; publish counts."""
+    result = dispatch_task(settings().sqlalchemy_url, limit, workers, until_idle)
+    headroom: dict[str, int] = {}
+    for row in result["caps"]:
+        if row["action"] == "message":
+            headroom[str(row["handle"])] = int(row["headroom"])
+    table = [
+        {
+            "account": account,
+            "sent": counts.get("sent", 0),
+            "awaiting_confirmation": counts.get("awaiting_confirmation", 0),
+            "deferred": counts.get("deferred", 0),
+            "failed": counts.get("failed", 0),
+            "skipped": counts.get("skipped", 0),
+            "message_headroom_today": headroom.get(account),
+        }
+        for account, counts in result["per_account"].items()
+    ]
+    create_table_artifact(
+        table=table or [{"account": "-", "sent": 0}],
+        key="dispatch-per-account",
+        description="Dispatch: outcomes per account and cap headroom left today",
+    )
+    totals = {k: result[k] for k in ("sent", "awaiting_confirmation", "deferred", "failed")}
+    create_markdown_artifact(
+        key="dispatch-summary",
+        markdown="# Dispatch\n\n" + "\n".join(f"- {k}: {v}" for k, v in totals.items()),
+        description="Dispatch totals",
+    )
+    return {k: v for k, v in result.items() if k != "caps"}
