@@ -879,8 +879,9 @@ def list_queue(
             raise InputError("the 'mine' view needs a user")
         conds += [QueueItem.assignee_id == user_id, QueueItem.status.in_(HELD)]
     elif view == "pool":
-        expired = and_(QueueItem.status.in_(HELD), QueueItem.lease_expires_at < now)
-        conds.append(or_(QueueItem.status == QueueStatus.POOL.value, expired))
+        # Expired leases join the pool through the sweep (claims and expire_leases); an
+        # OR here would make every pool page sort the whole table.
+        conds.append(QueueItem.status == QueueStatus.POOL.value)
     elif view == "team":
         conds.append(QueueItem.status.in_(HELD))
     elif view == "closed":

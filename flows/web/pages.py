@@ -157,6 +157,8 @@ def queue_page(
         "max_score": _int(max_score),
         "due_before": _local_time(request, due_before),
     }
+    if view == "pool":
+        queue.expire_leases(engine_of(request))
     with transaction(engine_of(request)) as session:
         data = queue.list_queue(
             session,
@@ -169,7 +171,6 @@ def queue_page(
             **filters,
         )
         choices = queue.filter_choices(session)
-        counts = queue.status_counts(session)
         caps = queue.cap_status(session, user.id, zone=settings_of(request).zone)
         staff = [u for u in list_users(session) if u["active"]] if user.is_manager else []
     params = {
@@ -194,7 +195,6 @@ def queue_page(
         params=params,
         page=page,
         choices=choices,
-        counts=counts,
         caps=caps,
         sorts=list(queue.SORTS),
         staff=staff,
