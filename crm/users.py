@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -20,8 +21,12 @@ from crm.models import User, utcnow
 
 MIN_PASSWORD = 8
 _HASHER = PasswordHasher()
-# Verifying against this keeps login time the same whether or not the user exists.
-_DUMMY_HASH = _HASHER.hash("qunflow-no-such-user")
+
+
+@cache
+def _dummy_hash() -> str:
+    # Verifying against this keeps login time the same whether or not the user exists.
+    return _HASHER.hash("qunflow-no-such-user")
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,7 @@ def authenticate(engine: Engine, username: str, password: str) -> StaffUser | No
         user = session.scalar(select(User).where(User.username == username))
         if user is None or not user.active:
             with contextlib.suppress(VerificationError):
-                _HASHER.verify(_DUMMY_HASH, password)
+                _HASHER.verify(_dummy_hash(), password)
             return None
         try:
             _HASHER.verify(user.password_hash, password)
