@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from crm.audit import audit
 from crm.contacts import contact_detail, resolve_contact_id
 from crm.db import transaction
-from crm.domain import ContactStatus, QueueStatus
+from crm.domain import ContactStatus, OutboxState, QueueStatus
 from crm.errors import Conflict
 from crm.models import (
     Consent,
@@ -153,6 +153,21 @@ def erase_contact(
             update(RawRecord).where(RawRecord.contact_id.in_(ids)).values(payload=ERASED_PAYLOAD),
         )
         run("events", update(Event).where(Event.contact_id.in_(ids)).values(payload={}))
+        run(
+            "outbox_cancelled",
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.contact_id.in_(ids),
+                OutboxMessage.state.in_(
+                    (
+                        OutboxState.PLANNED.value,
+                        OutboxState.DEFERRED.value,
+                        OutboxState.AWAITING_CONFIRMATION.value,
+                    )
+                ),
+            )
+            .values(state=OutboxState.SKIPPED.value, reason="contact erased on request"),
+        )
         run(
             "outbox",
             update(OutboxMessage)

@@ -13,7 +13,16 @@ from sqlalchemy import func, select
 
 from crm import queue
 from crm.db import transaction
-from crm.models import AuditEntry, Contact, Identity, Note, QueueItem, RawRecord, SourceInstance
+from crm.models import (
+    AuditEntry,
+    Contact,
+    Identity,
+    Note,
+    OutboxMessage,
+    QueueItem,
+    RawRecord,
+    SourceInstance,
+)
 from crm.models import utcnow as now_utc
 from crm.settings import get_settings
 from flows.web.app import create_app
@@ -352,6 +361,18 @@ def test_admin_exports_and_erases_a_contact(app, world, engine):
             )
         )
         s.add(Note(contact_id=cid, user_id=None, body="私人备注"))
+        s.add(
+            OutboxMessage(
+                campaign="prospect-nudge",
+                step="s1",
+                contact_id=cid,
+                channel="console",
+                template="t",
+                due_at=now_utc(),
+                idempotency_key="k1",
+                rendered="你好 王小明",
+            )
+        )
     r = root.get(f"/admin/contacts/{cid}/export")
     assert r.status_code == 200
     doc = json.loads(r.text)
@@ -373,6 +394,8 @@ def test_admin_exports_and_erases_a_contact(app, world, engine):
         assert s.scalar(select(RawRecord.payload).where(RawRecord.contact_id == cid)) == {
             "erased": True
         }
+        msg = s.scalar(select(OutboxMessage).where(OutboxMessage.contact_id == cid))
+        assert (msg.state, msg.rendered) == ("skipped", None)
         erase = s.scalar(select(AuditEntry).where(AuditEntry.action == "contact.erase"))
         assert erase.actor == "root" and "王小明" not in json.dumps(
             erase.details, ensure_ascii=False

@@ -83,18 +83,19 @@ async def login(
     throttle.succeeded(username)
     redirect = RedirectResponse("/queue", status_code=303)
     sessions.issue(redirect, user.id)
-    await run_in_threadpool(_audit_login, request, user)
+    await run_in_threadpool(_audit_event, request, user, "login")
     return redirect
 
 
-def _audit_login(request: Request, user: StaffUser) -> None:
+def _audit_event(request: Request, user: StaffUser, action: str) -> None:
     with transaction(engine_of(request)) as session:
-        audit(session, user.username, "login", object_type="user", object_id=user.id)
+        audit(session, user.username, action, object_type="user", object_id=user.id)
 
 
 @router.post("/logout")
 def logout(request: Request, user: StaffUser = Depends(current_user)) -> Response:
     """End the session."""
+    _audit_event(request, user, "logout")
     response = back("/login")
     sessions_of(request).clear(response)
     return response
