@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, literal, select, update
+from sqlalchemy import func, literal, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -143,6 +143,25 @@ def _least(session: Session, a: object, b: object):  # type: ignore[no-untyped-d
     return func.least(a, b) if is_postgres(session) else func.min(a, b)
 
 
+# PostgreSQL: one fixed statement over arrays, rows in key order (the lock order).
+_RESERVE_PG = """
+INSERT INTO cap_usage AS u (subject, action, day, used, cap, granted, last_at)
+SELECT s, a, d, w, c, w, t
+FROM unnest(CAST(:subjects AS TEXT[]), CAST(:actions AS TEXT[]), CAST(:days AS DATE[]),
+            CAST(:wants AS INT[]), CAST(:caps AS INT[]), CAST(:stamps AS TIMESTAMPTZ[]))
+     AS r(s, a, d, w, c, t)
+ORDER BY s, a, d
+ON CONFLICT (subject, action, day) DO UPDATE SET
+  granted = LEAST(EXCLUDED.granted, EXCLUDED.cap - u.used),
+  used = u.used + LEAST(EXCLUDED.granted, EXCLUDED.cap - u.used),
+  cap = EXCLUDED.cap,
+  last_at = EXCLUDED.last_at
+WHERE u.used < EXCLUDED.cap {pacing}
+RETURNING u.subject, u.action, u.day, u.granted
+"""
+_PACING_PG = "AND (u.last_at IS NULL OR u.last_at <= :not_before)"
+
+
 def reserve(
     session: Session,
     subject: str,
@@ -195,6 +214,23 @@ def reserve_many(
                     "last_at": stamp,
                 }
             )
+        if is_postgres(session):
+            for row in session.execute(
+                text(_RESERVE_PG.format(pacing=_PACING_PG if interval else "")),
+                {
+                    "subjects": [r["subject"] for r in rows],
+                    "actions": [r["action"] for r in rows],
+                    "days": [r["day"] for r in rows],
+                    "wants": [r["granted"] for r in rows],
+                    "caps": [r["cap"] for r in rows],
+                    "stamps": [r["last_at"] for r in rows],
+                    "not_before": now - timedelta(seconds=interval),
+                },
+            ):
+                out[(row.subject, row.action, row.day)] = int(row.granted)
+            for ask in group:
+                out.setdefault((ask.subject, ask.action, ask.day), 0)
+            continue
         ins = _insert(session).values(rows)
         exc = ins.excluded
         grant = _least(session, exc.granted, exc.cap - table.c.used)

@@ -152,8 +152,7 @@ class Outcome:
     attempt: str | None = None  # outcome for outbox_attempts; None: no provider attempt logged
 
 
-_MARK = """
-UPDATE outbox SET
+_MARK_SET = """
   state = v.state,
   reason = v.reason,
   provider_message_id = COALESCE(v.pid, outbox.provider_message_id),
@@ -162,65 +161,99 @@ UPDATE outbox SET
   rendered = COALESCE(v.rendered, outbox.rendered),
   sending_at = CASE WHEN v.keep = 1 THEN outbox.sending_at ELSE NULL END,
   claimed_by = NULL, claim_expires_at = NULL, updated_at = :now
-FROM ({values}) AS v
+"""
+
+# PostgreSQL: one fixed statement over arrays (one plan, whatever the batch size).
+# The attempt log is written by the same statement, for the rows the claim still held.
+_MARK_PG = f"""
+WITH upd AS (
+UPDATE outbox SET {_MARK_SET}
+FROM unnest(CAST(:ids AS BIGINT[]), CAST(:toks AS TEXT[]), CAST(:states AS TEXT[]),
+            CAST(:reasons AS TEXT[]), CAST(:pids AS TEXT[]), CAST(:dues AS TIMESTAMPTZ[]),
+            CAST(:sents AS TIMESTAMPTZ[]), CAST(:texts AS TEXT[]), CAST(:keeps AS INT[]),
+            CAST(:outcomes AS TEXT[]), CAST(:details AS TEXT[]))
+     AS v(id, token, state, reason, pid, due_at, sent_at, rendered, keep, outcome, detail)
 WHERE outbox.id = v.id AND outbox.claimed_by = v.token
+RETURNING outbox.id, v.outcome, v.detail)
+INSERT INTO outbox_attempts (outbox_id, worker, outcome, detail, at)
+SELECT id, :worker, outcome, detail, :now FROM upd WHERE outcome IS NOT NULL
+"""
+
+# SQLite: the same per row, executed many times inside the caller's transaction.
+_MARK_ONE = """
+UPDATE outbox SET
+  state = :state, reason = :reason,
+  provider_message_id = COALESCE(:pid, provider_message_id),
+  due_at = COALESCE(:due_at, due_at), sent_at = COALESCE(:sent_at, sent_at),
+  rendered = COALESCE(:rendered, rendered),
+  sending_at = CASE WHEN :keep = 1 THEN sending_at ELSE NULL END,
+  claimed_by = NULL, claim_expires_at = NULL, updated_at = :now
+WHERE id = :id AND claimed_by = :token
 """
 
 
-def _values(n: int, postgres: bool) -> str:
-    ts = "TIMESTAMPTZ" if postgres else "TEXT"  # SQLite stores times as ISO text
-    parts = []
-    for i in range(n):
-        parts.append(
-            f"SELECT CAST(:id{i} AS BIGINT) AS id, CAST(:tok{i} AS VARCHAR(100)) AS token, "
-            f"CAST(:st{i} AS VARCHAR(24)) AS state, CAST(:rs{i} AS VARCHAR(500)) AS reason, "
-            f"CAST(:pid{i} AS VARCHAR(200)) AS pid, CAST(:due{i} AS {ts}) AS due_at, "
-            f"CAST(:sent{i} AS {ts}) AS sent_at, CAST(:txt{i} AS TEXT) AS rendered, "
-            f"CAST(:keep{i} AS INTEGER) AS keep"
-        )
-    return " UNION ALL ".join(parts)
-
-
 def mark(session: Session, outcomes: Sequence[Outcome], *, worker: str, now: datetime) -> None:
-    """Record outcomes in one UPDATE … FROM (rows still held by their claim token only)."""
+    """Record outcomes set-based (rows still held by their claim token only) and log attempts."""
     if not outcomes:
         return
-    postgres = is_postgres(session)
-    stmt = text(_MARK.format(values=_values(len(outcomes), postgres)))
-    params: dict[str, Any] = {"now": now}
-    binds = [bindparam("now", type_=UTCDateTime())]
-    for i, o in enumerate(outcomes):
-        params.update(
+    if is_postgres(session):
+        session.execute(
+            text(_MARK_PG),
             {
-                f"id{i}": o.id,
-                f"tok{i}": o.token,
-                f"st{i}": o.state.value,
-                f"rs{i}": (o.reason or None) and o.reason[:500],
-                f"pid{i}": o.provider_id,
-                f"due{i}": o.due_at,
-                f"sent{i}": o.sent_at,
-                f"txt{i}": o.rendered,
-                f"keep{i}": 1 if o.keep_sending else 0,
-            }
+                "now": now,
+                "ids": [o.id for o in outcomes],
+                "toks": [o.token for o in outcomes],
+                "states": [o.state.value for o in outcomes],
+                "reasons": [(o.reason or None) and o.reason[:500] for o in outcomes],
+                "pids": [o.provider_id for o in outcomes],
+                "dues": [o.due_at for o in outcomes],
+                "sents": [o.sent_at for o in outcomes],
+                "texts": [o.rendered for o in outcomes],
+                "keeps": [1 if o.keep_sending else 0 for o in outcomes],
+                "outcomes": [o.attempt for o in outcomes],
+                "details": [_detail(o) for o in outcomes],
+                "worker": worker,
+            },
         )
-        binds += [
-            bindparam(f"due{i}", type_=UTCDateTime()),
-            bindparam(f"sent{i}", type_=UTCDateTime()),
-        ]
-    session.execute(stmt.bindparams(*binds), params)
+        return
+    else:
+        ts = UTCDateTime()
+        dialect = session.get_bind().dialect
+        session.execute(
+            text(_MARK_ONE),
+            [
+                {
+                    "id": o.id,
+                    "token": o.token,
+                    "state": o.state.value,
+                    "reason": (o.reason or None) and o.reason[:500],
+                    "pid": o.provider_id,
+                    "due_at": ts.process_bind_param(o.due_at, dialect),
+                    "sent_at": ts.process_bind_param(o.sent_at, dialect),
+                    "rendered": o.rendered,
+                    "keep": 1 if o.keep_sending else 0,
+                    "now": ts.process_bind_param(now, dialect),
+                }
+                for o in outcomes
+            ],
+        )
     attempts = [
         {
             "outbox_id": o.id,
             "worker": worker,
             "outcome": o.attempt,
-            "detail": (o.reason or o.provider_id or "")[:1000] or None,
+            "detail": _detail(o),
             "at": now,
         }
         for o in outcomes
         if o.attempt is not None
     ]
     if attempts:
-        session.execute(insert(OutboxAttempt), attempts)
+        session.execute(insert(OutboxAttempt.__table__), attempts)  # type: ignore[arg-type]
+
+
+def _detail(o: Outcome) -> str | None:
+    return (o.reason or o.provider_id or "")[:1000] or None
 
 
 def mark_sending(session: Session, ids: Sequence[int], token: str, now: datetime) -> None:

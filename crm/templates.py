@@ -53,6 +53,7 @@ def environment(operator_dir: Path | None = None) -> SandboxedEnvironment:
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=False,
+        auto_reload=False,  # compiled once per process; a restart picks up edited files
         trim_blocks=True,
         lstrip_blocks=True,
     )

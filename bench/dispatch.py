@@ -1,0 +1,252 @@
+"""Dispatch throughput: the full outbox worker against bare SKIP LOCKED claim-and-mark.
+
+    python -m bench.dispatch [--rows N] [--accounts 1000] [--workers 8] [--db postgres|sqlite]
+
+Data: N due outbox rows over ``--accounts`` operator accounts (webhook platform), each with a
+daily message cap of 90% of its share, so caps bind. Timed in the same run, same database:
+
+- ``baseline``: every worker loops on ``UPDATE outbox … WHERE id IN (SELECT … FOR UPDATE SKIP
+  LOCKED LIMIT n) RETURNING id`` then ``UPDATE outbox SET state = 'sent' WHERE id IN (…)``;
+- ``dispatch``: ``crm.dispatch.dispatch`` (claim with render data, opt-out check, conditional
+  cap upsert, render, send to the null channel, mark and attempt log) until idle.
+
+Cap violations (an account sending more than its cap, or a ledger row above its cap) and
+duplicates (a key the provider saw twice) must be 0. ``ratio`` = dispatch seconds ÷ baseline
+seconds for the same number of rows (goal ≤ 1.5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, bindparam, insert, text
+
+from crm.channels.base import OutgoingMessage, SendResult
+from crm.channels.local import NullChannel
+from crm.db import make_engine
+from crm.dispatch import dispatch
+from crm.migrate import upgrade
+from crm.models import Contact, OperatorAccount, OutboxMessage, PlatformLimit, UTCDateTime
+from crm.settings import get_settings
+
+NOW = datetime(2026, 11, 20, 4, tzinfo=UTC)
+
+
+class CountingNull(NullChannel):
+    """The null provider, counting how often it saw each idempotency key."""
+
+    def __init__(self) -> None:
+        self.seen: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        with self.lock:
+            self.seen[message.idempotency_key] += 1
+        return super().send(message)
+
+
+@contextlib.contextmanager
+def database(kind: str, workdir: Path, pool: int) -> Iterator[Engine]:
+    """A fresh migrated database: SQLite, QUNFLOW_BENCH_POSTGRES_URL or a throwaway cluster."""
+    if kind == "sqlite":
+        eng = make_engine(f"sqlite:///{workdir / 'bench.db'}")
+        upgrade(eng)
+        yield eng
+        eng.dispose()
+        return
+    url = os.environ.get("QUNFLOW_BENCH_POSTGRES_URL")
+    if url:
+        eng = make_engine(url, pool_size=pool, max_overflow=4)
+        upgrade(eng)
+        yield eng
+        eng.dispose()
+        return
+    from tests.pgcluster import local_cluster
+
+    with local_cluster() as server:
+        eng = make_engine(server, pool_size=pool, max_overflow=4)
+        upgrade(eng)
+        yield eng
+        eng.dispose()
+
+
+def load(eng: Engine, rows: int, accounts: int) -> dict[int, int]:
+    """Accounts with caps, contacts and due outbox rows; returns the cap per account id."""
+    per = max(rows // accounts, 1)
+    cap = max(int(per * 0.9), 1)
+    with eng.begin() as conn:
+        conn.execute(
+            insert(OperatorAccount),
+            [{"platform": "null", "handle": f"acct{i}"} for i in range(accounts)],
+        )
+        ids = [r[0] for r in conn.execute(text("SELECT id FROM operator_accounts ORDER BY id"))]
+        conn.execute(
+            insert(PlatformLimit),
+            [
+                {
+                    "name": "bench",
+                    "platform": "null",
+                    "scope": "account",
+                    "action": "message",
+                    "window": "day",
+                    "limit": cap,
+                    "source": "bench",
+                    "effective_from": NOW.date(),
+                    "account_id": None,
+                }
+            ],
+        )
+        for start in range(0, rows, 10_000):
+            n = min(10_000, rows - start)
+            conn.execute(
+                insert(Contact),
+                [{"display_name": f"c{start + i}", "tier": "open"} for i in range(n)],
+            )
+        contact_ids = [r[0] for r in conn.execute(text("SELECT id FROM contacts ORDER BY id"))]
+        for start in range(0, rows, 10_000):
+            batch = []
+            for i in range(start, min(start + 10_000, rows)):
+                batch.append(
+                    {
+                        "campaign": "bench",
+                        "step": "s",
+                        "contact_id": contact_ids[i],
+                        "channel": "null",
+                        "template": "welcome",
+                        "account_id": ids[i % accounts],
+                        "due_at": NOW,
+                        "idempotency_key": f"bench-{i}",
+                        "context": {"tz": "Asia/Shanghai"},
+                    }
+                )
+            conn.execute(insert(OutboxMessage), batch)
+    return dict.fromkeys(ids, cap)
+
+
+def reset(eng: Engine) -> None:
+    with eng.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE outbox SET state = 'planned', claimed_by = NULL, claim_expires_at = NULL, "
+                "attempts = 0, sending_at = NULL, due_at = :now, sent_at = NULL, reason = NULL"
+            ).bindparams(bindparam("now", type_=UTCDateTime())),
+            {"now": NOW},
+        )
+        conn.execute(text("DELETE FROM cap_usage"))
+        conn.execute(text("DELETE FROM outbox_attempts"))
+    if eng.dialect.name == "postgresql":
+        with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE outbox"))
+
+
+def baseline(eng: Engine, workers: int, batch: int) -> tuple[float, int]:
+    lock = " FOR UPDATE SKIP LOCKED" if eng.dialect.name == "postgresql" else ""
+    claim = text(
+        "UPDATE outbox SET state = 'claimed', claimed_by = :w, claim_expires_at = :now "
+        "WHERE id IN (SELECT id FROM outbox WHERE state = 'planned' AND due_at <= :now "
+        f"ORDER BY due_at LIMIT :n{lock}) RETURNING id"
+    ).bindparams(bindparam("now", type_=UTCDateTime()))
+    done = text(
+        "UPDATE outbox SET state = 'sent', claimed_by = NULL, sent_at = :now WHERE id IN :ids"
+    ).bindparams(bindparam("ids", expanding=True), bindparam("now", type_=UTCDateTime()))
+    total = Counter[str]()
+    mu = threading.Lock()
+
+    def work(w: int) -> None:
+        n = 0
+        while True:
+            opts = {"sqlite_begin": "IMMEDIATE"} if eng.dialect.name == "sqlite" else {}
+            with eng.execution_options(**opts).begin() as conn:
+                ids = [r[0] for r in conn.execute(claim, {"w": f"b{w}", "now": NOW, "n": batch})]
+            if not ids:
+                break
+            with eng.begin() as conn:
+                conn.execute(done, {"ids": ids, "now": NOW})
+            n += len(ids)
+        with mu:
+            total["sent"] += n
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start, total["sent"]
+
+
+def violations(eng: Engine, caps: dict[int, int]) -> int:
+    with eng.connect() as conn:
+        sent = conn.execute(
+            text("SELECT account_id, COUNT(*) FROM outbox WHERE state = 'sent' GROUP BY 1")
+        ).all()
+        over_ledger = conn.execute(text("SELECT COUNT(*) FROM cap_usage WHERE used > cap")).scalar()
+    return sum(1 for a, n in sent if n > caps[a]) + int(over_ledger or 0)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--rows", type=int, default=10_000)
+    ap.add_argument("--accounts", type=int, default=1000)
+    ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=200)
+    ap.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
+    args = ap.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="qunflow-bench-"))
+    settings = get_settings(data_dir=workdir)
+    with database(args.db, workdir, args.workers + 4) as eng:
+        t0 = time.perf_counter()
+        caps = load(eng, args.rows, args.accounts)
+        load_s = time.perf_counter() - t0
+        base_s, base_n = baseline(eng, args.workers, args.batch)
+        reset(eng)
+        null = CountingNull()
+        t0 = time.perf_counter()
+        result = dispatch(
+            eng,
+            workers=args.workers,
+            now=NOW,
+            channels={"null": null},
+            batch=args.batch,
+            settings=settings,
+        )
+        disp_s = time.perf_counter() - t0
+        handled = result["sent"] + result["deferred"] + result["failed"] + result["skipped"]
+        figures = {
+            "db": args.db,
+            "rows": args.rows,
+            "accounts": args.accounts,
+            "workers": args.workers,
+            "batch": args.batch,
+            "load_s": round(load_s, 2),
+            "baseline_s": round(base_s, 2),
+            "baseline_msgs_per_s": round(base_n / base_s, 1),
+            "dispatch_s": round(disp_s, 2),
+            "dispatch_msgs_per_s": round(handled / disp_s, 1),
+            "sent": result["sent"],
+            "deferred_by_caps": result["deferred"],
+            "cap_violations": violations(eng, caps),
+            "duplicates": sum(n - 1 for n in null.seen.values() if n > 1),
+            "ratio": round(disp_s / base_s, 2),
+        }
+    width = max(len(k) for k in figures)
+    print(f"{'figure':<{width}}  value")
+    for k, v in figures.items():
+        print(f"{k:<{width}}  {v}")
+    print(json.dumps(figures))
+    return figures
+
+
+if __name__ == "__main__":
+    main()
