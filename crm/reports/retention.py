@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import case, exists, func, literal, select, union_all
+from sqlalchemy import Integer, case, exists, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from crm.models import Event, Membership, SourceInstance, UTCDateTime
@@ -146,6 +146,8 @@ def _day_query(with_day: Any, days: list[date], window: ReportWindow) -> Any:
     for d in days:
         cols: list[Any] = [literal(d.isoformat()).label("day")]
         for n in HORIZONS:
+            matured = _horizon_end(d, n, window) <= window.as_of
+            cols.append(literal(1 if matured else 0, Integer()).label(f"matured_{n}"))
             cols.append(literal(_horizon_end(d, n, window), UTCDateTime()).label(f"end_{n}"))
             cols.append(
                 literal(
@@ -168,8 +170,15 @@ def _day_query(with_day: Any, days: list[date], window: ReportWindow) -> Any:
             & (Event.occurred_at >= begin)
             & (Event.occurred_at < end)
         )
-        measures.append(func.sum(case((present, 1), else_=0)).label(f"present_{n}"))
-        measures.append(func.sum(case((active, 1), else_=0)).label(f"active_{n}"))
+        # Nested CASE: the probes run only for days whose horizon has passed (CASE keeps
+        # its order of evaluation; AND would not promise to).
+        ripe = t[f"matured_{n}"] == 1
+        measures.append(
+            func.sum(case((ripe, case((present, 1), else_=0)), else_=0)).label(f"present_{n}")
+        )
+        measures.append(
+            func.sum(case((ripe, case((active, 1), else_=0)), else_=0)).label(f"active_{n}")
+        )
     return (
         select(t.day, with_day.c.key, with_day.c.label, func.count().label("joined"), *measures)
         .select_from(with_day)
