@@ -216,6 +216,7 @@ def build_history(engine: Engine) -> dict[str, int]:
                 act(q2, u1, "claim", L(3, 5, 13)),
                 act(q2, u1, "call", L(3, 5, 14)),
                 act(q3, u2, "claim", L(3, 5, 13)),
+                act(q3, u2, "assigned", L(3, 5, 13, 30)),  # handling, not work: still a breach
                 act(q6, u2, "claim", L(3, 8, 10)),
                 act(q6, u2, "contact", L(3, 8, 11)),
                 act(q7, u1, "claim", L(3, 1, 12)),

@@ -1,6 +1,8 @@
 """Sales: the prospect queue per salesperson — holding, claims, outcomes, win rate, SLA breaches.
 
-Claims are ``queue_actions`` rows with action ``claim``. Outcomes are queue items closed as
+Claims are ``queue_actions`` rows with action ``claim`` (taken from the pool by the
+salesperson); ``assigned`` rows (handed over by a manager or a distribution run) count
+separately. Outcomes are queue items closed as
 won or lost in the window, credited to their assignee. An SLA breach is an item whose
 ``sla_due_at`` passed inside the window (and before now) while it was neither closed nor
 worked: no staff action other than claiming, assigning, releasing or renewing a lease by
@@ -19,8 +21,9 @@ from crm.models import QueueAction, QueueItem, User
 from crm.reports.window import ReportWindow
 
 CLAIM_ACTION = "claim"
-# Actions that move an item between people without working it.
-HANDLING_ACTIONS = ("claim", "assign", "release", "renew", "lease", "expire")
+ASSIGNED_ACTION = "assigned"
+# Actions that move an item between people without working it (crm.queue's vocabulary).
+HANDLING_ACTIONS = ("claim", "assign", "assigned", "reassign", "release", "expired")
 
 
 def sales(session: Session, window: ReportWindow) -> dict[str, Any]:
@@ -34,17 +37,20 @@ def sales(session: Session, window: ReportWindow) -> dict[str, Any]:
             .group_by(QueueItem.assignee_id)
         )
     )
-    claims: dict[int | None, int] = _counts(
-        session.execute(
-            select(QueueAction.user_id, func.count())
+    taken: dict[tuple[int | None, str], int] = {
+        (user_id, action): int(n)
+        for user_id, action, n in session.execute(
+            select(QueueAction.user_id, QueueAction.action, func.count())
             .where(
-                QueueAction.action == CLAIM_ACTION,
+                QueueAction.action.in_((CLAIM_ACTION, ASSIGNED_ACTION)),
                 QueueAction.at >= window.start,
                 QueueAction.at < window.end,
             )
-            .group_by(QueueAction.user_id)
+            .group_by(QueueAction.user_id, QueueAction.action)
         )
-    )
+    }
+    claims = {u: n for (u, a), n in taken.items() if a == CLAIM_ACTION}
+    assigned = {u: n for (u, a), n in taken.items() if a == ASSIGNED_ACTION}
     outcomes: dict[Any, dict[str, int]] = {}
     for user_id, status, n in session.execute(
         select(QueueItem.assignee_id, QueueItem.status, func.count())
@@ -76,7 +82,7 @@ def sales(session: Session, window: ReportWindow) -> dict[str, Any]:
         )
     )
 
-    user_ids = {u for u in (*holding, *claims, *outcomes, *breaches) if u is not None}
+    user_ids = {u for u in (*holding, *claims, *assigned, *outcomes, *breaches) if u is not None}
     users = {
         u.id: u
         for u in session.scalars(
@@ -93,6 +99,7 @@ def sales(session: Session, window: ReportWindow) -> dict[str, Any]:
                 "username": users[uid].username,
                 "holding": holding.get(uid, 0),
                 "claims": claims.get(uid, 0),
+                "assigned": assigned.get(uid, 0),
                 "won": won,
                 "lost": lost,
                 "win_rate": round(won / (won + lost), 4) if won + lost else None,
@@ -105,6 +112,7 @@ def sales(session: Session, window: ReportWindow) -> dict[str, Any]:
         "pool": int(pool or 0),
         "holding": sum(holding.values()),
         "claims": sum(claims.values()),
+        "assigned": sum(assigned.values()),
         "won": won_all,
         "lost": lost_all,
         "win_rate": round(won_all / (won_all + lost_all), 4) if won_all + lost_all else None,
