@@ -15,6 +15,7 @@ from crm.audit import audit
 from crm.db import transaction
 from crm.errors import ConfigError, Forbidden, InputError
 from crm.models import utcnow
+from crm.settings import Settings
 from crm.users import StaffUser, authenticate, list_users
 from crm.workspace import add_note, holds_contact, prospect_page
 from flows.web.auth import LoginThrottle, tokens_match
@@ -199,7 +200,7 @@ def queue_page(
         caps=caps,
         sorts=list(queue.SORTS),
         staff=staff,
-        campaigns=_campaign_names(),
+        campaigns=_campaign_names(settings_of(request)),
         msg=msg,
         now=utcnow(),
     )
@@ -299,7 +300,7 @@ def prospect(
         can_act=mine or user.is_manager,
         breakdown_total=breakdown_total,
         staff=staff,
-        campaigns=_campaign_names(),
+        campaigns=_campaign_names(settings_of(request)),
         outcomes=queue.OUTCOMES,
     )
 
@@ -327,7 +328,7 @@ def note(
     return back(f"/prospects/{contact_id}")
 
 
-def _campaign_names() -> list[str]:
+def _campaign_names(settings: Settings) -> list[str]:
     try:
         from crm import campaigns
     except ImportError:
@@ -335,7 +336,7 @@ def _campaign_names() -> list[str]:
     lister = getattr(campaigns, "campaign_names", None)
     if lister is None:
         return []
-    return [str(n) for n in lister()]
+    return [str(n) for n in lister(settings)]
 
 
 @router.post("/campaigns/trigger")
