@@ -10,6 +10,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -49,15 +50,20 @@ def clean_text(raw: object) -> str:
     """NFKC (full-width to half-width), invisible characters removed, whitespace trimmed."""
     if raw is None:
         return ""
-    text = unicodedata.normalize("NFKC", str(raw)).translate(_INVISIBLE)
-    return text.strip()
+    text = raw if isinstance(raw, str) else str(raw)
+    if text.isascii():
+        return text.strip()  # ASCII is NFKC-stable and has no invisible characters
+    return unicodedata.normalize("NFKC", text).translate(_INVISIBLE).strip()
 
 
 def clean_name(raw: object) -> str:
     """A nickname kept verbatim (emoji, full-width and all); only invisible padding removed."""
     if raw is None:
         return ""
-    return str(raw).translate(_INVISIBLE_NAME).strip()
+    text = raw if isinstance(raw, str) else str(raw)
+    if text.isascii():
+        return text.strip()
+    return text.translate(_INVISIBLE_NAME).strip()
 
 
 def normalize_phone(raw: object, region: str = "CN") -> Norm:
@@ -275,24 +281,38 @@ def parse_time(raw: object, tz: str = "Asia/Shanghai") -> datetime | None:
     elif isinstance(raw, int | float) and not isinstance(raw, bool):
         return datetime.fromtimestamp(raw / 1000 if raw > 1e11 else raw, UTC)
     else:
-        text = clean_text(raw)
-        if not text:
-            return None
-        if text.isdigit() and len(text) in (10, 13):
-            return parse_time(int(text), tz)
-        try:
-            value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            for fmt in _TIME_FORMATS:
-                try:
-                    value = datetime.strptime(text, fmt)
-                    break
-                except ValueError:
-                    continue
-            else:
-                return None
+        return _parse_time_text(str(raw), tz)
     if value.tzinfo is None:
-        value = value.replace(tzinfo=ZoneInfo(tz))
+        value = value.replace(tzinfo=_zone(tz))
+    return value.astimezone(UTC)
+
+
+@lru_cache(maxsize=64)
+def _zone(tz: str) -> ZoneInfo:
+    return ZoneInfo(tz)
+
+
+# Exports repeat the same timestamps (minute resolution) across thousands of rows.
+@lru_cache(maxsize=1 << 16)
+def _parse_time_text(raw: str, tz: str) -> datetime | None:
+    text = clean_text(raw)
+    if not text:
+        return None
+    if text.isdigit() and len(text) in (10, 13):
+        return parse_time(int(text), tz)
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        for fmt in _TIME_FORMATS:
+            try:
+                value = datetime.strptime(text, fmt)
+                break
+            except ValueError:
+                continue
+        else:
+            return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_zone(tz))
     return value.astimezone(UTC)
 
 

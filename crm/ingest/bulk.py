@@ -7,8 +7,9 @@ lists are written as JSON. Staging tables are per-connection temporary tables.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import text
@@ -21,19 +22,41 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
 
 
-def _pg_value(value: Any) -> Any:
-    if isinstance(value, dict | list):
-        return _json(value)
-    return value
+@lru_cache(maxsize=1 << 16)
+def _sqlite_time(value: datetime) -> str:
+    # SQLAlchemy's storage format for DateTime on SQLite (naive UTC), so ORM reads agree.
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def _sqlite_value(value: Any) -> Any:
     if isinstance(value, datetime):
-        # SQLAlchemy's storage format for DateTime on SQLite (naive UTC), so ORM reads agree.
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return _sqlite_time(value)
     if isinstance(value, dict | list):
         return _json(value)
     return value
+
+
+def _pg_value(value: Any) -> Any:
+    return _json(value) if isinstance(value, dict | list) else value
+
+
+def _converted(
+    rows: Iterable[Sequence[Any]], needs: tuple[type, ...], convert: Callable[[Any], Any]
+) -> list[Sequence[Any]]:
+    """Rows with the values of the types in ``needs`` converted, column by column.
+
+    Only the columns that hold such a value are touched, so plain columns cost nothing.
+    """
+    rows = list(rows)
+    if not rows:
+        return rows
+    columns = list(zip(*rows, strict=True))
+    touched = False
+    for n, column in enumerate(columns):
+        if any(issubclass(t, needs) for t in set(map(type, column))):
+            columns[n] = tuple(map(convert, column))
+            touched = True
+    return list(zip(*columns, strict=True)) if touched else rows
 
 
 def _driver(session: Session) -> Any:
@@ -46,15 +69,19 @@ def bulk_insert(
     """Append rows to a table (no conflict handling): COPY or executemany."""
     cols = ", ".join(columns)
     if is_postgres(session):
+        data = _converted(rows, (dict, list), _pg_value)
+        if not data:
+            return
         with _driver(session).cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as cp:
-            for row in rows:
-                cp.write_row([_pg_value(v) for v in row])
+            write = cp.write_row
+            for row in data:
+                write(row)
+        return
+    data = _converted(rows, (datetime, dict, list), _sqlite_value)
+    if not data:
         return
     marks = ", ".join("?" for _ in columns)
-    _driver(session).executemany(
-        f"INSERT INTO {table} ({cols}) VALUES ({marks})",
-        [[_sqlite_value(v) for v in row] for row in rows],
-    )
+    _driver(session).executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", data)
 
 
 def stage(
@@ -88,13 +115,11 @@ def allocate_ids(session: Session, table: str, count: int) -> list[int]:
     if count <= 0:
         return []
     if is_postgres(session):
-        result = session.execute(
-            text(
-                f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) "
-                "FROM generate_series(1, :n)"
-            ),
-            {"n": count},
-        )
-        return sorted(int(r[0]) for r in result)
+        seq = session.execute(text(f"SELECT pg_get_serial_sequence('{table}', 'id')")).scalar_one()
+        ids = session.execute(
+            text("SELECT array_agg(nextval(CAST(:seq AS regclass))) FROM generate_series(1, :n)"),
+            {"seq": seq, "n": count},
+        ).scalar_one()
+        return sorted(ids)
     top = session.execute(text(f"SELECT COALESCE(MAX(id), 0) FROM {table}")).scalar_one()
     return list(range(int(top) + 1, int(top) + 1 + count))

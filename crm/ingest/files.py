@@ -79,13 +79,21 @@ def _cell(value: Any) -> Any:
 def _canonical_row(header: list[str], values: list[Any]) -> dict[str, Any]:
     row: dict[str, Any] = {}
     for key, value in zip(header, values, strict=False):
-        value = _cell(value)
         if value is None or value == "" or not key:
             continue
         if isinstance(value, str):
-            value = clean_name(value) if key in _VERBATIM else clean_text(value)
+            if value.isascii():
+                value = value.strip()  # what clean_text/clean_name do to ASCII, cheaper
+            else:
+                value = clean_name(value) if key in _VERBATIM else clean_text(value)
             if value == "":
                 continue
+        else:
+            value = _cell(value)
+            if isinstance(value, str):
+                value = value.strip()
+                if value == "":
+                    continue
         if key not in row:
             row[key] = value
     return row
@@ -205,6 +213,9 @@ class _Reader:
     def _checked(
         self, n: int, header: list[str], values: list[Any], raw: str
     ) -> Iterator[Row | RejectedRow]:
+        if not any(isinstance(v, str) and len(v) > MAX_FIELD_CHARS for v in values):
+            yield n, _canonical_row(header, values)
+            return
         for key, value in zip(header, values, strict=False):
             if isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
                 yield RejectedRow(
@@ -269,13 +280,14 @@ class _Reader:
                 yield from self._checked(n, header, [obj[k] for k in keys], text)
 
 
-def _record_key(payload: dict[str, Any]) -> str:
+def _record_key(payload: dict[str, Any]) -> tuple[str, str]:
+    """The record key of a row and its payload as JSON (encoded once, for the raw log too)."""
+    blob = json.dumps(payload, ensure_ascii=False, sort_keys=True, default=str)
     for key in _NATURAL_KEYS:
         value = payload.get(key)
         if value not in (None, ""):
-            return f"id:{value}"[:300]
-    blob = json.dumps(payload, ensure_ascii=False, sort_keys=True, default=str)
-    return "h:" + hashlib.sha256(blob.encode("utf-8")).hexdigest()[:40]
+            return f"id:{value}"[:300], blob
+    return "h:" + hashlib.sha256(blob.encode("utf-8")).hexdigest()[:40], blob
 
 
 class FileAdapter:
@@ -334,11 +346,13 @@ class FileAdapter:
             if isinstance(spec, str):
                 yield RejectedRow(n, json.dumps(payload, ensure_ascii=False)[:_RAW_KEEP], spec)
                 continue
+            key, blob = _record_key(payload)
             yield RawItem(
-                record_key=_record_key(payload),
+                record_key=key,
                 payload=payload,
                 row_number=n,
                 source=None if spec is default else spec,
+                payload_json=blob,
             )
 
     def _spec_for(

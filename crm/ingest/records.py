@@ -57,6 +57,7 @@ class RawItem:
     payload: dict[str, Any]
     row_number: int | None = None
     source: SourceSpec | None = None  # overrides the batch's source (e.g. one file, many groups)
+    payload_json: str | None = None  # the payload already encoded as JSON, if the adapter has it
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,10 @@ How a batch is resolved:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam, text
@@ -33,6 +34,8 @@ from crm.ingest.bulk import _json, allocate_ids, bulk_insert, stage
 from crm.ingest.records import IngestReport
 from crm.models import UTCDateTime
 from crm.normalize import (
+    IDENTITY_FIELDS,
+    MAX_FIELD_CHARS,
     IdentityValue,
     clean_name,
     clean_text,
@@ -55,6 +58,7 @@ _EVENT_DETAILS = (
     "post",
     "community",
 )
+_REFERRER_KEYS = frozenset(f"referrer_{f}" for f in IDENTITY_FIELDS)
 # Serializes resolution across workers on PostgreSQL (SQLite writers already hold the lock):
 # two imports resolving the same new person at once would otherwise create two contacts.
 _RESOLVE_LOCK = 0x71756E66
@@ -68,6 +72,7 @@ class PendingRow:
     source_instance_id: int
     payload: dict[str, Any]
     row_number: int | None = None
+    json_size: int | None = None  # length of the payload's JSON text, when known
 
 
 @dataclass
@@ -150,9 +155,8 @@ def write_quarantine(
     )
 
 
-def _event_kinds(payload: dict[str, Any]) -> list[str]:
+def _event_kinds(payload: dict[str, Any], explicit: str) -> list[str]:
     kinds: list[str] = []
-    explicit = clean_text(payload.get("event")).lower()
     if explicit in EVENT_KINDS:
         kinds.append(explicit)
     if payload.get("message") and EventKind.MESSAGE.value not in kinds and not explicit:
@@ -167,30 +171,43 @@ def _reason_key(reason: str) -> str:
 
 
 def resolve_rows(
-    session: Session, rows: Sequence[PendingRow], *, origin: str, now: datetime
+    session: Session,
+    rows: Sequence[PendingRow],
+    *,
+    origin: str,
+    now: datetime,
+    store_raw: Callable[[list[tuple[int, int | None, str]]], None] | None = None,
 ) -> IngestReport:
-    """Resolve a batch of pending raw records (caller holds the transaction and the lock)."""
+    """Resolve a batch of raw records (caller holds the transaction and the lock).
+
+    Without ``store_raw`` the rows are pending raw records, marked processed or quarantined
+    here. With it, the raw records are not stored yet (their ids are reserved): ``store_raw``
+    gets (raw id, contact id, status) for each and must insert them, and is called after the
+    contacts are written and before the touches, events and quarantine rows that refer to them.
+    """
     report = IngestReport()
     if not rows:
         return report
     sources = _source_info(session, {r.source_instance_id for r in rows})
     parsed: list[_Parsed] = []
-    quarantined: list[tuple[_Parsed | PendingRow, str]] = []
+    quarantined: list[tuple[PendingRow, str]] = []
     for row in rows:
         payload = row.payload
         src = sources.get(row.source_instance_id, {})
-        big = oversized_fields(payload)
-        if big:
-            quarantined.append((row, f"oversized field: {', '.join(sorted(big))}"))
-            continue
-        if clean_text(payload.get("event")) and clean_text(payload.get("event")).lower() not in (
-            EVENT_KINDS
-        ):
-            quarantined.append((row, f"unknown event kind: {clean_text(payload['event'])[:40]}"))
+        # A field's JSON text is at least as long as the field: a short document needs no check.
+        if row.json_size is None or row.json_size > MAX_FIELD_CHARS:
+            big = oversized_fields(payload)
+            if big:
+                quarantined.append((row, f"oversized field: {', '.join(sorted(big))}"))
+                continue
+        event = clean_text(payload.get("event"))
+        explicit = event.lower()
+        if event and explicit not in EVENT_KINDS:
+            quarantined.append((row, f"unknown event kind: {event[:40]}"))
             continue
         idents, problems = extract_identities(payload, platform=src.get("platform"))
         referrer: list[IdentityValue] = []
-        if any(k.startswith("referrer_") for k in payload):
+        if not _REFERRER_KEYS.isdisjoint(payload):
             referrer, ref_problems = extract_identities(
                 payload, "referrer_", platform=src.get("platform")
             )
@@ -208,40 +225,45 @@ def resolve_rows(
                 problems=problems,
                 occurred_at=parse_time(payload.get("occurred_at")) or now,
                 name=(clean_name(payload.get("name"))[:200] or None),
-                kinds=_event_kinds(payload),
+                kinds=_event_kinds(payload, explicit),
             )
         )
 
-    if quarantined:
-        q_rows = []
-        for item, reason in quarantined:
-            row = item.row if isinstance(item, _Parsed) else item
-            q_rows.append(
-                (
-                    row.source_instance_id,
-                    row.raw_id,
-                    origin,
-                    row.row_number,
-                    _json(row.payload),
-                    reason,
+    def settle() -> None:
+        # Runs once the batch's contacts exist and before anything refers to the raw records:
+        # stores them (``store_raw``) or marks the pending ones, then quarantines the bad ones.
+        status_rows: list[tuple[int, int | None, str]] = [
+            (p.row.raw_id, p.contact_id, RecordStatus.PROCESSED.value) for p in parsed
+        ]
+        status_rows += [
+            (row.raw_id, None, RecordStatus.QUARANTINED.value) for row, _ in quarantined
+        ]
+        if store_raw is not None:
+            store_raw(status_rows)
+        else:
+            _mark_raw(session, status_rows, now)
+        if quarantined:
+            q_rows = []
+            for row, reason in quarantined:
+                q_rows.append(
+                    (
+                        row.source_instance_id,
+                        row.raw_id,
+                        origin,
+                        row.row_number,
+                        _json(row.payload),
+                        reason,
+                    )
                 )
-            )
-            key = _reason_key(reason)
-            report.reasons[key] = report.reasons.get(key, 0) + 1
-        write_quarantine(session, q_rows, now)
-        report.quarantined += len(quarantined)
+                key = _reason_key(reason)
+                report.reasons[key] = report.reasons.get(key, 0) + 1
+            write_quarantine(session, q_rows, now)
+            report.quarantined += len(quarantined)
 
     if parsed:
-        _resolve_parsed(session, parsed, sources, report, now)
-
-    status_rows: list[tuple[int, int | None, str]] = [
-        (p.row.raw_id, p.contact_id, RecordStatus.PROCESSED.value) for p in parsed
-    ]
-    status_rows += [
-        ((i.row if isinstance(i, _Parsed) else i).raw_id, None, RecordStatus.QUARANTINED.value)
-        for i, _ in quarantined
-    ]
-    _mark_raw(session, status_rows, now)
+        _resolve_parsed(session, parsed, sources, report, now, settle)
+    else:
+        settle()
     return report
 
 
@@ -264,6 +286,7 @@ def _resolve_parsed(
     sources: dict[int, dict[str, Any]],
     report: IngestReport,
     now: datetime,
+    settle: Callable[[], None],
 ) -> None:
     # 1. Which identities already belong to a contact (one set-based join).
     wanted = {
@@ -281,47 +304,72 @@ def _resolve_parsed(
     }
 
     # 2. Connected components: records, referrers, existing contacts, shared identities.
+    # Most records share nothing with the rest of the batch, so only identities seen twice
+    # (or already owned by a contact) cost a union; a lone record is its own component.
     uf = _UnionFind()
+    owner: dict[tuple[str, str], Any] = {}
+
+    def link(node: Any, key: tuple[str, str]) -> None:
+        first = owner.setdefault(key, node)
+        if first is not node and first != node:
+            uf.union(first, node)
+
+    has_ref: list[bool] = []
     for n, p in enumerate(parsed):
-        uf.find(("s", n))
+        node = ("s", n)
         for ident in p.identities:
             if ident.matchable:
-                uf.union(("s", n), ("i", ident.kind, ident.value))
-        if p.referrer:
-            for ident in p.referrer:
-                uf.union(("r", n), ("i", ident.kind, ident.value))
+                link(node, (ident.kind, ident.value))
         src_ref = sources.get(p.row.source_instance_id, {}).get("referrer")
-        if src_ref is not None and not p.referrer:
+        if p.referrer:
+            ref_node = ("r", n)
+            for ident in p.referrer:
+                link(ref_node, (ident.kind, ident.value))
+            has_ref.append(True)
+        elif src_ref is not None:
             uf.union(("r", n), ("c", int(src_ref)))
-    for (kind, value), cid in existing.items():
-        uf.union(("i", kind, value), ("c", cid))
+            has_ref.append(True)
+        else:
+            has_ref.append(False)
+    for key, cid in existing.items():
+        link(("c", cid), key)
 
-    components: dict[Any, list[Any]] = {}
-    for node in list(uf.parent):
-        components.setdefault(uf.find(node), []).append(node)
+    def root_of(node: Any) -> Any:
+        return uf.find(node) if node in uf.parent else node
 
     # 3. One contact per component: the oldest existing one, or a new one.
+    contacts_at: dict[Any, set[int]] = {}
+    for node in list(uf.parent):
+        if node[0] == "c":
+            contacts_at.setdefault(uf.find(node), set()).add(node[1])
     contact_of: dict[Any, int] = {}
     merges: list[tuple[int, int]] = []
-    fresh: list[Any] = []
-    for root, nodes in components.items():
-        contacts = sorted(n[1] for n in nodes if n[0] == "c")
-        if contacts:
-            contact_of[root] = contacts[0]
-            merges += [(loser, contacts[0]) for loser in contacts[1:]]
-        else:
-            fresh.append(root)
+    for root, found in contacts_at.items():
+        contacts = sorted(found)
+        contact_of[root] = contacts[0]
+        merges += [(loser, contacts[0]) for loser in contacts[1:]]
+    roots: list[tuple[Any, Any]] = []
+    fresh: dict[Any, None] = {}  # roots needing a new contact, in order of first appearance
+    for n in range(len(parsed)):
+        rec_root = root_of(("s", n))
+        ref_root = root_of(("r", n)) if has_ref[n] else None
+        roots.append((rec_root, ref_root))
+        if rec_root not in contact_of:
+            fresh[rec_root] = None
+        if ref_root is not None and ref_root not in contact_of:
+            fresh[ref_root] = None
     if merges:
+        merges.sort()
         merge_contacts(session, merges, now=now, actor="ingest")
         report.merged += len(merges)
     new_ids = allocate_ids(session, "contacts", len(fresh))
     contact_of.update(zip(fresh, new_ids, strict=True))
     fresh_set = set(new_ids)
 
-    for n, p in enumerate(parsed):
-        p.contact_id = contact_of[uf.find(("s", n))]
-        if ("r", n) in uf.parent:
-            ref = contact_of[uf.find(("r", n))]
+    for p, (rec_root, ref_root) in zip(parsed, roots, strict=True):
+        p.contact_id = contact_of[rec_root]
+        if ref_root is not None:
+            ref = contact_of[ref_root]
             p.referrer_id = ref if ref != p.contact_id else None
 
     # 4. New contacts: name, first seen, referrer from the component's earliest record.
@@ -360,10 +408,12 @@ def _resolve_parsed(
             "updated_at",
         ),
         (
-            (cid, e[0], "active", 0, [], "zh-CN", 0, e[1], e[3], e[2], now, now)
+            (cid, e[0], "active", 0, "[]", "zh-CN", 0, e[1], e[3], e[2], now, now)
             for cid, e in sorted(new_rows.items())
         ),
     )
+
+    settle()
 
     # 5. Existing contacts: widen first/last seen, fill a missing name and referrer.
     updates: dict[int, list[Any]] = {}
@@ -395,7 +445,7 @@ def _resolve_parsed(
             session,
             "_new_ids",
             [("contact_id", "bigint"), ("kind", "text"), ("value", "text"), ("flags", "text")],
-            ((cid, k, v, flags) for (k, v), (cid, flags) in ident_rows.items()),
+            ((cid, k, v, _flags_json(flags)) for (k, v), (cid, flags) in ident_rows.items()),
         )
         flags_expr = "CAST(flags AS jsonb)" if is_postgres(session) else "flags"
         session.execute(
@@ -414,6 +464,22 @@ def _resolve_parsed(
         ((p.contact_id, p.row.source_instance_id, p.row.raw_id, p.occurred_at) for p in parsed),
     )
     _write_events(session, parsed, sources, report, now)
+
+
+def _flags_json(flags: dict[str, Any]) -> str:
+    # Identity flags are a handful of small dicts ({"type": "mobile"}, ...): encode each once.
+    if not flags:
+        return "{}"
+    if len(flags) == 1:
+        ((k, v),) = flags.items()
+        if isinstance(v, str):
+            return _flag_json(k, v)
+    return _json(flags)
+
+
+@lru_cache(maxsize=4096)
+def _flag_json(key: str, value: str) -> str:
+    return _json({key: value})
 
 
 def _update_contacts(session: Session, updates: dict[int, list[Any]], now: datetime) -> None:
@@ -470,6 +536,8 @@ def _write_events(
     consents: list[tuple[Any, ...]] = []
     for p in parsed:
         payload = p.row.payload
+        if not p.kinds and p.referrer_id is None and "consent" not in payload:
+            continue  # most records (a member list) carry no event and no consent
         details = {k: payload[k] for k in _EVENT_DETAILS if payload.get(k) not in (None, "")}
         community = communities.get(clean_text(payload.get("community")))
         kinds = list(p.kinds)

@@ -27,14 +27,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, select, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from crm.db import is_postgres, transaction
 from crm.domain import RecordStatus
-from crm.ingest.bulk import _json, stage
+from crm.ingest.bulk import _json, allocate_ids, bulk_insert, stage
 from crm.ingest.records import IngestReport, RawItem, RejectedRow, SourceSpec, batched
 from crm.ingest.resolve import (
     PendingRow,
@@ -42,9 +42,9 @@ from crm.ingest.resolve import (
     resolve_rows,
     write_quarantine,
 )
-from crm.models import OperatorAccount, QuarantinedRow, SourceInstance, UTCDateTime, utcnow
+from crm.models import OperatorAccount, QuarantinedRow, SourceInstance, utcnow
 
-BATCH_SIZE = 5000
+BATCH_SIZE = 20_000
 _KEY_MAX = 300
 
 
@@ -143,24 +143,32 @@ def _ingest_batch(
     with transaction(engine, immediate=True) as session:
         lock_for_resolution(session)
         source_ids: dict[tuple[str, str], int] = {}
+        # Adapters hand out a few spec objects shared by many items: look each up once.
+        spec_ids: dict[int, int] = {}
         staged: list[tuple[int, int, str, str]] = []
-        by_key: dict[tuple[int, str], RawItem] = {}
+        by_key: dict[tuple[int, str], tuple[RawItem, int]] = {}
         rejected: list[RejectedRow] = []
         for n, item in enumerate(chunk):
             if isinstance(item, RejectedRow):
                 rejected.append(item)
                 continue
             spec = item.source or source
-            sid = source_ids.get((spec.kind.value, spec.key))
+            sid = spec_ids.get(id(spec))
             if sid is None:
-                sid = ensure_source(session, spec)
-                source_ids[(spec.kind.value, spec.key)] = sid
+                sid = source_ids.get((spec.kind.value, spec.key))
+                if sid is None:
+                    sid = ensure_source(session, spec)
+                    source_ids[(spec.kind.value, spec.key)] = sid
+                spec_ids[id(spec)] = sid
             key = _key(item.record_key)
             if (sid, key) in by_key:
                 continue  # the same record twice in one batch: the raw log keeps one
-            by_key[(sid, key)] = item
+            blob = item.payload_json or _json(item.payload)
+            by_key[(sid, key)] = (item, len(blob))
             # PostgreSQL text and jsonb cannot hold NUL characters; they carry nothing anyway.
-            staged.append((n, sid, key, _json(item.payload).replace("\\u0000", "")))
+            if "\\u0000" in blob:
+                blob = blob.replace("\\u0000", "")
+            staged.append((n, sid, key, blob))
         if rejected:
             default_sid = ensure_source(session, source)
             write_quarantine(
@@ -175,64 +183,78 @@ def _ingest_batch(
             for r in rejected:
                 reason = r.reason.split(" (", 1)[0].split(":", 1)[0]
                 report.reasons[reason] = report.reasons.get(reason, 0) + 1
-        pending = _insert_raw(session, staged, by_key, now)
+        pending, bad_before, blobs = _new_records(session, staged, by_key)
         duplicates = len(chunk) - len(rejected) - len(pending)
-        # A re-read row that was quarantined the first time is still quarantined.
-        bad_before = _already_quarantined(session) if duplicates and staged else 0
         report.skipped_duplicates += duplicates
+        # A re-read row that was quarantined the first time is still quarantined.
         report.matched += duplicates - bad_before
         report.quarantined += bad_before
         if bad_before:
             report.reasons["already quarantined"] = bad_before
-        report.add(resolve_rows(session, pending, origin=origin, now=now))
+
+        def store_raw(status_rows: list[tuple[int, int | None, str]]) -> None:
+            # Written once with their outcome, in the transaction that writes what they gave.
+            bulk_insert(
+                session,
+                "raw_records",
+                (
+                    "id",
+                    "source_instance_id",
+                    "record_key",
+                    "payload",
+                    "status",
+                    "contact_id",
+                    "received_at",
+                    "processed_at",
+                ),
+                (
+                    (raw_id, *blobs[raw_id], status, contact_id, now, now)
+                    for raw_id, contact_id, status in sorted(status_rows)
+                ),
+            )
+
+        report.add(resolve_rows(session, pending, origin=origin, now=now, store_raw=store_raw))
     report.read = len(chunk)
     return report
 
 
-def _insert_raw(
+def _new_records(
     session: Session,
     staged: list[tuple[int, int, str, str]],
-    by_key: dict[tuple[int, str], RawItem],
-    now: datetime,
-) -> list[PendingRow]:
+    by_key: dict[tuple[int, str], tuple[RawItem, int]],
+) -> tuple[list[PendingRow], int, dict[int, tuple[int, str, str]]]:
+    """The staged records not yet in the raw log, with raw ids reserved for them.
+
+    Also how many known ones were quarantined before, and each new id's (source, key, JSON).
+    The caller holds the resolution lock, so no other import stores these keys meanwhile.
+    """
     if not staged:
-        return []
+        return [], 0, {}
     stage(
         session,
         "_raw_stage",
-        [("idx", "integer"), ("sid", "bigint"), ("record_key", "text"), ("payload", "text")],
-        staged,
+        [("idx", "integer"), ("sid", "bigint"), ("record_key", "text")],
+        [(n, sid, key) for n, sid, key, _ in staged],
     )
-    payload = "CAST(payload AS jsonb)" if is_postgres(session) else "payload"
-    result = session.execute(
-        text(
-            "INSERT INTO raw_records (source_instance_id, record_key, payload, status, received_at)"
-            f" SELECT sid, record_key, {payload}, 'pending', :now FROM _raw_stage WHERE true"
-            " ORDER BY idx"
-            " ON CONFLICT (source_instance_id, record_key) DO NOTHING"
-            " RETURNING id, source_instance_id, record_key"
-        ).bindparams(bindparam("now", type_=UTCDateTime())),
-        {"now": now},
-    )
-    rows = []
-    for raw_id, sid, key in result:
-        item = by_key[(int(sid), key)]
-        rows.append(PendingRow(int(raw_id), int(sid), item.payload, item.row_number))
-    rows.sort(key=lambda r: r.raw_id)
-    return rows
-
-
-def _already_quarantined(session: Session) -> int:
-    return int(
-        session.execute(
+    known: dict[int, str] = {
+        int(idx): status
+        for idx, status in session.execute(
             text(
-                "SELECT COUNT(*) FROM _raw_stage s JOIN raw_records r"
+                "SELECT s.idx, r.status FROM _raw_stage s JOIN raw_records r"
                 " ON r.source_instance_id = s.sid AND r.record_key = s.record_key"
-                " WHERE r.status = :q"
-            ),
-            {"q": RecordStatus.QUARANTINED.value},
-        ).scalar_one()
-    )
+            )
+        )
+    }
+    fresh = [row for row in staged if row[0] not in known]
+    ids = allocate_ids(session, "raw_records", len(fresh))
+    rows: list[PendingRow] = []
+    blobs: dict[int, tuple[int, str, str]] = {}
+    for raw_id, (_, sid, key, blob) in zip(ids, fresh, strict=True):
+        item, size = by_key[(sid, key)]
+        rows.append(PendingRow(raw_id, sid, item.payload, item.row_number, size))
+        blobs[raw_id] = (sid, key, blob)
+    bad = sum(1 for status in known.values() if status == RecordStatus.QUARANTINED.value)
+    return rows, bad, blobs
 
 
 def process_pending(
