@@ -223,8 +223,16 @@ def build_history(engine: Engine) -> dict[str, int]:
             ]
         )
 
-        def out(campaign: str, channel: str, contact: str, state: str, due: datetime):
+        def out(
+            campaign: str,
+            channel: str,
+            contact: str,
+            state: str,
+            due: datetime,
+            reason: str | None = None,
+        ):
             return OutboxMessage(
+                reason=reason,
                 campaign=campaign,
                 step="s1",
                 contact_id=c[contact].id,
@@ -240,11 +248,13 @@ def build_history(engine: Engine) -> dict[str, int]:
                 out("welcome", "wecom", "c1", "sent", L(3, 2, 12)),
                 out("welcome", "wecom", "c2", "sent", L(3, 3, 12)),
                 out("welcome", "wecom", "c3", "deferred", L(3, 4, 12)),
-                out("welcome", "wecom", "c4", "skipped", L(3, 4, 14)),
-                out("welcome", "wecom", "c5", "skipped", L(3, 6, 19)),
+                out("welcome", "wecom", "c4", "skipped", L(3, 4, 14), "opted_out"),
+                out("welcome", "wecom", "c5", "skipped", L(3, 6, 19), "not in tier"),
                 out("welcome", "email", "c6", "failed", L(3, 5, 12)),
                 out("event-reminder", "wecom", "c1", "planned", L(3, 8, 20)),
-                out("event-reminder", "wecom", "c3", "skipped", L(3, 8, 20)),
+                out(
+                    "event-reminder", "wecom", "c3", "skipped", L(3, 8, 20), "no_marketing_consent"
+                ),
                 out("event-reminder", "wecom", "c7", "awaiting_confirmation", L(3, 8, 20)),
                 out("welcome", "wecom", "c8", "planned", L(3, 9, 0)),
             ]

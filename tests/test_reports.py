@@ -257,8 +257,9 @@ def test_followups(report: dict) -> None:
     w = rows[("welcome", "wecom")]
     assert (w["sent"], w["deferred"], w["skipped"], w["opted_out"], w["total"]) == (2, 1, 2, 1, 5)
     e = rows[("event-reminder", "wecom")]
-    # c3 opted out of email only: skipping its WeCom reminder is not an opt-out.
+    # c3's reminder was skipped for want of marketing consent, not for an opt-out.
     assert (e["planned"], e["skipped"], e["awaiting_confirmation"], e["opted_out"]) == (1, 1, 1, 0)
+    assert e["no_consent"] == 1 and w["no_consent"] == 0
     assert rows[("welcome", "email")]["failed"] == 1
     assert f["totals"] == {
         "planned": 1,
@@ -269,6 +270,7 @@ def test_followups(report: dict) -> None:
         "deferred": 1,
         "awaiting_confirmation": 1,
         "opted_out": 1,
+        "no_consent": 1,
         "total": 9,
     }
     assert [(c["account"], c["action"], c["cap"], c["used"], c["headroom"]) for c in f["caps"]] == [

@@ -1,7 +1,8 @@
 """Follow-ups: outbox states per campaign and channel, and today's cap headroom per account.
 
-Messages count in the window by their ``due_at``. ``opted_out`` is the part of ``skipped``
-whose contact has an opt-out (退订) on record for that channel or for all channels.
+Messages count in the window by their ``due_at``. ``opted_out`` and ``no_consent`` are the
+parts of ``skipped`` that dispatch skipped for an opt-out (退订) or a missing marketing
+consent (the reasons crm.optout names).
 Cap headroom reads the caps ledger for the local day of ``as_of``; an account with no
 reservation yet that day has the whole limit left, from the named platform limits.
 """
@@ -11,31 +12,38 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import case, exists, func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from crm.domain import OutboxState
-from crm.models import CapUsage, Consent, OperatorAccount, OutboxMessage, PlatformLimit
+from crm.models import CapUsage, OperatorAccount, OutboxMessage, PlatformLimit
+from crm.optout import NO_CONSENT, OPTED_OUT
 from crm.reports.window import ReportWindow
 
 STATES = tuple(s.value for s in OutboxState)
+SKIP_REASONS = {"opted_out": OPTED_OUT, "no_consent": NO_CONSENT}
 
 
 def followups(session: Session, window: ReportWindow) -> dict[str, Any]:
     """Outbox counts by state per campaign and channel in the window, plus cap headroom."""
-    opted_out = exists().where(
-        (Consent.contact_id == OutboxMessage.contact_id)
-        & (Consent.kind == "opt_out")
-        & (Consent.channel.is_(None) | (Consent.channel == OutboxMessage.channel))
-    )
     rows = session.execute(
         select(
             OutboxMessage.campaign,
             OutboxMessage.channel,
             *(func.sum(case((OutboxMessage.state == s, 1), else_=0)).label(s) for s in STATES),
-            func.sum(
-                case(((OutboxMessage.state == OutboxState.SKIPPED.value) & opted_out, 1), else_=0)
-            ).label("opted_out"),
+            *(
+                func.sum(
+                    case(
+                        (
+                            (OutboxMessage.state == OutboxState.SKIPPED.value)
+                            & (OutboxMessage.reason == reason),
+                            1,
+                        ),
+                        else_=0,
+                    )
+                ).label(name)
+                for name, reason in SKIP_REASONS.items()
+            ),
             func.count().label("total"),
         )
         .where(OutboxMessage.due_at >= window.start, OutboxMessage.due_at < window.end)
@@ -47,12 +55,12 @@ def followups(session: Session, window: ReportWindow) -> dict[str, Any]:
             "campaign": r.campaign,
             "channel": r.channel,
             **{s: int(getattr(r, s) or 0) for s in STATES},
-            "opted_out": int(r.opted_out or 0),
+            **{name: int(getattr(r, name) or 0) for name in SKIP_REASONS},
             "total": int(r.total),
         }
         for r in rows
     ]
-    totals = {k: sum(r[k] for r in by_campaign) for k in (*STATES, "opted_out", "total")}
+    totals = {k: sum(r[k] for r in by_campaign) for k in (*STATES, *SKIP_REASONS, "total")}
     return {
         "totals": totals,
         "by_campaign": by_campaign,
