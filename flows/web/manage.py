@@ -113,7 +113,7 @@ def funnel(
     """Funnel numbers by source or promoter (from the reports module)."""
     require_manager(user)
     try:
-        from crm.reports.page import manager_report
+        from crm.reports import manager_report
     except ImportError:
         return render(request, "funnel.html", report=None, by=by, start=start, end=end)
     with transaction(engine_of(request)) as session:
