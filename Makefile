@@ -21,15 +21,17 @@ demo: $(STAMP)
 test: $(STAMP) browser
 	$(BIN)/pytest
 
-# Debian's Chromium for the browser tests (Playwright drives it; no browser download).
+# Debian's Chromium for the browser tests (Playwright drives it; no browser download), and a
+# CJK font so Chinese pages and charts render as text, not boxes.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing chromium for the browser tests"; \
-	    (apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium >/dev/null 2>&1 || \
-	     (apt-get update -qq >/dev/null 2>&1 && apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium >/dev/null 2>&1)) \
-	     || echo "chromium could not be installed: browser tests will skip"; \
-	  else echo "chromium not found: browser tests will skip"; fi; }
+	@if command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi wqy; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium and a CJK font for the browser tests"; \
+	  apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium fonts-wqy-microhei >/dev/null 2>&1 || \
+	  { apt-get update -qq >/dev/null 2>&1; \
+	    apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium fonts-wqy-microhei >/dev/null 2>&1; } || \
+	  echo "chromium could not be installed: browser tests will skip"; \
+	else echo "chromium not found: browser tests will skip"; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
