@@ -51,9 +51,9 @@ from crm.settings import Settings, get_settings
 
 Anchor = Literal["tier_entered", "signup", "event", "weekly", "last_active"]
 # The identity a channel needs to reach a contact; channels absent here reach everyone.
-CHANNEL_IDENTITY = {"email": "email", "wecom": "wecom_external_userid"}
-CHANNEL_PLATFORM = {"email": "email", "wecom": "wecom", "webhook": "webhook"}
-CHANNELS = ("wecom", "email", "webhook", "file", "console", "null")
+CHANNEL_IDENTITY = {"email": "email", "wecom": "wecom_external_userid", "wechat": "wechat_id"}
+CHANNEL_PLATFORM = {"email": "email", "wecom": "wecom", "webhook": "webhook", "wechat": "wechat"}
+CHANNELS = ("wecom", "wechat", "email", "webhook", "file", "console", "null")
 CHUNK = 1000
 
 
@@ -83,6 +83,9 @@ class Step(BaseModel):
     weekdays: list[str] | None = None
     account: str | None = None  # an operator account handle; default: spread over accounts
     subject: str | None = None
+    # Channels to use, in order, for contacts without an address on `channel` (e.g. a
+    # WeChat id only: no WeCom external user id yet).
+    fallback: list[str] = Field(default_factory=list)
 
     @field_validator("channel")
     @classmethod
@@ -90,6 +93,18 @@ class Step(BaseModel):
         if value not in CHANNELS:
             raise ValueError(f"unknown channel {value!r} (one of {', '.join(CHANNELS)})")
         return value
+
+    @field_validator("fallback")
+    @classmethod
+    def _known_fallbacks(cls, value: list[str]) -> list[str]:
+        for name in value:
+            cls._known_channel(name)
+        return value
+
+    @property
+    def channels(self) -> list[str]:
+        """The step's channels in order of preference."""
+        return [self.channel, *(c for c in self.fallback if c != self.channel)]
 
     @field_validator("offset")
     @classmethod
@@ -322,24 +337,42 @@ def _audience_query(
     return stmt.order_by(c.id)
 
 
-def _accounts(session: Session, campaign: Campaign) -> dict[str, list[int]]:
-    """Per step: the operator accounts its messages are spread over (empty: no account)."""
-    out: dict[str, list[int]] = {}
+def _accounts(session: Session, campaign: Campaign) -> dict[tuple[str, str], list[int]]:
+    """Per step and channel: the operator accounts messages are spread over (empty: none)."""
+    out: dict[tuple[str, str], list[int]] = {}
     for step in campaign.steps:
-        platform = CHANNEL_PLATFORM.get(step.channel)
-        stmt = select(OperatorAccount.id).where(OperatorAccount.active.is_(True))
-        if step.account:
-            stmt = stmt.where(OperatorAccount.handle == step.account)
-        elif platform is not None:
-            stmt = stmt.where(OperatorAccount.platform == platform)
-        else:
-            out[step.name] = []
-            continue
-        ids = list(session.scalars(stmt.order_by(OperatorAccount.id)))
-        if step.account and not ids:
-            raise InputError(f"step {step.name}: no active operator account {step.account!r}")
-        out[step.name] = ids
+        for channel in step.channels:
+            platform = CHANNEL_PLATFORM.get(channel)
+            stmt = select(OperatorAccount.id).where(OperatorAccount.active.is_(True))
+            if step.account and channel == step.channel:
+                stmt = stmt.where(OperatorAccount.handle == step.account)
+            elif platform is not None:
+                stmt = stmt.where(OperatorAccount.platform == platform)
+            else:
+                out[step.name, channel] = []
+                continue
+            ids = list(session.scalars(stmt.order_by(OperatorAccount.id)))
+            if step.account and channel == step.channel and not ids:
+                raise InputError(f"step {step.name}: no active operator account {step.account!r}")
+            out[step.name, channel] = ids
     return out
+
+
+def _pick_channel(m: Any, step: Step, purpose: str) -> tuple[str | None, str]:
+    """The first of the step's channels this contact can be reached on, or why none."""
+    refusal = "no_channel"
+    for position, channel in enumerate(step.channels):
+        if m[f"out_{channel}"]:
+            reason = "opted_out"
+        elif purpose == "marketing" and m[f"noconsent_{channel}"]:
+            reason = "no_consent"
+        elif f"has_{channel}" in m and not m[f"has_{channel}"]:
+            reason = "no_channel"
+        else:
+            return channel, ""
+        if position == 0:
+            refusal = reason  # report why the preferred channel was refused
+    return None, refusal
 
 
 def _occurrences(
@@ -391,7 +424,7 @@ def plan_campaign(
     event = _event_from(campaign, params) if campaign.anchor == "event" else None
     default_zone = settings.zone
     late, horizon = parse_duration(campaign.max_late), parse_duration(campaign.horizon)
-    channels = sorted({s.channel for s in campaign.steps})
+    channels = sorted({c for s in campaign.steps for c in s.channels})
     window = campaign.window.pair() if campaign.window else None
     quiet = campaign.quiet_hours.pair() if campaign.quiet_hours else None
     report: dict[str, Any] = {
@@ -417,15 +450,9 @@ def plan_campaign(
             if anchor is not None and anchor.tzinfo is None:
                 anchor = anchor.replace(tzinfo=UTC)
             for step in campaign.steps:
-                m = rec._mapping
-                if m[f"out_{step.channel}"]:
-                    report["excluded"]["opted_out"] += 1
-                    continue
-                if campaign.purpose == "marketing" and m[f"noconsent_{step.channel}"]:
-                    report["excluded"]["no_consent"] += 1
-                    continue
-                if f"has_{step.channel}" in m and not m[f"has_{step.channel}"]:
-                    report["excluded"]["no_channel"] += 1
+                channel, refusal = _pick_channel(rec._mapping, step, campaign.purpose)
+                if channel is None:
+                    report["excluded"][refusal] += 1
                     continue
                 for key, anchor_at, raw_due in _occurrences(
                     campaign, step, anchor, zone, now, event
@@ -439,13 +466,13 @@ def plan_campaign(
                     if campaign.anchor != "event" and due > now + horizon:
                         report["not_yet_due"] += 1
                         continue
-                    accts = accounts[step.name]
+                    accts = accounts[step.name, channel]
                     rows.append(
                         {
                             "campaign": name,
                             "step": key,
                             "contact_id": rec.id,
-                            "channel": step.channel,
+                            "channel": channel,
                             "template": step.template,
                             "account_id": accts[rec.id % len(accts)] if accts else None,
                             "action": step.action,

@@ -24,10 +24,11 @@ from crm.db import is_postgres
 from crm.domain import OutboxState
 from crm.models import OutboxAttempt, UTCDateTime
 
-LOOKUP_CHANNELS = ("webhook", "wecom", "file", "null", "console")
+LOOKUP_CHANNELS = ("webhook", "wecom", "wechat", "file", "null", "console")
 # The identity kind each channel addresses a contact by.
 ADDRESS_KIND_SQL = (
-    "CASE outbox.channel WHEN 'email' THEN 'email' WHEN 'wecom' THEN 'wecom_external_userid' END"
+    "CASE outbox.channel WHEN 'email' THEN 'email' WHEN 'wecom' THEN 'wecom_external_userid' "
+    "WHEN 'wechat' THEN 'wechat_id' END"
 )
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from pydantic import Field
 
 from flows.runtime import engine_for, settings
 
@@ -35,6 +36,7 @@ def plan_task(
     dry_run: bool,
     params: dict[str, Any],
     as_of: datetime | None,
+    contact_ids: list[int] | None = None,
 ) -> dict[str, Any]:
     """Plan one campaign's due messages into the outbox (set-based, idempotent)."""
     from crm.campaigns import plan_campaign
@@ -45,6 +47,7 @@ def plan_task(
         dry_run=dry_run,
         now=as_of,
         params=params,
+        contact_ids=contact_ids,
         settings=settings(),
     )
 
@@ -96,6 +99,10 @@ def plan_campaign_flow(
     event_name: str | None = None,
     event_key: str | None = None,
     as_of: datetime | None = None,
+    contact_ids: Annotated[
+        list[int] | None,
+        Field(description="Only these contacts (a selection from the sales workspace)."),
+    ] = None,
 ) -> dict[str, Any]:
     """Plan a follow-up campaign into the outbox; event campaigns take the event's start."""
     params: dict[str, Any] = {}
@@ -106,7 +113,7 @@ def plan_campaign_flow(
     if event_key:
         params["event_key"] = event_key
     url = settings().sqlalchemy_url
-    report = plan_task(url, CampaignName(campaign).value, dry_run, params, as_of)
+    report = plan_task(url, CampaignName(campaign).value, dry_run, params, as_of, contact_ids)
     _plan_artifact(report)
     return report
 

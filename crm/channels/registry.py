@@ -12,7 +12,7 @@ from crm.channels.webhook import WebhookChannel
 from crm.channels.wecom import WecomChannel
 from crm.settings import Settings
 
-KNOWN = ("console", "file", "null", "email", "wecom", "webhook")
+KNOWN = ("console", "file", "null", "wechat", "email", "wecom", "webhook")
 
 
 def build_channels(
@@ -25,6 +25,10 @@ def build_channels(
         out["console"] = FileChannel(None, name="console")
     if "file" in wanted:
         out["file"] = FileChannel(file_path or settings.data_dir / "outbox.jsonl")
+    if "wechat" in wanted:
+        # Personal WeChat has no sending API: messages and group invitations for WeChat ids go
+        # to a send list that the operator account works through by hand (or a device).
+        out["wechat"] = FileChannel(settings.data_dir / "wechat-sendlist.jsonl", name="wechat")
     if "null" in wanted:
         out["null"] = NullChannel()
     if "email" in wanted and settings.smtp_host:

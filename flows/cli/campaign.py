@@ -6,9 +6,10 @@ import json
 
 import typer
 
-from crm.campaigns import describe, plan_campaign
+from crm.campaigns import describe
 from crm.errors import InputError
 from flows.cli.common import engine, print_json, print_table, settings
+from flows.trigger import trigger_campaign
 
 app = typer.Typer(help="Follow-up campaigns: list them, plan one into the outbox.")
 
@@ -51,16 +52,23 @@ def run(
         if not sep or not key:
             raise InputError(f"--param {item!r}: expected KEY=VALUE")
         params[key] = value
-    report = plan_campaign(
+    report = trigger_campaign(
         engine(),
         name,
+        actor="cli",
         dry_run=dry_run,
         contact_ids=contact or None,
         params=params,
         settings=settings(),
+        wait_seconds=120,
     )
     if as_json:
         print_json(report)
+        return
+    if report["via"] == "prefect":
+        typer.echo(
+            f"{name}: flow run {report['flow_run']} ({report['flow_run_id']}): {report['state']}"
+        )
         return
     verb = "would plan" if dry_run else "planned"
     typer.echo(

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from crm import queue
 from crm.audit import audit
 from crm.db import transaction
-from crm.errors import ConfigError, Forbidden, InputError
+from crm.errors import Forbidden, InputError
 from crm.models import utcnow
 from crm.settings import Settings
 from crm.users import StaffUser, authenticate, list_users
@@ -363,19 +363,8 @@ async def trigger_campaign(request: Request, user: StaffUser = Depends(current_u
 
 
 def _plan(request: Request, user: StaffUser, name: str, ids: list[int]) -> Any:
-    try:
-        from crm.campaigns import plan_campaign
-    except ImportError as exc:
-        raise ConfigError("follow-up campaigns (crm.campaigns) are not installed") from exc
-    engine = engine_of(request)
-    result = plan_campaign(engine, name, contact_ids=ids)
-    with transaction(engine) as session:
-        audit(
-            session,
-            user.username,
-            "campaign.trigger",
-            object_type="campaign",
-            object_id=name,
-            details={"contacts": len(ids)},
-        )
-    return result
+    # The same trigger as `qunflow campaign run`: through the Prefect deployment when a
+    # Prefect API is configured, in-process otherwise; the outbox rows are the same.
+    from flows.trigger import trigger_campaign
+
+    return trigger_campaign(engine_of(request), name, actor=user.username, contact_ids=ids)

@@ -1,0 +1,90 @@
+"""Trigger a campaign from the CLI or the sales workspace the way the Prefect UI does.
+
+With a Prefect API configured (``PREFECT_API_URL``, as ``make serve`` sets it) a trigger
+creates a run of the ``plan-campaign/plan-campaign`` deployment, so it shows in the UI beside
+runs started there. Without one, the same service the flow's task calls runs in-process.
+Either way the outbox rows are the same: (campaign, step, contact) is unique, so triggering
+twice plans nothing twice.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Any
+
+from sqlalchemy import Engine
+
+from crm.audit import audit
+from crm.db import transaction
+from crm.errors import NotFound
+from crm.settings import Settings
+
+DEPLOYMENT = "plan-campaign/plan-campaign"
+
+
+def prefect_api_configured() -> bool:
+    """True when runs should go through a Prefect server rather than in-process."""
+    return bool(os.environ.get("PREFECT_API_URL"))
+
+
+def trigger_campaign(
+    engine: Engine,
+    name: str,
+    *,
+    actor: str,
+    contact_ids: list[int] | None = None,
+    dry_run: bool = False,
+    params: dict[str, Any] | None = None,
+    settings: Settings | None = None,
+    wait_seconds: float = 0,
+) -> dict[str, Any]:
+    """Plan a campaign through the Prefect deployment if one is reachable, else in-process."""
+    from crm.campaigns import load_campaigns, plan_campaign
+
+    result: dict[str, Any]
+    if prefect_api_configured() and not dry_run:
+        defined = load_campaigns(settings.campaigns_path if settings else None)
+        if name not in defined:  # the same refusal the service gives, before a run is created
+            raise NotFound(f"no campaign {name!r} (defined: {', '.join(sorted(defined))})")
+        result = _submit(name, contact_ids, params or {}, wait_seconds)
+    else:
+        result = plan_campaign(
+            engine, name, dry_run=dry_run, contact_ids=contact_ids, params=params, settings=settings
+        )
+        result["via"] = "in-process"
+    if not dry_run:
+        with transaction(engine) as session:
+            audit(
+                session,
+                actor,
+                "campaign.trigger",
+                object_type="campaign",
+                object_id=name,
+                details={
+                    "contacts": len(contact_ids) if contact_ids else None,
+                    "via": result["via"],
+                },
+            )
+    return result
+
+
+def _submit(
+    name: str, contact_ids: list[int] | None, params: dict[str, Any], wait_seconds: float
+) -> dict[str, Any]:
+    from prefect.deployments import run_deployment
+
+    parameters: dict[str, Any] = {"campaign": name, "contact_ids": contact_ids}
+    for key in ("event_start", "event_name", "event_key"):
+        if key in params:
+            parameters[key] = params[key]
+    run = run_deployment(DEPLOYMENT, parameters=parameters, timeout=wait_seconds)
+    assert not inspect.isawaitable(run), "called from synchronous code, so it ran to completion"
+    state = run.state.type.value if run.state else None
+    return {
+        "campaign": name,
+        "via": "prefect",
+        "flow_run_id": str(run.id),
+        "flow_run": run.name,
+        "state": state,
+    }
