@@ -34,6 +34,7 @@ _WECHAT_ID = re.compile(r"[a-z][a-z0-9_-]{5,19}")
 _WXID = re.compile(r"wxid_[a-z0-9_-]{4,40}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
+_MOBILE_FLAGS: dict[str, Any] = {"type": "mobile"}  # shared: flags are read, never changed
 MAX_FIELD_CHARS = 2000  # a cell longer than this is refused: exports never need more
 
 
@@ -82,7 +83,7 @@ def normalize_phone(raw: object, region: str = "CN") -> Norm:
     else:
         national = compact
     if len(national) == 11 and MOBILE_CN.fullmatch(national):
-        return Norm("+86" + national, {"type": "mobile"})
+        return Norm("+86" + national, _MOBILE_FLAGS)
     candidate = "+" + compact[2:] if compact.startswith("00") else compact
     try:
         parsed = phonenumbers.parse(candidate, region)
@@ -346,8 +347,8 @@ def extract_identities(
     """
     found: list[IdentityValue] = []
     problems: list[str] = []
-    for field_name in IDENTITY_FIELDS:
-        raw = payload.get(prefix + field_name)
+    for field_name, key in _FIELD_KEYS[prefix] if prefix in _FIELD_KEYS else _field_keys(prefix):
+        raw = payload.get(key)
         if raw is None or raw == "":
             continue
         if field_name == "phone":
@@ -374,6 +375,13 @@ def extract_identities(
                 flags = {"invalid": norm.error}
                 found.append(IdentityValue(kind, f"invalid:{kept}", flags, matchable=False))
     return found, problems
+
+
+def _field_keys(prefix: str) -> tuple[tuple[str, str], ...]:
+    return tuple((f, prefix + f) for f in IDENTITY_FIELDS)
+
+
+_FIELD_KEYS = {p: _field_keys(p) for p in ("", "referrer_")}
 
 
 def oversized_fields(payload: dict[str, Any], limit: int = MAX_FIELD_CHARS) -> list[str]:

@@ -200,7 +200,7 @@ class _Reader:
                             f" ({', '.join(clean_text(v) for v in values[:6])[:120]})"
                         )
                     continue
-                if not any(v.strip() for v in values):
+                if not "".join(values).strip():
                     continue
                 raw = delimiter.join(values)
                 if "\ufffd" in raw:
@@ -208,7 +208,10 @@ class _Reader:
                         reader.line_num, raw[:_RAW_KEEP], f"undecodable bytes ({self.encoding})"
                     )
                     continue
-                yield from self._checked(reader.line_num, header, values, raw)
+                if len(raw) <= MAX_FIELD_CHARS or max(map(len, values)) <= MAX_FIELD_CHARS:
+                    yield reader.line_num, _canonical_row(header, values)
+                else:
+                    yield from self._checked(reader.line_num, header, values, raw)
 
     def _checked(
         self, n: int, header: list[str], values: list[Any], raw: str
@@ -362,24 +365,49 @@ class FileAdapter:
         cache: dict[tuple[Any, ...], SourceSpec],
     ) -> SourceSpec | str:
         if self.kind == "peer-group":
-            group = clean_text(payload.get("group")) or None
-            operator = clean_text(payload.get("operator")) or None
-            if group is None and operator is None:
-                return default
-            group = group or default.key
-            operator = operator or self.account
-            if group == default.key and operator == self.account:
-                return default
-            key = ("pg", group, operator)
-            if key not in cache:
-                cache[key] = SourceSpec(
-                    kind=SourceKind.PEER_GROUP,
-                    key=group,
-                    name=group,
-                    group_name=group,
-                    operator_handle=operator,
-                )
-            return cache[key]
+            raw_group, raw_operator = payload.get("group"), payload.get("operator")
+            if isinstance(raw_group, str | None) and isinstance(raw_operator, str | None):
+                # A member list names a handful of groups over thousands of rows.
+                hit = cache.get(("pg-raw", raw_group, raw_operator))
+                if hit is None:
+                    hit = self._group_spec(raw_group, raw_operator, default, cache)
+                    cache[("pg-raw", raw_group, raw_operator)] = hit
+                return hit
+            return self._group_spec(raw_group, raw_operator, default, cache)
+        return self._other_spec(payload, default, cache)
+
+    def _group_spec(
+        self,
+        raw_group: Any,
+        raw_operator: Any,
+        default: SourceSpec,
+        cache: dict[tuple[Any, ...], SourceSpec],
+    ) -> SourceSpec:
+        group = clean_text(raw_group) or None
+        operator = clean_text(raw_operator) or None
+        if group is None and operator is None:
+            return default
+        group = group or default.key
+        operator = operator or self.account
+        if group == default.key and operator == self.account:
+            return default
+        key = ("pg", group, operator)
+        if key not in cache:
+            cache[key] = SourceSpec(
+                kind=SourceKind.PEER_GROUP,
+                key=group,
+                name=group,
+                group_name=group,
+                operator_handle=operator,
+            )
+        return cache[key]
+
+    def _other_spec(
+        self,
+        payload: dict[str, Any],
+        default: SourceSpec,
+        cache: dict[tuple[Any, ...], SourceSpec],
+    ) -> SourceSpec | str:
         if self.kind == "self-media":
             plat = normalize_platform(payload.get("platform")) or self.platform
             if not plat:

@@ -20,11 +20,14 @@ crash loses the uncommitted batch only, and re-running the import redoes exactly
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from collections.abc import Iterable
+import threading
+from collections.abc import Generator, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
+from queue import Empty, Full, Queue
 from typing import Any
 
 from sqlalchemy import Engine, select, text
@@ -126,9 +129,52 @@ def ingest_items(
 ) -> IngestReport:
     """Store items in the raw log and resolve them, a transaction per batch; re-runs add nothing."""
     report = IngestReport()
-    for chunk in batched(items, batch_size):
-        report.add(_ingest_batch(engine, source, chunk, origin=origin, now=now or utcnow()))
+    with contextlib.closing(_read_ahead(batched(items, batch_size))) as chunks:
+        for chunk in chunks:
+            report.add(_ingest_batch(engine, source, chunk, origin=origin, now=now or utcnow()))
     return report
+
+
+def _read_ahead(chunks: Iterator[list[Any]]) -> Generator[list[Any]]:
+    """The same chunks, the next one read (parsed, normalized) while this one is written.
+
+    Reading is CPU work in Python and writing mostly waits on the database, so the two overlap.
+    At most one chunk waits in the queue: memory stays bounded by the batch size.
+    """
+    queue: Queue[tuple[str, Any]] = Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        queue.put(("chunk", chunk), timeout=0.1)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put(("end", None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            queue.put(("error", exc))
+
+    reader = threading.Thread(target=produce, name="ingest-read-ahead", daemon=True)
+    reader.start()
+    try:
+        while True:
+            kind, value = queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        while reader.is_alive():
+            with contextlib.suppress(Empty):
+                queue.get_nowait()  # unblock a producer waiting to put
+            reader.join(timeout=0.1)
 
 
 def _ingest_batch(
