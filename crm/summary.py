@@ -66,8 +66,12 @@ def funnel_summary(session: Session) -> dict[str, Any]:
         .tuples()
         .all()
     )
+    touches = session.scalar(select(func.count()).select_from(Touch)) or 0
+    touched = session.scalar(select(func.count(func.distinct(Touch.contact_id)))) or 0
     return {
         "contacts": contacts,
+        # Records that resolved to a contact already known from an earlier record.
+        "duplicate_records": touches - touched,
         "by_source": by_source,
         "by_tier": by_tier,
         "merged": by_status.get(ContactStatus.MERGED.value, 0),

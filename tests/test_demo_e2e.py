@@ -16,6 +16,7 @@ STABLE_KEYS = (
     "by_source",
     "by_tier",
     "merged",
+    "duplicate_records",
     "removed",
     "raw_records",
     "quarantined",
