@@ -253,6 +253,23 @@ def write_sample(directory: Path | str, *, contacts: int = 300, seed: int = 7) -
                 "time": _when(rnd, i),
             }
         )
+    # A few people sign up with the phone they gave in group A and the WeChat id they used in
+    # group B: two contacts turn out to be one person and are merged.
+    for i, j in ((1, cut[0] + 1), (10, cut[0] + 4), (19, cut[0] + 7)):
+        a, b = person(seed, i), person(seed, j)
+        if a["phone"] and b["wechat_id"]:
+            signups.append(
+                {
+                    "name": a["name"],
+                    "phone": messy_phone(a["phone"], rnd),
+                    "wechat_id": b["wechat_id"],
+                    "consent": True,
+                    "promoter": _PROMOTERS[0],
+                    "location": _LOCATIONS[0],
+                    "campaign": _CAMPAIGNS[0],
+                    "time": _when(rnd, j),
+                }
+            )
     signups.append({"name": "测试", "phone": "000", "consent": True, "promoter": "小张"})
     paths["qr-signups"] = out / "qr_signups.jsonl"
     _write_jsonl(paths["qr-signups"], signups)
