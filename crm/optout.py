@@ -186,15 +186,22 @@ def unsubscribe_url(contact_id: int, channel: str | None, *, settings: Settings)
     return f"{settings.public_base_url.rstrip('/')}/u/{token}"
 
 
-def apply_unsubscribe(
-    engine: Any, token: str, *, settings: Settings | None = None, now: datetime | None = None
-) -> dict[str, Any]:
-    """Opt out the contact a signed unsubscribe token names; InputError for a bad token."""
+def read_unsubscribe(token: str, *, settings: Settings | None = None) -> dict[str, Any]:
+    """The contact and channel a signed unsubscribe token names; InputError for a bad token."""
     key = (settings or get_settings()).secret_key.get_secret_value()
     try:
         data = URLSafeSerializer(key, salt=_SALT).loads(token)
     except BadSignature as exc:
         raise InputError("unsubscribe link is invalid") from exc
+    return {"contact_id": int(data["c"]), "channel": data.get("ch")}
+
+
+def apply_unsubscribe(
+    engine: Any, token: str, *, settings: Settings | None = None, now: datetime | None = None
+) -> dict[str, Any]:
+    """Opt out the contact a signed unsubscribe token names; InputError for a bad token."""
+    data = read_unsubscribe(token, settings=settings)
+    data = {"c": data["contact_id"], "ch": data["channel"]}
     with transaction(engine) as session:
         skipped = opt_out(
             session, int(data["c"]), channel=data.get("ch"), source="unsubscribe link", now=now

@@ -294,3 +294,32 @@ def test_signed_body_that_is_not_json_is_400(engine):
     )
     assert response.status_code == 400
     assert raw_count(engine) == 0
+
+
+def test_unsubscribe_link_asks_then_opts_out(engine, tmp_path):
+    """GET only asks (link scanners change nothing); POST opts out; a forged link is refused."""
+    from fastapi.testclient import TestClient
+
+    from crm.models import Consent
+    from crm.optout import unsubscribe_token
+    from crm.settings import get_settings
+    from flows.web.app import create_app
+    from tests.followups_helpers import make_contacts
+
+    st = get_settings(data_dir=tmp_path / "data")
+    (cid,) = make_contacts(engine, 1)
+    token = unsubscribe_token(cid, "email", settings=st)
+    client = TestClient(create_app(settings=st, engine=engine))
+
+    def opt_outs():
+        with transaction(engine) as s:
+            return s.scalars(select(Consent).where(Consent.kind == "opt_out")).all()
+
+    page = client.get(f"/u/{token}")
+    assert page.status_code == 200 and "确认退订" in page.text
+    assert opt_outs() == []
+    done = client.post(f"/u/{token}")
+    assert done.status_code == 200 and "已退订" in done.text
+    assert [(c.contact_id, c.channel) for c in opt_outs()] == [(cid, "email")]
+    assert client.post(f"/u/{token}x").status_code == 400
+    assert len(opt_outs()) == 1

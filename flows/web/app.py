@@ -18,7 +18,7 @@ from flows.web import manage, pages, public
 from flows.web.auth import CsrfFailed, LoginThrottle, NotLoggedIn, Sessions
 from flows.web.common import csrf_protect, current_user, render
 
-PUBLIC_PREFIXES = ("/login", "/healthz", "/s/", "/hooks/")
+PUBLIC_PREFIXES = ("/login", "/healthz", "/s/", "/hooks/", "/u/")
 
 
 def template_dir() -> Path:

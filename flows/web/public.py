@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 import templates as templates_pkg
 from crm.db import make_engine
+from crm.errors import InputError
 from crm.inbox import accept_pushed, accept_signup
 from crm.qr import ExpiredToken, InvalidToken, QrClaims, new_nonce, sign_nonce, verify_nonce
 from crm.qr import verify_token as verify_qr_token
@@ -166,3 +167,32 @@ async def hook_leads(request: Request) -> Response:
 async def hook_events(request: Request) -> Response:
     """Activity events pushed by another system, signed with the webhook secret."""
     return await _hook(request, "events")
+
+
+# --- unsubscribe links (退订) ------------------------------------------------------------
+# The signed token is the credential. GET only asks, so a mail scanner that follows links
+# cannot opt anyone out; the POST from the page does it.
+
+
+@router.get("/u/{token}", response_class=HTMLResponse)
+def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
+    """Ask the contact to confirm the opt-out the link carries."""
+    from crm.optout import read_unsubscribe
+
+    try:
+        data = read_unsubscribe(token, settings=_settings(request))
+    except InputError:
+        return _page("unsubscribe.html", 400, invalid=True)
+    return _page("unsubscribe.html", token=token, channel=data["channel"])
+
+
+@router.post("/u/{token}", response_class=HTMLResponse)
+def unsubscribe(request: Request, token: str) -> HTMLResponse:
+    """Opt the contact out at once; planned messages on that channel are skipped."""
+    from crm.optout import apply_unsubscribe
+
+    try:
+        result = apply_unsubscribe(_engine(request), token, settings=_settings(request))
+    except InputError:
+        return _page("unsubscribe.html", 400, invalid=True)
+    return _page("unsubscribe.html", token=token, channel=result["channel"], done=True)
