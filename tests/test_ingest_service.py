@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, func, select
 
 from crm.db import transaction
 from crm.domain import SourceKind
+from crm.errors import InputError
 from crm.ingest.records import RawItem, RejectedRow, SourceSpec
 from crm.ingest.service import ingest_items, ingest_path, process_pending
 from crm.models import (
@@ -168,3 +171,56 @@ def test_process_pending_replays_the_raw_log(engine: Engine) -> None:
     assert (rep.read, rep.new_contacts) == (1, 1)
     assert process_pending(engine, now=NOW).read == 0
     assert _count(engine, Consent) == 1
+
+
+def test_raw_log_keeps_each_record_once_with_its_outcome(engine: Engine) -> None:
+    items = [
+        _item("a", name="王\x00芳", phone="139 0000 2222", note="x\x00y\\u0000"),
+        _item("a", name="王芳", phone="139 0000 2222"),  # same key twice in the batch
+        _item("b", name="no id", phone="12"),
+        _item("c", wechat_id="Wang_Fang1", phone="+86 13900002222"),
+    ]
+    rep = ingest_items(engine, GROUP, items, origin="f.csv", now=NOW)
+    assert (rep.read, rep.new_contacts, rep.matched, rep.quarantined) == (4, 1, 2, 1)
+    with transaction(engine) as s:
+        raws = {r.record_key: r for r in s.scalars(select(RawRecord))}
+        contact_id = s.scalar(select(Identity.contact_id).where(Identity.value == "+8613900002222"))
+        q = s.scalars(select(QuarantinedRow)).one()
+        assert set(raws) == {"a", "b", "c"}
+        assert raws["a"].status == raws["c"].status == "processed"
+        assert raws["a"].contact_id == raws["c"].contact_id == contact_id
+        assert raws["a"].payload == {"name": "王芳", "phone": "139 0000 2222", "note": "xy\\u0000"}
+        assert s.get(Contact, contact_id).display_name == "王芳"
+        assert raws["a"].processed_at is not None and raws["a"].id < raws["c"].id
+        assert raws["b"].status == "quarantined" and raws["b"].contact_id is None
+        assert q.raw_record_id == raws["b"].id and "no usable identity" in q.reason
+        touched = set(s.scalars(select(Touch.raw_record_id)))
+        assert touched == {raws["a"].id, raws["c"].id}
+    again = ingest_items(engine, GROUP, items, origin="f.csv", now=NOW)
+    assert (again.new_contacts, again.matched, again.quarantined) == (0, 3, 1)
+    assert _count(engine, RawRecord) == 3 and _count(engine, Touch) == 2
+
+
+def test_raw_ids_follow_records_stored_by_others(engine: Engine) -> None:
+    with transaction(engine) as s:
+        src = SourceInstance(kind="qr_signup", key="qr:y", name="y", extra={})
+        s.add(src)
+        s.flush()
+        payload = {"phone": "13900003333"}
+        s.add(RawRecord(source_instance_id=src.id, record_key="k", payload=payload))
+    rep = ingest_items(engine, GROUP, [_item("n", phone="13900004444")], origin="f", now=NOW)
+    assert rep.new_contacts == 1
+    assert process_pending(engine, now=NOW).new_contacts == 1
+    assert _count(engine, RawRecord) == 2 and _count(engine, Touch) == 2
+
+
+def test_a_failing_reader_stops_the_import_after_the_committed_batches(engine: Engine) -> None:
+    def items() -> Iterator[RawItem]:
+        yield _item("1", phone="13900005551")
+        yield _item("2", phone="13900005552")
+        yield _item("3", phone="13900005553")
+        raise InputError("f.csv: the file changed while it was read")
+
+    with pytest.raises(InputError, match="changed"):
+        ingest_items(engine, GROUP, items(), origin="f.csv", now=NOW, batch_size=2)
+    assert _count(engine, RawRecord) == 2 and _count(engine, Contact) == 2

@@ -192,7 +192,7 @@ def _ingest_batch(
         # Adapters hand out a few spec objects shared by many items: look each up once.
         spec_ids: dict[int, int] = {}
         staged: list[tuple[int, int, str, str]] = []
-        by_key: dict[tuple[int, str], tuple[RawItem, int]] = {}
+        by_key: dict[tuple[int, str], tuple[RawItem, dict[str, Any], int]] = {}
         rejected: list[RejectedRow] = []
         for n, item in enumerate(chunk):
             if isinstance(item, RejectedRow):
@@ -209,11 +209,12 @@ def _ingest_batch(
             key = _key(item.record_key)
             if (sid, key) in by_key:
                 continue  # the same record twice in one batch: the raw log keeps one
-            blob = item.payload_json or _json(item.payload)
-            by_key[(sid, key)] = (item, len(blob))
-            # PostgreSQL text and jsonb cannot hold NUL characters; they carry nothing anyway.
+            payload, blob = item.payload, item.payload_json or _json(item.payload)
             if "\\u0000" in blob:
-                blob = blob.replace("\\u0000", "")
+                # PostgreSQL text and jsonb cannot hold NUL characters; they carry nothing anyway.
+                payload = _without_nul(payload)
+                blob = _json(payload)
+            by_key[(sid, key)] = (item, payload, len(blob))
             staged.append((n, sid, key, blob))
         if rejected:
             default_sid = ensure_source(session, source)
@@ -264,10 +265,20 @@ def _ingest_batch(
     return report
 
 
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
+
+
 def _new_records(
     session: Session,
     staged: list[tuple[int, int, str, str]],
-    by_key: dict[tuple[int, str], tuple[RawItem, int]],
+    by_key: dict[tuple[int, str], tuple[RawItem, dict[str, Any], int]],
 ) -> tuple[list[PendingRow], int, dict[int, tuple[int, str, str]]]:
     """The staged records not yet in the raw log, with raw ids reserved for them.
 
@@ -296,8 +307,8 @@ def _new_records(
     rows: list[PendingRow] = []
     blobs: dict[int, tuple[int, str, str]] = {}
     for raw_id, (_, sid, key, blob) in zip(ids, fresh, strict=True):
-        item, size = by_key[(sid, key)]
-        rows.append(PendingRow(raw_id, sid, item.payload, item.row_number, size))
+        item, payload, size = by_key[(sid, key)]
+        rows.append(PendingRow(raw_id, sid, payload, item.row_number, size))
         blobs[raw_id] = (sid, key, blob)
     bad = sum(1 for status in known.values() if status == RecordStatus.QUARANTINED.value)
     return rows, bad, blobs
