@@ -15,6 +15,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import Field
 
+from flows.alerts import on_failure
 from flows.runtime import engine_for, settings
 
 
@@ -91,7 +92,7 @@ def _plan_artifact(report: dict[str, Any]) -> None:
     )
 
 
-@flow(name="plan-campaign", log_prints=False)
+@flow(name="plan-campaign", on_failure=[on_failure], on_crashed=[on_failure], log_prints=False)
 def plan_campaign_flow(
     campaign: CampaignName,
     dry_run: bool = False,
@@ -118,7 +119,7 @@ def plan_campaign_flow(
     return report
 
 
-@flow(name="plan-all-campaigns")
+@flow(name="plan-all-campaigns", on_failure=[on_failure], on_crashed=[on_failure])
 def plan_all_flow(as_of: datetime | None = None) -> dict[str, Any]:
     """Plan every scheduled campaign (welcome, rules, nudges, onboarding, re-engagement)."""
     reports = plan_all_task(settings().sqlalchemy_url, as_of)
@@ -127,7 +128,7 @@ def plan_all_flow(as_of: datetime | None = None) -> dict[str, Any]:
     return reports
 
 
-@flow(name="dispatch-outbox")
+@flow(name="dispatch-outbox", on_failure=[on_failure], on_crashed=[on_failure])
 def dispatch_flow(limit: int = 200, workers: int = 2, until_idle: bool = True) -> dict[str, Any]:
     """Send due outbox messages (``limit`` rows per claim) within caps; publish counts."""
     result = dispatch_task(settings().sqlalchemy_url, limit, workers, until_idle)

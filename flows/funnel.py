@@ -20,6 +20,7 @@ from crm import migrate
 from crm.db import transaction
 from crm.settings import Settings
 from crm.summary import funnel_summary
+from flows.alerts import on_failure
 from flows.runtime import engine_for
 
 # The bundled sample's files, in the order a day's imports arrive.
@@ -94,7 +95,7 @@ def summarize(database_url: str) -> dict[str, Any]:
         return funnel_summary(session)
 
 
-@flow(name="funnel", log_prints=False)
+@flow(name="funnel", on_failure=[on_failure], on_crashed=[on_failure], log_prints=False)
 def funnel_flow(
     database_url: Annotated[str, Field(description="CRM database URL (SQLAlchemy form).")],
     sample_dir: Annotated[

@@ -14,6 +14,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import Field
 
+from flows.alerts import check_after_ingest, on_failure
 from flows.runtime import engine_for, settings
 
 FileKind = Literal["peer-group", "self-media", "events", "qr-signups"]
@@ -90,7 +91,7 @@ def publish(results: dict[str, dict[str, Any]], key: str) -> None:
     create_markdown_artifact(markdown="\n".join(lines), key=f"{key}-summary")
 
 
-@flow(name="ingest-file")
+@flow(name="ingest-file", on_failure=[on_failure], on_crashed=[on_failure])
 def ingest_file_flow(
     kind: Annotated[FileKind, Field(description="What the file holds.")],
     path: Annotated[str, Field(description="Path of the export file (CSV, XLSX or JSONL).")],
@@ -111,10 +112,11 @@ def ingest_file_flow(
     url = _url(database_url)
     report = ingest_file_task(url, kind, path, group, account, platform)
     publish({Path(path).name: report}, "ingest-file")
+    check_after_ingest(url)
     return report
 
 
-@flow(name="ingest-folder")
+@flow(name="ingest-folder", on_failure=[on_failure], on_crashed=[on_failure])
 def ingest_folder_flow(
     folder: Annotated[
         str | None,
@@ -151,4 +153,5 @@ def ingest_folder_flow(
             shutil.move(str(path), target / path.name)
     results["pending"] = resolve_pending_task(url)
     publish(results, "ingest-folder")
+    check_after_ingest(url)
     return results

@@ -12,6 +12,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
+from flows.alerts import check_after_ingest, on_failure
 from flows.runtime import engine_for, settings
 
 _COUNTS = ("read", "new_contacts", "matched", "merged", "quarantined", "events")
@@ -41,7 +42,7 @@ def _publish(report: dict[str, Any], *, key: str, source: str) -> None:
     create_table_artifact(table=[row], key=key, description=f"{source}: ingest counts")
 
 
-@flow(name="ingest-wecom-groups")
+@flow(name="ingest-wecom-groups", on_failure=[on_failure], on_crashed=[on_failure])
 def wecom_groups_flow(database_url: str | None = None) -> dict[str, Any]:
     """Pull WeCom customer-group members into contacts and publish the counts."""
     report = pull_wecom_groups_task(database_url or settings().sqlalchemy_url)
@@ -50,10 +51,12 @@ def wecom_groups_flow(database_url: str | None = None) -> dict[str, Any]:
     return report
 
 
-@flow(name="ingest-qr-signups")
+@flow(name="ingest-qr-signups", on_failure=[on_failure], on_crashed=[on_failure])
 def qr_signups_flow(database_url: str | None = None) -> dict[str, Any]:
     """Resolve new QR and invite sign-ups into contacts and publish the counts."""
-    report = resolve_signups_task(database_url or settings().sqlalchemy_url)
+    url = database_url or settings().sqlalchemy_url
+    report = resolve_signups_task(url)
     get_run_logger().info("qr sign-ups: %s", {k: report[k] for k in _COUNTS})
     _publish(report, key="ingest-qr-signups", source="qr sign-ups")
+    check_after_ingest(url)
     return report

@@ -18,6 +18,7 @@ from pydantic import Field
 from crm.db import transaction
 from crm.reports import funnel_report, report_tables, resolve_range, summary_lines
 from crm.reports.charts import data_uri, render_charts
+from flows.alerts import on_failure
 from flows.runtime import engine_for, settings
 
 Grouping = Literal["source", "kind", "promoter", "post", "group", "location", "campaign"]
@@ -78,7 +79,7 @@ def publish(report: dict[str, Any], charts: dict[str, str]) -> list[str]:
     return keys
 
 
-@flow(name="funnel-report", log_prints=False)
+@flow(name="funnel-report", on_failure=[on_failure], on_crashed=[on_failure], log_prints=False)
 def funnel_report_flow(
     days: Annotated[
         int,

@@ -16,6 +16,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from crm.rules import configured_rules
+from flows.alerts import on_failure, publish_alerts
 from flows.runtime import engine_for, settings
 
 
@@ -61,7 +62,7 @@ def _publish(result: dict[str, Any], *, key: str, title: str) -> None:
     )
 
 
-@flow(name="route")
+@flow(name="route", on_failure=[on_failure], on_crashed=[on_failure])
 def route_flow(
     dry_run: bool = False,
     rules_path: str | None = None,
@@ -73,10 +74,11 @@ def route_flow(
     result = score_and_route(url, rules_path, dry_run, False, as_of)
     get_run_logger().info("route: scored %s, moves %s", result["scored"], result["moves"])
     _publish(result, key="route", title="Route run")
+    publish_alerts(url)  # e.g. a tier whose groups have no room left
     return result
 
 
-@flow(name="cleanout")
+@flow(name="cleanout", on_failure=[on_failure], on_crashed=[on_failure])
 def cleanout_flow(
     rules_path: str | None = None,
     database_url: str | None = None,
