@@ -10,6 +10,8 @@ import re
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from crm.errors import InputError
+
 _PART = re.compile(r"(\d+)([dhms])")
 _UNIT = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -24,6 +26,19 @@ def parse_duration(text: str) -> timedelta:
     if not body or "".join(n + u for n, u in parts) != body:
         raise ValueError(f"not a duration: {text!r} (e.g. -1h, 10m, 1d12h)")
     return timedelta(seconds=sign * sum(int(n) * _UNIT[u] for n, u in parts))
+
+
+def parse_expiry(text: str, *, longest: timedelta | None = None) -> timedelta:
+    """A positive lifetime such as "7d", "12h", "30m" (QR codes, links); else InputError."""
+    try:
+        value = parse_duration(text or "")
+    except ValueError as exc:
+        raise InputError(f"bad duration {text!r}: expected e.g. 7d, 12h or 30m") from exc
+    if value <= timedelta(0):
+        raise InputError(f"bad duration {text!r}: must be longer than zero")
+    if longest is not None and value > longest:
+        raise InputError(f"duration {text!r} is longer than {longest.days} days")
+    return value
 
 
 def in_span(t: time, start: time, end: time) -> bool:

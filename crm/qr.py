@@ -7,7 +7,6 @@ contact, so a scanned code needs no database look-up to be trusted and cannot be
 
 from __future__ import annotations
 
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from pydantic import SecretStr
 from sqlalchemy import Engine, select
 
+from crm.cadence import parse_expiry
 from crm.contacts import resolve_contact_id
 from crm.db import transaction
 from crm.domain import SourceKind
@@ -30,8 +30,6 @@ from crm.settings import get_settings
 
 _SALT = "qunflow.qr-signup.v1"
 _NONCE_SALT = "qunflow.signup-nonce.v1"
-_DURATION = re.compile(r"^\s*(\d+)\s*([dhm])\s*$", re.IGNORECASE)
-_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 MAX_EXPIRY = timedelta(days=366)
 
 
@@ -108,14 +106,8 @@ def _secret(secret_key: SecretStr | str | None) -> str:
 
 
 def parse_duration(text: str) -> timedelta:
-    """``7d``, ``12h`` or ``30m`` as a timedelta; anything else is an InputError."""
-    match = _DURATION.match(text or "")
-    if not match or int(match.group(1)) == 0:
-        raise InputError(f"bad duration {text!r}: expected a number and d, h or m (7d, 12h, 30m)")
-    value = timedelta(**{_UNITS[match.group(2).lower()]: int(match.group(1))})
-    if value > MAX_EXPIRY:
-        raise InputError(f"duration {text!r} is longer than {MAX_EXPIRY.days} days")
-    return value
+    """How long a code stays valid: ``7d``, ``12h``, ``30m``, at most a year; else InputError."""
+    return parse_expiry(text, longest=MAX_EXPIRY)
 
 
 def sign_token(claims: QrClaims, secret_key: SecretStr | str | None = None) -> str:
