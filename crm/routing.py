@@ -24,7 +24,7 @@ from crm.domain import TIER_ORDER, ContactStatus, QueueStatus, Tier
 from crm.models import Contact, Membership, QueueItem, utcnow
 from crm.placement import pending_placements, place_contacts
 from crm.rules import Rules, configured_rules
-from crm.scoring import Scored, evaluate, load_facts, store_scores
+from crm.scoring import Scored, score_range, store_scores
 from crm.tiers import TierFacts, Transition, next_tier, record_transitions
 
 # Two route runs at once would record the same moves twice; PostgreSQL serializes them here.
@@ -138,8 +138,8 @@ def _run(
             return
         last = ids[-1]
         result.batches += 1
-        facts = load_facts(session, ids, rules, at)
-        scored = [evaluate(f, rules, at) for f in facts.values()]
+        batch = score_range(session, ids[0], last, rules, at)
+        scored = batch.scored
         result.scored += len(scored)
         moves: list[tuple[Transition, int, int]] = []
         for s in scored:
@@ -150,7 +150,7 @@ def _run(
             result.moves[move.key] += 1
         if not write:
             continue
-        store_scores(session, scored, rules, at)
+        store_scores(session, batch.changed, rules, at)
         record_transitions(session, moves, rules_version=rules.version, actor="route", now=at)
         _leave_groups(session, [(m, cid) for m, cid, _ in moves if m.removed], at)
         result.queued += _queue_prospects(

@@ -3,8 +3,10 @@
 A score is the integer sum of its signals, so the stored breakdown adds up to it exactly, and
 it is reproducible from the events, the touches, the consents and the rules version alone
 (given the time it was computed at). The pure part (:func:`evaluate`, :func:`score`,
-:func:`bucket_events`) knows nothing of the database; :func:`load_facts` aggregates one batch of
-contacts with a few GROUP BY queries and :func:`store_scores` writes a batch back at once.
+:func:`bucket_events`, :func:`evaluate_tally`) knows nothing of the database;
+:func:`score_range` reduces a batch of contacts' events to one row each in a single aggregate
+query and scores those rows with the same arithmetic, and :func:`store_scores` writes back, at
+once, only the contacts whose score or breakdown changed.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Date,
-    String,
+    Float,
+    Text,
     and_,
     bindparam,
     case,
@@ -31,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from crm.db import is_postgres
-from crm.domain import EventKind
+from crm.domain import ContactStatus, EventKind
 from crm.models import Consent, Contact, Event, SourceInstance, Touch, UTCDateTime
 from crm.rules import Rules
 
@@ -111,12 +114,6 @@ def _capped(points: int, cap: int) -> int:
     return min(points, cap)
 
 
-def _ids(buckets: Iterable[EventBucket], cap: int, *, flagged: bool = False) -> list[int]:
-    # The newest evidence first (ids grow as events are recorded).
-    found = [i for b in buckets for i in (b.flagged_ids if flagged else b.ids)]
-    return sorted(found, reverse=True)[:cap]
-
-
 def text_of(payload: Mapping[str, Any]) -> str:
     """The text a message event carries (``message`` or ``text`` key)."""
     value = payload.get("message")
@@ -190,59 +187,109 @@ def _answers_of(payload: Mapping[str, Any]) -> Mapping[str, Any]:
     return inner if isinstance(inner, Mapping) else payload
 
 
-def evaluate(facts: ContactFacts, rules: Rules, now: datetime) -> Scored:
-    """Score one contact: each signal's integer points, with the events behind them."""
-    sig = rules.signals
-    cap = rules.breakdown_event_cap
-    today = now.astimezone(UTC).date()
-    by_kind: dict[str, list[EventBucket]] = {}
+class Tally(NamedTuple):
+    """A contact's events reduced to what the signals count (from buckets or one SQL row).
+
+    ``evidence`` maps a signal to candidate event ids: a superset of its newest ids up to the
+    breakdown cap (the newest ``cap`` of each kind and flag), sorted and cut when it scores.
+    """
+
+    counts: Mapping[str, int]
+    intent: int = 0
+    ads: int = 0
+    decayed: float = 0.0
+    last_day: date | None = None
+    evidence: Mapping[str, Sequence[int]] = {}
+
+
+def tally(facts: ContactFacts, rules: Rules) -> Tally:
+    """Reduce a contact's event buckets to the counts, decayed sum and evidence signals use."""
     counts: dict[str, int] = {}
+    by_kind: dict[str, list[EventBucket]] = {}
     for b in facts.buckets:
         by_kind.setdefault(b.kind, []).append(b)
         counts[b.kind] = counts.get(b.kind, 0) + b.total
 
+    def ids(*kinds: str, flagged: bool = False) -> list[int]:
+        return [
+            i
+            for k in kinds
+            for b in by_kind.get(k, [])
+            for i in (b.flagged_ids if flagged else b.ids)
+        ]
+
+    engaged_kinds = [k.value for k in rules.signals.engagement.kinds]
+    engaged = [b for b in facts.buckets if b.kind in engaged_kinds]
+    active_days = [b.last_day for b in facts.buckets if b.kind in ACTIVITY_KINDS]
+    return Tally(
+        counts=counts,
+        intent=sum(b.flagged for b in by_kind.get(EventKind.MESSAGE, [])),
+        ads=sum(b.flagged for b in by_kind.get(EventKind.VIOLATION, [])),
+        decayed=sum(b.decayed for b in engaged),
+        last_day=max(active_days, default=None),
+        evidence=_evidence_of(ids, engaged_kinds),
+    )
+
+
+def _evidence_of(ids: Callable[..., list[int]], engaged_kinds: Sequence[str]) -> dict[str, Any]:
+    # Which events stand behind each signal: one definition for buckets and SQL rows alike.
+    return {
+        "intent": ids(EventKind.MESSAGE, flagged=True),
+        "engagement": ids(*engaged_kinds),
+        "contribution": ids(EventKind.MESSAGE, EventKind.SHARE),
+        "referrals": ids(EventKind.REFERRAL),
+        "attendance": ids(EventKind.ACTIVITY_ATTENDED),
+        "ads": ids(EventKind.VIOLATION, flagged=True),
+        "violations": ids(EventKind.VIOLATION),
+        "opt_out": ids(EventKind.OPT_OUT),
+    }
+
+
+def evaluate(facts: ContactFacts, rules: Rules, now: datetime) -> Scored:
+    """Score one contact: each signal's integer points, with the events behind them."""
+    return evaluate_tally(facts, tally(facts, rules), rules, now)
+
+
+def evaluate_tally(facts: ContactFacts, t: Tally, rules: Rules, now: datetime) -> Scored:
+    """Score one contact from its tally (``facts`` gives sources, answers, consent, dates)."""
+    sig = rules.signals
+    cap = rules.breakdown_event_cap
+    today = now.astimezone(UTC).date()
+    counts = t.counts
+
     def total(kind: str) -> int:
         return counts.get(kind, 0)
 
-    messages = by_kind.get(EventKind.MESSAGE, [])
-    intent_count = sum(b.flagged for b in messages)
-    violations_b = by_kind.get(EventKind.VIOLATION, [])
-    ads = sum(b.flagged for b in violations_b)
+    intent_count = t.intent
+    ads = t.ads
     violations = total(EventKind.VIOLATION) - ads
     opted_out = facts.opted_out or total(EventKind.OPT_OUT) > 0
 
     parts: list[dict[str, Any]] = []
 
-    def add(signal: str, points: int, events: Callable[[], list[int]]) -> None:
-        # Evidence is only gathered for signals that score: most contacts score few.
+    def add(signal: str, points: int, evidence: str | None = None) -> None:
+        # Evidence is only sorted for signals that score: most contacts score few.
         if points:
-            parts.append({"signal": signal, "points": int(points), "events": events()})
+            found = t.evidence.get(evidence, ()) if evidence else ()
+            events = sorted(found, reverse=True)[:cap] if found else []
+            parts.append({"signal": signal, "points": int(points), "events": events})
 
     # Source quality: the best source the contact arrived through.
     if facts.sources:
-        best = max(facts.sources, key=lambda k: (sig.source.points_for(k), k))
+        best = _best_source(facts.sources, rules)
         points = sig.source.points_for(best)
         label = f"source:{best}"
         if "self_media" in facts.sources and intent_count:
             points += sig.source.self_media_intent_bonus
             label += "+intent"
-        add(label, points, list)
+        add(label, points)
 
-    add(
-        "intent",
-        _capped(sig.intent.weight * intent_count, sig.intent.max_points),
-        lambda: _ids(messages, cap, flagged=True),
-    )
-
-    engaged = [b for b in facts.buckets if b.kind in sig.engagement.kinds]
-    decayed = sum(b.decayed for b in engaged)
+    add("intent", _capped(sig.intent.weight * intent_count, sig.intent.max_points), "intent")
     add(
         "engagement",
-        _capped(_round(sig.engagement.weight * decayed), sig.engagement.max_points),
-        lambda: _ids(engaged, cap),
+        _capped(_round(sig.engagement.weight * t.decayed), sig.engagement.max_points),
+        "engagement",
     )
-
-    shares = by_kind.get(EventKind.SHARE, [])
     add(
         "contribution",
         _capped(
@@ -250,54 +297,42 @@ def evaluate(facts: ContactFacts, rules: Rules, now: datetime) -> Scored:
             + sig.contribution.share_weight * total(EventKind.SHARE),
             sig.contribution.max_points,
         ),
-        lambda: _ids([*messages, *shares], cap),
+        "contribution",
     )
-
-    referrals = by_kind.get(EventKind.REFERRAL, [])
     add(
         "referrals",
         _capped(sig.referrals.weight * total(EventKind.REFERRAL), sig.referrals.max_points),
-        lambda: _ids(referrals, cap),
+        "referrals",
     )
-
-    screening_points, screening_ids = _screening(facts.answers, rules) if facts.answers else (0, [])
-    add(
-        "screening",
-        _capped(screening_points, sig.screening.max_points),
-        lambda: screening_ids[:cap],
-    )
-
-    attended = by_kind.get(EventKind.ACTIVITY_ATTENDED, [])
+    if facts.answers:
+        screening_points, screening_ids = _screening(facts.answers, rules)
+        screening_points = _capped(screening_points, sig.screening.max_points)
+        if screening_points:
+            parts.append(
+                {"signal": "screening", "points": screening_points, "events": screening_ids[:cap]}
+            )
     add(
         "attendance",
         _capped(
             sig.attendance.weight * total(EventKind.ACTIVITY_ATTENDED), sig.attendance.max_points
         ),
-        lambda: _ids(attended, cap),
+        "attendance",
     )
 
     neg = sig.negative
-    add("ads", neg.ad_weight if ads else 0, lambda: _ids(violations_b, cap, flagged=True))
-    add(
-        "violations",
-        neg.violation_weight * violations,
-        lambda: _ids(violations_b, cap),
-    )
-    add(
-        "opt_out",
-        neg.opt_out_weight if opted_out else 0,
-        lambda: _ids(by_kind.get("opt_out", []), cap),
-    )
+    add("ads", neg.ad_weight if ads else 0, "ads")
+    add("violations", neg.violation_weight * violations, "violations")
+    add("opt_out", neg.opt_out_weight if opted_out else 0, "opt_out")
 
     # Silence counts from the last thing the contact did, else from when we first saw them.
-    active_days = [b.last_day for b in facts.buckets if b.kind in ACTIVITY_KINDS]
+    last_day = t.last_day
     if facts.last_active_at is not None:
-        active_days.append(facts.last_active_at.astimezone(UTC).date())
-    last_day = max(active_days, default=None)
+        seen = facts.last_active_at.astimezone(UTC).date()
+        last_day = seen if last_day is None else max(last_day, seen)
     if last_day is None and facts.first_seen_at is not None:
         last_day = facts.first_seen_at.astimezone(UTC).date()
     silent_days = max(0, (today - last_day).days) if last_day is not None else 0
-    add("silence", neg.silence_weight if silent_days >= neg.silence_days else 0, list)
+    add("silence", neg.silence_weight if silent_days >= neg.silence_days else 0)
 
     return Scored(
         contact_id=facts.contact_id,
@@ -311,6 +346,10 @@ def evaluate(facts: ContactFacts, rules: Rules, now: datetime) -> Scored:
         last_active_day=last_day,
         facts=facts,
     )
+
+
+def _best_source(sources: frozenset[str], rules: Rules) -> str:
+    return max(sources, key=lambda k: (rules.signals.source.points_for(k), k))
 
 
 def _screening(answers: Sequence[Answer], rules: Rules) -> tuple[int, list[int]]:
@@ -368,61 +407,49 @@ def _like_any(column: Any, words: Iterable[str]) -> Any:
 
 
 def _id_list(expr: Any, pg: bool) -> Any:
+    # PostgreSQL hands back a list; SQLite a comma-separated string (see _id_seq).
     if pg:
-        return func.string_agg(cast(expr, String), literal(","))
+        return func.array_agg(expr)
     return func.group_concat(expr)
 
 
-def _parse_ids(value: Any, cap: int) -> tuple[int, ...]:
+def _id_seq(value: Any) -> Sequence[int]:
     if not value:
         return ()
-    return tuple(sorted(map(int, str(value).split(",")), reverse=True)[:cap])
+    if isinstance(value, list):
+        return value
+    return [int(v) for v in str(value).split(",")]
 
 
-def load_facts(
-    session: Session, contact_ids: Sequence[int], rules: Rules, now: datetime
-) -> dict[int, ContactFacts]:
-    """Aggregate the facts of a batch of contacts (ids ascending) in a few GROUP BY queries."""
-    if not contact_ids:
-        return {}
-    lo, hi = contact_ids[0], contact_ids[-1]
-    wanted = set(contact_ids)
-    base: dict[int, dict[str, Any]] = {}
-    for row in session.execute(
-        select(
-            Contact.id,
-            Contact.tier,
-            Contact.status,
-            Contact.first_seen_at,
-            Contact.last_active_at,
-            Contact.tier_entered_at,
-            Contact.referred_by_id,
-        ).where(Contact.id.between(lo, hi))
-    ):
-        if row.id in wanted:
-            base[row.id] = {
-                "contact_id": row.id,
-                "tier": row.tier,
-                "status": row.status,
-                "first_seen_at": row.first_seen_at,
-                "last_active_at": row.last_active_at,
-                "tier_entered_at": row.tier_entered_at,
-                "sources": {"referral"} if row.referred_by_id is not None else set(),
-                "buckets": [],
-                "answers": [],
-                "opted_out": False,
-            }
+def _text_list(expr: Any, pg: bool) -> Any:
+    if pg:
+        return func.string_agg(expr, literal(","))
+    return func.group_concat(expr)
 
-    for cid, kind in session.execute(
-        select(Touch.contact_id, SourceInstance.kind)
-        .join(SourceInstance, SourceInstance.id == Touch.source_instance_id)
-        .where(Touch.contact_id.between(lo, hi))
-        .group_by(Touch.contact_id, SourceInstance.kind)
-    ):
-        if cid in base:
-            base[cid]["sources"].add(kind)
 
+def breakdown_text(breakdown: list[dict[str, Any]]) -> str:
+    """The stored form of a breakdown: what PostgreSQL's jsonb prints, so it compares as text."""
+    return json.dumps(breakdown, ensure_ascii=False, sort_keys=True)
+
+
+class Rescored(NamedTuple):
+    """A batch scored: every contact, and those whose stored score must be rewritten."""
+
+    scored: list[Scored]
+    changed: list[tuple[Scored, str]]
+
+
+def score_range(session: Session, lo: int, hi: int, rules: Rules, now: datetime) -> Rescored:
+    """Score the active contacts with ids in [lo, hi]: one aggregate query, then the rules.
+
+    Events are reduced in SQL to one row per contact (counts per kind, intent and ad counts,
+    the decayed engagement sum, the newest ids of each kind as evidence); the integer points
+    come from :func:`evaluate_tally`, the same arithmetic as :func:`score`. A contact is
+    ``changed`` when its score, breakdown, warnings or rules version differ from the stored.
+    """
     pg = is_postgres(session)
+    cap = rules.breakdown_event_cap
+    in_range = Event.contact_id.between(lo, hi)
     message_text = func.lower(
         func.coalesce(Event.payload["message"].as_string(), Event.payload["text"].as_string())
     )
@@ -444,115 +471,204 @@ def load_facts(
         ),
         else_=0,
     )
-    cap = rules.breakdown_event_cap
-    # One row per event with its flag and day, ranked newest first among the contact's
-    # events of the same kind and flag; then one row per (contact, kind): counts, the decayed
-    # sum and the newest ids (the newest `cap` of a kind are among the newest `cap` flagged
-    # plus the newest `cap` unflagged ones).
-    flagged_events = (
-        select(
-            Event.contact_id,
-            Event.kind,
-            Event.id,
-            flag.label("flag"),
-            _day_expr(session).label("day"),
-        )
-        .where(Event.contact_id.between(lo, hi))
-        .subquery()
-    )
-    ranked = select(
-        flagged_events,
-        func.row_number()
-        .over(
-            partition_by=(
-                flagged_events.c.contact_id,
-                flagged_events.c.kind,
-                flagged_events.c.flag,
-            ),
-            order_by=flagged_events.c.id.desc(),
-        )
-        .label("rn"),
-    ).subquery()
+    flagged_events = select(
+        Event.contact_id,
+        Event.kind,
+        Event.id,
+        flag.label("flag"),
+        _day_expr(session).label("day"),
+    ).where(in_range)
+    if cap:
+        # Rank newest first within (contact, kind, flag): the newest `cap` ids of any signal
+        # are among the top `cap` of each of its kinds and flags.
+        sub = flagged_events.subquery()
+        ranked = select(
+            sub,
+            func.row_number()
+            .over(partition_by=(sub.c.contact_id, sub.c.kind, sub.c.flag), order_by=sub.c.id.desc())
+            .label("rn"),
+        ).subquery()
+        newest = ranked.c.rn <= cap
+    else:
+        ranked = flagged_events.subquery()
+        newest = literal(False)
+    r = ranked.c
     today = now.astimezone(UTC).date()
     if pg:
-        age = literal(today, Date) - ranked.c.day
+        age = func.greatest(literal(today, Date) - r.day, 0)
+        weight = func.power(
+            cast(literal(0.5), Float),
+            cast(age, Float) / cast(literal(float(rules.signals.engagement.half_life_days)), Float),
+        )
     else:
-        age = func.julianday(literal(today.isoformat())) - func.julianday(ranked.c.day)
-    half_life = literal(float(rules.signals.engagement.half_life_days))
-    stmt = select(
-        ranked.c.contact_id,
-        ranked.c.kind,
-        func.count().label("n"),
-        func.max(ranked.c.day).label("last_day"),
-        func.sum(func.power(literal(0.5), age / half_life)).label("decayed"),
-        func.sum(ranked.c.flag).label("flagged"),
-        _id_list(case((ranked.c.rn <= cap, ranked.c.id), else_=None), pg).label("ids"),
-        _id_list(
-            case((and_(ranked.c.flag == 1, ranked.c.rn <= cap), ranked.c.id), else_=None), pg
-        ).label("flagged_ids"),
-    ).group_by(ranked.c.contact_id, ranked.c.kind)
-    for cid, kind, n, last_day, decayed, flagged, ids, flagged_ids in session.execute(
-        stmt
-    ).tuples():
-        entry = base.get(cid)
-        if entry is not None:
-            entry["buckets"].append(
-                EventBucket(
-                    kind,
-                    n,
-                    _as_date(last_day),
-                    float(decayed or 0.0),
-                    _parse_ids(ids, cap),
-                    int(flagged or 0),
-                    _parse_ids(flagged_ids, cap),
-                )
-            )
+        age = func.max(func.julianday(literal(today.isoformat())) - func.julianday(r.day), 0)
+        weight = func.power(0.5, age / literal(float(rules.signals.engagement.half_life_days)))
+    engaged = [k.value for k in rules.signals.engagement.kinds]
+    message, violation = EventKind.MESSAGE.value, EventKind.VIOLATION.value
 
+    def ids(cond: Any) -> Any:
+        return _id_list(r.id, pg).filter(and_(cond, newest))
+
+    agg = (
+        select(
+            r.contact_id.label("cid"),
+            *[func.count().filter(r.kind == k.value).label(f"n_{k.value}") for k in _COUNTED],
+            func.count().filter(and_(r.kind == message, r.flag == 1)).label("n_intent"),
+            func.count().filter(and_(r.kind == violation, r.flag == 1)).label("n_ads"),
+            func.sum(weight).filter(r.kind.in_(engaged)).label("decayed"),
+            func.max(r.day).filter(r.kind.in_([k.value for k in ACTIVITY_KINDS])).label("last_day"),
+            ids(and_(r.kind == message, r.flag == 1)).label("e_intent"),
+            ids(r.kind.in_(engaged)).label("e_engagement"),
+            ids(r.kind.in_([message, EventKind.SHARE.value])).label("e_contribution"),
+            ids(r.kind == EventKind.REFERRAL.value).label("e_referrals"),
+            ids(r.kind == EventKind.ACTIVITY_ATTENDED.value).label("e_attendance"),
+            ids(and_(r.kind == violation, r.flag == 1)).label("e_ads"),
+            ids(r.kind == violation).label("e_violations"),
+            ids(r.kind == EventKind.OPT_OUT.value).label("e_opt_out"),
+        )
+        .group_by(r.contact_id)
+        .subquery()
+    )
+    kinds = (
+        select(Touch.contact_id, SourceInstance.kind)
+        .join(SourceInstance, SourceInstance.id == Touch.source_instance_id)
+        .where(Touch.contact_id.between(lo, hi))
+        .distinct()
+        .subquery()
+    )
+    sources = (
+        select(kinds.c.contact_id.label("cid"), _text_list(kinds.c.kind, pg).label("kinds"))
+        .group_by(kinds.c.contact_id)
+        .subquery()
+    )
+    # Opted out: an opt-out recorded after the latest consent (or with none at all).
+    consents = (
+        select(
+            Consent.contact_id.label("cid"),
+            func.max(Consent.id).filter(Consent.kind == "opt_out").label("opt_out"),
+            func.max(Consent.id).filter(Consent.kind == "consent").label("consent"),
+        )
+        .where(Consent.contact_id.between(lo, hi))
+        .group_by(Consent.contact_id)
+        .subquery()
+    )
+    stmt = (
+        select(
+            Contact.id,
+            Contact.tier,
+            Contact.status,
+            Contact.first_seen_at,
+            Contact.last_active_at,
+            Contact.tier_entered_at,
+            Contact.referred_by_id,
+            Contact.score,
+            cast(Contact.score_breakdown, Text).label("stored"),
+            Contact.warnings,
+            Contact.rules_version,
+            sources.c.kinds,
+            consents.c.opt_out,
+            consents.c.consent,
+            agg,
+        )
+        .outerjoin(agg, agg.c.cid == Contact.id)
+        .outerjoin(sources, sources.c.cid == Contact.id)
+        .outerjoin(consents, consents.c.cid == Contact.id)
+        .where(Contact.id.between(lo, hi), Contact.status == ContactStatus.ACTIVE.value)
+        .order_by(Contact.id)
+    )
+    answers: dict[int, list[Answer]] = {}
     if rules.signals.screening.questions:
         for cid, eid, payload in session.execute(
             select(Event.contact_id, Event.id, Event.payload).where(
-                Event.contact_id.between(lo, hi), Event.kind == EventKind.ANSWER.value
+                in_range, Event.kind == EventKind.ANSWER.value
             )
         ):
-            if cid in base:
-                base[cid]["answers"].append(Answer(int(eid), _answers_of(payload or {})))
+            answers.setdefault(int(cid), []).append(Answer(int(eid), _answers_of(payload or {})))
 
-    # Opted out: an opt-out recorded after the latest consent (or with none at all).
-    latest = (
-        select(Consent.contact_id, Consent.kind, func.max(Consent.id).label("last"))
-        .where(Consent.contact_id.between(lo, hi))
-        .group_by(Consent.contact_id, Consent.kind)
-    )
-    marks: dict[int, dict[str, int]] = {}
-    for cid, kind, last in session.execute(latest):
-        marks.setdefault(cid, {})[kind] = int(last)
-    for cid, kinds in marks.items():
-        if cid in base and kinds.get("opt_out", 0) > kinds.get("consent", 0):
-            base[cid]["opted_out"] = True
-
-    return {
-        cid: ContactFacts(
+    source_sets: dict[Any, frozenset[str]] = {}
+    scored: list[Scored] = []
+    changed: list[tuple[Scored, str]] = []
+    counted = [(f"n_{k.value}", k.value) for k in _COUNTED]
+    evidence = [f"e_{name}" for name in _EVIDENCE]
+    version = rules.version
+    for row in session.execute(stmt).mappings():
+        key = (row["kinds"], row["referred_by_id"] is not None)
+        found = source_sets.get(key)
+        if found is None:
+            names = set(str(row["kinds"]).split(",")) if row["kinds"] else set()
+            if key[1]:
+                names.add("referral")
+            found = source_sets[key] = frozenset(names)
+        opt, consent = row["opt_out"], row["consent"]
+        cid = row["id"]
+        facts = ContactFacts(
             contact_id=cid,
-            sources=frozenset(e["sources"]),
-            buckets=tuple(e["buckets"]),
-            answers=tuple(e["answers"]),
-            opted_out=e["opted_out"],
-            tier=e["tier"],
-            status=e["status"],
-            first_seen_at=e["first_seen_at"],
-            last_active_at=e["last_active_at"],
-            tier_entered_at=e["tier_entered_at"],
+            sources=found,
+            answers=tuple(answers.get(cid, ())),
+            opted_out=opt is not None and opt > (consent or 0),
+            tier=row["tier"],
+            status=row["status"],
+            first_seen_at=row["first_seen_at"],
+            last_active_at=row["last_active_at"],
+            tier_entered_at=row["tier_entered_at"],
         )
-        for cid, e in base.items()
-    }
+        if row["cid"] is None:
+            t = Tally(counts={})
+        else:
+            last = row["last_day"]
+            t = Tally(
+                counts={kind: row[col] for col, kind in counted if row[col]},
+                intent=row["n_intent"],
+                ads=row["n_ads"],
+                decayed=float(row["decayed"] or 0.0),
+                last_day=_as_date(last) if last is not None else None,
+                evidence={
+                    name: _id_seq(row[col]) for name, col in zip(_EVIDENCE, evidence, strict=True)
+                },
+            )
+        result = evaluate_tally(facts, t, rules, now)
+        scored.append(result)
+        text_form = breakdown_text(result.breakdown)
+        if (
+            result.score != row["score"]
+            or text_form != row["stored"]
+            or result.violations != row["warnings"]
+            or row["rules_version"] != version
+        ):
+            changed.append((result, text_form))
+    return Rescored(scored, changed)
 
 
-def store_scores(session: Session, scored: Sequence[Scored], rules: Rules, now: datetime) -> None:
-    """Write a batch of scores back in one statement (COPY + UPDATE … FROM on PostgreSQL)."""
-    if not scored:
+# Kinds whose events are counted per contact, and the signals that cite events.
+_COUNTED = (
+    EventKind.MESSAGE,
+    EventKind.SHARE,
+    EventKind.REFERRAL,
+    EventKind.ACTIVITY_ATTENDED,
+    EventKind.VIOLATION,
+    EventKind.OPT_OUT,
+    EventKind.PURCHASE,
+)
+_EVIDENCE = (
+    "intent",
+    "engagement",
+    "contribution",
+    "referrals",
+    "attendance",
+    "ads",
+    "violations",
+    "opt_out",
+)
+
+
+def store_scores(
+    session: Session, changed: Sequence[tuple[Scored, str]], rules: Rules, now: datetime
+) -> None:
+    """Write changed scores back at once (PostgreSQL: COPY into a temp table + UPDATE … FROM)."""
+    if not changed:
         return
     if is_postgres(session):
-        _store_scores_pg(session, scored, rules, now)
+        _store_scores_pg(session, changed, rules, now)
         return
     session.execute(
         _UPDATE_SCORES,
@@ -560,12 +676,12 @@ def store_scores(session: Session, scored: Sequence[Scored], rules: Rules, now: 
             {
                 "id": s.contact_id,
                 "score": s.score,
-                "breakdown": s.breakdown,
+                "breakdown": text_form,
                 "warnings": s.violations,
                 "version": rules.version,
                 "at": now,
             }
-            for s in scored
+            for s, text_form in changed
         ],
     )
 
@@ -573,14 +689,11 @@ def store_scores(session: Session, scored: Sequence[Scored], rules: Rules, now: 
 _UPDATE_SCORES = text(
     "UPDATE contacts SET score = :score, score_breakdown = :breakdown, warnings = :warnings, "
     "rules_version = :version, scored_at = :at, updated_at = :at WHERE id = :id"
-).bindparams(
-    bindparam("breakdown", type_=Contact.__table__.c.score_breakdown.type),
-    bindparam("at", type_=UTCDateTime()),
-)
+).bindparams(bindparam("at", type_=UTCDateTime()))
 
 
 def _store_scores_pg(
-    session: Session, scored: Sequence[Scored], rules: Rules, now: datetime
+    session: Session, changed: Sequence[tuple[Scored, str]], rules: Rules, now: datetime
 ) -> None:
     conn = session.connection()
     conn.execute(
@@ -597,14 +710,12 @@ def _store_scores_pg(
         raw.cursor() as cur,
         cur.copy("COPY route_scores (id, score, breakdown, warnings) FROM STDIN") as copy,
     ):
-        for s in scored:
-            copy.write_row(
-                (s.contact_id, s.score, json.dumps(s.breakdown, ensure_ascii=False), s.violations)
-            )
+        for s, text_form in changed:
+            copy.write_row((s.contact_id, s.score, text_form, s.violations))
     conn.execute(
         text(
             "UPDATE contacts SET score = s.score, score_breakdown = s.breakdown, "
-            "warnings = s.warnings, rules_version = :version, scored_at = :at "
+            "warnings = s.warnings, rules_version = :version, scored_at = :at, updated_at = :at "
             "FROM route_scores s WHERE contacts.id = s.id"
         ),
         {"version": rules.version, "at": now},
