@@ -1,11 +1,11 @@
 """Outbox persistence: claiming due rows in batches and marking outcomes, set-based.
 
-A claim is one ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n) RETURNING``
-(on SQLite the same statement inside ``BEGIN IMMEDIATE``) that also returns what rendering
-needs (contact, address, opt-out flag, group), so a batch costs one round trip to claim.
-Rows whose lease expired are claimed again. ``sending_at`` records that an attempt may have
-reached the provider: the claim sets it for channels that can be asked afterwards, other
-channels set it right before the provider call.
+A claim is one statement that locks due rows with ``FOR UPDATE SKIP LOCKED``, marks them
+claimed and returns what rendering needs (contact, address, opt-out flag, group), so a batch
+costs one round trip to claim (on SQLite the same inside ``BEGIN IMMEDIATE``). Rows whose
+lease expired are claimed again. ``sending_at`` records that an attempt may have reached the
+provider: the claim sets it for channels that can be asked afterwards, other channels set it
+right before the provider call. Outcomes are written by one statement per batch.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, bindparam, insert, text
+from sqlalchemy import JSON, TextualSelect, bindparam, insert, text
 from sqlalchemy.orm import Session
 
 from crm.db import is_postgres
@@ -58,22 +58,58 @@ class Claimed:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _claim_sql(postgres: bool) -> str:
-    lock = "FOR UPDATE SKIP LOCKED" if postgres else ""
-    lookups = ", ".join(f"'{c}'" for c in LOOKUP_CHANNELS)
-    return f"""
-UPDATE outbox SET
+_CLAIM_SET = """
   state = 'claimed', claimed_by = :token, claim_expires_at = :expires,
   attempts = attempts + 1, updated_at = :now,
   sending_at = CASE WHEN sending_at IS NOT NULL THEN sending_at
                     WHEN channel IN ({lookups}) THEN :now ELSE NULL END
+""".format(lookups=", ".join(f"'{c}'" for c in LOOKUP_CHANNELS))
+
+_CLAIM_RETURNS = """id, campaign, step, contact_id, channel, template, account_id,
+  community_id, action, context, attempts, idempotency_key, sending_at"""
+
+# PostgreSQL: each state is read in (state, due_at) index order, so a claim touches only the
+# rows it takes (an OR over states, or ORDER BY across them, sorts every due row instead).
+# Expired leases go first, then deferred rows, then planned ones; the CTE scans are pulled
+# lazily, so rows beyond the batch are neither read nor locked. ``id = ANY(ARRAY(…))`` keeps
+# the update an index lookup by id; contacts and groups are joined once per row.
+_CLAIM_PG = f"""
+WITH expired AS (
+  SELECT id FROM outbox WHERE state = 'claimed' AND claim_expires_at < :now
+  ORDER BY due_at FOR UPDATE SKIP LOCKED),
+deferred AS (
+  SELECT id FROM outbox WHERE state = 'deferred' AND due_at <= :now
+  ORDER BY due_at FOR UPDATE SKIP LOCKED),
+planned AS (
+  SELECT id FROM outbox WHERE state = 'planned' AND due_at <= :now
+  ORDER BY due_at FOR UPDATE SKIP LOCKED),
+pick AS (
+  SELECT id FROM expired UNION ALL SELECT id FROM deferred UNION ALL SELECT id FROM planned
+  LIMIT :n),
+upd AS (
+  UPDATE outbox SET {_CLAIM_SET}
+  WHERE id = ANY(ARRAY(SELECT id FROM pick))
+  RETURNING {_CLAIM_RETURNS})
+SELECT upd.*, c.display_name AS contact_name, c.tier AS contact_tier,
+  (SELECT i.value FROM identities i WHERE i.contact_id = upd.contact_id
+     AND i.kind = {ADDRESS_KIND_SQL.replace("outbox.", "upd.")} ORDER BY i.id LIMIT 1) AS address,
+  EXISTS (SELECT 1 FROM consents k WHERE k.contact_id = upd.contact_id AND k.kind = 'opt_out'
+     AND (k.channel IS NULL OR k.channel = upd.channel)) AS opted_out,
+  g.name AS group_name, g.qr_code_url AS group_qr, g.external_id AS group_chat_id
+FROM upd
+LEFT JOIN contacts c ON c.id = upd.contact_id
+LEFT JOIN communities g ON g.id = upd.community_id
+"""
+
+# SQLite (no data-modifying CTEs; the write lock is taken by BEGIN IMMEDIATE).
+_CLAIM_SQLITE = f"""
+UPDATE outbox SET {_CLAIM_SET}
 WHERE id IN (
   SELECT id FROM outbox
   WHERE (state IN ('planned', 'deferred') AND due_at <= :now)
      OR (state = 'claimed' AND claim_expires_at < :now)
-  ORDER BY due_at LIMIT :n {lock})
-RETURNING id, campaign, step, contact_id, channel, template, account_id,
-  community_id, action, context, attempts, idempotency_key, sending_at,
+  ORDER BY due_at LIMIT :n)
+RETURNING {_CLAIM_RETURNS},
   (SELECT c.display_name FROM contacts c WHERE c.id = outbox.contact_id) AS contact_name,
   (SELECT c.tier FROM contacts c WHERE c.id = outbox.contact_id) AS contact_tier,
   (SELECT i.value FROM identities i WHERE i.contact_id = outbox.contact_id
@@ -86,6 +122,20 @@ RETURNING id, campaign, step, contact_id, channel, template, account_id,
 """
 
 
+def _claim_stmt(sql: str) -> TextualSelect:
+    return (
+        text(sql)
+        .bindparams(
+            bindparam("now", type_=UTCDateTime()),
+            bindparam("expires", type_=UTCDateTime()),
+        )
+        .columns(sending_at=UTCDateTime(), context=JSON())
+    )
+
+
+_CLAIM_STMTS = {True: _claim_stmt(_CLAIM_PG), False: _claim_stmt(_CLAIM_SQLITE)}
+
+
 def claim(
     session: Session, *, worker: str, limit: int, lease: timedelta, now: datetime
 ) -> list[Claimed]:
@@ -95,14 +145,7 @@ def claim(
     its write lock up front) and reserves caps in it, so a committed claim has its caps.
     """
     token = f"{worker}:{uuid.uuid4().hex[:12]}"
-    stmt = (
-        text(_claim_sql(is_postgres(session)))
-        .bindparams(
-            bindparam("now", type_=UTCDateTime()),
-            bindparam("expires", type_=UTCDateTime()),
-        )
-        .columns(sending_at=UTCDateTime(), context=JSON())
-    )
+    stmt = _CLAIM_STMTS[is_postgres(session)]
     params = {"token": token, "expires": now + lease, "now": now, "n": limit}
     rows = session.execute(stmt, params).all()
     out = []
@@ -164,21 +207,22 @@ _MARK_SET = """
   claimed_by = NULL, claim_expires_at = NULL, updated_at = :now
 """
 
-# PostgreSQL: one fixed statement over arrays (one plan, whatever the batch size).
+# PostgreSQL: one fixed statement over a JSON document of outcomes (one plan, whatever the
+# batch size; encoding one JSON text is far cheaper than a bound array per column).
 # The attempt log is written by the same statement, for the rows the claim still held.
 _MARK_PG = f"""
 WITH upd AS (
 UPDATE outbox SET {_MARK_SET}
-FROM unnest(CAST(:ids AS BIGINT[]), CAST(:toks AS TEXT[]), CAST(:states AS TEXT[]),
-            CAST(:reasons AS TEXT[]), CAST(:pids AS TEXT[]), CAST(:dues AS TIMESTAMPTZ[]),
-            CAST(:sents AS TIMESTAMPTZ[]), CAST(:texts AS TEXT[]), CAST(:keeps AS INT[]),
-            CAST(:outcomes AS TEXT[]), CAST(:details AS TEXT[]))
-     AS v(id, token, state, reason, pid, due_at, sent_at, rendered, keep, outcome, detail)
+FROM json_to_recordset(CAST(:doc AS json))
+     AS v(id BIGINT, token TEXT, state TEXT, reason TEXT, pid TEXT, due_at TIMESTAMPTZ,
+          sent_at TIMESTAMPTZ, rendered TEXT, keep INT, outcome TEXT, detail TEXT)
 WHERE outbox.id = v.id AND outbox.claimed_by = v.token
 RETURNING outbox.id, v.outcome, v.detail)
 INSERT INTO outbox_attempts (outbox_id, worker, outcome, detail, at)
 SELECT id, :worker, outcome, detail, :now FROM upd WHERE outcome IS NOT NULL
 """
+
+_MARK_PG_STMT = text(_MARK_PG)
 
 # SQLite: the same per row, executed many times inside the caller's transaction.
 _MARK_ONE = """
@@ -198,23 +242,25 @@ def mark(session: Session, outcomes: Sequence[Outcome], *, worker: str, now: dat
     if not outcomes:
         return
     if is_postgres(session):
-        session.execute(
-            text(_MARK_PG),
+        doc = [
             {
-                "now": now,
-                "ids": [o.id for o in outcomes],
-                "toks": [o.token for o in outcomes],
-                "states": [o.state.value for o in outcomes],
-                "reasons": [(o.reason or None) and o.reason[:500] for o in outcomes],
-                "pids": [o.provider_id for o in outcomes],
-                "dues": [o.due_at for o in outcomes],
-                "sents": [o.sent_at for o in outcomes],
-                "texts": [o.rendered for o in outcomes],
-                "keeps": [1 if o.keep_sending else 0 for o in outcomes],
-                "outcomes": [o.attempt for o in outcomes],
-                "details": [_detail(o) for o in outcomes],
-                "worker": worker,
-            },
+                "id": o.id,
+                "token": o.token,
+                "state": o.state.value,
+                "reason": o.reason[:500] if o.reason else None,
+                "pid": o.provider_id,
+                "due_at": o.due_at.isoformat() if o.due_at else None,
+                "sent_at": o.sent_at.isoformat() if o.sent_at else None,
+                "rendered": o.rendered,
+                "keep": 1 if o.keep_sending else 0,
+                "outcome": o.attempt,
+                "detail": _detail(o),
+            }
+            for o in outcomes
+        ]
+        session.execute(
+            _MARK_PG_STMT,
+            {"now": now, "doc": json.dumps(doc, ensure_ascii=False), "worker": worker},
         )
         return
     else:
