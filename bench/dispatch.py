@@ -151,15 +151,22 @@ def reset(eng: Engine) -> None:
 
 
 def baseline(eng: Engine, workers: int, batch: int) -> tuple[float, int]:
-    lock = " FOR UPDATE SKIP LOCKED" if eng.dialect.name == "postgresql" else ""
+    pg = eng.dialect.name == "postgresql"
+    # On PostgreSQL ``id = ANY(ARRAY(…))`` keeps both updates index lookups by id (``IN
+    # (subquery)`` plans a hash join over a scan of the whole outbox).
+    pick = (
+        "SELECT id FROM outbox WHERE state = 'planned' AND due_at <= :now "
+        f"ORDER BY due_at LIMIT :n{' FOR UPDATE SKIP LOCKED' if pg else ''}"
+    )
     claim = text(
         "UPDATE outbox SET state = 'claimed', claimed_by = :w, claim_expires_at = :now "
-        "WHERE id IN (SELECT id FROM outbox WHERE state = 'planned' AND due_at <= :now "
-        f"ORDER BY due_at LIMIT :n{lock}) RETURNING id"
+        + (f"WHERE id = ANY(ARRAY({pick}))" if pg else f"WHERE id IN ({pick})")
+        + " RETURNING id"
     ).bindparams(bindparam("now", type_=UTCDateTime()))
     done = text(
-        "UPDATE outbox SET state = 'sent', claimed_by = NULL, sent_at = :now WHERE id IN :ids"
-    ).bindparams(bindparam("ids", expanding=True), bindparam("now", type_=UTCDateTime()))
+        "UPDATE outbox SET state = 'sent', claimed_by = NULL, sent_at = :now "
+        + ("WHERE id = ANY(:ids)" if pg else "WHERE id IN :ids")
+    ).bindparams(bindparam("ids", expanding=not pg), bindparam("now", type_=UTCDateTime()))
     total = Counter[str]()
     mu = threading.Lock()
 
