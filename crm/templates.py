@@ -3,6 +3,8 @@
 A template is named without locale or suffix (``welcome``) and found as
 ``<locale>/<name>.txt.j2`` in the operator directory (``settings.templates_dir``), then in the
 bundled ``templates/messages``; a locale without the template falls back to zh-CN.
+Templates compile once per process and recompile when their file changes (Jinja checks the
+file's mtime on lookup); dispatch looks each template up once per batch and renders many.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def environment(operator_dir: Path | None = None) -> SandboxedEnvironment:
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=False,
-        auto_reload=False,  # compiled once per process; a restart picks up edited files
+        auto_reload=True,  # compiled once; an edited file (newer mtime) is compiled again
         trim_blocks=True,
         lstrip_blocks=True,
     )
@@ -77,6 +79,45 @@ def available(operator_dir: Path | None = None) -> list[str]:
     return sorted(names)
 
 
+class MessageTemplate:
+    """A compiled message template, rendered many times with different contexts."""
+
+    def __init__(self, name: str, template: jinja2.Template) -> None:
+        self.name = name
+        self._template = template
+        self._env = template.environment
+        # Jinja copies its globals (a ChainMap) into every render context; flatten them once.
+        self._globals = dict(template.globals)
+
+    def render(self, context: Mapping[str, Any]) -> str:
+        """Render with ``context``; raises TemplateError with the template's name and line."""
+        tpl = self._template
+        try:
+            try:
+                ctx = tpl.new_context({**self._globals, **context}, shared=True)
+                return str(self._env.concat(tpl.root_render_func(ctx))).strip()
+            except Exception:
+                self._env.handle_exception()  # rewrites the traceback to template lines
+        except jinja2.TemplateError as exc:
+            raise TemplateError(self.name, str(exc), _line_of(exc)) from exc
+        except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+            raise TemplateError(self.name, f"{type(exc).__name__}: {exc}", _line_of(exc)) from exc
+
+
+def load(
+    name: str, *, locale: str | None = None, operator_dir: Path | None = None
+) -> MessageTemplate:
+    """The compiled template for a name and locale; raises TemplateError if missing or invalid."""
+    env = environment(operator_dir)
+    try:
+        template = env.select_template(template_path(name, locale))
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(name, exc.message or "syntax error", exc.lineno) from exc
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateError(name, f"not found for locale {locale or DEFAULT_LOCALE}") from exc
+    return MessageTemplate(name, template)
+
+
 def render(
     name: str,
     context: Mapping[str, Any],
@@ -85,19 +126,7 @@ def render(
     operator_dir: Path | None = None,
 ) -> str:
     """Render a message template; raises TemplateError with the template's name and line."""
-    env = environment(operator_dir)
-    try:
-        template = env.select_template(template_path(name, locale))
-    except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(name, exc.message or "syntax error", exc.lineno) from exc
-    except jinja2.TemplateNotFound as exc:
-        raise TemplateError(name, f"not found for locale {locale or DEFAULT_LOCALE}") from exc
-    try:
-        return template.render(dict(context)).strip()
-    except jinja2.TemplateError as exc:
-        raise TemplateError(name, str(exc), _line_of(exc)) from exc
-    except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
-        raise TemplateError(name, f"{type(exc).__name__}: {exc}", _line_of(exc)) from exc
+    return load(name, locale=locale, operator_dir=operator_dir).render(context)
 
 
 def _line_of(exc: BaseException) -> int | None:
