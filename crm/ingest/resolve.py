@@ -18,7 +18,8 @@ How a batch is resolved:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -104,6 +105,36 @@ class _UnionFind:
         ra, rb = self.find(a), self.find(b)
         if ra != rb:
             self.parent[rb] = ra
+
+
+def probe_join(session: Session, table: str, alias: str, columns: str, on: str) -> str:
+    """A join clause from a staging table to a big table through its unique index.
+
+    A batch is small next to a table that grows with every import: given the staging table's
+    statistics PostgreSQL would hash the whole big table for each batch; a ``LIMIT 1`` lateral
+    subquery keeps it to one index lookup per staged row. SQLite does that for a plain join.
+    """
+    if is_postgres(session):
+        probe = f"SELECT {columns} FROM {table} {alias} WHERE {on} LIMIT 1"
+        return f" CROSS JOIN LATERAL ({probe}) {alias}"
+    return f" JOIN {table} {alias} ON {on}"
+
+
+@contextmanager
+def _index_probes(session: Session) -> Iterator[None]:
+    """Within the block, PostgreSQL joins staging rows to tables by index lookups only.
+
+    For an UPDATE … FROM a staging table there is no lateral form (see :func:`probe_join`),
+    and with stale statistics the planner would otherwise scan the whole table each batch.
+    """
+    if not is_postgres(session):
+        yield
+        return
+    session.execute(text("SET LOCAL enable_hashjoin = off"))
+    session.execute(text("SET LOCAL enable_mergejoin = off"))
+    yield  # on an error the transaction rolls back, and these settings with it
+    session.execute(text("SET LOCAL enable_hashjoin = on"))
+    session.execute(text("SET LOCAL enable_mergejoin = on"))
 
 
 def lock_for_resolution(session: Session) -> None:
@@ -292,13 +323,19 @@ def _resolve_parsed(
     wanted = {
         (i.kind, i.value) for p in parsed for i in (*p.identities, *p.referrer) if i.matchable
     }
-    stage(session, "_id_stage", [("kind", "text"), ("value", "text")], sorted(wanted))
+    stage(session, "_id_stage", [("kind", "text"), ("value", "text")], wanted)
     existing: dict[tuple[str, str], int] = {
         (r[0], r[1]): int(r[2])
         for r in session.execute(
             text(
-                "SELECT i.kind, i.value, i.contact_id FROM identities i"
-                " JOIN _id_stage s ON s.kind = i.kind AND s.value = i.value"
+                "SELECT s.kind, s.value, i.contact_id FROM _id_stage s"
+                + probe_join(
+                    session,
+                    "identities",
+                    "i",
+                    "contact_id",
+                    "i.kind = s.kind AND i.value = s.value",
+                )
             )
         )
     }
@@ -508,7 +545,8 @@ def _update_contacts(session: Session, updates: dict[int, list[Any]], now: datet
         " updated_at = :now"
         " FROM _contact_upd u WHERE contacts.id = u.id"
     )
-    session.execute(text(sql).bindparams(bindparam("now", type_=UTCDateTime())), {"now": now})
+    with _index_probes(session):
+        session.execute(text(sql).bindparams(bindparam("now", type_=UTCDateTime())), {"now": now})
 
 
 def _write_events(
@@ -608,13 +646,14 @@ def _mark_raw(session: Session, rows: list[tuple[int, int | None, str]], now: da
         [("id", "bigint"), ("contact_id", "bigint"), ("status", "text")],
         rows,
     )
-    session.execute(
-        text(
-            "UPDATE raw_records SET status = d.status, contact_id = d.contact_id,"
-            " processed_at = :now FROM _raw_done d WHERE raw_records.id = d.id"
-        ).bindparams(bindparam("now", type_=UTCDateTime())),
-        {"now": now},
-    )
+    with _index_probes(session):
+        session.execute(
+            text(
+                "UPDATE raw_records SET status = d.status, contact_id = d.contact_id,"
+                " processed_at = :now FROM _raw_done d WHERE raw_records.id = d.id"
+            ).bindparams(bindparam("now", type_=UTCDateTime())),
+            {"now": now},
+        )
 
 
 # Tables whose contact references follow a merge, as (table, column).

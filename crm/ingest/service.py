@@ -42,6 +42,7 @@ from crm.ingest.records import IngestReport, RawItem, RejectedRow, SourceSpec, b
 from crm.ingest.resolve import (
     PendingRow,
     lock_for_resolution,
+    probe_join,
     resolve_rows,
     write_quarantine,
 )
@@ -297,8 +298,14 @@ def _new_records(
         int(idx): status
         for idx, status in session.execute(
             text(
-                "SELECT s.idx, r.status FROM _raw_stage s JOIN raw_records r"
-                " ON r.source_instance_id = s.sid AND r.record_key = s.record_key"
+                "SELECT s.idx, r.status FROM _raw_stage s"
+                + probe_join(
+                    session,
+                    "raw_records",
+                    "r",
+                    "status",
+                    "r.source_instance_id = s.sid AND r.record_key = s.record_key",
+                )
             )
         )
     }
