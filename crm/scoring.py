@@ -245,6 +245,16 @@ def _evidence_of(ids: Callable[..., list[int]], engaged_kinds: Sequence[str]) ->
     }
 
 
+# Plain strings: counts are keyed by the stored kind, and str keys hash faster than enums.
+_MESSAGE = EventKind.MESSAGE.value
+_SHARE = EventKind.SHARE.value
+_REFERRAL = EventKind.REFERRAL.value
+_ACTIVITY_ATTENDED = EventKind.ACTIVITY_ATTENDED.value
+_VIOLATION = EventKind.VIOLATION.value
+_OPT_OUT = EventKind.OPT_OUT.value
+_PURCHASE = EventKind.PURCHASE.value
+
+
 def evaluate(facts: ContactFacts, rules: Rules, now: datetime) -> Scored:
     """Score one contact: each signal's integer points, with the events behind them."""
     return evaluate_tally(facts, tally(facts, rules), rules, now)
@@ -257,13 +267,10 @@ def evaluate_tally(facts: ContactFacts, t: Tally, rules: Rules, now: datetime) -
     today = now.astimezone(UTC).date()
     counts = t.counts
 
-    def total(kind: str) -> int:
-        return counts.get(kind, 0)
-
     intent_count = t.intent
     ads = t.ads
-    violations = total(EventKind.VIOLATION) - ads
-    opted_out = facts.opted_out or total(EventKind.OPT_OUT) > 0
+    violations = counts.get(_VIOLATION, 0) - ads
+    opted_out = facts.opted_out or counts.get(_OPT_OUT, 0) > 0
 
     parts: list[dict[str, Any]] = []
 
@@ -293,15 +300,15 @@ def evaluate_tally(facts: ContactFacts, t: Tally, rules: Rules, now: datetime) -
     add(
         "contribution",
         _capped(
-            sig.contribution.message_weight * total(EventKind.MESSAGE)
-            + sig.contribution.share_weight * total(EventKind.SHARE),
+            sig.contribution.message_weight * counts.get(_MESSAGE, 0)
+            + sig.contribution.share_weight * counts.get(_SHARE, 0),
             sig.contribution.max_points,
         ),
         "contribution",
     )
     add(
         "referrals",
-        _capped(sig.referrals.weight * total(EventKind.REFERRAL), sig.referrals.max_points),
+        _capped(sig.referrals.weight * counts.get(_REFERRAL, 0), sig.referrals.max_points),
         "referrals",
     )
     if facts.answers:
@@ -314,7 +321,7 @@ def evaluate_tally(facts: ContactFacts, t: Tally, rules: Rules, now: datetime) -
     add(
         "attendance",
         _capped(
-            sig.attendance.weight * total(EventKind.ACTIVITY_ATTENDED), sig.attendance.max_points
+            sig.attendance.weight * counts.get(_ACTIVITY_ATTENDED, 0), sig.attendance.max_points
         ),
         "attendance",
     )
@@ -340,7 +347,7 @@ def evaluate_tally(facts: ContactFacts, t: Tally, rules: Rules, now: datetime) -
         breakdown=parts,
         ads=ads,
         violations=violations,
-        purchased=total(EventKind.PURCHASE) > 0,
+        purchased=counts.get(_PURCHASE, 0) > 0,
         opted_out=opted_out,
         silent_days=silent_days,
         last_active_day=last_day,
@@ -588,52 +595,89 @@ def score_range(session: Session, lo: int, hi: int, rules: Rules, now: datetime)
     source_sets: dict[Any, frozenset[str]] = {}
     scored: list[Scored] = []
     changed: list[tuple[Scored, str]] = []
-    counted = [(f"n_{k.value}", k.value) for k in _COUNTED]
+    counted_cols = [(f"n_{k.value}", k.value) for k in _COUNTED]
     evidence = [f"e_{name}" for name in _EVIDENCE]
     version = rules.version
-    for row in session.execute(stmt).mappings():
-        key = (row["kinds"], row["referred_by_id"] is not None)
+    rows = session.execute(stmt)
+    # Positional access: a mapping per row costs more than the scoring itself.
+    at = {name: i for i, name in enumerate(rows.keys())}
+    counted = [(at[col], kind) for col, kind in counted_cols]
+    evidence_at = [(name, at[col]) for name, col in zip(_EVIDENCE, evidence, strict=True)]
+    (
+        i_kinds,
+        i_ref,
+        i_opt,
+        i_consent,
+        i_id,
+        i_cid,
+        i_last,
+        i_intent,
+        i_ads,
+        i_decayed,
+        i_score,
+        i_stored,
+        i_warnings,
+        i_version,
+    ) = (
+        at[c]
+        for c in (
+            "kinds",
+            "referred_by_id",
+            "opt_out",
+            "consent",
+            "id",
+            "cid",
+            "last_day",
+            "n_intent",
+            "n_ads",
+            "decayed",
+            "score",
+            "stored",
+            "warnings",
+            "rules_version",
+        )
+    )
+    for row in rows:
+        key = (row[i_kinds], row[i_ref] is not None)
         found = source_sets.get(key)
         if found is None:
-            names = set(str(row["kinds"]).split(",")) if row["kinds"] else set()
+            names = set(str(row[i_kinds]).split(",")) if row[i_kinds] else set()
             if key[1]:
                 names.add("referral")
             found = source_sets[key] = frozenset(names)
-        opt, consent = row["opt_out"], row["consent"]
-        cid = row["id"]
+        opt, consent = row[i_opt], row[i_consent]
+        cid = row[i_id]
         facts = ContactFacts(
             contact_id=cid,
             sources=found,
             answers=tuple(answers.get(cid, ())),
             opted_out=opt is not None and opt > (consent or 0),
-            tier=row["tier"],
-            status=row["status"],
-            first_seen_at=row["first_seen_at"],
-            last_active_at=row["last_active_at"],
-            tier_entered_at=row["tier_entered_at"],
+            tier=row.tier,
+            status=row.status,
+            first_seen_at=row.first_seen_at,
+            last_active_at=row.last_active_at,
+            tier_entered_at=row.tier_entered_at,
         )
-        if row["cid"] is None:
+        if row[i_cid] is None:
             t = Tally(counts={})
         else:
-            last = row["last_day"]
+            last = row[i_last]
             t = Tally(
-                counts={kind: row[col] for col, kind in counted if row[col]},
-                intent=row["n_intent"],
-                ads=row["n_ads"],
-                decayed=float(row["decayed"] or 0.0),
+                counts={kind: row[i] for i, kind in counted if row[i]},
+                intent=row[i_intent],
+                ads=row[i_ads],
+                decayed=float(row[i_decayed] or 0.0),
                 last_day=_as_date(last) if last is not None else None,
-                evidence={
-                    name: _id_seq(row[col]) for name, col in zip(_EVIDENCE, evidence, strict=True)
-                },
+                evidence={name: _id_seq(row[i]) for name, i in evidence_at},
             )
         result = evaluate_tally(facts, t, rules, now)
         scored.append(result)
         text_form = breakdown_text(result.breakdown)
         if (
-            result.score != row["score"]
-            or text_form != row["stored"]
-            or result.violations != row["warnings"]
-            or row["rules_version"] != version
+            result.score != row[i_score]
+            or text_form != row[i_stored]
+            or result.violations != row[i_warnings]
+            or row[i_version] != version
         ):
             changed.append((result, text_form))
     return Rescored(scored, changed)
