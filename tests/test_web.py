@@ -34,7 +34,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 XSS = "<script>alert(1)</script>"
-PUBLIC = ("/login", "/healthz", "/s/", "/hooks/")
+PUBLIC = ("/login", "/healthz", "/s/", "/hooks/", "/u/")  # /u/: signed unsubscribe links
 
 
 @pytest.fixture
