@@ -15,7 +15,7 @@ import os
 import socket
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -50,7 +50,7 @@ from crm.models import OperatorAccount, OutboxMessage, utcnow
 from crm.optout import OPTED_OUT, unsubscribe_url
 from crm.outbox import Claimed, Outcome, claim, mark, mark_sending
 from crm.settings import Settings, get_settings
-from crm.templates import TemplateError, render
+from crm.templates import MessageTemplate, TemplateError, load
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +74,12 @@ class Tally:
     per_account: dict[str, Counter[str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, account: str, outcome: str) -> None:
+    def add_many(self, counts: Iterable[tuple[tuple[str, str], int]]) -> None:
+        """Add ((account, outcome), n) pairs under one lock acquisition."""
         with self.lock:
-            self.total[outcome] += 1
-            self.per_account.setdefault(account, Counter())[outcome] += 1
+            for (account, outcome), n in counts:
+                self.total[outcome] += n
+                self.per_account.setdefault(account, Counter())[outcome] += n
 
 
 class Dispatcher:
@@ -96,6 +98,10 @@ class Dispatcher:
         self.engine, self.channels, self.settings = engine, channels, settings
         self.batch, self.lease, self.fixed_now = batch, lease, now
         self.tally = Tally()
+        # (account, action) -> (local day start, end, the ledger asks for that day)
+        self._asks: dict[
+            tuple[int | None, str], tuple[datetime, datetime, list[tuple[Ask, datetime]]]
+        ] = {}
         with transaction(engine) as session:
             self.limits = LimitBook(session)
             self.accounts = {
@@ -135,9 +141,11 @@ class Dispatcher:
         settled = len(outcomes)
         to_send = [r for r in ready if r.uncertain or r.id in granted]
         messages: list[tuple[Claimed, OutgoingMessage]] = []
+        templates: dict[tuple[str, str | None], MessageTemplate | TemplateError] = {}
+        sending_at = now.isoformat()
         for row in to_send:
             try:
-                messages.append((row, self._message(row, now)))
+                messages.append((row, self._message(row, templates, sending_at)))
             except TemplateError as exc:
                 self._release(row, reserved)
                 outcomes.append(
@@ -159,11 +167,17 @@ class Dispatcher:
             mark(session, outcomes[settled:], worker=worker, now=self.now())
             self._release_unsent(session, outcomes, reserved)
         by_id = {r.id: r for r in rows}
-        for o in outcomes:
-            account_id = by_id[o.id].account_id
-            acct = self.accounts.get(account_id) if account_id else None
-            self.tally.add(acct.handle if acct else "-", o.state.value)
+        counts: Counter[tuple[int | None, str]] = Counter(
+            (by_id[o.id].account_id, o.state.value) for o in outcomes
+        )
+        self.tally.add_many(
+            ((self._handle(account_id), state), n) for (account_id, state), n in counts.items()
+        )
         return len(rows)
+
+    def _handle(self, account_id: int | None) -> str:
+        acct = self.accounts.get(account_id) if account_id else None
+        return acct.handle if acct else "-"
 
     def _channel(self, row: Claimed) -> Channel:
         return self.channels[row.channel]
@@ -199,71 +213,94 @@ class Dispatcher:
         self, session: Session, rows: list[Claimed], now: datetime, outcomes: list[Outcome]
     ) -> tuple[set[int], dict[int, list[tuple[str, str, date]]]]:
         """Reserve caps for fresh rows; defer what does not fit. Returns (granted ids, keys)."""
+        # The ledger keys a row needs, each with when to retry if it is full; an account's
+        # keys are worked out once per batch, not per row.
+        per_account: dict[tuple[int | None, str], list[tuple[Ask, datetime]]] = {}
         needs: dict[int, list[tuple[Ask, datetime]]] = {}
         for row in rows:
-            acct = self.accounts.get(row.account_id) if row.account_id else None
-            asks: list[tuple[Ask, datetime]] = []
-            if acct is not None:
-                cap = self.limits.daily(acct.platform, "account", row.action, acct.id)
-                if cap is not None:
-                    day = local_day(now, acct.zone)
-                    interval = self.limits.interval(acct.platform, row.action, acct.id)
-                    ask = Ask(account_subject(acct.id), row.action, day, 1, cap, interval)
-                    retry = (
-                        now + timedelta(seconds=interval)
-                        if interval
-                        else next_day_start(day, acct.zone)
-                    )
-                    asks.append((ask, retry))
+            pk = (row.account_id, row.action)
+            asks = per_account.get(pk)
+            if asks is None:
+                asks = per_account[pk] = self._account_asks(row.account_id, row.action, now)
             if row.action == "group_join":
-                platform = acct.platform if acct else "wechat"
-                cap = self.limits.daily(platform, "contact", "group_join")
-                if cap is not None:
-                    day = local_day(now, self.settings.zone)
-                    ask = Ask(contact_subject(row.contact_id), "group_join", day, 1, cap)
-                    asks.append((ask, next_day_start(day, self.settings.zone)))
+                asks = asks + self._contact_asks(row, now)
             needs[row.id] = asks
         merged: dict[tuple[str, str, date], Ask] = {}
+        wants: Counter[tuple[str, str, date]] = Counter()
         for asks in needs.values():
             for ask, _ in asks:
-                key = (ask.subject, ask.action, ask.day)
-                prev = merged.get(key)
-                merged[key] = Ask(
-                    ask.subject,
-                    ask.action,
-                    ask.day,
-                    (prev.want if prev else 0) + 1,
-                    ask.cap,
-                    ask.interval,
-                )
-        left: dict[tuple[str, str, date], int] = {}
-        if merged:
-            left = reserve_many(session, list(merged.values()), now=now)
-            granted: set[int] = set()
-            reserved: dict[int, list[tuple[str, str, date]]] = {}
-            for row in rows:
-                keys = [(a.subject, a.action, a.day) for a, _ in needs[row.id]]
-                if all(left.get(k, 0) > 0 for k in keys):
-                    for k in keys:
-                        left[k] -= 1
-                    granted.add(row.id)
-                    reserved[row.id] = keys
-                else:
-                    blocked = [r for a, r in needs[row.id] if left.get(_k(a), 0) <= 0]
-                    outcomes.append(
-                        Outcome(
-                            row.id,
-                            row.token,
-                            OutboxState.DEFERRED,
-                            reason="cap reached",
-                            due_at=max(blocked),
-                        )
+                key = _k(ask)
+                merged.setdefault(key, ask)
+                wants[key] += 1
+        if not merged:
+            return {r.id for r in rows}, {}
+        left = reserve_many(
+            session,
+            [
+                Ask(a.subject, a.action, a.day, wants[k], a.cap, a.interval)
+                for k, a in merged.items()
+            ],
+            now=now,
+        )
+        granted: set[int] = set()
+        reserved: dict[int, list[tuple[str, str, date]]] = {}
+        for row in rows:
+            keys = [_k(a) for a, _ in needs[row.id]]
+            if all(left.get(k, 0) > 0 for k in keys):
+                for k in keys:
+                    left[k] -= 1
+                granted.add(row.id)
+                reserved[row.id] = keys
+            else:
+                blocked = [r for a, r in needs[row.id] if left.get(_k(a), 0) <= 0]
+                outcomes.append(
+                    Outcome(
+                        row.id,
+                        row.token,
+                        OutboxState.DEFERRED,
+                        reason="cap reached",
+                        due_at=max(blocked),
                     )
-            for key, n in left.items():  # grants no row could use (the other cap said no)
-                if n > 0:
-                    release_cap(session, key[0], key[1], key[2], n)
-            return granted, reserved
-        return {r.id for r in rows}, {}
+                )
+        for key, n in left.items():  # grants no row could use (the other cap said no)
+            if n > 0:
+                release_cap(session, key[0], key[1], key[2], n)
+        return granted, reserved
+
+    def _account_asks(
+        self, account_id: int | None, action: str, now: datetime
+    ) -> list[tuple[Ask, datetime]]:
+        # Cached per account and action until the account's local day ends.
+        hit = self._asks.get((account_id, action))
+        if hit is not None and hit[0] <= now < hit[1]:
+            asks = hit[2]
+            if asks and asks[0][0].interval:  # pacing: retry after the interval from now
+                return [(asks[0][0], now + timedelta(seconds=asks[0][0].interval))]
+            return asks
+        acct = self.accounts.get(account_id) if account_id else None
+        if acct is None:
+            return []
+        day = local_day(now, acct.zone)
+        day_start = next_day_start(day - timedelta(days=1), acct.zone)
+        day_end = next_day_start(day, acct.zone)
+        cap = self.limits.daily(acct.platform, "account", action, acct.id)
+        asks = []
+        if cap is not None:
+            interval = self.limits.interval(acct.platform, action, acct.id)
+            retry = now + timedelta(seconds=interval) if interval else day_end
+            asks = [(Ask(account_subject(acct.id), action, day, 1, cap, interval), retry)]
+        self._asks[(account_id, action)] = (day_start, day_end, asks)
+        return asks
+
+    def _contact_asks(self, row: Claimed, now: datetime) -> list[tuple[Ask, datetime]]:
+        acct = self.accounts.get(row.account_id) if row.account_id else None
+        platform = acct.platform if acct else "wechat"
+        cap = self.limits.daily(platform, "contact", "group_join")
+        if cap is None:
+            return []
+        day = local_day(now, self.settings.zone)
+        ask = Ask(contact_subject(row.contact_id), "group_join", day, 1, cap)
+        return [(ask, next_day_start(day, self.settings.zone))]
 
     def _release(self, row: Claimed, reserved: dict[int, list[tuple[str, str, date]]]) -> None:
         keys = reserved.pop(row.id, [])
@@ -284,32 +321,47 @@ class Dispatcher:
                 for subject, action, day in reserved[o.id]:
                     release_cap(session, subject, action, day)
 
-    def _message(self, row: Claimed, now: datetime) -> OutgoingMessage:
+    def _message(
+        self,
+        row: Claimed,
+        templates: dict[tuple[str, str | None], MessageTemplate | TemplateError],
+        sending_at: str,
+    ) -> OutgoingMessage:
         acct = self.accounts.get(row.account_id) if row.account_id else None
         ctx = row.context
         locale = ctx.get("locale")
+        key = (row.template, locale)
+        tpl = templates.get(key)
+        if tpl is None:  # looked up (and its file's mtime checked) once per batch
+            try:
+                tpl = load(row.template, locale=locale, operator_dir=self.settings.templates_dir)
+            except TemplateError as exc:
+                tpl = exc
+            templates[key] = tpl
+        if isinstance(tpl, TemplateError):
+            raise tpl
         model = {
             "contact": {"id": row.contact_id, "name": row.contact_name, "tier": row.contact_tier},
             "group": row.group,
-            "event": ctx.get("event"),
-            "params": ctx.get("params", {}),
+            # copies: rows of a step share the context document, templates get their own
+            "event": dict(ctx["event"]) if ctx.get("event") else None,
+            "params": dict(ctx.get("params") or {}),
             "account": acct.handle if acct else None,
             "unsubscribe_url": unsubscribe_url(row.contact_id, row.channel, settings=self.settings)
             if ctx.get("purpose") == "marketing"
             else None,
         }
-        text = render(row.template, model, locale=locale, operator_dir=self.settings.templates_dir)
         return OutgoingMessage(
             outbox_id=row.id,
             idempotency_key=row.idempotency_key,
             contact_id=row.contact_id,
             channel=row.channel,
-            text=text,
+            text=tpl.render(model),
             address=row.address,
             subject=ctx.get("subject"),
             account=acct.handle if acct else None,
             action=row.action,
-            meta={"campaign": row.campaign, "step": row.step, "sending_at": now.isoformat()},
+            meta={"campaign": row.campaign, "step": row.step, "sending_at": sending_at},
         )
 
     def _send(

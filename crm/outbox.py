@@ -46,7 +46,7 @@ class Claimed:
     account_id: int | None
     community_id: int | None
     action: str
-    context: dict[str, Any]
+    context: dict[str, Any]  # read only: rows with the same document share one dict
     attempts: int
     idempotency_key: str
     uncertain: bool  # an earlier attempt may have reached the provider
@@ -122,18 +122,18 @@ RETURNING {_CLAIM_RETURNS},
 """
 
 
-def _claim_stmt(sql: str) -> TextualSelect:
-    return (
-        text(sql)
-        .bindparams(
-            bindparam("now", type_=UTCDateTime()),
-            bindparam("expires", type_=UTCDateTime()),
-        )
-        .columns(sending_at=UTCDateTime(), context=JSON())
+def _claim_stmt(sql: str, *, typed: bool) -> TextualSelect:
+    stmt = text(sql).bindparams(
+        bindparam("now", type_=UTCDateTime()), bindparam("expires", type_=UTCDateTime())
     )
+    # psycopg returns aware datetimes and parsed JSON already; SQLite needs the column types.
+    return stmt.columns(sending_at=UTCDateTime(), context=JSON()) if typed else stmt.columns()
 
 
-_CLAIM_STMTS = {True: _claim_stmt(_CLAIM_PG), False: _claim_stmt(_CLAIM_SQLITE)}
+_CLAIM_STMTS = {
+    True: _claim_stmt(_CLAIM_PG, typed=False),
+    False: _claim_stmt(_CLAIM_SQLITE, typed=True),
+}
 
 
 def claim(
@@ -147,37 +147,63 @@ def claim(
     token = f"{worker}:{uuid.uuid4().hex[:12]}"
     stmt = _CLAIM_STMTS[is_postgres(session)]
     params = {"token": token, "expires": now + lease, "now": now, "n": limit}
-    rows = session.execute(stmt, params).all()
     out = []
-    for r in rows:
-        ctx = r.context if isinstance(r.context, dict) else json.loads(r.context or "{}")
+    contexts: dict[str, dict[str, Any]] = {}  # rows of one step share a context document
+    for (
+        id_,
+        campaign,
+        step,
+        contact_id,
+        channel,
+        template,
+        account_id,
+        community_id,
+        action,
+        context,
+        attempts,
+        idempotency_key,
+        sending_at,
+        contact_name,
+        contact_tier,
+        address,
+        opted_out,
+        group_name,
+        group_qr,
+        group_chat_id,
+    ) in session.execute(stmt, params).tuples().all():
+        if isinstance(context, dict):
+            ctx = context
+        else:
+            raw = context or "{}"
+            ctx = contexts.get(raw) or contexts.setdefault(raw, json.loads(raw))
         group = None
-        if r.community_id is not None:
-            group = {"name": r.group_name, "qr_code_url": r.group_qr, "chat_id": r.group_chat_id}
+        if community_id is not None:
+            group = {"name": group_name, "qr_code_url": group_qr, "chat_id": group_chat_id}
         out.append(
             Claimed(
-                id=int(r.id),
-                token=token,
-                campaign=r.campaign,
-                step=r.step,
-                contact_id=int(r.contact_id),
-                channel=r.channel,
-                template=r.template,
-                account_id=r.account_id,
-                community_id=r.community_id,
-                action=r.action,
-                context=ctx,
-                attempts=int(r.attempts),
-                idempotency_key=r.idempotency_key,
-                uncertain=r.sending_at is not None and r.sending_at != now,
-                contact_name=r.contact_name,
-                contact_tier=r.contact_tier,
-                address=r.address,
-                opted_out=bool(r.opted_out),
-                group=group,
+                int(id_),
+                token,
+                campaign,
+                step,
+                int(contact_id),
+                channel,
+                template,
+                account_id,
+                community_id,
+                action,
+                ctx,
+                int(attempts),
+                idempotency_key,
+                sending_at is not None and sending_at != now,
+                contact_name,
+                contact_tier,
+                address,
+                bool(opted_out),
+                group,
             )
         )
-    return sorted(out, key=lambda c: c.id)
+    out.sort(key=lambda c: c.id)
+    return out
 
 
 @dataclass(frozen=True)
