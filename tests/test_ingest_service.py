@@ -224,3 +224,13 @@ def test_a_failing_reader_stops_the_import_after_the_committed_batches(engine: E
     with pytest.raises(InputError, match="changed"):
         ingest_items(engine, GROUP, items(), origin="f.csv", now=NOW, batch_size=2)
     assert _count(engine, RawRecord) == 2 and _count(engine, Contact) == 2
+
+
+def test_names_and_payloads_with_tabs_newlines_and_backslashes_round_trip(engine: Engine) -> None:
+    name = "王\t芳\\n\n🌸\r乙"
+    payload = {"name": name, "phone": "13900006666", "note": 'a\\"b\tc', "n": None}
+    rep = ingest_items(engine, GROUP, [RawItem("k", payload)], origin="f", now=NOW)
+    assert rep.new_contacts == 1
+    with transaction(engine) as s:
+        assert s.scalars(select(Contact.display_name)).one() == name
+        assert s.scalars(select(RawRecord.payload)).one() == payload

@@ -36,10 +36,6 @@ def _sqlite_value(value: Any) -> Any:
     return value
 
 
-def _pg_value(value: Any) -> Any:
-    return _json(value) if isinstance(value, dict | list) else value
-
-
 def _converted(
     rows: Iterable[Sequence[Any]], needs: tuple[type, ...], convert: Callable[[Any], Any]
 ) -> list[Sequence[Any]]:
@@ -59,6 +55,44 @@ def _converted(
     return list(zip(*columns, strict=True)) if touched else rows
 
 
+# COPY's text format: a tab between columns, a newline after each row, \\N for NULL, and a
+# backslash before a backslash, tab, newline or carriage return inside a value.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_SPECIAL = ("\\", "\t", "\n", "\r")
+_PLAIN = frozenset({int, float, bool, datetime})
+
+
+def _copy_value(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
+    if isinstance(value, dict | list):
+        return _json(value).translate(_COPY_ESCAPES)
+    return str(value)
+
+
+def _copy_column(column: tuple[Any, ...]) -> Iterable[str]:
+    types = set(map(type, column))
+    if types <= _PLAIN:
+        return map(str, column)  # numbers, booleans (True/False) and aware datetimes
+    if types == {str}:
+        joined = "\x00".join(column)
+        if not any(c in joined for c in _COPY_SPECIAL):
+            return column
+        return [v.translate(_COPY_ESCAPES) for v in column]
+    return map(_copy_value, column)
+
+
+def _copy_text(rows: Iterable[Sequence[Any]]) -> str:
+    """Rows as one block of COPY text, formatted column by column (one pass per column)."""
+    rows = list(rows)
+    if not rows:
+        return ""
+    columns = [_copy_column(c) for c in zip(*rows, strict=True)]
+    return "\n".join(map("\t".join, zip(*columns, strict=True))) + "\n"
+
+
 def _driver(session: Session) -> Any:
     return session.connection().connection.driver_connection
 
@@ -69,13 +103,13 @@ def bulk_insert(
     """Append rows to a table (no conflict handling): COPY or executemany."""
     cols = ", ".join(columns)
     if is_postgres(session):
-        data = _converted(rows, (dict, list), _pg_value)
-        if not data:
-            return
-        with _driver(session).cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as cp:
-            write = cp.write_row
-            for row in data:
-                write(row)
+        body = _copy_text(rows)
+        if body:
+            with (
+                _driver(session).cursor() as cur,
+                cur.copy(f"COPY {table} ({cols}) FROM STDIN") as cp,
+            ):
+                cp.write(body)
         return
     data = _converted(rows, (datetime, dict, list), _sqlite_value)
     if not data:
