@@ -15,13 +15,14 @@ import os
 import socket
 import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 
 from crm.cadence import fit_window
@@ -43,7 +44,7 @@ from crm.channels.base import (
     SendResult,
     mask_phone,
 )
-from crm.db import transaction
+from crm.db import is_postgres, transaction
 from crm.domain import OutboxState
 from crm.errors import PermanentChannelError, TransientChannelError
 from crm.models import OperatorAccount, OutboxMessage, utcnow
@@ -118,14 +119,24 @@ class Dispatcher:
         return self.fixed_now or utcnow()
 
     # --- one batch ------------------------------------------------------------
-    def run_batch(self, worker: str) -> int:
+    @contextmanager
+    def _tx(self, conn: Connection | None, *, immediate: bool = False) -> Iterator[Session]:
+        """A transaction on the worker's own connection (PostgreSQL), else from the pool."""
+        if conn is None:
+            with transaction(self.engine, immediate=immediate) as session:
+                yield session
+            return
+        with Session(conn, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    def run_batch(self, worker: str, conn: Connection | None = None) -> int:
         """Claim and process one batch; returns how many rows were claimed."""
         now = self.now()
         outcomes: list[Outcome] = []
         ready: list[Claimed] = []
         # One transaction claims, reserves caps and settles what cannot go now, so a committed
         # claim always holds its reservation (a row reclaimed after a crash is not reserved twice).
-        with transaction(self.engine, immediate=True) as session:
+        with self._tx(conn, immediate=True) as session:
             rows = claim(session, worker=worker, limit=self.batch, lease=self.lease, now=now)
             if not rows:
                 return 0
@@ -147,7 +158,7 @@ class Dispatcher:
             try:
                 messages.append((row, self._message(row, templates, sending_at)))
             except TemplateError as exc:
-                self._release(row, reserved)
+                self._release(row, reserved, conn)
                 outcomes.append(
                     Outcome(
                         row.id,
@@ -159,11 +170,11 @@ class Dispatcher:
                 )
         no_lookup = [r.id for r, _ in messages if not self._channel(r).can_lookup]
         if no_lookup:
-            with transaction(self.engine) as session:
+            with self._tx(conn) as session:
                 mark_sending(session, no_lookup, rows[0].token, now)
         for row, msg in messages:
             outcomes.append(self._send(row, msg, reserved, now))
-        with transaction(self.engine) as session:
+        with self._tx(conn) as session:
             mark(session, outcomes[settled:], worker=worker, now=self.now())
             self._release_unsent(session, outcomes, reserved)
         by_id = {r.id: r for r in rows}
@@ -302,10 +313,15 @@ class Dispatcher:
         ask = Ask(contact_subject(row.contact_id), "group_join", day, 1, cap)
         return [(ask, next_day_start(day, self.settings.zone))]
 
-    def _release(self, row: Claimed, reserved: dict[int, list[tuple[str, str, date]]]) -> None:
+    def _release(
+        self,
+        row: Claimed,
+        reserved: dict[int, list[tuple[str, str, date]]],
+        conn: Connection | None,
+    ) -> None:
         keys = reserved.pop(row.id, [])
         if keys:
-            with transaction(self.engine) as session:
+            with self._tx(conn) as session:
                 for subject, action, day in keys:
                     release_cap(session, subject, action, day)
 
@@ -446,9 +462,17 @@ class Dispatcher:
 
     # --- workers --------------------------------------------------------------
     def work(self, worker: str, *, until_idle: bool, stop: threading.Event) -> None:
-        while not stop.is_set():
-            if self.run_batch(worker) == 0 or not until_idle:
-                return
+        if not is_postgres(self.engine):  # SQLite: BEGIN IMMEDIATE per claim, pooled
+            while not stop.is_set():
+                if self.run_batch(worker) == 0 or not until_idle:
+                    return
+            return
+        # PostgreSQL: one connection per worker for the whole run (no checkout, ping and reset
+        # round trips per transaction).
+        with self.engine.connect() as conn:
+            while not stop.is_set():
+                if self.run_batch(worker, conn) == 0 or not until_idle:
+                    return
 
 
 def _k(ask: Ask) -> tuple[str, str, date]:

@@ -72,7 +72,8 @@ _CLAIM_RETURNS = """id, campaign, step, contact_id, channel, template, account_i
 # rows it takes (an OR over states, or ORDER BY across them, sorts every due row instead).
 # Expired leases go first, then deferred rows, then planned ones; the CTE scans are pulled
 # lazily, so rows beyond the batch are neither read nor locked. ``id = ANY(ARRAY(…))`` keeps
-# the update an index lookup by id; contacts and groups are joined once per row.
+# the update an index lookup by id; contacts and groups are joined once per row. The context
+# comes back as text, parsed once per distinct document rather than once per row.
 _CLAIM_PG = f"""
 WITH expired AS (
   SELECT id FROM outbox WHERE state = 'claimed' AND claim_expires_at < :now
@@ -90,7 +91,10 @@ upd AS (
   UPDATE outbox SET {_CLAIM_SET}
   WHERE id = ANY(ARRAY(SELECT id FROM pick))
   RETURNING {_CLAIM_RETURNS})
-SELECT upd.*, c.display_name AS contact_name, c.tier AS contact_tier,
+SELECT upd.id, upd.campaign, upd.step, upd.contact_id, upd.channel, upd.template,
+  upd.account_id, upd.community_id, upd.action, CAST(upd.context AS TEXT) AS context,
+  upd.attempts, upd.idempotency_key, upd.sending_at,
+  c.display_name AS contact_name, c.tier AS contact_tier,
   (SELECT i.value FROM identities i WHERE i.contact_id = upd.contact_id
      AND i.kind = {ADDRESS_KIND_SQL.replace("outbox.", "upd.")} ORDER BY i.id LIMIT 1) AS address,
   EXISTS (SELECT 1 FROM consents k WHERE k.contact_id = upd.contact_id AND k.kind = 'opt_out'

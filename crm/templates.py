@@ -86,7 +86,7 @@ class MessageTemplate:
         self.name = name
         self._template = template
         self._env = template.environment
-        # Jinja copies its globals (a ChainMap) into every render context; flatten them once.
+        # Jinja copies and iterates its globals (a ChainMap) for every render; flatten once.
         self._globals = dict(template.globals)
 
     def render(self, context: Mapping[str, Any]) -> str:
@@ -94,7 +94,13 @@ class MessageTemplate:
         tpl = self._template
         try:
             try:
-                ctx = tpl.new_context({**self._globals, **context}, shared=True)
+                ctx = self._env.context_class(
+                    self._env,
+                    {**self._globals, **context},
+                    tpl.name,
+                    tpl.blocks,
+                    globals=self._globals,
+                )
                 return str(self._env.concat(tpl.root_render_func(ctx))).strip()
             except Exception:
                 self._env.handle_exception()  # rewrites the traceback to template lines
