@@ -71,19 +71,20 @@ _CLAIM_RETURNS = """id, campaign, step, contact_id, channel, template, account_i
 # PostgreSQL: each state is read in (state, due_at) index order, so a claim touches only the
 # rows it takes (an OR over states, or ORDER BY across them, sorts every due row instead).
 # Expired leases go first, then deferred rows, then planned ones; the CTE scans are pulled
-# lazily, so rows beyond the batch are neither read nor locked. ``id = ANY(ARRAY(…))`` keeps
-# the update an index lookup by id; contacts and groups are joined once per row. The context
-# comes back as text, parsed once per distinct document rather than once per row.
+# lazily, so rows beyond the batch are neither read nor locked (the LIMIT inside each one
+# makes the planner pick the ordered index scan over sorting every due row). ``id =
+# ANY(ARRAY(…))`` keeps the update an index lookup by id; contacts and groups are joined once
+# per row. The context comes back as text, parsed once per distinct document, not per row.
 _CLAIM_PG = f"""
 WITH expired AS (
   SELECT id FROM outbox WHERE state = 'claimed' AND claim_expires_at < :now
-  ORDER BY due_at FOR UPDATE SKIP LOCKED),
+  ORDER BY due_at LIMIT :n FOR UPDATE SKIP LOCKED),
 deferred AS (
   SELECT id FROM outbox WHERE state = 'deferred' AND due_at <= :now
-  ORDER BY due_at FOR UPDATE SKIP LOCKED),
+  ORDER BY due_at LIMIT :n FOR UPDATE SKIP LOCKED),
 planned AS (
   SELECT id FROM outbox WHERE state = 'planned' AND due_at <= :now
-  ORDER BY due_at FOR UPDATE SKIP LOCKED),
+  ORDER BY due_at LIMIT :n FOR UPDATE SKIP LOCKED),
 pick AS (
   SELECT id FROM expired UNION ALL SELECT id FROM deferred UNION ALL SELECT id FROM planned
   LIMIT :n),
