@@ -60,7 +60,12 @@ def main() -> None:
     bin_dir = Path(sys.executable).parent
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
 
+    stopping: list[bool] = []
+
     def stop(*_: object) -> None:
+        if stopping:  # a second Ctrl-C while stopping: keep stopping in order
+            return
+        stopping.append(True)
         for name, proc in reversed(procs):
             if proc.poll() is None:
                 print(f"stopping {name} …", flush=True)
