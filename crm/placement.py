@@ -11,7 +11,6 @@ route run places pending contacts again.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,19 +40,6 @@ from crm.rules import Rules
 INVITE_CAMPAIGN = "tier-invite"
 INVITE_TEMPLATE = "tier_invitation"
 ALERT_KIND = "no_group_room"
-
-_DURATION = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
-
-
-def parse_duration(value: str) -> timedelta:
-    """``7d`` / ``12h`` / ``30m`` → a timedelta; anything else is an InputError."""
-    match = _DURATION.match(value)
-    if not match:
-        raise InputError(f"not a duration: {value!r} (expected e.g. 7d, 12h, 30m)")
-    amount, unit = int(match.group(1)), match.group(2)
-    return {"d": timedelta(days=amount), "h": timedelta(hours=amount)}.get(
-        unit, timedelta(minutes=amount)
-    )
 
 
 @dataclass
@@ -415,7 +401,6 @@ __all__ = [
     "member_counts",
     "open_groups",
     "opted_out_among",
-    "parse_duration",
     "pending_placements",
     "place_contacts",
     "rotate_qr",

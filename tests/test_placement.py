@@ -7,12 +7,12 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, func, select
 
+from crm.cadence import parse_expiry
 from crm.db import transaction
 from crm.models import Alert, Community, Consent, Contact, Membership, OutboxMessage
 from crm.placement import (
     GroupRoom,
     assign,
-    parse_duration,
     pending_placements,
     place_contacts,
     rotate_qr,
@@ -34,9 +34,9 @@ def test_assign_fills_groups_in_order() -> None:
     assert left == [13]
 
 
-def test_parse_duration() -> None:
-    assert parse_duration("7d") == timedelta(days=7)
-    assert parse_duration("36h") == timedelta(hours=36)
+def test_parse_expiry() -> None:
+    assert parse_expiry("7d") == timedelta(days=7)
+    assert parse_expiry("36h") == timedelta(hours=36)
 
 
 def members(engine: Engine) -> dict[str, list[int]]:

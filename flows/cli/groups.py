@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import typer
 
+from crm.cadence import parse_expiry
 from crm.db import transaction
 from crm.domain import Theme, Tier
-from crm.placement import add_group, list_groups, parse_duration, rotate_qr
+from crm.placement import add_group, list_groups, rotate_qr
 from flows.cli.common import engine, print_json, print_table
 
 app = typer.Typer(help="Groups per tier and their QR codes (群活码).", no_args_is_help=True)
@@ -40,7 +41,7 @@ def add(
         capacity=capacity,
         qr_join_limit=qr_join_limit,
         qr_url=qr_url,
-        qr_expires=parse_duration(qr_expires),
+        qr_expires=parse_expiry(qr_expires),
         account=account,
         position=position,
     )
@@ -82,7 +83,7 @@ def rotate(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Give a group a fresh QR code (a group QR code expires after 7 days)."""
-    data = rotate_qr(engine(), group, url=url, expires=parse_duration(expires))
+    data = rotate_qr(engine(), group, url=url, expires=parse_expiry(expires))
     if as_json:
         print_json(data)
     else:
