@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from crm.db import is_postgres
+from crm.ingest.records import batched
 
 
 def _json(value: Any) -> str:
@@ -60,6 +61,7 @@ def _converted(
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _COPY_SPECIAL = ("\\", "\t", "\n", "\r")
 _PLAIN = frozenset({int, float, bool, datetime})
+_COPY_ROWS = 5000  # rows formatted per block: bounds the text held in memory at once
 
 
 def _copy_value(value: Any) -> str:
@@ -103,13 +105,17 @@ def bulk_insert(
     """Append rows to a table (no conflict handling): COPY or executemany."""
     cols = ", ".join(columns)
     if is_postgres(session):
-        body = _copy_text(rows)
-        if body:
-            with (
-                _driver(session).cursor() as cur,
-                cur.copy(f"COPY {table} ({cols}) FROM STDIN") as cp,
-            ):
-                cp.write(body)
+        chunks = batched(rows, _COPY_ROWS)
+        first = next(chunks, None)
+        if first is None:
+            return
+        with (
+            _driver(session).cursor() as cur,
+            cur.copy(f"COPY {table} ({cols}) FROM STDIN") as cp,
+        ):
+            cp.write(_copy_text(first))
+            for chunk in chunks:
+                cp.write(_copy_text(chunk))
         return
     data = _converted(rows, (datetime, dict, list), _sqlite_value)
     if not data:
