@@ -5,8 +5,9 @@
 Data: N due outbox rows over ``--accounts`` operator accounts (webhook platform), each with a
 daily message cap of 90% of its share, so caps bind. Timed in the same run, same database:
 
-- ``baseline``: every worker loops on ``UPDATE outbox … WHERE id IN (SELECT … FOR UPDATE SKIP
-  LOCKED LIMIT n) RETURNING id`` then ``UPDATE outbox SET state = 'sent' WHERE id IN (…)``;
+- ``baseline``: every worker loops on ``UPDATE outbox … WHERE id = ANY(ARRAY(SELECT … LIMIT n
+  FOR UPDATE SKIP LOCKED)) RETURNING id`` then ``UPDATE outbox SET state = 'sent' WHERE id =
+  ANY(…)`` (SQLite: ``id IN (…)``);
 - ``dispatch``: ``crm.dispatch.dispatch`` (claim with render data, opt-out check, conditional
   cap upsert, render, send to the null channel, mark and attempt log) until idle.
 
