@@ -18,23 +18,20 @@ claims/s ÷ service claims/s (how many times the bare statement outruns the serv
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, text
 
+from bench.common import database
 from crm import queue
-from crm.db import make_engine
-from crm.migrate import upgrade
 from crm.users import hash_password
 
 NOW = datetime(2026, 11, 20, 4, tzinfo=UTC)
@@ -45,31 +42,6 @@ BASELINE = (
     "WHERE id IN (SELECT id FROM queue_items WHERE status = 'pool' "
     "ORDER BY sla_due_at, priority DESC, created_at LIMIT :n{lock}) RETURNING id"
 )
-
-
-@contextlib.contextmanager
-def database(kind: str, workdir: Path, *, pool_size: int = 5) -> Iterator[Engine]:
-    """A fresh migrated database: SQLite, QUNFLOW_BENCH_POSTGRES_URL or a throwaway cluster."""
-    if kind == "sqlite":
-        eng = make_engine(f"sqlite:///{workdir / 'bench.db'}")
-        upgrade(eng)
-        yield eng
-        eng.dispose()
-        return
-    url = os.environ.get("QUNFLOW_BENCH_POSTGRES_URL")
-    if url:
-        eng = make_engine(url, pool_size=pool_size, max_overflow=4)
-        upgrade(eng)
-        yield eng
-        eng.dispose()
-        return
-    from tests.pgcluster import local_cluster
-
-    with local_cluster() as server:
-        eng = make_engine(server, pool_size=pool_size, max_overflow=4)
-        upgrade(eng)
-        yield eng
-        eng.dispose()
 
 
 def _t(eng: Engine, value: datetime) -> Any:

@@ -19,25 +19,21 @@ seconds for the same number of rows (goal ≤ 1.5).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, insert, text
 
+from bench.common import database
 from crm.channels.base import OutgoingMessage, SendResult
 from crm.channels.local import NullChannel
-from crm.db import make_engine
 from crm.dispatch import dispatch
-from crm.migrate import upgrade
 from crm.models import Contact, OperatorAccount, OutboxMessage, PlatformLimit, UTCDateTime
 from crm.settings import get_settings
 
@@ -55,31 +51,6 @@ class CountingNull(NullChannel):
         with self.lock:
             self.seen[message.idempotency_key] += 1
         return super().send(message)
-
-
-@contextlib.contextmanager
-def database(kind: str, workdir: Path, pool: int) -> Iterator[Engine]:
-    """A fresh migrated database: SQLite, QUNFLOW_BENCH_POSTGRES_URL or a throwaway cluster."""
-    if kind == "sqlite":
-        eng = make_engine(f"sqlite:///{workdir / 'bench.db'}")
-        upgrade(eng)
-        yield eng
-        eng.dispose()
-        return
-    url = os.environ.get("QUNFLOW_BENCH_POSTGRES_URL")
-    if url:
-        eng = make_engine(url, pool_size=pool, max_overflow=4)
-        upgrade(eng)
-        yield eng
-        eng.dispose()
-        return
-    from tests.pgcluster import local_cluster
-
-    with local_cluster() as server:
-        eng = make_engine(server, pool_size=pool, max_overflow=4)
-        upgrade(eng)
-        yield eng
-        eng.dispose()
 
 
 def load(eng: Engine, rows: int, accounts: int) -> dict[int, int]:
@@ -213,7 +184,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="qunflow-bench-"))
     settings = get_settings(data_dir=workdir)
-    with database(args.db, workdir, args.workers + 4) as eng:
+    with database(args.db, workdir, pool_size=args.workers + 4) as eng:
         t0 = time.perf_counter()
         caps = load(eng, args.rows, args.accounts)
         load_s = time.perf_counter() - t0

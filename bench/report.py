@@ -14,50 +14,23 @@ the generated, consistent rows) or a recursive CTE (SQLite). Then times
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import tempfile
 import time
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, text
 
-from crm.db import make_engine, transaction
-from crm.migrate import upgrade
+from bench.common import database
+from crm.db import transaction
 from crm.models import Community, OperatorAccount, PlatformLimit, SourceInstance, User
 from crm.reports import funnel_report
 
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
 SPAN_DAYS = 90
 KINDS = ("peer_group", "self_media", "qr_signup", "referral")
-
-
-@contextlib.contextmanager
-def _database(kind: str, workdir: Path) -> Iterator[Engine]:
-    if kind == "sqlite":
-        eng = make_engine(f"sqlite:///{workdir / 'bench.db'}")
-        upgrade(eng)
-        yield eng
-        eng.dispose()
-        return
-    url = os.environ.get("QUNFLOW_BENCH_POSTGRES_URL")
-    if url:
-        eng = make_engine(url)
-        upgrade(eng)
-        yield eng
-        eng.dispose()
-        return
-    from tests.pgcluster import local_cluster
-
-    with local_cluster() as server:
-        eng = make_engine(server)
-        upgrade(eng)
-        yield eng
-        eng.dispose()
 
 
 class _Sql:
@@ -252,7 +225,7 @@ def main() -> None:
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="postgres")
     parser.add_argument("--days", type=int, default=30, help="also time a report over D days")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, _database(args.db, Path(tmp)) as eng:
+    with tempfile.TemporaryDirectory() as tmp, database(args.db, Path(tmp)) as eng:
         t0 = time.perf_counter()
         loads = generate(eng, args.rows)
         load_s = time.perf_counter() - t0

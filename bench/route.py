@@ -19,19 +19,15 @@ open and one active group with room for everybody. Timed in the same run, same d
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import tempfile
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from crm.db import make_engine
-from crm.migrate import upgrade
+from bench.common import database
 from crm.routing import route
 from crm.rules import load_rules
 
@@ -67,30 +63,6 @@ FROM (
 ) s
 WHERE contacts.id = s.contact_id
 """
-
-
-@contextlib.contextmanager
-def _database(kind: str, workdir: Path) -> Iterator[Engine]:
-    if kind == "sqlite":
-        eng = make_engine(f"sqlite:///{workdir / 'bench.db'}")
-        upgrade(eng)
-        yield eng
-        eng.dispose()
-        return
-    url = os.environ.get("QUNFLOW_BENCH_POSTGRES_URL")
-    if url:
-        eng = make_engine(url)
-        upgrade(eng)
-        yield eng
-        eng.dispose()
-        return
-    from tests.pgcluster import local_cluster
-
-    with local_cluster() as server:
-        eng = make_engine(server)
-        upgrade(eng)
-        yield eng
-        eng.dispose()
 
 
 def _generate(eng: Engine, rows: int, per: int) -> int:
@@ -179,7 +151,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=20_000, help="contacts per batch")
     args = parser.parse_args()
     rules = load_rules()
-    with tempfile.TemporaryDirectory() as tmp, _database(args.db, Path(tmp)) as eng:
+    with tempfile.TemporaryDirectory() as tmp, database(args.db, Path(tmp)) as eng:
         start = time.perf_counter()
         events = _generate(eng, args.rows, args.events_per)
         generate_s = time.perf_counter() - start
