@@ -664,23 +664,31 @@ def assign(
         return {"item_id": item.id, "assignee": target.username, "from_user_id": previous}
 
 
-def _sales_headroom(
-    session: Session, now: datetime, zone: ZoneInfo | None
-) -> dict[int, tuple[str, int]]:
-    """Active sales staff and how many more items each may take now: {id: (name, left)}."""
-    start = local_day_start(now, zone)
+def _usage_per_person(now: datetime, zone: ZoneInfo | None) -> tuple[Any, Any]:
+    """Per person: items held under a live lease, and claims plus assignments today."""
     holding = (
         select(QueueItem.assignee_id.label("uid"), func.count().label("n"))
-        .where(QueueItem.status.in_(HELD))
+        .where(QueueItem.status.in_(HELD), QueueItem.lease_expires_at >= now)
         .group_by(QueueItem.assignee_id)
         .subquery()
     )
     today = (
         select(QueueAction.user_id.label("uid"), func.count().label("n"))
-        .where(QueueAction.action.in_(("claim", "assigned")), QueueAction.at >= start)
+        .where(
+            QueueAction.action.in_(("claim", "assigned")),
+            QueueAction.at >= local_day_start(now, zone),
+        )
         .group_by(QueueAction.user_id)
         .subquery()
     )
+    return holding, today
+
+
+def _sales_headroom(
+    session: Session, now: datetime, zone: ZoneInfo | None
+) -> dict[int, tuple[str, int]]:
+    """Active sales staff and how many more items each may take now: {id: (name, left)}."""
+    holding, today = _usage_per_person(now, zone)
     stmt = (
         select(
             User.id,
@@ -1086,19 +1094,7 @@ def team_caps(
 ) -> list[dict[str, Any]]:
     """Every active staff member's claim and holding caps with today's usage."""
     now = now or utcnow()
-    start = local_day_start(now, zone)
-    holding = (
-        select(QueueItem.assignee_id.label("uid"), func.count().label("n"))
-        .where(QueueItem.status.in_(HELD), QueueItem.lease_expires_at >= now)
-        .group_by(QueueItem.assignee_id)
-        .subquery()
-    )
-    today = (
-        select(QueueAction.user_id.label("uid"), func.count().label("n"))
-        .where(QueueAction.action.in_(("claim", "assigned")), QueueAction.at >= start)
-        .group_by(QueueAction.user_id)
-        .subquery()
-    )
+    holding, today = _usage_per_person(now, zone)
     stmt = (
         select(
             User.id,
