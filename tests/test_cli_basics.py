@@ -55,3 +55,12 @@ def test_crm_never_imports_prefect():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_usage_errors_are_short_and_exit_2(tmp_path):
+    env = dict(os.environ, QUNFLOW_DATA_DIR=str(tmp_path))
+    for args in (["contacts", "list", "--tier", "vip"], ["contacts", "show"], ["nosuch"]):
+        proc = run(args, env, check=False)
+        assert proc.returncode == 2, args
+        assert "Traceback" not in proc.stderr
+        assert "Error:" in proc.stderr

@@ -68,12 +68,12 @@ def main() -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as exc:  # click's usage errors carry their own exit codes
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        raise
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.TyperException as exc:
+        # Usage errors (a bad option value, a missing argument, no command given) print
+        # click's own message and usage line; no traceback.
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        sys.exit(int(getattr(exc, "exit_code", 2)))
