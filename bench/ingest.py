@@ -14,47 +14,20 @@ process (ru_maxrss; compare it at 100k and 1M rows to see that the file is strea
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import resource
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, func, select, text
 
-from crm.db import make_engine, transaction
+from bench.common import database
+from crm.db import transaction
 from crm.ingest.service import BATCH_SIZE, ingest_path
-from crm.migrate import upgrade
 from crm.models import Contact
 from crm.sample import SAMPLE_AS_OF, write_member_csv
-
-
-@contextlib.contextmanager
-def _database(kind: str, workdir: Path) -> Iterator[Engine]:
-    if kind == "sqlite":
-        eng = make_engine(f"sqlite:///{workdir / 'bench.db'}")
-        upgrade(eng)
-        yield eng
-        eng.dispose()
-        return
-    url = os.environ.get("QUNFLOW_BENCH_POSTGRES_URL")
-    if url:
-        eng = make_engine(url)
-        upgrade(eng)
-        yield eng
-        eng.dispose()
-        return
-    from tests.pgcluster import local_cluster
-
-    with local_cluster() as server:
-        eng = make_engine(server)
-        upgrade(eng)
-        yield eng
-        eng.dispose()
 
 
 def _baseline(eng: Engine, path: Path) -> float:
@@ -102,7 +75,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="qunflow-bench-") as tmp:
         workdir = Path(tmp)
         path = write_member_csv(workdir / "members.csv", args.rows, seed=args.seed)
-        with _database(args.db, workdir) as eng:
+        with database(args.db, workdir) as eng:
             base = _baseline(eng, path)
             rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             cpu = time.process_time()
