@@ -42,17 +42,25 @@ def trigger_campaign(
     """Plan a campaign through the Prefect deployment if one is reachable, else in-process."""
     from crm.campaigns import load_campaigns, plan_campaign
 
-    result: dict[str, Any]
+    result: dict[str, Any] | None = None
+    unreachable = None
     if prefect_api_configured() and not dry_run:
         defined = load_campaigns(settings.campaigns_path if settings else None)
         if name not in defined:  # the same refusal the service gives, before a run is created
             raise NotFound(f"no campaign {name!r} (defined: {', '.join(sorted(defined))})")
-        result = _submit(name, contact_ids, params or {}, wait_seconds)
-    else:
+        try:
+            result = _submit(name, contact_ids, params or {}, wait_seconds)
+        except _PrefectUnavailable as exc:
+            # A trigger must not fail because the server is down or the deployment is not
+            # served: the same service plans the same rows in-process.
+            unreachable = str(exc)
+    if result is None:
         result = plan_campaign(
             engine, name, dry_run=dry_run, contact_ids=contact_ids, params=params, settings=settings
         )
         result["via"] = "in-process"
+        if unreachable:
+            result["prefect_unavailable"] = unreachable
     if not dry_run:
         with transaction(engine) as session:
             audit(
@@ -69,16 +77,27 @@ def trigger_campaign(
     return result
 
 
+class _PrefectUnavailable(Exception):
+    """No Prefect server answered, or it does not serve the plan-campaign deployment."""
+
+
 def _submit(
     name: str, contact_ids: list[int] | None, params: dict[str, Any], wait_seconds: float
 ) -> dict[str, Any]:
+    import httpx
     from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
 
     parameters: dict[str, Any] = {"campaign": name, "contact_ids": contact_ids}
     for key in ("event_start", "event_name", "event_key"):
         if key in params:
             parameters[key] = params[key]
-    run = run_deployment(DEPLOYMENT, parameters=parameters, timeout=wait_seconds)
+    try:
+        run = run_deployment(DEPLOYMENT, parameters=parameters, timeout=wait_seconds)
+    except ObjectNotFound as exc:
+        raise _PrefectUnavailable(f"deployment {DEPLOYMENT} is not served") from exc
+    except (httpx.HTTPError, OSError) as exc:
+        raise _PrefectUnavailable(f"Prefect API unreachable: {exc}") from exc
     assert not inspect.isawaitable(run), "called from synchronous code, so it ran to completion"
     state = run.state.type.value if run.state else None
     return {

@@ -9,6 +9,7 @@ Starts `prefect server start` on a free port, then
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -123,11 +124,14 @@ def _artifact_keys(api: str, run_id: str) -> set[str]:
 
 
 @pytest.mark.slow
-def test_served_deployment_runs_from_the_api(prefect_server, db_url, tmp_path):
+def test_served_deployment_runs_from_the_api(prefect_server, tmp_path):
+    """One machine: embedded SQLite and `serve` (the work pool test uses PostgreSQL)."""
     api, env = prefect_server
+    db_url = f"sqlite:///{tmp_path / 'qunflow.db'}"
     env = dict(env, QUNFLOW_DATABASE_URL=db_url, QUNFLOW_DATA_DIR=str(tmp_path / "data"))
-    if not db_url.startswith("sqlite"):
-        pytest.skip("the served path is exercised on SQLite; the work pool path on PostgreSQL")
+    subprocess.run(
+        [str(BIN / "qunflow"), "db", "upgrade"], env=env, check=True, capture_output=True
+    )
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
     serve = subprocess.Popen(
         [sys.executable, "-m", "deployments.serve"],
@@ -145,6 +149,19 @@ def test_served_deployment_runs_from_the_api(prefect_server, db_url, tmp_path):
         assert "dry_run" in detail["parameter_openapi_schema"]["properties"]
         run = _run_and_wait(api, dep, {"dry_run": True}, 180)
         assert "route-moves" in _artifact_keys(api, run["id"])
+        # The CLI trigger goes through the same served deployment as the UI's "Run" form.
+        cli = subprocess.run(
+            [str(BIN / "qunflow"), "campaign", "run", "prospect-nudge", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert cli.returncode == 0, cli.stderr
+        triggered = json.loads(cli.stdout)
+        assert triggered["via"] == "prefect" and triggered["state"] == "COMPLETED", triggered
+        flow_run = httpx.get(f"{api}/flow_runs/{triggered['flow_run_id']}", timeout=10).json()
+        assert flow_run["parameters"]["campaign"] == "prospect-nudge"
     finally:
         _stop(serve)
         log.close()

@@ -62,6 +62,8 @@ def run(
         settings=settings(),
         wait_seconds=120,
     )
+    if report.get("prefect_unavailable"):
+        typer.echo(f"note: planned in-process ({report['prefect_unavailable']})", err=True)
     if as_json:
         print_json(report)
         return
