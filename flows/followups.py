@@ -94,16 +94,21 @@ def _plan_artifact(report: dict[str, Any]) -> None:
 
 @flow(name="plan-campaign", on_failure=[on_failure], on_crashed=[on_failure], log_prints=False)
 def plan_campaign_flow(
-    campaign: CampaignName,
-    dry_run: bool = False,
-    event_start: datetime | None = None,
-    event_name: str | None = None,
-    event_key: str | None = None,
-    as_of: datetime | None = None,
-    contact_ids: Annotated[
-        list[int] | None,
-        Field(description="Only these contacts (a selection from the sales workspace)."),
-    ] = None,
+    campaign: CampaignName = Field(description="Which campaign to plan."),
+    dry_run: bool = Field(False, description="Count what would be planned; write nothing."),
+    event_start: datetime | None = Field(
+        None, description="Event campaigns: when the event starts (with its UTC offset)."
+    ),
+    event_name: str | None = Field(
+        None, description="Event campaigns: the event's name, as messages show it."
+    ),
+    event_key: str | None = Field(
+        None, description="Event campaigns: a key per event, so the next event plans again."
+    ),
+    as_of: datetime | None = Field(None, description="Plan as of this time (default: now)."),
+    contact_ids: list[int] | None = Field(
+        None, description="Only these contacts (a selection from the sales workspace)."
+    ),
 ) -> dict[str, Any]:
     """Plan a follow-up campaign into the outbox; event campaigns take the event's start."""
     params: dict[str, Any] = {}
@@ -120,7 +125,9 @@ def plan_campaign_flow(
 
 
 @flow(name="plan-all-campaigns", on_failure=[on_failure], on_crashed=[on_failure])
-def plan_all_flow(as_of: datetime | None = None) -> dict[str, Any]:
+def plan_all_flow(
+    as_of: datetime | None = Field(None, description="Plan as of this time (default: now)."),
+) -> dict[str, Any]:
     """Plan every scheduled campaign (welcome, rules, nudges, onboarding, re-engagement)."""
     reports = plan_all_task(settings().sqlalchemy_url, as_of)
     for report in reports.values():
@@ -129,7 +136,17 @@ def plan_all_flow(as_of: datetime | None = None) -> dict[str, Any]:
 
 
 @flow(name="dispatch-outbox", on_failure=[on_failure], on_crashed=[on_failure])
-def dispatch_flow(limit: int = 200, workers: int = 2, until_idle: bool = True) -> dict[str, Any]:
+def dispatch_flow(
+    limit: Annotated[int, Field(ge=1, le=5000)] = Field(
+        200, description="Rows each worker claims at a time."
+    ),
+    workers: Annotated[int, Field(ge=1, le=32)] = Field(
+        2, description="Dispatch workers in this run."
+    ),
+    until_idle: bool = Field(
+        True, description="Keep claiming until nothing is due (else one batch each)."
+    ),
+) -> dict[str, Any]:
     """Send due outbox messages (``limit`` rows per claim) within caps; publish counts."""
     result = dispatch_task(settings().sqlalchemy_url, limit, workers, until_idle)
     headroom: dict[str, int] = {}

@@ -97,14 +97,12 @@ def summarize(database_url: str) -> dict[str, Any]:
 
 @flow(name="funnel", on_failure=[on_failure], on_crashed=[on_failure], log_prints=False)
 def funnel_flow(
-    database_url: Annotated[str, Field(description="CRM database URL (SQLAlchemy form).")],
-    sample_dir: Annotated[
-        str, Field(description="Folder of the sample files (written if missing).")
-    ],
-    sample_contacts: Annotated[int, Field(ge=10, le=100_000, description="Sample size.")] = 300,
-    as_of: Annotated[
-        datetime | None, Field(description="Business time of the run (default: now).")
-    ] = None,
+    database_url: str = Field(description="CRM database URL (SQLAlchemy form)."),
+    sample_dir: str = Field(description="Folder of the sample files (written if missing)."),
+    sample_contacts: Annotated[int, Field(ge=10, le=100_000)] = Field(
+        300, description="Sample size."
+    ),
+    as_of: datetime | None = Field(None, description="Business time of the run (default: now)."),
 ) -> dict[str, Any]:
     """Run the whole funnel once over the sample: ingest, score and route, plan follow-ups."""
     logger = get_run_logger()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -93,20 +93,18 @@ def publish(results: dict[str, dict[str, Any]], key: str) -> None:
 
 @flow(name="ingest-file", on_failure=[on_failure], on_crashed=[on_failure])
 def ingest_file_flow(
-    kind: Annotated[FileKind, Field(description="What the file holds.")],
-    path: Annotated[str, Field(description="Path of the export file (CSV, XLSX or JSONL).")],
-    group: Annotated[
-        str | None, Field(description="Peer group name (default: a group column or the file name).")
-    ] = None,
-    account: Annotated[
-        str | None, Field(description="Operator account that harvested a member list.")
-    ] = None,
-    platform: Annotated[
-        str | None, Field(description="Self-media platform if the file has no platform column.")
-    ] = None,
-    database_url: Annotated[
-        str | None, Field(description="CRM database URL (default: QUNFLOW_DATABASE_URL).")
-    ] = None,
+    kind: FileKind = Field(description="What the file holds."),
+    path: str = Field(description="Path of the export file (CSV, XLSX or JSONL)."),
+    group: str | None = Field(
+        None, description="Peer group name (default: a group column or the file name)."
+    ),
+    account: str | None = Field(None, description="Operator account that harvested a member list."),
+    platform: str | None = Field(
+        None, description="Self-media platform if the file has no platform column."
+    ),
+    database_url: str | None = Field(
+        None, description="CRM database URL (default: QUNFLOW_DATABASE_URL)."
+    ),
 ) -> dict[str, Any]:
     """Import one export file and publish its counts."""
     url = _url(database_url)
@@ -118,13 +116,12 @@ def ingest_file_flow(
 
 @flow(name="ingest-folder", on_failure=[on_failure], on_crashed=[on_failure])
 def ingest_folder_flow(
-    folder: Annotated[
-        str | None,
-        Field(description="Inbox folder with one subfolder per kind (default: data_dir/inbox)."),
-    ] = None,
-    database_url: Annotated[
-        str | None, Field(description="CRM database URL (default: QUNFLOW_DATABASE_URL).")
-    ] = None,
+    folder: str | None = Field(
+        None, description="Inbox folder with one subfolder per kind (default: data_dir/inbox)."
+    ),
+    database_url: str | None = Field(
+        None, description="CRM database URL (default: QUNFLOW_DATABASE_URL)."
+    ),
 ) -> dict[str, dict[str, Any]]:
     """Import files dropped in inbox/<kind>/ (peer-group, self-media, events, qr-signups).
 

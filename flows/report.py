@@ -81,23 +81,21 @@ def publish(report: dict[str, Any], charts: dict[str, str]) -> list[str]:
 
 @flow(name="funnel-report", on_failure=[on_failure], on_crashed=[on_failure], log_prints=False)
 def funnel_report_flow(
-    days: Annotated[
-        int,
-        Field(ge=1, le=366, description="Report the last N complete local days (1: yesterday)."),
-    ] = 1,
-    period: Annotated[
-        str | None,
-        Field(description="A named special period instead of the last days (e.g. 春节)."),
-    ] = None,
-    by: Annotated[
-        Grouping, Field(description="Group sources by instance, kind, promoter, post, group …")
-    ] = "source",
-    as_of: Annotated[
-        datetime | None, Field(description="Read the report as of this time (default: now).")
-    ] = None,
-    database_url: Annotated[
-        str | None, Field(description="CRM database URL (default: the configured one).")
-    ] = None,
+    days: Annotated[int, Field(ge=1, le=366)] = Field(
+        1, description="Report the last N complete local days (1: yesterday)."
+    ),
+    period: str | None = Field(
+        None, description="A named special period instead of the last days (e.g. 春节)."
+    ),
+    by: Grouping = Field(
+        "source", description="Group sources by instance, kind, promoter, post, group …"
+    ),
+    as_of: datetime | None = Field(
+        None, description="Read the report as of this time (default: now)."
+    ),
+    database_url: str | None = Field(
+        None, description="CRM database URL (default: the configured one)."
+    ),
 ) -> dict[str, Any]:
     """Compute the funnel report and publish it as Prefect artifacts and chart images."""
     url = database_url or settings().sqlalchemy_url

@@ -14,6 +14,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from pydantic import Field
 
 from crm.rules import configured_rules
 from flows.alerts import on_failure, publish_alerts
@@ -64,10 +65,16 @@ def _publish(result: dict[str, Any], *, key: str, title: str) -> None:
 
 @flow(name="route", on_failure=[on_failure], on_crashed=[on_failure])
 def route_flow(
-    dry_run: bool = False,
-    rules_path: str | None = None,
-    database_url: str | None = None,
-    as_of: datetime | None = None,
+    dry_run: bool = Field(
+        False, description="Only report the moves the rules would make; write nothing."
+    ),
+    rules_path: str | None = Field(
+        None, description="A candidate rules file (TOML); default: QUNFLOW_RULES_PATH."
+    ),
+    database_url: str | None = Field(
+        None, description="CRM database URL (default: QUNFLOW_DATABASE_URL)."
+    ),
+    as_of: datetime | None = Field(None, description="Score as of this time (default: now)."),
 ) -> dict[str, Any]:
     """Score every contact and move them between tiers; publish the moves as artifacts."""
     url = database_url or settings().sqlalchemy_url
@@ -80,9 +87,15 @@ def route_flow(
 
 @flow(name="cleanout", on_failure=[on_failure], on_crashed=[on_failure])
 def cleanout_flow(
-    rules_path: str | None = None,
-    database_url: str | None = None,
-    as_of: datetime | None = None,
+    rules_path: str | None = Field(
+        None, description="Rules file (TOML); default: QUNFLOW_RULES_PATH."
+    ),
+    database_url: str | None = Field(
+        None, description="CRM database URL (default: QUNFLOW_DATABASE_URL)."
+    ),
+    as_of: datetime | None = Field(
+        None, description="Judge silence as of this time (default: now)."
+    ),
 ) -> dict[str, Any]:
     """Clean out lurkers and rule breakers: demotions and removals only, no promotions."""
     url = database_url or settings().sqlalchemy_url
