@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
@@ -30,8 +30,10 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    type_coerce,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.types import NullType
 
 from crm.db import is_postgres
 from crm.domain import ContactStatus, EventKind
@@ -190,8 +192,8 @@ def _answers_of(payload: Mapping[str, Any]) -> Mapping[str, Any]:
 class Tally(NamedTuple):
     """A contact's events reduced to what the signals count (from buckets or one SQL row).
 
-    ``evidence`` maps a signal to candidate event ids: a superset of its newest ids up to the
-    breakdown cap (the newest ``cap`` of each kind and flag), sorted and cut when it scores.
+    ``evidence`` maps a signal to candidate event ids (a superset of its newest ids up to the
+    breakdown cap), sorted and cut when it scores.
     """
 
     counts: Mapping[str, int]
@@ -413,11 +415,12 @@ def _like_any(column: Any, words: Iterable[str]) -> Any:
     return or_(*clauses) if clauses else literal(False)
 
 
-def _id_list(expr: Any, pg: bool) -> Any:
-    # PostgreSQL hands back a list; SQLite a comma-separated string (see _id_seq).
+def _id_list(expr: Any, cond: Any, pg: bool) -> Any:
+    # PostgreSQL hands back a list (psycopg parses it; no per-element SQLAlchemy processing);
+    # SQLite a comma-separated string (see _id_seq).
     if pg:
-        return func.array_agg(expr)
-    return func.group_concat(expr)
+        return type_coerce(func.array_agg(expr).filter(cond), NullType())
+    return func.group_concat(expr).filter(cond)
 
 
 def _id_seq(value: Any) -> Sequence[int]:
@@ -435,8 +438,32 @@ def _text_list(expr: Any, pg: bool) -> Any:
 
 
 def breakdown_text(breakdown: list[dict[str, Any]]) -> str:
-    """The stored form of a breakdown: what PostgreSQL's jsonb prints, so it compares as text."""
-    return json.dumps(breakdown, ensure_ascii=False, sort_keys=True)
+    """The stored form of a breakdown: what PostgreSQL's jsonb prints, so it compares as text.
+
+    Exactly ``json.dumps(breakdown, ensure_ascii=False, sort_keys=True)``, formatted directly:
+    every contact's breakdown is compared on each run, and the generic encoder cost more than
+    the scoring itself.
+    """
+    return (
+        "["
+        + ", ".join(
+            f'{{"events": [{", ".join(map(str, p["events"]))}], "points": {int(p["points"])},'
+            f' "signal": {_json_string(p["signal"])}}}'
+            for p in breakdown
+        )
+        + "]"
+    )
+
+
+_json_labels: dict[str, str] = {}
+
+
+def _json_string(value: str) -> str:
+    # Signal labels repeat across contacts: encode each once.
+    found = _json_labels.get(value)
+    if found is None:
+        found = _json_labels[value] = json.dumps(value, ensure_ascii=False)
+    return found
 
 
 class Rescored(NamedTuple):
@@ -450,12 +477,12 @@ def score_range(session: Session, lo: int, hi: int, rules: Rules, now: datetime)
     """Score the active contacts with ids in [lo, hi]: one aggregate query, then the rules.
 
     Events are reduced in SQL to one row per contact (counts per kind, intent and ad counts,
-    the decayed engagement sum, the newest ids of each kind as evidence); the integer points
-    come from :func:`evaluate_tally`, the same arithmetic as :func:`score`. A contact is
-    ``changed`` when its score, breakdown, warnings or rules version differ from the stored.
+    the decayed engagement sum, the ids of the kinds each signal cites as evidence); the
+    integer points come from :func:`evaluate_tally`, the same arithmetic as :func:`score`. A
+    contact is ``changed`` when its score, breakdown, warnings or rules version differ from
+    the stored ones.
     """
     pg = is_postgres(session)
-    cap = rules.breakdown_event_cap
     in_range = Event.contact_id.between(lo, hi)
     message_text = func.lower(
         func.coalesce(Event.payload["message"].as_string(), Event.payload["text"].as_string())
@@ -485,20 +512,9 @@ def score_range(session: Session, lo: int, hi: int, rules: Rules, now: datetime)
         flag.label("flag"),
         _day_expr(session).label("day"),
     ).where(in_range)
-    if cap:
-        # Rank newest first within (contact, kind, flag): the newest `cap` ids of any signal
-        # are among the top `cap` of each of its kinds and flags.
-        sub = flagged_events.subquery()
-        ranked = select(
-            sub,
-            func.row_number()
-            .over(partition_by=(sub.c.contact_id, sub.c.kind, sub.c.flag), order_by=sub.c.id.desc())
-            .label("rn"),
-        ).subquery()
-        newest = ranked.c.rn <= cap
-    else:
-        ranked = flagged_events.subquery()
-        newest = literal(False)
+    # OFFSET 0 keeps the subquery from being flattened: the flag (a JSON lookup and a regular
+    # expression) and the day are computed once per event, not once per aggregate citing them.
+    ranked = flagged_events.offset(0).subquery()
     r = ranked.c
     today = now.astimezone(UTC).date()
     if pg:
@@ -514,7 +530,7 @@ def score_range(session: Session, lo: int, hi: int, rules: Rules, now: datetime)
     message, violation = EventKind.MESSAGE.value, EventKind.VIOLATION.value
 
     def ids(cond: Any) -> Any:
-        return _id_list(r.id, pg).filter(and_(cond, newest))
+        return _id_list(r.id, cond, pg)
 
     agg = (
         select(
@@ -598,11 +614,15 @@ def score_range(session: Session, lo: int, hi: int, rules: Rules, now: datetime)
     counted_cols = [(f"n_{k.value}", k.value) for k in _COUNTED]
     evidence = [f"e_{name}" for name in _EVIDENCE]
     version = rules.version
-    rows = session.execute(stmt)
+    # Core execution: the ORM's row loading layer cost as much as the scoring.
+    rows = session.connection().execute(stmt)
     # Positional access: a mapping per row costs more than the scoring itself.
     at = {name: i for i, name in enumerate(rows.keys())}
     counted = [(at[col], kind) for col, kind in counted_cols]
-    evidence_at = [(name, at[col]) for name, col in zip(_EVIDENCE, evidence, strict=True)]
+    evidence_at = {name: at[col] for name, col in zip(_EVIDENCE, evidence, strict=True)}
+    i_tier, i_status, i_first, i_active, i_entered = (
+        at[c] for c in ("tier", "status", "first_seen_at", "last_active_at", "tier_entered_at")
+    )
     (
         i_kinds,
         i_ref,
@@ -652,11 +672,11 @@ def score_range(session: Session, lo: int, hi: int, rules: Rules, now: datetime)
             sources=found,
             answers=tuple(answers.get(cid, ())),
             opted_out=opt is not None and opt > (consent or 0),
-            tier=row.tier,
-            status=row.status,
-            first_seen_at=row.first_seen_at,
-            last_active_at=row.last_active_at,
-            tier_entered_at=row.tier_entered_at,
+            tier=row[i_tier],
+            status=row[i_status],
+            first_seen_at=row[i_first],
+            last_active_at=row[i_active],
+            tier_entered_at=row[i_entered],
         )
         if row[i_cid] is None:
             t = Tally(counts={})
@@ -668,7 +688,7 @@ def score_range(session: Session, lo: int, hi: int, rules: Rules, now: datetime)
                 ads=row[i_ads],
                 decayed=float(row[i_decayed] or 0.0),
                 last_day=_as_date(last) if last is not None else None,
-                evidence={name: _id_seq(row[i]) for name, i in evidence_at},
+                evidence=_RowEvidence(row, evidence_at),
             )
         result = evaluate_tally(facts, t, rules, now)
         scored.append(result)
@@ -681,6 +701,25 @@ def score_range(session: Session, lo: int, hi: int, rules: Rules, now: datetime)
         ):
             changed.append((result, text_form))
     return Rescored(scored, changed)
+
+
+class _RowEvidence(Mapping[str, Sequence[int]]):
+    """A row's evidence lists, parsed only for the signals that score (most contacts: few)."""
+
+    __slots__ = ("_at", "_row")
+
+    def __init__(self, row: Sequence[Any], at: Mapping[str, int]) -> None:
+        self._row = row
+        self._at = at
+
+    def __getitem__(self, name: str) -> Sequence[int]:
+        return _id_seq(self._row[self._at[name]])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._at)
+
+    def __len__(self) -> int:
+        return len(self._at)
 
 
 # Kinds whose events are counted per contact, and the signals that cite events.

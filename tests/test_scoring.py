@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from crm.rules import Rules, load_rules
-from crm.scoring import Answer, ContactFacts, bucket_events, evaluate, score
+from crm.scoring import Answer, ContactFacts, breakdown_text, bucket_events, evaluate, score
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 RULES = load_rules()
@@ -164,3 +165,19 @@ def test_same_events_same_rules_same_score() -> None:
     # Order of arrival does not matter, only the events themselves.
     b = facts(*reversed(events), sources=frozenset({"qr_signup"}))
     assert points(a) == points(b)
+
+
+@pytest.mark.parametrize(
+    "breakdown",
+    [
+        [],
+        [{"signal": "source:self_media+intent", "points": 25, "events": []}],
+        [
+            {"signal": 'quote " backslash \\ newline \n 价格', "points": -3, "events": [9, 4, 1]},
+            {"signal": "silence", "points": 0, "events": [7]},
+        ],
+    ],
+)
+def test_breakdown_text_is_the_json_document(breakdown: list[dict[str, Any]]) -> None:
+    # Stored breakdowns are compared as text: the direct formatting must equal the JSON encoder's.
+    assert breakdown_text(breakdown) == json.dumps(breakdown, ensure_ascii=False, sort_keys=True)
