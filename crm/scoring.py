@@ -358,7 +358,20 @@ def evaluate_tally(facts: ContactFacts, t: Tally, rules: Rules, now: datetime) -
 
 
 def _best_source(sources: frozenset[str], rules: Rules) -> str:
-    return max(sources, key=lambda k: (rules.signals.source.points_for(k), k))
+    # Few distinct source sets exist: pick each set's best once per rules object.
+    table = rules.signals.source
+    key = (id(table), sources)
+    found = _BEST_SOURCE.get(key)
+    if found is not None and found[0] is table:
+        return found[1]
+    best = max(sources, key=lambda k: (table.points_for(k), k))
+    if len(_BEST_SOURCE) > 4096:
+        _BEST_SOURCE.clear()
+    _BEST_SOURCE[key] = (table, best)
+    return best
+
+
+_BEST_SOURCE: dict[tuple[int, frozenset[str]], tuple[Any, str]] = {}
 
 
 def _screening(answers: Sequence[Answer], rules: Rules) -> tuple[int, list[int]]:
@@ -615,9 +628,10 @@ def score_range(session: Session, lo: int, hi: int, rules: Rules, now: datetime)
     evidence = [f"e_{name}" for name in _EVIDENCE]
     version = rules.version
     # Core execution: the ORM's row loading layer cost as much as the scoring.
-    rows = session.connection().execute(stmt)
+    result_rows = session.connection().execute(stmt)
     # Positional access: a mapping per row costs more than the scoring itself.
-    at = {name: i for i, name in enumerate(rows.keys())}
+    at = {name: i for i, name in enumerate(result_rows.keys())}
+    rows = result_rows.all()
     counted = [(at[col], kind) for col, kind in counted_cols]
     evidence_at = {name: at[col] for name, col in zip(_EVIDENCE, evidence, strict=True)}
     i_tier, i_status, i_first, i_active, i_entered = (
