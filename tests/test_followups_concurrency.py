@@ -90,7 +90,16 @@ def test_killed_workers_never_send_twice(pg_url, tmp_path) -> None:
                 subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
                 for _ in range(2)
             ]
-            time.sleep(rng.uniform(2.0, 4.0))  # interpreter start-up, then some sends
+            # Kill at a random point of progress, not after a fixed time: how fast workers
+            # start and send depends on the machine.
+            with got.lock:
+                target = sum(got.posts.values()) + rng.randint(1, 12)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and any(p.poll() is None for p in procs):
+                with got.lock:
+                    if sum(got.posts.values()) >= target:
+                        break
+                time.sleep(0.005)
             for p in procs:
                 if p.poll() is None:
                     os.killpg(p.pid, signal.SIGKILL)
