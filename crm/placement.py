@@ -16,7 +16,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Engine,
+    any_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -33,6 +47,7 @@ from crm.models import (
     Membership,
     OperatorAccount,
     OutboxMessage,
+    UTCDateTime,
     utcnow,
 )
 from crm.rules import Rules
@@ -129,19 +144,26 @@ def member_counts(session: Session, group_ids: Sequence[int]) -> dict[int, int]:
 def opted_out_among(session: Session, contact_ids: Sequence[int]) -> set[int]:
     """Which of these contacts opted out (an opt-out event, or an opt-out after any consent)."""
     out: set[int] = set()
-    for start in range(0, len(contact_ids), 5000):
-        chunk = list(contact_ids[start : start + 5000])
+    pg = is_postgres(session)
+    # PostgreSQL takes the ids as one array (= ANY), not thousands of bound parameters.
+    step = max(len(contact_ids), 1) if pg else 5000
+    for start in range(0, len(contact_ids), step):
+        chunk = list(contact_ids[start : start + step])
+
+        def among(column: Any, chunk: list[int] = chunk) -> Any:
+            return column == any_(literal(chunk, ARRAY(BigInteger))) if pg else column.in_(chunk)
+
         out.update(
             session.scalars(
                 select(Event.contact_id)
-                .where(Event.contact_id.in_(chunk), Event.kind == EventKind.OPT_OUT.value)
+                .where(among(Event.contact_id), Event.kind == EventKind.OPT_OUT.value)
                 .distinct()
             )
         )
         marks: dict[int, dict[str, int]] = {}
         for cid, kind, last in session.execute(
             select(Consent.contact_id, Consent.kind, func.max(Consent.id))
-            .where(Consent.contact_id.in_(chunk))
+            .where(among(Consent.contact_id))
             .group_by(Consent.contact_id, Consent.kind)
         ):
             marks.setdefault(int(cid), {})[kind] = int(last)
@@ -224,6 +246,77 @@ def _invite(
     if not placed:
         return
     items = list(placed.items())
+    if is_postgres(session):
+        _invite_pg(session, tier, items, groups, now)
+    else:
+        _invite_rows(session, tier, items, groups, now)
+    touched = sorted(set(placed.values()))
+    for gid, count in member_counts(session, touched).items():
+        session.execute(update(Community).where(Community.id == gid).values(member_count=count))
+
+
+def _invite_pg(
+    session: Session,
+    tier: str,
+    items: list[tuple[int, int]],
+    groups: Mapping[int, GroupRoom],
+    now: datetime,
+) -> None:
+    # Two statements over arrays: executemany sent one INSERT per invitation.
+    used = sorted({gid for _cid, gid in items})
+    params = {
+        "cids": [cid for cid, _gid in items],
+        "gids": [gid for _cid, gid in items],
+        "now": now,
+    }
+    session.execute(_INSERT_MEMBERS_PG, params)
+    session.execute(
+        _INSERT_INVITES_PG,
+        {
+            **params,
+            "campaign": INVITE_CAMPAIGN,
+            "template": INVITE_TEMPLATE,
+            "tier": tier,
+            "g_ids": used,
+            "g_platforms": [groups[g].platform for g in used],
+            "g_owners": [groups[g].owner_account_id for g in used],
+            "g_names": [groups[g].name for g in used],
+            "g_qrs": [groups[g].qr_code_url for g in used],
+        },
+    )
+
+
+_INSERT_MEMBERS_PG = text(
+    "INSERT INTO memberships (community_id, contact_id, role, invited_at)"
+    " SELECT m.gid, m.cid, 'member', :now"
+    " FROM unnest(CAST(:cids AS bigint[]), CAST(:gids AS bigint[])) WITH ORDINALITY"
+    " AS m(cid, gid, n) ORDER BY m.n"
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+_INSERT_INVITES_PG = text(
+    "INSERT INTO outbox (campaign, step, contact_id, channel, template, account_id,"
+    " community_id, action, context, state, due_at, idempotency_key, created_at, updated_at)"
+    " SELECT CAST(:campaign AS text), CAST(:tier AS text), m.cid, g.platform,"
+    " CAST(:template AS text), g.owner, m.gid, 'group_join',"
+    " jsonb_build_object('tier', CAST(:tier AS text), 'group', g.name, 'qr_code_url', g.qr),"
+    " 'planned', :now, CAST(:campaign AS text) || ':' || CAST(:tier AS text) || ':' || m.cid,"
+    " :now, :now"
+    " FROM unnest(CAST(:cids AS bigint[]), CAST(:gids AS bigint[])) WITH ORDINALITY"
+    " AS m(cid, gid, n)"
+    " JOIN unnest(CAST(:g_ids AS bigint[]), CAST(:g_platforms AS text[]),"
+    " CAST(:g_owners AS bigint[]), CAST(:g_names AS text[]), CAST(:g_qrs AS text[]))"
+    " AS g(id, platform, owner, name, qr) ON g.id = m.gid"
+    " ORDER BY m.n ON CONFLICT DO NOTHING"
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
+def _invite_rows(
+    session: Session,
+    tier: str,
+    items: list[tuple[int, int]],
+    groups: Mapping[int, GroupRoom],
+    now: datetime,
+) -> None:
     session.execute(
         insert(Membership),
         [
@@ -259,9 +352,6 @@ def _invite(
             for cid, gid in items
         ],
     )
-    touched = sorted(set(placed.values()))
-    for gid, count in member_counts(session, touched).items():
-        session.execute(update(Community).where(Community.id == gid).values(member_count=count))
 
 
 # --- managing the groups ---------------------------------------------------------------------

@@ -12,13 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, update
+from sqlalchemy import BigInteger, any_, bindparam, insert, literal, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from crm.audit import audit
+from crm.db import is_postgres
 from crm.domain import TIER_ORDER, ContactStatus, Tier
 from crm.errors import InputError
-from crm.models import Contact, TierChange, utcnow
+from crm.models import Contact, TierChange, UTCDateTime, utcnow
 from crm.rules import Rules, configured_rules
 
 REMOVED = "removed"
@@ -113,6 +115,44 @@ def record_transitions(
     """Apply moves (transition, contact id, score) to contacts and append them to history."""
     if not moves:
         return
+    if is_postgres(session):
+        # One statement over arrays: an executemany sent one INSERT per move.
+        session.execute(
+            _INSERT_CHANGES_PG,
+            {
+                "cids": [cid for _t, cid, _s in moves],
+                "froms": [t.from_tier for t, _c, _s in moves],
+                "tos": [t.to_tier for t, _c, _s in moves],
+                "reasons": [t.reason[:200] for t, _c, _s in moves],
+                "scores": [score for _t, _c, score in moves],
+                "version": rules_version,
+                "actor": actor,
+                "at": now,
+            },
+        )
+    else:
+        _insert_changes(session, moves, rules_version=rules_version, actor=actor, now=now)
+    _apply_moves(session, moves, now)
+
+
+_INSERT_CHANGES_PG = text(
+    "INSERT INTO tier_changes"
+    " (contact_id, from_tier, to_tier, reason, rules_version, score, actor, changed_at)"
+    " SELECT m.cid, m.from_tier, m.to_tier, m.reason, :version, m.score, :actor, :at"
+    " FROM unnest(CAST(:cids AS bigint[]), CAST(:froms AS text[]), CAST(:tos AS text[]),"
+    " CAST(:reasons AS text[]), CAST(:scores AS integer[]))"
+    " WITH ORDINALITY AS m(cid, from_tier, to_tier, reason, score, n) ORDER BY m.n"
+).bindparams(bindparam("at", type_=UTCDateTime()))
+
+
+def _insert_changes(
+    session: Session,
+    moves: list[tuple[Transition, int, int]],
+    *,
+    rules_version: str | None,
+    actor: str,
+    now: datetime,
+) -> None:
     session.execute(
         insert(TierChange),
         [
@@ -129,19 +169,30 @@ def record_transitions(
             for t, cid, score in moves
         ],
     )
+
+
+def _apply_moves(session: Session, moves: list[tuple[Transition, int, int]], now: datetime) -> None:
     by_target: dict[str | None, list[int]] = {}
     for t, cid, _score in moves:
         by_target.setdefault(t.to_tier, []).append(cid)
+    pg = is_postgres(session)
     for target, ids in by_target.items():
-        for start in range(0, len(ids), 5000):
-            chunk = ids[start : start + 5000]
+        # PostgreSQL takes the ids as one array (= ANY), not thousands of bound parameters.
+        step = max(len(ids), 1) if pg else 5000
+        for start in range(0, len(ids), step):
+            chunk = ids[start : start + step]
             values: dict[str, object] = {"tier_entered_at": now, "updated_at": now}
             if target is None:
                 values["status"] = ContactStatus.REMOVED.value
             else:
                 values["tier"] = target
+            match = (
+                Contact.id == any_(literal(chunk, ARRAY(BigInteger)))
+                if pg
+                else Contact.id.in_(chunk)
+            )
             session.execute(
-                update(Contact).where(Contact.id.in_(chunk)).values(**values),
+                update(Contact).where(match).values(**values),
                 execution_options={"synchronize_session": False},
             )
 
