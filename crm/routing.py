@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from crm.db import is_postgres, transaction
 from crm.domain import TIER_ORDER, ContactStatus, QueueStatus, Tier
-from crm.models import Contact, Membership, QueueItem, utcnow
+from crm.models import Contact, Membership, QueueItem, UTCDateTime, utcnow
 from crm.placement import pending_placements, place_contacts
 from crm.rules import Rules, configured_rules
 from crm.scoring import Scored, score_range, store_scores
@@ -186,12 +186,34 @@ def _leave_groups(session: Session, removed: list[tuple[Transition, int]], at: d
             )
 
 
+_QUEUE_PROSPECTS_PG = text(
+    "INSERT INTO queue_items (contact_id, status, open_key, sla_due_at, priority,"
+    " created_at, updated_at)"
+    " SELECT m.cid, :status, m.cid, :due, m.score, :at, :at"
+    " FROM unnest(CAST(:cids AS bigint[]), CAST(:scores AS integer[])) WITH ORDINALITY"
+    " AS m(cid, score, n) ORDER BY m.n ON CONFLICT DO NOTHING"
+).bindparams(bindparam("due", type_=UTCDateTime()), bindparam("at", type_=UTCDateTime()))
+
+
 def _queue_prospects(
     session: Session, entering: list[tuple[int, int]], rules: Rules, at: datetime
 ) -> int:
     """A pool item per contact entering prospect, unless one is already open."""
     if not entering:
         return 0
+    if is_postgres(session):
+        # One statement over arrays; the open_key unique constraint skips open items.
+        inserted = session.execute(
+            _QUEUE_PROSPECTS_PG,
+            {
+                "cids": [cid for cid, _ in entering],
+                "scores": [score for _, score in entering],
+                "status": QueueStatus.POOL.value,
+                "due": at + timedelta(hours=rules.queue.sla_hours),
+                "at": at,
+            },
+        )
+        return int(getattr(inserted, "rowcount", 0) or 0)
     existing: set[int] = set()
     ids = [cid for cid, _ in entering]
     for start in range(0, len(ids), 5000):
