@@ -238,6 +238,12 @@ def campaign_names(settings: Settings | None = None) -> list[str]:
     return sorted(load_campaigns((settings or get_settings()).campaigns_path))
 
 
+def triggerable_names(settings: Settings | None = None) -> list[str]:
+    """Campaigns that can be started without parameters (event campaigns need their event)."""
+    defined = load_campaigns((settings or get_settings()).campaigns_path)
+    return sorted(n for n, c in defined.items() if c.anchor != "event" or c.event is not None)
+
+
 def idempotency_key(campaign: str, step: str, contact_id: int) -> str:
     """The key providers dedupe on: stable for (campaign, step, contact)."""
     digest = hashlib.sha256(f"{campaign}\x1f{step}\x1f{contact_id}".encode()).hexdigest()

@@ -329,14 +329,11 @@ def note(
 
 
 def _campaign_names(settings: Settings) -> list[str]:
-    try:
-        from crm import campaigns
-    except ImportError:
-        return []
-    lister = getattr(campaigns, "campaign_names", None)
-    if lister is None:
-        return []
-    return [str(n) for n in lister(settings)]
+    # Event notices need an event's time and name: they are started from the Prefect form
+    # or the CLI, not for one prospect.
+    from crm.campaigns import triggerable_names
+
+    return triggerable_names(settings)
 
 
 @router.post("/campaigns/trigger")
