@@ -35,7 +35,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from crm.db import is_postgres, transaction
 from crm.domain import QueueStatus, UserRole
-from crm.errors import ConfigError, Conflict, Forbidden, InputError, NotFound
+from crm.errors import Conflict, Forbidden, InputError, NotFound
 from crm.models import (
     AuditEntry,
     Community,
@@ -50,6 +50,7 @@ from crm.models import (
     utcnow,
 )
 from crm.settings import get_settings
+from crm.tiers import mark_paid
 
 DEFAULT_LEASE = timedelta(hours=4)
 ASSIGN_LEASE = timedelta(hours=24)
@@ -478,16 +479,6 @@ def release(engine: Engine, item_id: int, user_id: int, now: datetime | None = N
         )
 
 
-def _mark_paid(
-    session: Session, contact_id: int, *, reason: str, actor: str, now: datetime
-) -> None:
-    try:
-        from crm.tiers import mark_paid
-    except ImportError as exc:  # the tier service ships separately
-        raise ConfigError("recording 'won' needs crm.tiers.mark_paid, not installed") from exc
-    mark_paid(session, contact_id, reason=reason, actor=actor, now=now)
-
-
 def record_outcome(
     engine: Engine,
     item_id: int,
@@ -528,7 +519,7 @@ def record_outcome(
             item.snoozed_until = None
             item.outcome_reason = reason
             if status == "won":
-                _mark_paid(
+                mark_paid(
                     session,
                     item.contact_id,
                     reason=f"sales won: {reason}" if reason else "sales won",

@@ -11,10 +11,12 @@ from fastapi.responses import HTMLResponse
 from starlette.responses import Response
 
 from crm import queue
+from crm.caps import usage_today
 from crm.db import transaction
 from crm.errors import InputError
 from crm.models import User
 from crm.privacy import erase_contact, export_contact
+from crm.reports import manager_report
 from crm.users import StaffUser, list_users, set_caps
 from crm.workspace import audit_page
 from flows.web.common import (
@@ -91,14 +93,8 @@ def assign_pool(
 def accounts(request: Request, user: StaffUser = Depends(current_user)) -> Response:
     """Each operator account's cap usage and headroom today."""
     require_manager(user)
-    rows: list[dict[str, Any]] | None
-    try:
-        from crm.caps import usage_today
-    except ImportError:
-        rows = None
-    else:
-        with transaction(engine_of(request)) as session:
-            rows = [dict(r) for r in usage_today(session, zone=settings_of(request).zone)]
+    with transaction(engine_of(request)) as session:
+        rows = [dict(r) for r in usage_today(session, zone=settings_of(request).zone)]
     return render(request, "accounts.html", rows=rows)
 
 
@@ -112,10 +108,6 @@ def funnel(
 ) -> Response:
     """Funnel numbers by source or promoter (from the reports module)."""
     require_manager(user)
-    try:
-        from crm.reports import manager_report
-    except ImportError:
-        return render(request, "funnel.html", report=None, by=by, start=start, end=end)
     with transaction(engine_of(request)) as session:
         report = manager_report(
             session, start_day=start, end_day=end, by=by, tz=settings_of(request).zone
