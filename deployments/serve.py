@@ -118,6 +118,16 @@ def load_flow(target: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
+def _offer_campaigns(deployment: Any) -> None:
+    """Make the run form's campaign field a choice of the campaigns defined right now."""
+    from crm.campaigns import load_campaigns
+    from crm.settings import get_settings
+
+    field = deployment._parameter_openapi_schema.properties.get("campaign")
+    if field is not None:
+        field["enum"] = sorted(load_campaigns(get_settings().campaigns_path))
+
+
 def build_deployments() -> list[Any]:
     """RunnerDeployments for `prefect.serve`, schedules in the business time zone."""
     from prefect.schedules import Cron, Interval
@@ -129,15 +139,15 @@ def build_deployments() -> list[Any]:
             schedules.append(Cron(spec.cron, timezone=TZ))
         if spec.interval_seconds:
             schedules.append(Interval(spec.interval_seconds, timezone=TZ))
-        deployments.append(
-            load_flow(spec.flow).to_deployment(
-                name=spec.name,
-                schedules=schedules or None,
-                parameters=spec.parameters or None,
-                description=spec.description,
-                tags=["qunflow", *spec.tags],
-            )
+        deployment = load_flow(spec.flow).to_deployment(
+            name=spec.name,
+            schedules=schedules or None,
+            parameters=spec.parameters or None,
+            description=spec.description,
+            tags=["qunflow", *spec.tags],
         )
+        _offer_campaigns(deployment)
+        deployments.append(deployment)
     return deployments
 
 

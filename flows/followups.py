@@ -8,7 +8,6 @@ was deferred or failed, and the cap headroom left today.
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any
 
 from prefect import flow, task
@@ -17,17 +16,6 @@ from pydantic import Field
 
 from flows.alerts import on_failure
 from flows.runtime import engine_for, settings
-
-
-class CampaignName(StrEnum):
-    """The bundled campaigns (crm/data/campaigns.toml), offered as a choice in the run form."""
-
-    WELCOME_NEW = "welcome-new"
-    GROUP_RULES = "group-rules"
-    EVENT_NOTICE = "event-notice"
-    PROSPECT_NUDGE = "prospect-nudge"
-    PAID_ONBOARDING = "paid-onboarding"
-    REENGAGEMENT = "reengagement"
 
 
 @task(name="plan-campaign")
@@ -94,7 +82,11 @@ def _plan_artifact(report: dict[str, Any]) -> None:
 
 @flow(name="plan-campaign", on_failure=[on_failure], on_crashed=[on_failure], log_prints=False)
 def plan_campaign_flow(
-    campaign: CampaignName = Field(description="Which campaign to plan."),
+    campaign: str = Field(
+        description="Which campaign to plan (the served form lists the defined campaigns).",
+        min_length=1,
+        max_length=61,
+    ),
     dry_run: bool = Field(False, description="Count what would be planned; write nothing."),
     event_start: datetime | None = Field(
         None, description="Event campaigns: when the event starts (with its UTC offset)."
@@ -119,7 +111,7 @@ def plan_campaign_flow(
     if event_key:
         params["event_key"] = event_key
     url = settings().sqlalchemy_url
-    report = plan_task(url, CampaignName(campaign).value, dry_run, params, as_of, contact_ids)
+    report = plan_task(url, campaign, dry_run, params, as_of, contact_ids)
     _plan_artifact(report)
     return report
 

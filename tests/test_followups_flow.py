@@ -17,10 +17,17 @@ steps = [{ name = "hi", offset = "0m", channel = "file", template = "welcome" }]
 """
 
 
-def test_campaign_names_match_bundled_campaigns() -> None:
-    from flows.followups import CampaignName
+def test_run_form_offers_the_defined_campaigns(tmp_path, monkeypatch) -> None:
+    (tmp_path / "c.toml").write_text(CAMPAIGN, "utf-8")
+    from deployments.serve import build_deployments
 
-    assert {c.value for c in CampaignName} == set(load_campaigns())
+    bundled = next(d for d in build_deployments() if d.name == "plan-campaign")
+    field = bundled._parameter_openapi_schema.properties["campaign"]
+    assert field["enum"] == sorted(load_campaigns())
+    # An operator's own campaigns file is what the form offers once it is configured.
+    monkeypatch.setenv("QUNFLOW_CAMPAIGNS_PATH", str(tmp_path / "c.toml"))
+    own = next(d for d in build_deployments() if d.name == "plan-campaign")
+    assert own._parameter_openapi_schema.properties["campaign"]["enum"] == ["welcome-new"]
 
 
 def test_plan_and_dispatch_flows(prefect_harness, engine, db_url, tmp_path, monkeypatch) -> None:
