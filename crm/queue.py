@@ -702,12 +702,9 @@ def _sales_headroom(
     return out
 
 
-def _owners(session: Session, contact_ids: Iterable[int]) -> dict[int, int]:
-    """contact id → the user who owns its first source (operator account owner or promoter)."""
-    ids = list(contact_ids)
-    if not ids:
-        return {}
-    first = (
+def _ranked_touches(contact_ids: list[int]) -> Any:
+    """Each contact's touches numbered from the first (``rn = 1``: first-touch attribution)."""
+    return (
         select(
             Touch.contact_id,
             Touch.source_instance_id,
@@ -715,9 +712,17 @@ def _owners(session: Session, contact_ids: Iterable[int]) -> dict[int, int]:
             .over(partition_by=Touch.contact_id, order_by=(Touch.touched_at, Touch.id))
             .label("rn"),
         )
-        .where(Touch.contact_id.in_(ids))
+        .where(Touch.contact_id.in_(contact_ids))
         .subquery()
     )
+
+
+def _owners(session: Session, contact_ids: Iterable[int]) -> dict[int, int]:
+    """contact id → the user who owns its first source (operator account owner or promoter)."""
+    ids = list(contact_ids)
+    if not ids:
+        return {}
+    first = _ranked_touches(ids)
     stmt = (
         select(first.c.contact_id, OperatorAccount.owner_user_id, User.id)
         .join(SourceInstance, SourceInstance.id == first.c.source_instance_id)
@@ -977,17 +982,7 @@ def list_queue(
 def _first_sources(session: Session, contact_ids: list[int]) -> dict[int, dict[str, Any]]:
     if not contact_ids:
         return {}
-    first = (
-        select(
-            Touch.contact_id,
-            Touch.source_instance_id,
-            func.row_number()
-            .over(partition_by=Touch.contact_id, order_by=(Touch.touched_at, Touch.id))
-            .label("rn"),
-        )
-        .where(Touch.contact_id.in_(contact_ids))
-        .subquery()
-    )
+    first = _ranked_touches(contact_ids)
     stmt = (
         select(
             first.c.contact_id, SourceInstance.kind, SourceInstance.name, SourceInstance.promoter
