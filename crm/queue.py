@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from crm.attribution import first_touches
 from crm.db import is_postgres, transaction
 from crm.domain import QueueStatus, UserRole
 from crm.errors import Conflict, Forbidden, InputError, NotFound
@@ -702,33 +703,17 @@ def _sales_headroom(
     return out
 
 
-def _ranked_touches(contact_ids: list[int]) -> Any:
-    """Each contact's touches numbered from the first (``rn = 1``: first-touch attribution)."""
-    return (
-        select(
-            Touch.contact_id,
-            Touch.source_instance_id,
-            func.row_number()
-            .over(partition_by=Touch.contact_id, order_by=(Touch.touched_at, Touch.id))
-            .label("rn"),
-        )
-        .where(Touch.contact_id.in_(contact_ids))
-        .subquery()
-    )
-
-
 def _owners(session: Session, contact_ids: Iterable[int]) -> dict[int, int]:
     """contact id → the user who owns its first source (operator account owner or promoter)."""
     ids = list(contact_ids)
     if not ids:
         return {}
-    first = _ranked_touches(ids)
+    first = first_touches(ids)
     stmt = (
         select(first.c.contact_id, OperatorAccount.owner_user_id, User.id)
         .join(SourceInstance, SourceInstance.id == first.c.source_instance_id)
         .outerjoin(OperatorAccount, OperatorAccount.id == SourceInstance.operator_account_id)
         .outerjoin(User, User.username == SourceInstance.promoter)
-        .where(first.c.rn == 1)
     )
     out: dict[int, int] = {}
     for contact_id, owner_id, promoter_id in session.execute(stmt):
@@ -982,14 +967,10 @@ def list_queue(
 def _first_sources(session: Session, contact_ids: list[int]) -> dict[int, dict[str, Any]]:
     if not contact_ids:
         return {}
-    first = _ranked_touches(contact_ids)
-    stmt = (
-        select(
-            first.c.contact_id, SourceInstance.kind, SourceInstance.name, SourceInstance.promoter
-        )
-        .join(SourceInstance, SourceInstance.id == first.c.source_instance_id)
-        .where(first.c.rn == 1)
-    )
+    first = first_touches(contact_ids)
+    stmt = select(
+        first.c.contact_id, SourceInstance.kind, SourceInstance.name, SourceInstance.promoter
+    ).join(SourceInstance, SourceInstance.id == first.c.source_instance_id)
     return {
         int(cid): {"source_kind": kind, "source": name, "promoter": promoter}
         for cid, kind, name, promoter in session.execute(stmt)

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from crm.attribution import first_touches
 from crm.domain import ContactStatus
 from crm.models import (
     Contact,
@@ -24,17 +25,10 @@ def funnel_summary(session: Session) -> dict[str, Any]:
     active = Contact.status == ContactStatus.ACTIVE.value
     contacts = session.scalar(select(func.count()).where(active)) or 0
 
-    # First touch per contact decides its source (first-touch attribution).
-    first = (
-        select(Touch.contact_id, func.min(Touch.touched_at).label("at"))
-        .group_by(Touch.contact_id)
-        .subquery()
-    )
+    first = first_touches()
     first_source = (
-        select(Touch.contact_id, func.min(SourceInstance.kind).label("kind"))
-        .join(first, (first.c.contact_id == Touch.contact_id) & (first.c.at == Touch.touched_at))
-        .join(SourceInstance, SourceInstance.id == Touch.source_instance_id)
-        .group_by(Touch.contact_id)
+        select(first.c.contact_id, SourceInstance.kind)
+        .join(SourceInstance, SourceInstance.id == first.c.source_instance_id)
         .subquery()
     )
     by_source = {

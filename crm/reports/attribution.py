@@ -1,13 +1,13 @@
-"""Which source a contact is credited to (first touch) and the dimensions reports group by."""
+"""The dimensions reports group by (the touch a contact is credited to: :mod:`crm.attribution`)."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from sqlalchemy import Select, String, cast, func, literal, select
+from sqlalchemy import String, cast, func, literal
 
 from crm.errors import InputError
-from crm.models import SourceInstance, Touch
+from crm.models import SourceInstance
 
 By = Literal["source", "kind", "promoter", "post", "group", "location", "campaign"]
 BY_CHOICES: tuple[str, ...] = (
@@ -44,29 +44,3 @@ def dimension(by: str) -> tuple[Any, Any]:
     }[by]
     key = func.coalesce(column, literal(NONE_LABEL))
     return key, key
-
-
-def first_touches(contacts: Select[Any] | None = None) -> Any:
-    """Subquery (touch_id, contact_id, source_instance_id, touched_at): each first touch.
-
-    ``contacts`` (a SELECT of contact ids) narrows the scan; ties on time go to the lower id.
-    """
-    ranked_q = select(
-        Touch.id.label("touch_id"),
-        Touch.contact_id,
-        Touch.source_instance_id,
-        Touch.touched_at,
-        func.row_number()
-        .over(partition_by=Touch.contact_id, order_by=(Touch.touched_at, Touch.id))
-        .label("rn"),
-    )
-    if contacts is not None:
-        ranked_q = ranked_q.where(Touch.contact_id.in_(contacts))
-    ranked = ranked_q.subquery("ranked_touches")
-    return (
-        select(
-            ranked.c.touch_id, ranked.c.contact_id, ranked.c.source_instance_id, ranked.c.touched_at
-        )
-        .where(ranked.c.rn == 1)
-        .subquery("first_touch")
-    )

@@ -7,9 +7,10 @@ from typing import Any
 from sqlalchemy import case, distinct, func, select
 from sqlalchemy.orm import Session
 
+from crm.attribution import first_touches
 from crm.domain import EventKind
 from crm.models import Community, Contact, Event, SourceInstance
-from crm.reports.attribution import NONE_LABEL, dimension, first_touches
+from crm.reports.attribution import NONE_LABEL, dimension
 from crm.reports.window import ReportWindow
 
 KINDS = (EventKind.MESSAGE.value, EventKind.SHARE.value, EventKind.REFERRAL.value)

@@ -14,9 +14,10 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from crm.attribution import first_touches
 from crm.domain import TIER_ORDER
 from crm.models import SourceInstance, TierChange, Touch
-from crm.reports.attribution import NONE_LABEL, dimension, first_touches
+from crm.reports.attribution import NONE_LABEL, dimension
 from crm.reports.window import ReportWindow, local_day, week_of
 
 TIERS = tuple(t.value for t in TIER_ORDER)
