@@ -16,8 +16,8 @@ from crm.ingest.service import ingest_path
 from crm.models import Contact, Identity, RawRecord, Touch
 from crm.sample import SAMPLE_AS_OF, write_member_csv
 
-# Runs the import and SIGKILLs itself in the middle of the third batch's transaction,
-# right after its new identities were written and before the commit.
+# Runs the import and SIGKILLs itself at the end of the third batch's transaction: its raw
+# records, contacts, identities and touches are written, the commit is not.
 SCRIPT = textwrap.dedent(
     """
     import os, signal, sys
@@ -27,14 +27,13 @@ SCRIPT = textwrap.dedent(
     from crm.sample import SAMPLE_AS_OF
 
     engine = make_engine(sys.argv[1])
-    seen = {"touches": 0}
+    seen = {"commits": 0}
 
-    @event.listens_for(engine, "after_cursor_execute")
-    def _kill(conn, cursor, statement, params, context, executemany):
-        if statement.startswith("INSERT INTO identities"):
-            seen["touches"] += 1
-            if seen["touches"] == 3:
-                os.kill(os.getpid(), signal.SIGKILL)
+    @event.listens_for(engine, "commit")
+    def _kill(conn):
+        seen["commits"] += 1
+        if seen["commits"] == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
 
     ingest_path(engine, "peer-group", sys.argv[2], now=SAMPLE_AS_OF, batch_size=200)
     """

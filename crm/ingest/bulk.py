@@ -74,8 +74,16 @@ def _copy_value(value: Any) -> str:
     return str(value)
 
 
+@lru_cache(maxsize=1 << 16)
+def _copy_time(value: datetime) -> str:
+    # A batch repeats its clock and the export's (minute-resolution) times: format each once.
+    return str(value)
+
+
 def _copy_column(column: tuple[Any, ...]) -> Iterable[str]:
     types = set(map(type, column))
+    if types == {datetime}:
+        return map(_copy_time, column)  # aware datetimes
     if types <= _PLAIN:
         return map(str, column)  # numbers, booleans (True/False) and aware datetimes
     if types == {str}:

@@ -63,28 +63,77 @@ _REFERRER_KEYS = frozenset(f"referrer_{f}" for f in IDENTITY_FIELDS)
 # Serializes resolution across workers on PostgreSQL (SQLite writers already hold the lock):
 # two imports resolving the same new person at once would otherwise create two contacts.
 _RESOLVE_LOCK = 0x71756E66
+_IDENT_CHARS = 200  # identities.value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What one record says, normalized; ``rejection`` says why it is quarantined instead."""
+
+    platform: str | None  # the source's platform the handles were scoped by
+    identities: list[IdentityValue] = field(default_factory=list)
+    referrer: list[IdentityValue] = field(default_factory=list)
+    occurred_at: datetime | None = None
+    name: str | None = None
+    kinds: list[str] = field(default_factory=list)
+    rejection: str | None = None
+
+
+def prepare(
+    payload: dict[str, Any], *, platform: str | None, json_size: int | None = None
+) -> Prepared:
+    """Normalize one record's payload: identities, time, name, event kinds, or a rejection.
+
+    Pure (no database), so importers run it while the previous batch is being written.
+    """
+    # A field's JSON text is at least as long as the field: a short document needs no check.
+    if json_size is None or json_size > MAX_FIELD_CHARS:
+        big = oversized_fields(payload)
+        if big:
+            return Prepared(platform, rejection=f"oversized field: {', '.join(sorted(big))}")
+    event = clean_text(payload.get("event"))
+    explicit = event.lower()
+    if event and explicit not in EVENT_KINDS:
+        return Prepared(platform, rejection=f"unknown event kind: {event[:40]}")
+    idents, problems = extract_identities(payload, platform=platform)
+    referrer: list[IdentityValue] = []
+    if not _REFERRER_KEYS.isdisjoint(payload):
+        referrer, ref_problems = extract_identities(payload, "referrer_", platform=platform)
+        problems += ref_problems
+        referrer = [i for i in referrer if i.matchable]
+    if not any(i.matchable for i in idents):
+        detail = "; ".join(problems) if problems else "no phone, WeChat id, email or handle"
+        return Prepared(platform, rejection=f"no usable identity ({detail})")
+    return Prepared(
+        platform,
+        identities=idents,
+        referrer=referrer,
+        occurred_at=parse_time(payload.get("occurred_at")),
+        name=clean_name(payload.get("name"))[:200] or None,
+        kinds=_event_kinds(payload, explicit),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class PendingRow:
-    """A raw record waiting to be resolved."""
+    """A raw record waiting to be resolved (``prepared`` if already normalized)."""
 
     raw_id: int
     source_instance_id: int
     payload: dict[str, Any]
     row_number: int | None = None
     json_size: int | None = None  # length of the payload's JSON text, when known
+    prepared: Prepared | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Parsed:
     row: PendingRow
     identities: list[IdentityValue]
     referrer: list[IdentityValue]
-    problems: list[str]
     occurred_at: datetime
     name: str | None
-    kinds: list[str] = field(default_factory=list)
+    kinds: list[str]
     contact_id: int = 0
     referrer_id: int | None = None
 
@@ -223,40 +272,21 @@ def resolve_rows(
     parsed: list[_Parsed] = []
     quarantined: list[tuple[PendingRow, str]] = []
     for row in rows:
-        payload = row.payload
-        src = sources.get(row.source_instance_id, {})
-        # A field's JSON text is at least as long as the field: a short document needs no check.
-        if row.json_size is None or row.json_size > MAX_FIELD_CHARS:
-            big = oversized_fields(payload)
-            if big:
-                quarantined.append((row, f"oversized field: {', '.join(sorted(big))}"))
-                continue
-        event = clean_text(payload.get("event"))
-        explicit = event.lower()
-        if event and explicit not in EVENT_KINDS:
-            quarantined.append((row, f"unknown event kind: {event[:40]}"))
-            continue
-        idents, problems = extract_identities(payload, platform=src.get("platform"))
-        referrer: list[IdentityValue] = []
-        if not _REFERRER_KEYS.isdisjoint(payload):
-            referrer, ref_problems = extract_identities(
-                payload, "referrer_", platform=src.get("platform")
-            )
-            problems += ref_problems
-            referrer = [i for i in referrer if i.matchable]
-        if not any(i.matchable for i in idents):
-            detail = "; ".join(problems) if problems else "no phone, WeChat id, email or handle"
-            quarantined.append((row, f"no usable identity ({detail})"))
+        platform = sources.get(row.source_instance_id, {}).get("platform")
+        prep = row.prepared
+        if prep is None or prep.platform != platform:
+            prep = prepare(row.payload, platform=platform, json_size=row.json_size)
+        if prep.rejection is not None:
+            quarantined.append((row, prep.rejection))
             continue
         parsed.append(
             _Parsed(
                 row=row,
-                identities=idents,
-                referrer=referrer,
-                problems=problems,
-                occurred_at=parse_time(payload.get("occurred_at")) or now,
-                name=(clean_name(payload.get("name"))[:200] or None),
-                kinds=_event_kinds(payload, explicit),
+                identities=prep.identities,
+                referrer=prep.referrer,
+                occurred_at=prep.occurred_at or now,
+                name=prep.name,
+                kinds=prep.kinds,
             )
         )
 
@@ -319,12 +349,12 @@ def _resolve_parsed(
     now: datetime,
     settle: Callable[[], None],
 ) -> None:
-    # 1. Which identities already belong to a contact (one set-based join).
-    wanted = {
-        (i.kind, i.value) for p in parsed for i in (*p.identities, *p.referrer) if i.matchable
-    }
+    # 1. Which identities already exist (one set-based join), keyed as stored (truncated).
+    # Flagged (non-matchable) ones are looked up too, so the new ones can be appended
+    # without ON CONFLICT: the caller holds the resolution lock, nothing else writes them.
+    wanted = {_ident_key(i) for p in parsed for i in (*p.identities, *p.referrer)}
     stage(session, "_id_stage", [("kind", "text"), ("value", "text")], wanted)
-    existing: dict[tuple[str, str], int] = {
+    known: dict[tuple[str, str], int] = {
         (r[0], r[1]): int(r[2])
         for r in session.execute(
             text(
@@ -339,6 +369,9 @@ def _resolve_parsed(
             )
         )
     }
+    matchable = {_ident_key(i) for p in parsed for i in p.identities if i.matchable}
+    matchable.update(_ident_key(i) for p in parsed for i in p.referrer)
+    existing = {key: cid for key, cid in known.items() if key in matchable}
 
     # 2. Connected components: records, referrers, existing contacts, shared identities.
     # Most records share nothing with the rest of the batch, so only identities seen twice
@@ -356,12 +389,12 @@ def _resolve_parsed(
         node = ("s", n)
         for ident in p.identities:
             if ident.matchable:
-                link(node, (ident.kind, ident.value))
+                link(node, _ident_key(ident))
         src_ref = sources.get(p.row.source_instance_id, {}).get("referrer")
         if p.referrer:
             ref_node = ("r", n)
             for ident in p.referrer:
-                link(ref_node, (ident.kind, ident.value))
+                link(ref_node, _ident_key(ident))
             has_ref.append(True)
         elif src_ref is not None:
             uf.union(("r", n), ("c", int(src_ref)))
@@ -469,30 +502,20 @@ def _resolve_parsed(
     ident_rows: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
     for p in parsed:
         for ident in p.identities:
-            key = (ident.kind, ident.value)
-            if key not in existing and key not in ident_rows:
+            key = _ident_key(ident)
+            if key not in known and key not in ident_rows:
                 ident_rows[key] = (p.contact_id, ident.flags)
         if p.referrer_id is not None:
             for ident in p.referrer:
-                key = (ident.kind, ident.value)
-                if key not in existing and key not in ident_rows:
+                key = _ident_key(ident)
+                if key not in known and key not in ident_rows:
                     ident_rows[key] = (p.referrer_id, ident.flags)
-    if ident_rows:
-        stage(
-            session,
-            "_new_ids",
-            [("contact_id", "bigint"), ("kind", "text"), ("value", "text"), ("flags", "text")],
-            ((cid, k, v, _flags_json(flags)) for (k, v), (cid, flags) in ident_rows.items()),
-        )
-        flags_expr = "CAST(flags AS jsonb)" if is_postgres(session) else "flags"
-        session.execute(
-            text(
-                "INSERT INTO identities (contact_id, kind, value, flags, created_at)"
-                f" SELECT contact_id, kind, substr(value, 1, 200), {flags_expr}, :now"
-                " FROM _new_ids WHERE true ON CONFLICT (kind, value) DO NOTHING"
-            ).bindparams(bindparam("now", type_=UTCDateTime())),
-            {"now": now},
-        )
+    bulk_insert(
+        session,
+        "identities",
+        ("contact_id", "kind", "value", "flags", "created_at"),
+        ((cid, k, v, _flags_json(flags), now) for (k, v), (cid, flags) in ident_rows.items()),
+    )
 
     bulk_insert(
         session,
@@ -501,6 +524,12 @@ def _resolve_parsed(
         ((p.contact_id, p.row.source_instance_id, p.row.raw_id, p.occurred_at) for p in parsed),
     )
     _write_events(session, parsed, sources, report, now)
+
+
+def _ident_key(ident: IdentityValue) -> tuple[str, str]:
+    # The identity as stored: values longer than the column are cut, like the column cuts.
+    value = ident.value
+    return ident.kind, value if len(value) <= _IDENT_CHARS else value[:_IDENT_CHARS]
 
 
 def _flags_json(flags: dict[str, Any]) -> str:

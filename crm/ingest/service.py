@@ -25,6 +25,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Generator, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from queue import Empty, Full, Queue
@@ -41,7 +42,9 @@ from crm.ingest.bulk import _json, allocate_ids, bulk_insert, stage
 from crm.ingest.records import IngestReport, RawItem, RejectedRow, SourceSpec, batched
 from crm.ingest.resolve import (
     PendingRow,
+    Prepared,
     lock_for_resolution,
+    prepare,
     probe_join,
     resolve_rows,
     write_quarantine,
@@ -130,10 +133,44 @@ def ingest_items(
 ) -> IngestReport:
     """Store items in the raw log and resolve them, a transaction per batch; re-runs add nothing."""
     report = IngestReport()
-    with contextlib.closing(_read_ahead(batched(items, batch_size))) as chunks:
-        for chunk in chunks:
+    chunks = (_stage_chunk(chunk, source) for chunk in batched(items, batch_size))
+    with contextlib.closing(_read_ahead(chunks)) as ready:
+        for chunk in ready:
             report.add(_ingest_batch(engine, source, chunk, origin=origin, now=now or utcnow()))
     return report
+
+
+@dataclass(frozen=True, slots=True)
+class _Staged:
+    """An item ready to store: its spec, key, NUL-free payload and JSON, and normalized form."""
+
+    item: RawItem
+    spec: SourceSpec
+    key: str
+    payload: dict[str, Any]
+    blob: str
+    prepared: Prepared
+
+
+def _stage_chunk(
+    chunk: list[RawItem | RejectedRow], source: SourceSpec
+) -> list[_Staged | RejectedRow]:
+    """Everything about a chunk that needs no database (runs in the read-ahead thread)."""
+    staged: list[_Staged | RejectedRow] = []
+    for item in chunk:
+        if isinstance(item, RejectedRow):
+            staged.append(item)
+            continue
+        spec = item.source or source
+        payload, blob = item.payload, item.payload_json or _json(item.payload)
+        if "\\u0000" in blob:
+            # PostgreSQL text and jsonb cannot hold NUL characters; they carry nothing anyway.
+            payload = _without_nul(payload)
+            blob = _json(payload)
+        # Normalized for the spec's platform; resolution checks it against the stored source.
+        prepared = prepare(payload, platform=spec.platform, json_size=len(blob))
+        staged.append(_Staged(item, spec, _key(item.record_key), payload, blob, prepared))
+    return staged
 
 
 def _read_ahead(chunks: Iterator[list[Any]]) -> Generator[list[Any]]:
@@ -181,7 +218,7 @@ def _read_ahead(chunks: Iterator[list[Any]]) -> Generator[list[Any]]:
 def _ingest_batch(
     engine: Engine,
     source: SourceSpec,
-    chunk: list[RawItem | RejectedRow],
+    chunk: list[_Staged | RejectedRow],
     *,
     origin: str,
     now: datetime,
@@ -193,13 +230,13 @@ def _ingest_batch(
         # Adapters hand out a few spec objects shared by many items: look each up once.
         spec_ids: dict[int, int] = {}
         staged: list[tuple[int, int, str, str]] = []
-        by_key: dict[tuple[int, str], tuple[RawItem, dict[str, Any], int]] = {}
+        by_key: dict[tuple[int, str], _Staged] = {}
         rejected: list[RejectedRow] = []
-        for n, item in enumerate(chunk):
-            if isinstance(item, RejectedRow):
-                rejected.append(item)
+        for n, entry in enumerate(chunk):
+            if isinstance(entry, RejectedRow):
+                rejected.append(entry)
                 continue
-            spec = item.source or source
+            spec = entry.spec
             sid = spec_ids.get(id(spec))
             if sid is None:
                 sid = source_ids.get((spec.kind.value, spec.key))
@@ -207,16 +244,10 @@ def _ingest_batch(
                     sid = ensure_source(session, spec)
                     source_ids[(spec.kind.value, spec.key)] = sid
                 spec_ids[id(spec)] = sid
-            key = _key(item.record_key)
-            if (sid, key) in by_key:
+            if (sid, entry.key) in by_key:
                 continue  # the same record twice in one batch: the raw log keeps one
-            payload, blob = item.payload, item.payload_json or _json(item.payload)
-            if "\\u0000" in blob:
-                # PostgreSQL text and jsonb cannot hold NUL characters; they carry nothing anyway.
-                payload = _without_nul(payload)
-                blob = _json(payload)
-            by_key[(sid, key)] = (item, payload, len(blob))
-            staged.append((n, sid, key, blob))
+            by_key[(sid, entry.key)] = entry
+            staged.append((n, sid, entry.key, entry.blob))
         if rejected:
             default_sid = ensure_source(session, source)
             write_quarantine(
@@ -279,7 +310,7 @@ def _without_nul(value: Any) -> Any:
 def _new_records(
     session: Session,
     staged: list[tuple[int, int, str, str]],
-    by_key: dict[tuple[int, str], tuple[RawItem, dict[str, Any], int]],
+    by_key: dict[tuple[int, str], _Staged],
 ) -> tuple[list[PendingRow], int, dict[int, tuple[int, str, str]]]:
     """The staged records not yet in the raw log, with raw ids reserved for them.
 
@@ -314,8 +345,10 @@ def _new_records(
     rows: list[PendingRow] = []
     blobs: dict[int, tuple[int, str, str]] = {}
     for raw_id, (_, sid, key, blob) in zip(ids, fresh, strict=True):
-        item, payload, size = by_key[(sid, key)]
-        rows.append(PendingRow(raw_id, sid, payload, item.row_number, size))
+        entry = by_key[(sid, key)]
+        rows.append(
+            PendingRow(raw_id, sid, entry.payload, entry.item.row_number, len(blob), entry.prepared)
+        )
         blobs[raw_id] = (sid, key, blob)
     bad = sum(1 for status in known.values() if status == RecordStatus.QUARANTINED.value)
     return rows, bad, blobs
