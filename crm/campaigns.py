@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, time
 from importlib.resources import files
 from pathlib import Path
@@ -55,6 +55,10 @@ CHANNEL_IDENTITY = {"email": "email", "wecom": "wecom_external_userid", "wechat"
 CHANNEL_PLATFORM = {"email": "email", "wecom": "wecom", "webhook": "webhook", "wechat": "wechat"}
 CHANNELS = ("wecom", "wechat", "email", "webhook", "file", "console", "null")
 CHUNK = 1000
+GROUP_ANCHORS = ("weekly", "event")
+# Channels that can post in a group: WeCom (a group mass-message task for the group's chat id)
+# and the ones that just record or forward the text (an operator posts it by hand).
+GROUP_CHANNELS = ("wecom", "wechat", "webhook", "file", "console", "null")
 
 
 class Span(BaseModel):
@@ -183,6 +187,9 @@ class Campaign(BaseModel):
     max_late: str = "1d"
     horizon: str = "2d"
     event: EventSpec | None = None
+    # contacts: one message per person; groups: one post in each of our groups of the audience
+    # (rules reminders and event notices go to the group, not to every member one by one).
+    target: Literal["contacts", "groups"] = "contacts"
     steps: list[Step] = Field(min_length=1)
 
     @field_validator("max_late", "horizon")
@@ -198,7 +205,40 @@ class Campaign(BaseModel):
             raise ValueError(f"campaign {self.name}: step names repeat")
         if self.anchor == "weekly" and any(not s.weekdays or s.at is None for s in self.steps):
             raise ValueError(f"campaign {self.name}: weekly steps need weekdays and at")
+        if self.target == "groups":
+            self._check_group_target()
         return self
+
+    def _check_group_target(self) -> None:
+        if self.anchor not in GROUP_ANCHORS:
+            raise ValueError(
+                f"campaign {self.name}: a group post is anchored to "
+                f"{' or '.join(GROUP_ANCHORS)}, not to one contact's {self.anchor}"
+            )
+        aud = self.audience
+        per_person = [
+            name
+            for name, value in (
+                ("sources", aud.sources),
+                ("min_score", aud.min_score),
+                ("max_score", aud.max_score),
+                ("inactive_days", aud.inactive_days),
+                ("locales", aud.locales),
+            )
+            if value not in (None, [])
+        ]
+        if per_person:
+            raise ValueError(
+                f"campaign {self.name}: {', '.join(per_person)} select contacts, "
+                "a group campaign selects groups by tiers and groups"
+            )
+        for step in self.steps:
+            wrong = [c for c in step.channels if c not in GROUP_CHANNELS]
+            if wrong or step.action != "message":
+                raise ValueError(
+                    f"campaign {self.name}: step {step.name}: a group post is an action "
+                    f"'message' on {', '.join(GROUP_CHANNELS)}"
+                )
 
 
 class CampaignFile(BaseModel):
@@ -244,9 +284,9 @@ def triggerable_names(settings: Settings | None = None) -> list[str]:
     return sorted(n for n, c in defined.items() if c.anchor != "event" or c.event is not None)
 
 
-def idempotency_key(campaign: str, step: str, contact_id: int) -> str:
-    """The key providers dedupe on: stable for (campaign, step, contact)."""
-    digest = hashlib.sha256(f"{campaign}\x1f{step}\x1f{contact_id}".encode()).hexdigest()
+def idempotency_key(campaign: str, step: str, recipient: int | str) -> str:
+    """The key providers dedupe on: stable for (campaign, step, contact or ``group:ID``)."""
+    digest = hashlib.sha256(f"{campaign}\x1f{step}\x1f{recipient}".encode()).hexdigest()
     return f"qf-{digest[:40]}"
 
 
@@ -343,6 +383,38 @@ def _audience_query(
     return stmt.order_by(c.id)
 
 
+def _groups_query(campaign: Campaign, contact_ids: Iterable[int] | None) -> Any:
+    """Our live groups a group campaign posts in (tier and group filters)."""
+    g = Community.__table__.c
+    stmt = select(g.id, g.name, g.platform, g.external_id, g.owner_account_id).where(
+        g.archived.is_(False)
+    )
+    aud = campaign.audience
+    if aud.tiers:
+        stmt = stmt.where(g.tier.in_([t.value for t in aud.tiers]))
+    if aud.groups:
+        ids = [int(x) for x in aud.groups if x.isdigit()]
+        names = [x for x in aud.groups if not x.isdigit()]
+        stmt = stmt.where(or_(g.id.in_(ids), g.name.in_(names)))
+    if contact_ids is not None:  # the groups these contacts are in
+        stmt = stmt.where(
+            exists().where(
+                Membership.community_id == g.id,
+                Membership.left_at.is_(None),
+                Membership.contact_id.in_(list(contact_ids)),
+            )
+        )
+    return stmt.order_by(g.id)
+
+
+def _group_channel(group: Any, step: Step) -> str | None:
+    """The first of the step's channels that can post in this group (WeCom needs its chat id)."""
+    for channel in step.channels:
+        if channel != "wecom" or (group.platform == "wecom" and group.external_id):
+            return channel
+    return None
+
+
 def _accounts(session: Session, campaign: Campaign) -> dict[tuple[str, str], list[int]]:
     """Per step and channel: the operator accounts messages are spread over (empty: none)."""
     out: dict[tuple[str, str], list[int]] = {}
@@ -425,31 +497,79 @@ def plan_campaign(
     if name not in campaigns:
         raise NotFound(f"no campaign {name!r} (defined: {', '.join(sorted(campaigns))})")
     campaign = campaigns[name]
-    now = (now or utcnow()).astimezone(UTC)
     params = dict(params or {})
-    event = _event_from(campaign, params) if campaign.anchor == "event" else None
-    default_zone = settings.zone
-    late, horizon = parse_duration(campaign.max_late), parse_duration(campaign.horizon)
-    channels = sorted({c for s in campaign.steps for c in s.channels})
-    window = campaign.window.pair() if campaign.window else None
-    quiet = campaign.quiet_hours.pair() if campaign.quiet_hours else None
-    report: dict[str, Any] = {
-        "campaign": name,
-        "dry_run": dry_run,
-        "audience": 0,
-        "planned": 0,
-        "already_planned": 0,
-        "excluded": {"opted_out": 0, "no_consent": 0, "no_channel": 0, "too_late": 0},
-        "not_yet_due": 0,
-        "by_step": {},
-    }
+    plan = _Plan(
+        campaign,
+        now=(now or utcnow()).astimezone(UTC),
+        zone=settings.zone,
+        params=params,
+        event=_event_from(campaign, params) if campaign.anchor == "event" else None,
+    )
+    report = plan.report
+    report["dry_run"] = dry_run
     factory = session_factory(engine)
     with factory() as session, session.begin():
         accounts = _accounts(session, campaign)
+        if campaign.target == "groups":
+            rows = plan.group_rows(session, accounts, contact_ids)
+        else:
+            rows = plan.contact_rows(session, accounts, contact_ids)
+        inserted = _insert_rows(session, rows, by_group=campaign.target == "groups")
+        report["planned"] = sum(inserted.values())
+        report["already_planned"] = len(rows) - report["planned"]
+        report["by_step"] = inserted
+        if dry_run:
+            session.rollback()
+    return report
+
+
+class _Plan:
+    """One planning pass of a campaign: due times per recipient and the rows to insert."""
+
+    def __init__(
+        self,
+        campaign: Campaign,
+        *,
+        now: datetime,
+        zone: ZoneInfo,
+        params: dict[str, Any],
+        event: EventSpec | None,
+    ) -> None:
+        self.campaign, self.now, self.zone, self.params, self.event = (
+            campaign,
+            now,
+            zone,
+            params,
+            event,
+        )
+        self.late = parse_duration(campaign.max_late)
+        self.horizon = parse_duration(campaign.horizon)
+        self.window = campaign.window.pair() if campaign.window else None
+        self.quiet = campaign.quiet_hours.pair() if campaign.quiet_hours else None
+        self.report: dict[str, Any] = {
+            "campaign": campaign.name,
+            "target": campaign.target,
+            "audience": 0,
+            "planned": 0,
+            "already_planned": 0,
+            "excluded": {"opted_out": 0, "no_consent": 0, "no_channel": 0, "too_late": 0},
+            "not_yet_due": 0,
+            "by_step": {},
+        }
+
+    def contact_rows(
+        self,
+        session: Session,
+        accounts: dict[tuple[str, str], list[int]],
+        contact_ids: Iterable[int] | None,
+    ) -> list[dict[str, Any]]:
+        """One row per contact of the audience, step and due occurrence."""
+        campaign, report = self.campaign, self.report
+        channels = sorted({c for s in campaign.steps for c in s.channels})
         rows: list[dict[str, Any]] = []
         for rec in session.execute(_audience_query(session, campaign, channels, contact_ids)):
             report["audience"] += 1
-            zone = _zone(rec.timezone, default_zone)
+            zone = _zone(rec.timezone, self.zone)
             anchor = rec.anchor
             if isinstance(anchor, str):  # SQLite hands back MIN()/COALESCE() as text
                 anchor = datetime.fromisoformat(anchor)
@@ -460,51 +580,94 @@ def plan_campaign(
                 if channel is None:
                     report["excluded"][refusal] += 1
                     continue
-                for key, anchor_at, raw_due in _occurrences(
-                    campaign, step, anchor, zone, now, event
-                ):
-                    due = fit_window(raw_due, zone, window=window, quiet=quiet)
-                    if due < now - late or (
-                        campaign.anchor == "event" and raw_due < anchor_at <= due
-                    ):
-                        report["excluded"]["too_late"] += 1
-                        continue
-                    if campaign.anchor != "event" and due > now + horizon:
-                        report["not_yet_due"] += 1
-                        continue
-                    accts = accounts[step.name, channel]
+                accts = accounts[step.name, channel]
+                account_id = accts[rec.id % len(accts)] if accts else None
+                for key, due in self._due(step, anchor, zone):
+                    context = self._context(step, rec.locale, zone)
+                    rows.append(self._row(step, key, due, channel, account_id, context, rec.id))
+        return rows
+
+    def group_rows(
+        self,
+        session: Session,
+        accounts: dict[tuple[str, str], list[int]],
+        contact_ids: Iterable[int] | None,
+    ) -> list[dict[str, Any]]:
+        """One post per group of the audience, step and due occurrence, from the group's owner
+        account (or the step's account), at the configured zone's local times."""
+        rows: list[dict[str, Any]] = []
+        for group in session.execute(_groups_query(self.campaign, contact_ids)):
+            self.report["audience"] += 1
+            for step in self.campaign.steps:
+                channel = _group_channel(group, step)
+                if channel is None:
+                    self.report["excluded"]["no_channel"] += 1
+                    continue
+                named = accounts[step.name, channel] if step.account else []
+                account_id = named[0] if named else group.owner_account_id
+                for key, due in self._due(step, None, self.zone):
+                    context = self._context(step, None, self.zone)
                     rows.append(
-                        {
-                            "campaign": name,
-                            "step": key,
-                            "contact_id": rec.id,
-                            "channel": channel,
-                            "template": step.template,
-                            "account_id": accts[rec.id % len(accts)] if accts else None,
-                            "action": step.action,
-                            "state": "planned",
-                            "due_at": due,
-                            "idempotency_key": idempotency_key(name, key, rec.id),
-                            "context": _context(
-                                campaign, step, rec, zone, event, params, window, quiet
-                            ),
-                            "created_at": now,
-                            "updated_at": now,
-                        }
+                        self._row(step, key, due, channel, account_id, context, group=group.id)
                     )
-        inserted = _insert_rows(session, rows)
-        report["planned"] = sum(inserted.values())
-        report["already_planned"] = len(rows) - report["planned"]
-        report["by_step"] = inserted
-        if dry_run:
-            session.rollback()
-    return report
+        return rows
+
+    def _due(
+        self, step: Step, anchor: datetime | None, zone: ZoneInfo
+    ) -> Iterator[tuple[str, datetime]]:
+        """The step's (key, due) for one recipient; counts the ones left out and why."""
+        campaign, now = self.campaign, self.now
+        for key, anchor_at, raw_due in _occurrences(campaign, step, anchor, zone, now, self.event):
+            due = fit_window(raw_due, zone, window=self.window, quiet=self.quiet)
+            # An event notice pushed past the event by the window is pointless: too late.
+            if due < now - self.late or (campaign.anchor == "event" and raw_due < anchor_at <= due):
+                self.report["excluded"]["too_late"] += 1
+            elif campaign.anchor != "event" and due > now + self.horizon:
+                self.report["not_yet_due"] += 1
+            else:
+                yield key, due
+
+    def _context(self, step: Step, locale: str | None, zone: ZoneInfo) -> dict[str, Any]:
+        return _context(
+            self.campaign, step, locale, zone, self.event, self.params, self.window, self.quiet
+        )
+
+    def _row(
+        self,
+        step: Step,
+        key: str,
+        due: datetime,
+        channel: str,
+        account_id: int | None,
+        context: dict[str, Any],
+        contact_id: int | None = None,
+        *,
+        group: int | None = None,
+    ) -> dict[str, Any]:
+        name = self.campaign.name
+        recipient = contact_id if contact_id is not None else f"group:{group}"
+        return {
+            "campaign": name,
+            "step": key,
+            "contact_id": contact_id,
+            "community_id": group,
+            "channel": channel,
+            "template": step.template,
+            "account_id": account_id,
+            "action": step.action,
+            "state": "planned",
+            "due_at": due,
+            "idempotency_key": idempotency_key(name, key, recipient),
+            "context": context,
+            "created_at": self.now,
+            "updated_at": self.now,
+        }
 
 
 def _context(
     campaign: Campaign,
     step: Step,
-    rec: Any,
+    locale: str | None,
     zone: ZoneInfo,
     event: EventSpec | None,
     params: dict[str, Any],
@@ -513,7 +676,7 @@ def _context(
 ) -> dict[str, Any]:
     ctx: dict[str, Any] = {
         "tz": zone.key,
-        "locale": rec.locale or "zh-CN",
+        "locale": locale or "zh-CN",
         "purpose": campaign.purpose,
         "params": {k: v for k, v in params.items() if isinstance(v, str | int | float | bool)},
     }
@@ -534,8 +697,15 @@ def _context(
     return ctx
 
 
-def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Chunked INSERT … ON CONFLICT DO NOTHING; returns how many rows each step key added."""
+def _insert_rows(
+    session: Session, rows: list[dict[str, Any]], *, by_group: bool = False
+) -> dict[str, int]:
+    """Chunked INSERT … ON CONFLICT DO NOTHING; returns how many rows each step key added.
+
+    Group posts have no contact, so their idempotency key (unique per campaign, step and
+    group) is what makes planning them twice plan nothing twice.
+    """
+    conflict = ["idempotency_key"] if by_group else ["campaign", "step", "contact_id"]
     dialect = postgresql if is_postgres(session) else sqlite
     table = OutboxMessage.__table__
     added: dict[str, int] = {}
@@ -544,7 +714,7 @@ def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]
         stmt = (
             dialect.insert(OutboxMessage)
             .values(chunk)
-            .on_conflict_do_nothing(index_elements=["campaign", "step", "contact_id"])
+            .on_conflict_do_nothing(index_elements=conflict)
             .returning(table.c.step)
         )
         for (step,) in session.execute(stmt):

@@ -47,7 +47,7 @@ from crm.channels.base import (
 from crm.db import is_postgres, transaction
 from crm.domain import OutboxState
 from crm.errors import PermanentChannelError, TransientChannelError
-from crm.models import OperatorAccount, OutboxMessage, utcnow
+from crm.models import Community, Identity, OperatorAccount, OutboxMessage, utcnow
 from crm.optout import OPTED_OUT, unsubscribe_url
 from crm.outbox import Claimed, Outcome, claim, mark, mark_sending
 from crm.settings import Settings, get_settings
@@ -307,7 +307,7 @@ class Dispatcher:
         acct = self.accounts.get(row.account_id) if row.account_id else None
         platform = acct.platform if acct else "wechat"
         cap = self.limits.daily(platform, "contact", "group_join")
-        if cap is None:
+        if cap is None or row.contact_id is None:  # invitations always name their contact
             return []
         day = local_day(now, self.settings.zone)
         ask = Ask(contact_subject(row.contact_id), "group_join", day, 1, cap)
@@ -356,28 +356,36 @@ class Dispatcher:
             templates[key] = tpl
         if isinstance(tpl, TemplateError):
             raise tpl
+        contact = None
+        if row.contact_id is not None:
+            contact = {"id": row.contact_id, "name": row.contact_name, "tier": row.contact_tier}
         model = {
-            "contact": {"id": row.contact_id, "name": row.contact_name, "tier": row.contact_tier},
+            "contact": contact,
             "group": row.group,
             # copies: rows of a step share the context document, templates get their own
             "event": dict(ctx["event"]) if ctx.get("event") else None,
             "params": dict(ctx.get("params") or {}),
             "account": acct.handle if acct else None,
             "unsubscribe_url": unsubscribe_url(row.contact_id, row.channel, settings=self.settings)
-            if ctx.get("purpose") == "marketing"
+            if ctx.get("purpose") == "marketing" and row.contact_id is not None
             else None,
         }
+        meta = {"campaign": row.campaign, "step": row.step, "sending_at": sending_at}
+        address = row.address
+        if row.contact_id is None and row.group:  # a group post: the group is the recipient
+            meta.update(group=row.group["name"], chat_id=row.group["chat_id"])
+            address = row.group["chat_id"] or row.group["name"]
         return OutgoingMessage(
             outbox_id=row.id,
             idempotency_key=row.idempotency_key,
             contact_id=row.contact_id,
             channel=row.channel,
             text=tpl.render(model),
-            address=row.address,
+            address=address,
             subject=ctx.get("subject"),
             account=acct.handle if acct else None,
             action=row.action,
-            meta={"campaign": row.campaign, "step": row.step, "sending_at": sending_at},
+            meta=meta,
         )
 
     def _send(
@@ -547,20 +555,26 @@ def poll_confirmations(
                 OutboxMessage.provider_message_id,
                 OutboxMessage.contact_id,
                 OperatorAccount.handle,
+                Community.external_id.label("chat_id"),
             )
             .outerjoin(OperatorAccount, OperatorAccount.id == OutboxMessage.account_id)
+            .outerjoin(Community, Community.id == OutboxMessage.community_id)
             .where(OutboxMessage.state == OutboxState.AWAITING_CONFIRMATION.value)
             .limit(limit)
         ).all()
-        from crm.models import Identity
-
         for r in rows:
-            ext = session.scalar(
-                select(Identity.value).where(
-                    Identity.contact_id == r.contact_id, Identity.kind == "wecom_external_userid"
+            if r.contact_id is None:  # a group post: the group's chat id is the recipient
+                status = channel.confirmation(
+                    r.provider_message_id, r.chat_id or "", r.handle, group=True
                 )
-            )
-            status = channel.confirmation(r.provider_message_id, ext or "", r.handle)
+            else:
+                ext = session.scalar(
+                    select(Identity.value).where(
+                        Identity.contact_id == r.contact_id,
+                        Identity.kind == "wecom_external_userid",
+                    )
+                )
+                status = channel.confirmation(r.provider_message_id, ext or "", r.handle)
             if status is None:
                 done["pending"] += 1
                 continue

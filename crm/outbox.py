@@ -40,7 +40,7 @@ class Claimed:
     token: str
     campaign: str
     step: str
-    contact_id: int
+    contact_id: int | None  # None: a post in the group ``community_id``
     channel: str
     template: str
     account_id: int | None
@@ -190,7 +190,7 @@ def claim(
                 token,
                 campaign,
                 step,
-                int(contact_id),
+                None if contact_id is None else int(contact_id),
                 channel,
                 template,
                 account_id,

@@ -12,14 +12,18 @@ AWAITING_CONFIRMATION = "awaiting_confirmation"
 
 @dataclass(frozen=True)
 class OutgoingMessage:
-    """One rendered message for one contact, with the key the provider dedupes on."""
+    """One rendered message for a contact or a group post, with the key the provider dedupes on.
+
+    A group post has no contact; its ``meta`` names the group (``group``) and, for WeCom, its
+    chat id (``chat_id``).
+    """
 
     outbox_id: int
     idempotency_key: str
-    contact_id: int
+    contact_id: int | None
     channel: str
     text: str
-    address: str | None = None  # email address, WeCom external_userid, …
+    address: str | None = None  # email address, WeCom external_userid, WeChat id …
     subject: str | None = None
     account: str | None = None  # the sending operator account's handle (WeCom: staff userid)
     action: str = "message"

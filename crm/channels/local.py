@@ -28,6 +28,8 @@ class FileChannel:
             "idempotency_key": message.idempotency_key,
             "outbox_id": message.outbox_id,
             "contact_id": message.contact_id,
+            "address": message.address,  # whom an operator sends it to by hand (send list)
+            "group": message.meta.get("group"),
             "channel": message.channel,
             "account": message.account,
             "action": message.action,

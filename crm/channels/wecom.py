@@ -141,14 +141,18 @@ class WecomChannel:
             if not cursor:
                 return None
 
-    def confirmation(self, msgid: str, external_userid: str, userid: str | None) -> str | None:
-        """The task's outcome for one contact: sent, not_friend, duplicate or None."""
+    def confirmation(
+        self, msgid: str, recipient: str, userid: str | None, *, group: bool = False
+    ) -> str | None:
+        """The task's outcome for one contact (external_userid) or, for a group post, one group
+        (chat_id): sent, not_friend, duplicate, or None while the staff member has not sent it."""
         body: dict[str, Any] = {"msgid": msgid}
         if userid:
             body["userid"] = userid
         data = self.call("/externalcontact/get_groupmsg_send_result", body)
+        key = "chat_id" if group else "external_userid"
         for row in data.get("send_list", []):
-            if row.get("external_userid") == external_userid:
+            if row.get(key) == recipient:
                 return {1: "sent", 2: "not_friend", 3: "duplicate"}.get(int(row.get("status", 0)))
         return None
 

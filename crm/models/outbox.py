@@ -1,29 +1,34 @@
-"""The transactional outbox: one row per (campaign, step, contact), and every attempt to send it."""
+"""The transactional outbox: one row per (campaign, step, contact or group), and every attempt."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm.models.base import Base, BigId, JsonDoc, utcnow
 
 
 class OutboxMessage(Base):
-    """A message planned for a contact; dispatch workers claim, send and mark it."""
+    """A message planned for a contact, or posted in a group; workers claim, send and mark it.
+
+    A group post (群发 into one of our groups: rules reminders, event notices) has no contact:
+    its community is the recipient, and its idempotency key keeps it unique per step.
+    """
 
     __tablename__ = "outbox"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     campaign: Mapped[str] = mapped_column(String(100))
     step: Mapped[str] = mapped_column(String(100))
-    contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id"))
+    contact_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("contacts.id"))
     channel: Mapped[str] = mapped_column(String(32))
     template: Mapped[str] = mapped_column(String(200))
     account_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("operator_accounts.id"))
-    # For invitations: the group the contact is invited to (counts as a group join).
+    # Invitations: the group the contact is invited to (counts as a group join); group posts:
+    # the group posted in.
     community_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("communities.id"))
     action: Mapped[str] = mapped_column(String(32), default="message", server_default="message")
     context: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
@@ -45,6 +50,9 @@ class OutboxMessage(Base):
 
     __table_args__ = (
         UniqueConstraint("campaign", "step", "contact_id"),
+        CheckConstraint(
+            "contact_id IS NOT NULL OR community_id IS NOT NULL", name="recipient_given"
+        ),
         Index("ix_outbox_state_due", "state", "due_at"),
         Index("ix_outbox_contact", "contact_id"),
     )

@@ -92,9 +92,13 @@ def _handler(state: WecomState) -> type[BaseHTTPRequestHandler]:
                 if task is None:
                     return {"errcode": 41063, "errmsg": "msgid not found"}
                 status = 1 if task.get("confirmed") else 0
+                # One row per recipient: external_userid for 1:1 tasks, chat_id for groups.
                 rows = [
                     {"external_userid": u, "userid": task.get("sender"), "status": status}
                     for u in task.get("external_userid", [])
+                ] + [
+                    {"chat_id": c, "userid": task.get("sender"), "status": status}
+                    for c in task.get("chat_id_list", [])
                 ]
                 return {"errcode": 0, "send_list": rows, "next_cursor": ""}
             if path == "/externalcontact/groupchat/add_join_way":

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 23:21:03.850909
+Create Date: 2026-11-24 01:19:43.762774
 """
 
 from collections.abc import Sequence
@@ -292,7 +292,7 @@ def upgrade() -> None:
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('campaign', sa.String(length=100), nullable=False),
     sa.Column('step', sa.String(length=100), nullable=False),
-    sa.Column('contact_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('contact_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('channel', sa.String(length=32), nullable=False),
     sa.Column('template', sa.String(length=200), nullable=False),
     sa.Column('account_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
@@ -312,6 +312,7 @@ def upgrade() -> None:
     sa.Column('sending_at', crm.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', crm.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', crm.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint('contact_id IS NOT NULL OR community_id IS NOT NULL', name=op.f('ck_outbox_recipient_given')),
     sa.ForeignKeyConstraint(['account_id'], ['operator_accounts.id'], name=op.f('fk_outbox_account_id_operator_accounts')),
     sa.ForeignKeyConstraint(['community_id'], ['communities.id'], name=op.f('fk_outbox_community_id_communities')),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_outbox_contact_id_contacts')),
