@@ -64,3 +64,33 @@ def test_usage_errors_are_short_and_exit_2(tmp_path):
         assert proc.returncode == 2, args
         assert "Traceback" not in proc.stderr
         assert "Error:" in proc.stderr
+
+
+def test_contact_export_and_erase_on_request(engine, cli_env, tmp_path):
+    from crm.db import transaction
+    from crm.models import Contact, Identity
+
+    with transaction(engine) as s:
+        c = Contact(display_name="王小明", tier="open")
+        s.add(c)
+        s.flush()
+        s.add(Identity(contact_id=c.id, kind="phone", value="+8613800138000"))
+        cid = c.id
+    out = tmp_path / "export.json"
+    assert "wrote" in run(["contacts", "export", str(cid), "--out", str(out)], cli_env).stdout
+    doc = json.loads(out.read_text("utf-8"))
+    assert doc["contact"]["name"] == "王小明"
+    assert [i["value"] for i in doc["contact"]["identities"]] == ["+8613800138000"]
+
+    refused = run(["contacts", "erase", str(cid)], cli_env, check=False)
+    assert refused.returncode == 2 and "--yes" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+    done = json.loads(run(["contacts", "erase", str(cid), "--yes", "--json"], cli_env).stdout)
+    assert done["contact_id"] == cid and done["identities"] == 1
+    shown = json.loads(run(["contacts", "show", str(cid), "--json"], cli_env).stdout)
+    assert shown["name"] is None and shown["identities"] == []
+
+    again = run(["contacts", "erase", str(cid), "--yes"], cli_env, check=False)
+    assert again.returncode != 0 and "already erased" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1

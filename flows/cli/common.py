@@ -41,9 +41,14 @@ def _default(value: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
+def json_text(data: Any) -> str:
+    """One JSON document as text (Chinese kept readable, dates in ISO form)."""
+    return json.dumps(data, ensure_ascii=False, default=_default, indent=2) + "\n"
+
+
 def print_json(data: Any) -> None:
-    """One JSON document on stdout (UTF-8, Chinese kept readable)."""
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=_default, indent=2) + "\n")
+    """One JSON document on stdout (UTF-8)."""
+    sys.stdout.write(json_text(data))
 
 
 def print_table(rows: Sequence[dict[str, Any]], columns: Iterable[str] | None = None) -> None:

@@ -1,15 +1,22 @@
-"""`qunflow contacts …`: look at contacts."""
+"""`qunflow contacts …`: look at contacts, and honour personal-data requests (PIPL)."""
 
 from __future__ import annotations
+
+import getpass
+from pathlib import Path
 
 import typer
 
 from crm.contacts import contact_detail, list_contacts
 from crm.db import transaction
 from crm.domain import Tier
-from flows.cli.common import engine, print_json, print_table
+from crm.errors import InputError
+from crm.privacy import erase_contact, export_contact
+from flows.cli.common import engine, json_text, print_json, print_table
 
-app = typer.Typer(help="Look at contacts in the CRM.", no_args_is_help=True)
+app = typer.Typer(
+    help="Look at contacts in the CRM; export or erase one on request.", no_args_is_help=True
+)
 
 
 @app.command("list")
@@ -57,3 +64,39 @@ def show(
         typer.echo(
             f"  {h['at']:%Y-%m-%d %H:%M}  {h['from'] or '-'} -> {h['to'] or '-'}  {h['reason']}"
         )
+
+
+@app.command()
+def export(
+    contact_id: int = typer.Argument(..., help="The contact's id."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Write the document to this file instead of printing it."
+    ),
+) -> None:
+    """Everything held on one contact as one JSON document (a PIPL access request)."""
+    with transaction(engine()) as session:
+        data = export_contact(session, contact_id)
+    if out is None:
+        print_json(data)
+        return
+    out.write_text(json_text(data), "utf-8")
+    typer.echo(f"wrote {out}")
+
+
+@app.command()
+def erase(
+    contact_id: int = typer.Argument(..., help="The contact's id."),
+    yes: bool = typer.Option(False, "--yes", help="Confirm: erasing cannot be undone."),
+    actor: str | None = typer.Option(
+        None, help="Who asked for it, for the audit log (default: the login name)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Erase a contact's personal data on request (PIPL); keeps counts in the audit log."""
+    if not yes:
+        raise InputError(f"erasing contact {contact_id} cannot be undone: add --yes to confirm")
+    done = erase_contact(engine(), contact_id, actor=actor or getpass.getuser())
+    if as_json:
+        print_json({"contact_id": contact_id, **done})
+        return
+    typer.echo(f"erased contact {contact_id}: " + ", ".join(f"{k} {v}" for k, v in done.items()))
