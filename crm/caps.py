@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, literal, select, text, update
@@ -47,9 +47,11 @@ DEFAULT_LIMITS: tuple[tuple[str, str, str, str, int, str], ...] = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Ask:
-    """A request to reserve ``want`` units of an action for a subject on a local day."""
+class Ask(NamedTuple):
+    """A request to reserve ``want`` units of an action for a subject on a local day.
+
+    A named tuple: dispatch builds one per ledger key per batch, and tuples build fast.
+    """
 
     subject: str
     action: str
@@ -144,13 +146,15 @@ def _least(session: Session, a: object, b: object):  # type: ignore[no-untyped-d
     return func.least(a, b) if is_postgres(session) else func.min(a, b)
 
 
-# PostgreSQL: one fixed statement over a JSON document of asks, rows in key order (the lock
-# order); one JSON text is much cheaper to encode than a bound array per column.
+# PostgreSQL: one fixed statement over a JSON array of asks (each an array of values), rows
+# in key order (the lock order); one JSON text is much cheaper to encode than a bound array
+# per column.
 _RESERVE_PG = """
 INSERT INTO cap_usage AS u (subject, action, day, used, cap, granted, last_at)
-SELECT s, a, d, w, c, w, t
-FROM json_to_recordset(CAST(:doc AS json)) AS r(s TEXT, a TEXT, d DATE, w INT, c INT, t TIMESTAMPTZ)
-ORDER BY s, a, d
+SELECT r->>0, r->>1, (r->>2)::date, (r->>3)::int, (r->>4)::int, (r->>3)::int,
+  (r->>5)::timestamptz
+FROM jsonb_array_elements(CAST(:doc AS jsonb)) AS r
+ORDER BY r->>0, r->>1, r->>2
 ON CONFLICT (subject, action, day) DO UPDATE SET
   granted = LEAST(EXCLUDED.granted, EXCLUDED.cap - u.used),
   used = u.used + LEAST(EXCLUDED.granted, EXCLUDED.cap - u.used),
@@ -199,14 +203,18 @@ def reserve_many(
             continue
         by_interval.setdefault(ask.interval, []).append(ask)
     table = CapUsage.__table__
+    pg = is_postgres(session)
     for interval, group in sorted(by_interval.items()):
+        if pg:  # the statement sorts the keys itself
+            for key, granted in _reserve_pg(session, group, interval, now):
+                out[key] = granted
+            for ask in group:
+                out.setdefault((ask.subject, ask.action, ask.day), 0)
+            continue
         group.sort(key=lambda a: (a.subject, a.action, a.day))
         rows = []
         for ask in group:
             want = min(ask.want, ask.cap, 1 if interval else ask.want)
-            stamp = now
-            if interval:  # jitter: pretend the action happened a little later
-                stamp = now + timedelta(seconds=random.uniform(0, interval * JITTER))
             rows.append(
                 {
                     "subject": ask.subject,
@@ -215,26 +223,9 @@ def reserve_many(
                     "used": want,
                     "cap": ask.cap,
                     "granted": want,
-                    "last_at": stamp,
+                    "last_at": _stamp(now, interval),
                 }
             )
-        if is_postgres(session):
-            doc = [
-                {"s": r["subject"], "a": r["action"], "d": str(r["day"]), "w": r["granted"],
-                 "c": r["cap"], "t": str(r["last_at"])}
-                for r in rows
-            ]  # fmt: skip
-            for row in session.execute(
-                _RESERVE_PG_STMTS[bool(interval)],
-                {
-                    "doc": json.dumps(doc),
-                    "not_before": now - timedelta(seconds=interval),
-                },
-            ):
-                out[(row.subject, row.action, row.day)] = int(row.granted)
-            for ask in group:
-                out.setdefault((ask.subject, ask.action, ask.day), 0)
-            continue
         ins = _insert(session).values(rows)
         exc = ins.excluded
         grant = _least(session, exc.granted, exc.cap - table.c.used)
@@ -258,6 +249,29 @@ def reserve_many(
         for row in session.execute(stmt):
             out[(row.subject, row.action, row.day)] = int(row.granted)
     return out
+
+
+def _stamp(now: datetime, interval: int) -> datetime:
+    # Pacing jitter: pretend the action happened a little later.
+    return now + timedelta(seconds=random.uniform(0, interval * JITTER)) if interval else now
+
+
+def _reserve_pg(
+    session: Session, group: list[Ask], interval: int, now: datetime
+) -> list[tuple[tuple[str, str, date], int]]:
+    # Each ask as an array of values in the statement's order; without pacing every ask shares
+    # one timestamp, and day strings repeat across subjects.
+    days: dict[date, str] = {}
+    now_s = str(now)
+    doc = []
+    for subject, action, day, want, cap, _ in group:
+        d = days.get(day) or days.setdefault(day, str(day))
+        want = min(want, cap, 1 if interval else want)
+        t = str(_stamp(now, interval)) if interval else now_s
+        doc.append((subject, action, d, want, cap, t))
+    params = {"doc": json.dumps(doc), "not_before": now - timedelta(seconds=interval)}
+    rows = session.execute(_RESERVE_PG_STMTS[bool(interval)], params).tuples().all()
+    return [((s, a, d), int(granted)) for s, a, d, granted in rows]
 
 
 def release(session: Session, subject: str, action: str, day: date, n: int = 1) -> None:

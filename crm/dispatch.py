@@ -55,6 +55,11 @@ from crm.templates import MessageTemplate, TemplateError, load
 
 log = logging.getLogger(__name__)
 
+# A ledger key (subject, action, local day), and what a row needs of it: the key, the ask,
+# and when to retry if the key is full.
+Key = tuple[str, str, date]
+Need = tuple[Key, Ask, datetime]
+
 MAX_ATTEMPTS = 6
 BACKOFF = (30, 120, 600, 1800, 3600)  # seconds before retry n
 
@@ -100,9 +105,7 @@ class Dispatcher:
         self.batch, self.lease, self.fixed_now = batch, lease, now
         self.tally = Tally()
         # (account, action) -> (local day start, end, the ledger asks for that day)
-        self._asks: dict[
-            tuple[int | None, str], tuple[datetime, datetime, list[tuple[Ask, datetime]]]
-        ] = {}
+        self._asks: dict[tuple[int | None, str], tuple[datetime, datetime, list[Need]]] = {}
         with transaction(engine) as session:
             self.limits = LimitBook(session)
             self.accounts = {
@@ -134,8 +137,10 @@ class Dispatcher:
         now = self.now()
         outcomes: list[Outcome] = []
         ready: list[Claimed] = []
-        # One transaction claims, reserves caps and settles what cannot go now, so a committed
-        # claim always holds its reservation (a row reclaimed after a crash is not reserved twice).
+        # One transaction claims and reserves caps, so a committed claim always holds its
+        # reservation (a row reclaimed after a crash is not reserved twice). Rows that cannot
+        # go now hold no reservation: they are marked with the rest of the batch (after a
+        # crash they are claimed again when the lease ends, and settled again).
         with self._tx(conn, immediate=True) as session:
             rows = claim(session, worker=worker, limit=self.batch, lease=self.lease, now=now)
             if not rows:
@@ -148,8 +153,6 @@ class Dispatcher:
                     ready.append(row)
             fresh = [r for r in ready if not r.uncertain]
             granted, reserved = self._reserve(session, fresh, now, outcomes)
-            mark(session, outcomes, worker=worker, now=now)
-        settled = len(outcomes)
         to_send = [r for r in ready if r.uncertain or r.id in granted]
         messages: list[tuple[Claimed, OutgoingMessage]] = []
         templates: dict[tuple[str, str | None], MessageTemplate | TemplateError] = {}
@@ -175,7 +178,7 @@ class Dispatcher:
         for row, msg in messages:
             outcomes.append(self._send(row, msg, reserved, now))
         with self._tx(conn) as session:
-            mark(session, outcomes[settled:], worker=worker, now=self.now())
+            mark(session, outcomes, worker=worker, now=self.now())
             self._release_unsent(session, outcomes, reserved)
         by_id = {r.id: r for r in rows}
         counts: Counter[tuple[int | None, str]] = Counter(
@@ -222,48 +225,48 @@ class Dispatcher:
 
     def _reserve(
         self, session: Session, rows: list[Claimed], now: datetime, outcomes: list[Outcome]
-    ) -> tuple[set[int], dict[int, list[tuple[str, str, date]]]]:
+    ) -> tuple[set[int], dict[int, tuple[Key, ...]]]:
         """Reserve caps for fresh rows; defer what does not fit. Returns (granted ids, keys)."""
         # The ledger keys a row needs, each with when to retry if it is full; an account's
-        # keys are worked out once per batch, not per row.
-        per_account: dict[tuple[int | None, str], list[tuple[Ask, datetime]]] = {}
-        needs: dict[int, list[tuple[Ask, datetime]]] = {}
+        # needs are worked out once per batch and shared by its rows.
+        per_account: dict[tuple[int | None, str], list[Need]] = {}
+        needs: list[list[Need]] = []
+        wants: dict[Key, int] = {}
+        asks: dict[Key, Ask] = {}
         for row in rows:
             pk = (row.account_id, row.action)
-            asks = per_account.get(pk)
-            if asks is None:
-                asks = per_account[pk] = self._account_asks(row.account_id, row.action, now)
+            need = per_account.get(pk)
+            if need is None:
+                need = per_account[pk] = self._account_asks(row.account_id, row.action, now)
             if row.action == "group_join":
-                asks = asks + self._contact_asks(row, now)
-            needs[row.id] = asks
-        merged: dict[tuple[str, str, date], Ask] = {}
-        wants: Counter[tuple[str, str, date]] = Counter()
-        for asks in needs.values():
-            for ask, _ in asks:
-                key = _k(ask)
-                merged.setdefault(key, ask)
-                wants[key] += 1
-        if not merged:
+                need = need + self._contact_asks(row, now)
+            needs.append(need)
+            for key, ask, _ in need:
+                if key in wants:
+                    wants[key] += 1
+                else:
+                    wants[key], asks[key] = 1, ask
+        if not wants:
             return {r.id for r in rows}, {}
         left = reserve_many(
             session,
-            [
-                Ask(a.subject, a.action, a.day, wants[k], a.cap, a.interval)
-                for k, a in merged.items()
-            ],
+            [Ask(a.subject, a.action, a.day, wants[k], a.cap, a.interval) for k, a in asks.items()],
             now=now,
         )
         granted: set[int] = set()
-        reserved: dict[int, list[tuple[str, str, date]]] = {}
-        for row in rows:
-            keys = [_k(a) for a, _ in needs[row.id]]
+        reserved: dict[int, tuple[Key, ...]] = {}
+        keys_of: dict[int, tuple[Key, ...]] = {}  # by id() of a shared need list
+        for row, need in zip(rows, needs, strict=True):
+            keys = keys_of.get(id(need))
+            if keys is None:
+                keys = keys_of[id(need)] = tuple(k for k, _, _ in need)
             if all(left.get(k, 0) > 0 for k in keys):
                 for k in keys:
                     left[k] -= 1
                 granted.add(row.id)
                 reserved[row.id] = keys
             else:
-                blocked = [r for a, r in needs[row.id] if left.get(_k(a), 0) <= 0]
+                blocked = [retry for k, _, retry in need if left.get(k, 0) <= 0]
                 outcomes.append(
                     Outcome(
                         row.id,
@@ -278,16 +281,15 @@ class Dispatcher:
                 release_cap(session, key[0], key[1], key[2], n)
         return granted, reserved
 
-    def _account_asks(
-        self, account_id: int | None, action: str, now: datetime
-    ) -> list[tuple[Ask, datetime]]:
+    def _account_asks(self, account_id: int | None, action: str, now: datetime) -> list[Need]:
         # Cached per account and action until the account's local day ends.
         hit = self._asks.get((account_id, action))
         if hit is not None and hit[0] <= now < hit[1]:
-            asks = hit[2]
-            if asks and asks[0][0].interval:  # pacing: retry after the interval from now
-                return [(asks[0][0], now + timedelta(seconds=asks[0][0].interval))]
-            return asks
+            cached = hit[2]
+            if cached and cached[0][1].interval:  # pacing: retry after the interval from now
+                key, ask, _ = cached[0]
+                return [(key, ask, now + timedelta(seconds=ask.interval))]
+            return cached
         acct = self.accounts.get(account_id) if account_id else None
         if acct is None:
             return []
@@ -295,15 +297,16 @@ class Dispatcher:
         day_start = next_day_start(day - timedelta(days=1), acct.zone)
         day_end = next_day_start(day, acct.zone)
         cap = self.limits.daily(acct.platform, "account", action, acct.id)
-        asks = []
+        need: list[Need] = []
         if cap is not None:
             interval = self.limits.interval(acct.platform, action, acct.id)
             retry = now + timedelta(seconds=interval) if interval else day_end
-            asks = [(Ask(account_subject(acct.id), action, day, 1, cap, interval), retry)]
-        self._asks[(account_id, action)] = (day_start, day_end, asks)
-        return asks
+            ask = Ask(account_subject(acct.id), action, day, 1, cap, interval)
+            need = [(_k(ask), ask, retry)]
+        self._asks[(account_id, action)] = (day_start, day_end, need)
+        return need
 
-    def _contact_asks(self, row: Claimed, now: datetime) -> list[tuple[Ask, datetime]]:
+    def _contact_asks(self, row: Claimed, now: datetime) -> list[Need]:
         acct = self.accounts.get(row.account_id) if row.account_id else None
         platform = acct.platform if acct else "wechat"
         cap = self.limits.daily(platform, "contact", "group_join")
@@ -311,15 +314,15 @@ class Dispatcher:
             return []
         day = local_day(now, self.settings.zone)
         ask = Ask(contact_subject(row.contact_id), "group_join", day, 1, cap)
-        return [(ask, next_day_start(day, self.settings.zone))]
+        return [(_k(ask), ask, next_day_start(day, self.settings.zone))]
 
     def _release(
         self,
         row: Claimed,
-        reserved: dict[int, list[tuple[str, str, date]]],
+        reserved: dict[int, tuple[Key, ...]],
         conn: Connection | None,
     ) -> None:
-        keys = reserved.pop(row.id, [])
+        keys = reserved.pop(row.id, ())
         if keys:
             with self._tx(conn) as session:
                 for subject, action, day in keys:
@@ -329,7 +332,7 @@ class Dispatcher:
         self,
         session: Any,
         outcomes: list[Outcome],
-        reserved: dict[int, list[tuple[str, str, date]]],
+        reserved: dict[int, tuple[Key, ...]],
     ) -> None:
         # A permanent refusal before the provider took the message gives the unit back.
         for o in outcomes:
@@ -392,7 +395,7 @@ class Dispatcher:
         self,
         row: Claimed,
         msg: OutgoingMessage,
-        reserved: dict[int, list[tuple[str, str, date]]],
+        reserved: dict[int, tuple[Key, ...]],
         now: datetime,
     ) -> Outcome:
         channel = self._channel(row)
@@ -483,7 +486,7 @@ class Dispatcher:
                     return
 
 
-def _k(ask: Ask) -> tuple[str, str, date]:
+def _k(ask: Ask) -> Key:
     return (ask.subject, ask.action, ask.day)
 
 
