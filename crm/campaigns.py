@@ -48,6 +48,7 @@ from crm.models import (
 )
 from crm.optout import lacks_marketing_consent_clause, opted_out_clause
 from crm.settings import Settings, get_settings
+from crm.tags import clean_tags, tagged_clause
 
 Anchor = Literal["tier_entered", "signup", "event", "weekly", "last_active"]
 # The identity a channel needs to reach a contact; channels absent here reach everyone.
@@ -153,6 +154,15 @@ class Audience(BaseModel):
     max_score: int | None = None
     inactive_days: int | None = Field(default=None, ge=1)
     locales: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)  # any of these contact tags
+
+    @field_validator("tags")
+    @classmethod
+    def _clean_tags(cls, value: list[str]) -> list[str]:
+        try:
+            return clean_tags(value)
+        except InputError as exc:
+            raise ValueError(str(exc)) from exc
 
 
 class EventSpec(BaseModel):
@@ -224,6 +234,7 @@ class Campaign(BaseModel):
                 ("max_score", aud.max_score),
                 ("inactive_days", aud.inactive_days),
                 ("locales", aud.locales),
+                ("tags", aud.tags),
             )
             if value not in (None, [])
         ]
@@ -359,6 +370,8 @@ def _audience_query(
         stmt = stmt.where(c.score <= aud.max_score)
     if aud.locales:
         stmt = stmt.where(c.locale.in_(aud.locales))
+    if aud.tags:
+        stmt = stmt.where(tagged_clause(c.id, aud.tags))
     if aud.sources:
         stmt = stmt.where(
             exists().where(

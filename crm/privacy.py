@@ -16,6 +16,7 @@ from crm.errors import Conflict
 from crm.models import (
     Consent,
     Contact,
+    ContactTag,
     Event,
     Identity,
     Note,
@@ -142,6 +143,7 @@ def erase_contact(
         raw_ids = select(RawRecord.id).where(RawRecord.contact_id.in_(ids))
         run("identities", delete(Identity).where(Identity.contact_id.in_(ids)))
         run("notes", delete(Note).where(Note.contact_id.in_(ids)))
+        run("tags", delete(ContactTag).where(ContactTag.contact_id.in_(ids)))
         run(
             "quarantine",
             update(QuarantinedRow)

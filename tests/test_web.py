@@ -435,3 +435,26 @@ def test_trigger_a_follow_up_campaign(app, world, engine):
             )
             == 1
         )
+
+
+def test_tags_on_a_held_prospect(app, world):
+    alice, token = login(app, "alice")
+    bob, b_token = login(app, "bob")
+    item = world["items"][2]
+    cid = item["contact_id"]
+    alice.post(f"/queue/items/{item['item_id']}/claim", data={"csrf_token": token})
+    r = alice.post(f"/prospects/{cid}/tags", data={"csrf_token": token, "tags": "高意向、ＶＩＰ"})
+    assert r.status_code == 303 and r.headers["location"] == f"/prospects/{cid}#tags"
+    page = alice.get(f"/prospects/{cid}").text
+    assert "高意向" in page and "VIP" in page and "ＶＩＰ" not in page
+    # not hers to tag
+    assert (
+        bob.post(f"/prospects/{cid}/tags", data={"csrf_token": b_token, "tags": "x"}).status_code
+        == 403
+    )
+    too_long = alice.post(f"/prospects/{cid}/tags", data={"csrf_token": token, "tags": "长" * 41})
+    assert too_long.status_code == 400 and "longer than 40" in too_long.text
+    r = alice.post(f"/prospects/{cid}/tags/remove", data={"csrf_token": token, "tag": "VIP"})
+    assert r.status_code == 303
+    page = alice.get(f"/prospects/{cid}").text
+    assert "高意向" in page and 'value="VIP"' not in page

@@ -3,7 +3,16 @@
 from crm.models.accounts import CapUsage, OperatorAccount, PlatformLimit
 from crm.models.audit import Alert, AuditEntry
 from crm.models.base import Base, UTCDateTime, utcnow
-from crm.models.contacts import Consent, Contact, Event, Identity, Note, TierChange, Touch
+from crm.models.contacts import (
+    Consent,
+    Contact,
+    ContactTag,
+    Event,
+    Identity,
+    Note,
+    TierChange,
+    Touch,
+)
 from crm.models.groups import Community, Membership
 from crm.models.outbox import OutboxAttempt, OutboxMessage
 from crm.models.sales import QueueAction, QueueItem, User
@@ -17,6 +26,7 @@ __all__ = [
     "Community",
     "Consent",
     "Contact",
+    "ContactTag",
     "Event",
     "Identity",
     "Membership",

@@ -41,6 +41,19 @@ class Contact(Base):
     )
 
 
+class ContactTag(Base):
+    """A label staff put on a contact (企业标签: 高意向, 宝妈, 老客户 …) to segment and route by."""
+
+    __tablename__ = "contact_tags"
+
+    contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(40), primary_key=True)
+    added_by: Mapped[str | None] = mapped_column(String(100))
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_contact_tags_tag", "tag"),)
+
+
 class Identity(Base):
     """A normalized handle that identifies a contact; unique per kind across all contacts."""
 

@@ -12,6 +12,7 @@ from crm.db import transaction
 from crm.domain import Tier
 from crm.errors import InputError
 from crm.privacy import erase_contact, export_contact
+from crm.tags import clean_tag, split_tags, tag_contacts, tag_counts, untag_contacts
 from flows.cli.common import engine, json_text, print_json, print_table
 
 app = typer.Typer(
@@ -22,17 +23,26 @@ app = typer.Typer(
 @app.command("list")
 def list_(
     tier: Tier | None = typer.Option(None, help="Only contacts in this tier."),
+    tag: str | None = typer.Option(None, help="Only contacts with this tag."),
     limit: int = typer.Option(50, min=1, max=10_000, help="How many to show."),
     offset: int = typer.Option(0, min=0, help="Skip this many (paging)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """List contacts, highest score first."""
     with transaction(engine()) as session:
-        page = list_contacts(session, tier=tier.value if tier else None, limit=limit, offset=offset)
+        page = list_contacts(
+            session,
+            tier=tier.value if tier else None,
+            tag=clean_tag(tag) if tag is not None else None,
+            limit=limit,
+            offset=offset,
+        )
     if as_json:
         print_json(page)
         return
-    print_table(page["items"], ["id", "name", "tier", "score", "phone", "wechat_id"])
+    for item in page["items"]:
+        item["tags"] = ", ".join(item["tags"])
+    print_table(page["items"], ["id", "name", "tier", "score", "phone", "wechat_id", "tags"])
     typer.echo(f"{len(page['items'])} of {page['total']}")
 
 
@@ -50,6 +60,8 @@ def show(
     typer.echo(f"#{data['id']} {data['name'] or ''}  tier={data['tier']}  score={data['score']}")
     if data["requested_id"] != data["id"]:
         typer.echo(f"(contact {data['requested_id']} was merged into {data['id']})")
+    if data["tags"]:
+        typer.echo("tags: " + ", ".join(data["tags"]))
     typer.echo("identities:")
     for ident in data["identities"]:
         typer.echo(f"  {ident['kind']:<22} {ident['value']}")
@@ -100,3 +112,38 @@ def erase(
         print_json({"contact_id": contact_id, **done})
         return
     typer.echo(f"erased contact {contact_id}: " + ", ".join(f"{k} {v}" for k, v in done.items()))
+
+
+@app.command()
+def tag(
+    contact_ids: list[int] = typer.Argument(..., help="Contact ids."),
+    tags: str = typer.Option(
+        ..., "--tags", "-t", help="Tags, separated by commas or 、 (e.g. '高意向,宝妈')."
+    ),
+    remove: bool = typer.Option(False, "--remove", help="Take these tags off instead."),
+    actor: str | None = typer.Option(None, help="Who, for the audit log (default: login name)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Put tags on contacts (or take them off with --remove); tagging twice changes nothing."""
+    wanted = split_tags(tags)
+    who = actor or getpass.getuser()
+    if remove:
+        result = {"removed": untag_contacts(engine(), contact_ids, wanted, actor=who)}
+    else:
+        result = {"added": tag_contacts(engine(), contact_ids, wanted, actor=who)}
+    if as_json:
+        print_json({"contacts": contact_ids, "tags": wanted, **result})
+        return
+    ((what, n),) = result.items()
+    typer.echo(f"{what} {n} tag(s): {', '.join(wanted)}")
+
+
+@app.command("tags")
+def tags_(as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
+    """Every tag in use and how many contacts carry it."""
+    with transaction(engine()) as session:
+        counts = tag_counts(session)
+    if as_json:
+        print_json({"tags": counts})
+        return
+    print_table(counts, ["tag", "contacts"])

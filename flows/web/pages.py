@@ -16,6 +16,7 @@ from crm.db import transaction
 from crm.errors import Forbidden, InputError
 from crm.models import utcnow
 from crm.settings import Settings
+from crm.tags import split_tags, tag_contacts, untag_contacts
 from crm.users import StaffUser, authenticate, list_users
 from crm.workspace import add_note, holds_contact, prospect_page
 from flows.web.auth import LoginThrottle, tokens_match
@@ -326,6 +327,32 @@ def note(
     _may_act_on(request, user, [contact_id])
     add_note(engine_of(request), contact_id, user.id, body)
     return back(f"/prospects/{contact_id}")
+
+
+@router.post("/prospects/{contact_id}/tags")
+def add_tags(
+    request: Request,
+    contact_id: int,
+    user: StaffUser = Depends(current_user),
+    tags: str = Form(..., max_length=400),
+) -> Response:
+    """Tag a prospect you hold (managers: any); several tags separated by commas."""
+    _may_act_on(request, user, [contact_id])
+    tag_contacts(engine_of(request), [contact_id], split_tags(tags), actor=user.username)
+    return back(f"/prospects/{contact_id}#tags")
+
+
+@router.post("/prospects/{contact_id}/tags/remove")
+def remove_tag(
+    request: Request,
+    contact_id: int,
+    user: StaffUser = Depends(current_user),
+    tag: str = Form(..., max_length=100),
+) -> Response:
+    """Take one tag off a prospect you hold (managers: any)."""
+    _may_act_on(request, user, [contact_id])
+    untag_contacts(engine_of(request), [contact_id], [tag], actor=user.username)
+    return back(f"/prospects/{contact_id}#tags")
 
 
 def _campaign_names(settings: Settings) -> list[str]:

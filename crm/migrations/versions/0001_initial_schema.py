@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 01:19:43.762774
+Create Date: 2026-11-24 01:28:20.408499
 """
 
 from collections.abc import Sequence
@@ -112,6 +112,17 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('consents', schema=None) as batch_op:
         batch_op.create_index('ix_consents_contact_kind', ['contact_id', 'kind'], unique=False)
+
+    op.create_table('contact_tags',
+    sa.Column('contact_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('tag', sa.String(length=40), nullable=False),
+    sa.Column('added_by', sa.String(length=100), nullable=True),
+    sa.Column('added_at', crm.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_contact_tags_contact_id_contacts')),
+    sa.PrimaryKeyConstraint('contact_id', 'tag', name=op.f('pk_contact_tags'))
+    )
+    with op.batch_alter_table('contact_tags', schema=None) as batch_op:
+        batch_op.create_index('ix_contact_tags_tag', ['tag'], unique=False)
 
     op.create_table('identities',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -490,6 +501,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_identities_contact_id'))
 
     op.drop_table('identities')
+    with op.batch_alter_table('contact_tags', schema=None) as batch_op:
+        batch_op.drop_index('ix_contact_tags_tag')
+
+    op.drop_table('contact_tags')
     with op.batch_alter_table('consents', schema=None) as batch_op:
         batch_op.drop_index('ix_consents_contact_kind')
 
