@@ -9,13 +9,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
 from crm.campaigns import plan_campaign
+from crm.contacts import contact_detail
 from crm.db import transaction
 from crm.errors import InputError
-from crm.models import Contact
+from crm.ingest.resolve import merge_contacts
+from crm.models import Contact, ContactTag
 from crm.privacy import erase_contact
-from crm.tags import clean_tag, split_tags
+from crm.tags import clean_tag, split_tags, tag_contacts
 from tests.followups_helpers import make_contacts, settings_for
 
 QUNFLOW = str(Path(sys.executable).with_name("qunflow"))
@@ -93,3 +96,15 @@ def test_campaign_audience_by_tag_and_erasure_drops_tags(engine, cli_env, tmp_pa
     assert report["audience"] == 1 and report["planned"] == 1
     assert erase_contact(engine, vip, actor="dpo")["tags"] == 1
     assert qf(cli_env, "contacts", "tags")["tags"] == []
+
+
+def test_a_merge_moves_tags_to_the_survivor(engine) -> None:
+    older, newer = make_contacts(engine, 2)
+    tag_contacts(engine, [older], ["宝妈", "VIP"], actor="ops")
+    tag_contacts(engine, [newer], ["VIP", "高意向"], actor="ops")
+    with transaction(engine) as s:
+        merge_contacts(s, [(newer, older)], now=datetime.now(UTC), actor="test")
+    with transaction(engine) as s:
+        assert contact_detail(s, older)["tags"] == ["VIP", "宝妈", "高意向"]
+        assert contact_detail(s, newer)["tags"] == ["VIP", "宝妈", "高意向"]  # follows the merge
+        assert s.scalar(select(func.count()).select_from(ContactTag)) == 3  # none left behind
