@@ -715,7 +715,16 @@ def merge_contacts(
             upd("UPDATE contacts SET referred_by_id = NULL WHERE id = :w AND referred_by_id = :w"),
             params,
         )
-        # Memberships and outbox rows move unless the winner already has the same one.
+        # Tags, memberships and outbox rows move unless the winner already has the same one.
+        session.execute(
+            upd(
+                "UPDATE contact_tags SET contact_id = :w WHERE contact_id = :l AND NOT EXISTS"
+                " (SELECT 1 FROM contact_tags t"
+                " WHERE t.contact_id = :w AND t.tag = contact_tags.tag)"
+            ),
+            params,
+        )
+        session.execute(upd("DELETE FROM contact_tags WHERE contact_id = :l"), params)
         session.execute(
             upd(
                 "UPDATE memberships SET contact_id = :w WHERE contact_id = :l AND NOT EXISTS"
