@@ -41,6 +41,7 @@ from crm.models import (
     AuditEntry,
     Community,
     Contact,
+    ContactTag,
     Membership,
     OperatorAccount,
     QueueAction,
@@ -842,6 +843,7 @@ def list_queue(
     promoter: str | None = None,
     post: str | None = None,
     group: str | None = None,
+    tag: str | None = None,
     tier: str | None = None,
     min_score: int | None = None,
     max_score: int | None = None,
@@ -901,6 +903,10 @@ def list_queue(
                 .join(Community, Community.id == Membership.community_id)
                 .where(Membership.contact_id == QueueItem.contact_id, Community.name == group)
             )
+        )
+    if tag:
+        conds.append(
+            exists().where(ContactTag.contact_id == QueueItem.contact_id, ContactTag.tag == tag)
         )
     col = SORTS[sort]
     # NULL SLAs sort last either way.
@@ -978,7 +984,7 @@ def _first_sources(session: Session, contact_ids: list[int]) -> dict[int, dict[s
 
 
 def filter_choices(session: Session) -> dict[str, list[str]]:
-    """Values offered in the queue filters: source kinds, promoters, posts, groups."""
+    """Values offered in the queue filters: source kinds, promoters, posts, groups, tags."""
 
     def distinct(col: Any, limit: int = 200) -> list[str]:
         rows = session.scalars(
@@ -991,6 +997,7 @@ def filter_choices(session: Session) -> dict[str, list[str]]:
         "promoters": distinct(SourceInstance.promoter),
         "posts": distinct(SourceInstance.post),
         "groups": distinct(Community.name),
+        "tags": distinct(ContactTag.tag),
     }
 
 

@@ -447,6 +447,8 @@ def test_tags_on_a_held_prospect(app, world):
     assert r.status_code == 303 and r.headers["location"] == f"/prospects/{cid}#tags"
     page = alice.get(f"/prospects/{cid}").text
     assert "高意向" in page and "VIP" in page and "ＶＩＰ" not in page
+    assert f"/prospects/{cid}" in alice.get("/queue", params={"view": "mine", "tag": "VIP"}).text
+    assert f"/prospects/{cid}" not in alice.get("/queue", params={"view": "mine", "tag": "无"}).text
     # not hers to tag
     assert (
         bob.post(f"/prospects/{cid}/tags", data={"csrf_token": b_token, "tags": "x"}).status_code
