@@ -16,7 +16,6 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from crm.db import is_postgres
-from crm.ingest.records import batched
 
 
 def _json(value: Any) -> str:
@@ -113,17 +112,15 @@ def bulk_insert(
     """Append rows to a table (no conflict handling): COPY or executemany."""
     cols = ", ".join(columns)
     if is_postgres(session):
-        chunks = batched(rows, _COPY_ROWS)
-        first = next(chunks, None)
-        if first is None:
+        data = rows if isinstance(rows, list) else list(rows)
+        if not data:
             return
         with (
             _driver(session).cursor() as cur,
             cur.copy(f"COPY {table} ({cols}) FROM STDIN") as cp,
         ):
-            cp.write(_copy_text(first))
-            for chunk in chunks:
-                cp.write(_copy_text(chunk))
+            for start in range(0, len(data), _COPY_ROWS):
+                cp.write(_copy_text(data[start : start + _COPY_ROWS]))
         return
     data = _converted(rows, (datetime, dict, list), _sqlite_value)
     if not data:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -66,16 +66,26 @@ _RESOLVE_LOCK = 0x71756E66
 _IDENT_CHARS = 200  # identities.value
 
 
+Key = tuple[str, str]  # an identity as stored: (kind, value cut to the column's width)
+
+
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """What one record says, normalized; ``rejection`` says why it is quarantined instead."""
+    """What one record says, normalized; ``rejection`` says why it is quarantined instead.
+
+    Identities come as keys ready to look up and link (``keys``: the matchable ones) and as
+    (key, flags JSON) pairs ready to store (``stored``: flagged invalid ones too); the same
+    for the inviter of a referral (``ref_keys``, ``ref_stored``; matchable ones only).
+    """
 
     platform: str | None  # the source's platform the handles were scoped by
-    identities: list[IdentityValue] = field(default_factory=list)
-    referrer: list[IdentityValue] = field(default_factory=list)
+    keys: tuple[Key, ...] = ()
+    stored: tuple[tuple[Key, str], ...] = ()
+    ref_keys: tuple[Key, ...] = ()
+    ref_stored: tuple[tuple[Key, str], ...] = ()
     occurred_at: datetime | None = None
     name: str | None = None
-    kinds: list[str] = field(default_factory=list)
+    kinds: tuple[str, ...] = ()
     rejection: str | None = None
 
 
@@ -104,17 +114,21 @@ def prepare(
     if not any(i.matchable for i in idents):
         detail = "; ".join(problems) if problems else "no phone, WeChat id, email or handle"
         return Prepared(platform, rejection=f"no usable identity ({detail})")
+    stored = tuple((_ident_key(i), _flags_json(i.flags)) for i in idents)
+    ref_stored = tuple((_ident_key(i), _flags_json(i.flags)) for i in referrer)
     return Prepared(
         platform,
-        identities=idents,
-        referrer=referrer,
+        keys=tuple(key for (key, _), i in zip(stored, idents, strict=True) if i.matchable),
+        stored=stored,
+        ref_keys=tuple(key for key, _ in ref_stored),
+        ref_stored=ref_stored,
         occurred_at=parse_time(payload.get("occurred_at")),
         name=clean_name(payload.get("name"))[:200] or None,
-        kinds=_event_kinds(payload, explicit),
+        kinds=tuple(_event_kinds(payload, explicit)),
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PendingRow:
     """A raw record waiting to be resolved (``prepared`` if already normalized)."""
 
@@ -129,11 +143,8 @@ class PendingRow:
 @dataclass(slots=True)
 class _Parsed:
     row: PendingRow
-    identities: list[IdentityValue]
-    referrer: list[IdentityValue]
+    prep: Prepared
     occurred_at: datetime
-    name: str | None
-    kinds: list[str]
     contact_id: int = 0
     referrer_id: int | None = None
 
@@ -279,16 +290,7 @@ def resolve_rows(
         if prep.rejection is not None:
             quarantined.append((row, prep.rejection))
             continue
-        parsed.append(
-            _Parsed(
-                row=row,
-                identities=prep.identities,
-                referrer=prep.referrer,
-                occurred_at=prep.occurred_at or now,
-                name=prep.name,
-                kinds=prep.kinds,
-            )
-        )
+        parsed.append(_Parsed(row, prep, prep.occurred_at or now))
 
     def settle() -> None:
         # Runs once the batch's contacts exist and before anything refers to the raw records:
@@ -352,7 +354,7 @@ def _resolve_parsed(
     # 1. Which identities already exist (one set-based join), keyed as stored (truncated).
     # Flagged (non-matchable) ones are looked up too, so the new ones can be appended
     # without ON CONFLICT: the caller holds the resolution lock, nothing else writes them.
-    wanted = {_ident_key(i) for p in parsed for i in (*p.identities, *p.referrer)}
+    wanted = {key for p in parsed for key, _ in (*p.prep.stored, *p.prep.ref_stored)}
     stage(session, "_id_stage", [("kind", "text"), ("value", "text")], wanted)
     known: dict[tuple[str, str], int] = {
         (r[0], r[1]): int(r[2])
@@ -369,8 +371,8 @@ def _resolve_parsed(
             )
         )
     }
-    matchable = {_ident_key(i) for p in parsed for i in p.identities if i.matchable}
-    matchable.update(_ident_key(i) for p in parsed for i in p.referrer)
+    matchable: set[Key] = set()
+    matchable.update(*[p.prep.keys for p in parsed], *[p.prep.ref_keys for p in parsed])
     existing = {key: cid for key, cid in known.items() if key in matchable}
 
     # 2. Connected components: records, referrers, existing contacts, shared identities.
@@ -379,7 +381,7 @@ def _resolve_parsed(
     uf = _UnionFind()
     owner: dict[tuple[str, str], Any] = {}
 
-    def link(node: Any, key: tuple[str, str]) -> None:
+    def link(node: Any, key: Key) -> None:
         first = owner.setdefault(key, node)
         if first is not node and first != node:
             uf.union(first, node)
@@ -387,14 +389,13 @@ def _resolve_parsed(
     has_ref: list[bool] = []
     for n, p in enumerate(parsed):
         node = ("s", n)
-        for ident in p.identities:
-            if ident.matchable:
-                link(node, _ident_key(ident))
+        for key in p.prep.keys:
+            link(node, key)
         src_ref = sources.get(p.row.source_instance_id, {}).get("referrer")
-        if p.referrer:
+        if p.prep.ref_keys:
             ref_node = ("r", n)
-            for ident in p.referrer:
-                link(ref_node, _ident_key(ident))
+            for key in p.prep.ref_keys:
+                link(ref_node, key)
             has_ref.append(True)
         elif src_ref is not None:
             uf.union(("r", n), ("c", int(src_ref)))
@@ -456,7 +457,7 @@ def _resolve_parsed(
             new_rows[p.referrer_id] = [None, p.occurred_at, None, None]  # known only as inviter
         if cid in fresh_set:
             entry = new_rows.setdefault(cid, [None, p.occurred_at, None, p.occurred_at])
-            entry[0] = entry[0] or p.name
+            entry[0] = entry[0] or p.prep.name
             entry[1] = min(entry[1], p.occurred_at)
             entry[2] = entry[2] or p.referrer_id
             entry[3] = max(entry[3] or p.occurred_at, p.occurred_at)
@@ -490,31 +491,29 @@ def _resolve_parsed(
     for p in parsed:
         if p.contact_id in fresh_set:
             continue
-        u = updates.setdefault(p.contact_id, [p.occurred_at, p.occurred_at, p.name, None])
+        u = updates.setdefault(p.contact_id, [p.occurred_at, p.occurred_at, p.prep.name, None])
         u[0] = min(u[0], p.occurred_at)
         u[1] = max(u[1], p.occurred_at)
-        u[2] = u[2] or p.name
+        u[2] = u[2] or p.prep.name
         u[3] = u[3] or p.referrer_id
     if updates:
         _update_contacts(session, updates, now)
 
     # 6. Identities (new ones; flagged invalid ones kept once), touches, events, consents.
-    ident_rows: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+    ident_rows: dict[Key, tuple[int, str]] = {}
     for p in parsed:
-        for ident in p.identities:
-            key = _ident_key(ident)
+        for key, flags in p.prep.stored:
             if key not in known and key not in ident_rows:
-                ident_rows[key] = (p.contact_id, ident.flags)
+                ident_rows[key] = (p.contact_id, flags)
         if p.referrer_id is not None:
-            for ident in p.referrer:
-                key = _ident_key(ident)
+            for key, flags in p.prep.ref_stored:
                 if key not in known and key not in ident_rows:
-                    ident_rows[key] = (p.referrer_id, ident.flags)
+                    ident_rows[key] = (p.referrer_id, flags)
     bulk_insert(
         session,
         "identities",
         ("contact_id", "kind", "value", "flags", "created_at"),
-        ((cid, k, v, _flags_json(flags), now) for (k, v), (cid, flags) in ident_rows.items()),
+        [(cid, k, v, flags, now) for (k, v), (cid, flags) in ident_rows.items()],
     )
 
     bulk_insert(
@@ -526,7 +525,7 @@ def _resolve_parsed(
     _write_events(session, parsed, sources, report, now)
 
 
-def _ident_key(ident: IdentityValue) -> tuple[str, str]:
+def _ident_key(ident: IdentityValue) -> Key:
     # The identity as stored: values longer than the column are cut, like the column cuts.
     value = ident.value
     return ident.kind, value if len(value) <= _IDENT_CHARS else value[:_IDENT_CHARS]
@@ -588,7 +587,7 @@ def _write_events(
     names = {
         clean_text(p.row.payload.get("community"))
         for p in parsed
-        if p.kinds and p.row.payload.get("community")
+        if p.prep.kinds and p.row.payload.get("community")
     }
     communities: dict[str, int] = {}
     if names:
@@ -603,11 +602,11 @@ def _write_events(
     consents: list[tuple[Any, ...]] = []
     for p in parsed:
         payload = p.row.payload
-        if not p.kinds and p.referrer_id is None and "consent" not in payload:
+        if not p.prep.kinds and p.referrer_id is None and "consent" not in payload:
             continue  # most records (a member list) carry no event and no consent
         details = {k: payload[k] for k in _EVENT_DETAILS if payload.get(k) not in (None, "")}
         community = communities.get(clean_text(payload.get("community")))
-        kinds = list(p.kinds)
+        kinds = list(p.prep.kinds)
         if p.referrer_id is not None and EventKind.REFERRAL.value not in kinds:
             kinds.append(EventKind.REFERRAL.value)  # sign-up through a member's invite code
         for kind in kinds:
