@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, select, text, update
+from sqlalchemy import ColumnElement, Engine, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -23,8 +23,9 @@ from crm.db import is_postgres, transaction
 from crm.domain import TIER_ORDER, ContactStatus, QueueStatus, Tier
 from crm.models import Contact, Membership, QueueItem, UTCDateTime, utcnow
 from crm.placement import pending_placements, place_contacts
+from crm.rescore import stale_or_moving
 from crm.rules import Rules, configured_rules
-from crm.scoring import Scored, score_range, store_scores
+from crm.scoring import Rescored, Scored, score_range, store_scores
 from crm.tiers import TierFacts, Transition, next_tier, record_transitions
 
 # Two route runs at once would record the same moves twice; PostgreSQL serializes them here.
@@ -135,22 +136,46 @@ def _run(
     write: bool,
 ) -> None:
     last = 0
+    pg = is_postgres(session)
+    # Unscored contacts (new, or scored under other rules) all come back from the SQL check.
+    unscored: ColumnElement[bool] = Contact.tier.is_(None)
+    if write:
+        unscored = or_(unscored, Contact.rules_version.is_distinct_from(rules.version))
     while True:
-        ids = list(
-            session.scalars(
-                select(Contact.id)
-                .where(Contact.status == ContactStatus.ACTIVE.value, Contact.id > last)
-                .order_by(Contact.id)
-                .limit(batch_size)
-            )
+        # A batch's bounds and counts in one row: fetching its ids cost more than scoring it.
+        batch_rows = (
+            select(Contact.id.label("id"), unscored.label("unscored"))
+            .where(Contact.status == ContactStatus.ACTIVE.value, Contact.id > last)
+            .order_by(Contact.id)
+            .limit(batch_size)
+            .subquery()
         )
-        if not ids:
+        b = batch_rows.c
+        count, new, first, last_id = session.execute(
+            select(
+                func.count(),
+                func.count().filter(b.unscored),
+                func.min(b.id),
+                func.max(b.id),
+            )
+        ).one()
+        if not count:
             return
-        last = ids[-1]
+        last = int(last_id)
         result.batches += 1
-        batch = score_range(session, ids[0], last, rules, at)
+        result.scored += count
+        if pg and new * 2 < count:
+            # Most contacts come out as they were: SQL finds those whose stored score is
+            # stale or whose tier may move, and only they are scored again in Python.
+            wanted = stale_or_moving(session, first, last, rules, at, stale=write)
+            batch = (
+                score_range(session, first, last, rules, at, only=wanted)
+                if wanted
+                else Rescored([], [])
+            )
+        else:
+            batch = score_range(session, first, last, rules, at)
         scored = batch.scored
-        result.scored += len(scored)
         moves: list[tuple[Transition, int, int]] = []
         for s in scored:
             move = next_tier(s.facts.tier, s.score, tier_facts(s, at), rules)

@@ -12,16 +12,17 @@ once, only the contacts whose score or breakdown changed.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
+    BigInteger,
     Date,
     Float,
     Text,
     and_,
+    any_,
     bindparam,
     case,
     cast,
@@ -32,6 +33,7 @@ from sqlalchemy import (
     text,
     type_coerce,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.types import NullType
 
@@ -133,11 +135,21 @@ def is_intent(message: str, rules: Rules) -> bool:
 def is_ad(payload: Mapping[str, Any], rules: Rules) -> bool:
     """Whether a violation event is an ad (its ``violation`` label is an ad label)."""
     label = payload.get("violation")
-    return isinstance(label, str) and label.lower() in _ad_labels(rules)
+    return isinstance(label, str) and label.lower() in ad_labels(rules)
 
 
-def _ad_labels(rules: Rules) -> set[str]:
+def ad_labels(rules: Rules) -> set[str]:
+    """The ad labels, lower-cased as violation labels are compared."""
     return {label.lower() for label in rules.signals.negative.ad_labels}
+
+
+def intent_patterns(rules: Rules) -> list[str]:
+    """LIKE patterns (escape ``\\``) matching a lower-cased text containing an intent keyword."""
+    return [f"%{_like_escaped(w.lower())}%" for w in rules.signals.intent.keywords]
+
+
+def _like_escaped(word: str) -> str:
+    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def decay(age_days: int, rules: Rules) -> float:
@@ -412,20 +424,12 @@ def _as_date(value: Any) -> date:
     return date.fromisoformat(str(value)[:10])
 
 
-def _matches_any(column: Any, words: Iterable[str], pg: bool) -> Any:
-    # PostgreSQL: one regular expression instead of a LIKE per word.
+def _matches_any(column: Any, rules: Rules, pg: bool) -> Any:
+    # PostgreSQL: LIKE ANY over an array, several times cheaper than one regular expression.
+    patterns = intent_patterns(rules)
     if pg:
-        pattern = "|".join(re.sub(r"([^\w])", r"\\\1", w.lower()) for w in words)
-        return column.op("~")(literal(pattern))
-    return _like_any(column, words)
-
-
-def _like_any(column: Any, words: Iterable[str]) -> Any:
-    clauses = []
-    for word in words:
-        escaped = word.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        clauses.append(column.like(f"%{escaped}%", escape="\\"))
-    return or_(*clauses) if clauses else literal(False)
+        return column.like(any_(literal(patterns, ARRAY(Text))))
+    return or_(*[column.like(p, escape="\\") for p in patterns])
 
 
 def _id_list(expr: Any, cond: Any, pg: bool) -> Any:
@@ -486,8 +490,17 @@ class Rescored(NamedTuple):
     changed: list[tuple[Scored, str]]
 
 
-def score_range(session: Session, lo: int, hi: int, rules: Rules, now: datetime) -> Rescored:
-    """Score the active contacts with ids in [lo, hi]: one aggregate query, then the rules.
+def score_range(
+    session: Session,
+    lo: int,
+    hi: int,
+    rules: Rules,
+    now: datetime,
+    *,
+    only: Sequence[int] | None = None,
+) -> Rescored:
+    """Score the active contacts with ids in [lo, hi] (and in ``only``, when given): one
+    aggregate query, then the rules.
 
     Events are reduced in SQL to one row per contact (counts per kind, intent and ad counts,
     the decayed engagement sum, the ids of the kinds each signal cites as evidence); the
@@ -496,7 +509,15 @@ def score_range(session: Session, lo: int, hi: int, rules: Rules, now: datetime)
     the stored ones.
     """
     pg = is_postgres(session)
-    in_range = Event.contact_id.between(lo, hi)
+
+    def within(column: Any) -> Any:
+        if only is None:
+            return column.between(lo, hi)
+        # PostgreSQL takes the ids as one array, not thousands of bound parameters.
+        listed = column == any_(literal(list(only), ARRAY(BigInteger))) if pg else column.in_(only)
+        return and_(column.between(lo, hi), listed)
+
+    in_range = within(Event.contact_id)
     message_text = func.lower(
         func.coalesce(Event.payload["message"].as_string(), Event.payload["text"].as_string())
     )
@@ -505,14 +526,14 @@ def score_range(session: Session, lo: int, hi: int, rules: Rules, now: datetime)
         (
             and_(
                 Event.kind == EventKind.MESSAGE.value,
-                _matches_any(message_text, rules.signals.intent.keywords, pg),
+                _matches_any(message_text, rules, pg),
             ),
             1,
         ),
         (
             and_(
                 Event.kind == EventKind.VIOLATION.value,
-                label.in_(sorted(_ad_labels(rules))),
+                label.in_(sorted(ad_labels(rules))),
             ),
             1,
         ),
@@ -568,7 +589,7 @@ def score_range(session: Session, lo: int, hi: int, rules: Rules, now: datetime)
     kinds = (
         select(Touch.contact_id, SourceInstance.kind)
         .join(SourceInstance, SourceInstance.id == Touch.source_instance_id)
-        .where(Touch.contact_id.between(lo, hi))
+        .where(within(Touch.contact_id))
         .distinct()
         .subquery()
     )
@@ -584,7 +605,7 @@ def score_range(session: Session, lo: int, hi: int, rules: Rules, now: datetime)
             func.max(Consent.id).filter(Consent.kind == "opt_out").label("opt_out"),
             func.max(Consent.id).filter(Consent.kind == "consent").label("consent"),
         )
-        .where(Consent.contact_id.between(lo, hi))
+        .where(within(Consent.contact_id))
         .group_by(Consent.contact_id)
         .subquery()
     )
@@ -609,7 +630,7 @@ def score_range(session: Session, lo: int, hi: int, rules: Rules, now: datetime)
         .outerjoin(agg, agg.c.cid == Contact.id)
         .outerjoin(sources, sources.c.cid == Contact.id)
         .outerjoin(consents, consents.c.cid == Contact.id)
-        .where(Contact.id.between(lo, hi), Contact.status == ContactStatus.ACTIVE.value)
+        .where(within(Contact.id), Contact.status == ContactStatus.ACTIVE.value)
         .order_by(Contact.id)
     )
     answers: dict[int, list[Answer]] = {}

@@ -104,6 +104,51 @@ def next_tier(current: str | None, score: int, facts: TierFacts, rules: Rules) -
     return None
 
 
+def score_bounds(tier: str, rules: Rules) -> tuple[int | None, int | None]:
+    """Scores that may move a contact of ``tier``: (promote at or above, demote below).
+
+    None where the score moves nothing (open has no floor, prospect no score-reached tier
+    above it, paid neither).
+    """
+    if tier == Tier.PAID:
+        return None, None
+    upper = rules.tiers.threshold(_step(tier, +1))
+    own = rules.tiers.threshold(tier)
+    return (
+        upper.enter_at if upper is not None else None,
+        own.stay_above if own is not None else None,
+    )
+
+
+def may_move(current: str | None, score: int, facts: TierFacts, rules: Rules) -> bool:
+    """A cheap test true whenever :func:`next_tier` moves the contact (and sometimes besides).
+
+    It ignores what only holds a move back (opt-out, silence, days in the tier), so a batch
+    can be narrowed, in SQL, to the contacts worth running the state machine on.
+    """
+    life = rules.lifecycle
+    if (facts.ads and life.remove_on_ad) or facts.violations >= life.remove_after_violations:
+        return True
+    if current is None:
+        return True
+    if current == Tier.PAID:
+        return False
+    if facts.purchased and life.purchase_to_paid:
+        return True
+    if facts.silent_days >= silent_days_that_may_move(rules):
+        return True
+    promote_at, demote_below = score_bounds(current, rules)
+    return (promote_at is not None and score >= promote_at) or (
+        demote_below is not None and score < demote_below
+    )
+
+
+def silent_days_that_may_move(rules: Rules) -> int:
+    """The shortest silence after which the lifecycle rules may demote or remove anyone."""
+    life = rules.lifecycle
+    return min(life.demote_after_silent_days, life.remove_after_silent_days)
+
+
 def record_transitions(
     session: Session,
     moves: list[tuple[Transition, int, int]],

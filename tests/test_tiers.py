@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from itertools import product
+
 import pytest
 
-from crm.rules import load_rules
-from crm.tiers import TierFacts, Transition, next_tier
+from crm.rules import Rules, load_rules
+from crm.tiers import TierFacts, Transition, may_move, next_tier
 
 RULES = load_rules()  # active: enter 20 / stay 10; prospect: enter 60 / stay 45
 QUIET = TierFacts()
@@ -113,3 +115,38 @@ def test_purchase_jump_can_be_switched_off() -> None:
         update={"lifecycle": RULES.lifecycle.model_copy(update={"purchase_to_paid": False})}
     )
     assert next_tier("prospect", 70, TierFacts(purchased=True), rules) is None
+
+
+def test_may_move_holds_whenever_the_state_machine_moves() -> None:
+    # may_move narrows a batch to the contacts worth running next_tier on: it may say yes
+    # needlessly, never no when next_tier moves.
+    said_no = 0
+    for rules in (RULES, _strict_rules()):
+        for current, score, ads, violations, purchased, opted_out, silent, days in product(
+            [None, "open", "active", "prospect", "paid"],
+            [-120, 0, 2, 9, 10, 11, 19, 20, 21, 44, 45, 46, 59, 60, 61, 200],
+            [0, 1],
+            [0, 2, 3],
+            [False, True],
+            [False, True],
+            [0, 20, 29, 30, 31, 89, 90, 91],
+            [0, 29, 30, 31],
+        ):
+            facts = TierFacts(ads, violations, purchased, opted_out, silent, days)
+            moved = next_tier(current, score, facts, rules) is not None
+            maybe = may_move(current, score, facts, rules)
+            assert maybe or not moved, (current, score, facts)
+            said_no += not maybe
+    assert said_no  # and it does narrow
+
+
+def _strict_rules() -> Rules:
+    life = RULES.lifecycle.model_copy(
+        update={
+            "remove_on_ad": False,
+            "purchase_to_paid": False,
+            "remove_after_silent_days": 20,
+            "demote_after_silent_days": 31,
+        }
+    )
+    return RULES.model_copy(update={"lifecycle": life})
