@@ -241,8 +241,8 @@ _MARK_SET = """
 # PostgreSQL: one fixed statement over a JSON array of outcomes, each an array of values in a
 # fixed order (one plan, whatever the batch size; encoding one JSON text is far cheaper than a
 # bound array per column, and arrays cheaper than objects repeating their keys).
-# The attempt log is written by the same statement, for the rows the claim still held; its
-# detail is the reason, else the provider's id.
+# The attempt log is written by the same statement (every attempt, as on SQLite: a row whose
+# lease ran out was still tried); its detail is the reason, else the provider's id.
 _MARK_PG = f"""
 WITH v AS (
   SELECT (e->>0)::bigint AS id, e->>1 AS token, e->>2 AS state,
@@ -253,10 +253,9 @@ WITH v AS (
 upd AS (
 UPDATE outbox SET {_MARK_SET}
 FROM v
-WHERE outbox.id = v.id AND outbox.claimed_by = v.token
-RETURNING outbox.id, v.outcome, v.detail)
+WHERE outbox.id = v.id AND outbox.claimed_by = v.token)
 INSERT INTO outbox_attempts (outbox_id, worker, outcome, detail, at)
-SELECT id, :worker, outcome, detail, :now FROM upd WHERE outcome IS NOT NULL
+SELECT id, :worker, outcome, detail, :now FROM v WHERE outcome IS NOT NULL
 """
 
 _MARK_PG_STMT = text(_MARK_PG)

@@ -20,9 +20,10 @@ from crm.channels.local import FileChannel
 from crm.channels.wecom import WecomChannel
 from crm.db import transaction
 from crm.dispatch import dispatch, poll_confirmations
-from crm.models import CapUsage, Community, OutboxMessage
+from crm.domain import OutboxState
+from crm.models import CapUsage, Community, OutboxAttempt, OutboxMessage
 from crm.optout import apply_reply, apply_unsubscribe, is_stop_reply, unsubscribe_token
-from crm.outbox import counts
+from crm.outbox import Outcome, claim, counts, mark
 from crm.templates import TemplateError, render
 from tests.fakes.wecom_msg_server import wecom_msg_server
 from tests.followups_helpers import make_account, make_contacts, settings_for
@@ -251,6 +252,93 @@ def test_reserve_is_conditional(engine) -> None:
         assert not reserve(s, "account:3", "friend_add", cap=9, day=day, now=now, min_interval=60)
         later = now + timedelta(seconds=200)
         assert reserve(s, "account:3", "friend_add", cap=9, day=day, now=later, min_interval=60)
+
+
+def test_reserve_many_grants_each_key_what_is_left(engine) -> None:
+    day, next_day = date(2026, 3, 2), date(2026, 3, 3)
+    with transaction(engine) as s:
+        reserve_many(
+            s, [Ask("account:7", "message", day, 3, 3), Ask("account:8", "message", day, 1, 5)]
+        )
+        got = reserve_many(
+            s,
+            [
+                Ask("account:8", "message", day, 10, 5),  # 4 left
+                Ask("account:7", "message", day, 2, 3),  # full
+                Ask("account:9", "group_join", day, 2, 10),  # new key
+                Ask("account:7", "message", next_day, 2, 3),  # another local day
+                Ask("account:9", "message", day, 1, 0),  # no cap: nothing
+            ],
+        )
+        assert got == {
+            ("account:8", "message", day): 4,
+            ("account:7", "message", day): 0,
+            ("account:9", "group_join", day): 2,
+            ("account:7", "message", next_day): 2,
+            ("account:9", "message", day): 0,
+        }
+        used = {(u.subject, u.day): (u.used, u.cap) for u in s.scalars(select(CapUsage))}
+    assert used[("account:8", day)] == (5, 5) and used[("account:7", day)] == (3, 3)
+
+
+def test_mark_records_outcomes_and_attempt_details(engine) -> None:
+    # PostgreSQL derives reasons and attempt details in SQL, SQLite in Python: the same rows.
+    now = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
+    later = now + timedelta(hours=2)
+    contacts = make_contacts(engine, 6)
+    with transaction(engine) as s:
+        for i, cid in enumerate(contacts):
+            s.add(
+                OutboxMessage(campaign="c", step="s", contact_id=cid, channel="null",
+                              template="welcome", due_at=now, idempotency_key=f"k{i}")
+            )  # fmt: skip
+    with transaction(engine, immediate=True) as s:
+        claimed = claim(s, worker="w", limit=10, lease=timedelta(minutes=5), now=now)
+    assert len(claimed) == 6 and all(c.uncertain is False for c in claimed)
+    a, b, c, d, e, f = claimed
+    long = "拒" * 1200
+    outcomes = [
+        Outcome(a.id, a.token, OutboxState.SENT, provider_id="p-a", sent_at=now,
+                rendered="你好", attempt="sent"),
+        Outcome(b.id, b.token, OutboxState.DEFERRED, reason="cap reached", due_at=later),
+        Outcome(c.id, c.token, OutboxState.FAILED, reason=long, rendered="x", attempt="refused"),
+        Outcome(d.id, d.token, OutboxState.FAILED, reason="", provider_id="p-d",
+                attempt="unknown"),
+        Outcome(e.id, e.token, OutboxState.DEFERRED, reason="retry: 502", due_at=later,
+                attempt="transient", keep_sending=True),
+        Outcome(f.id, "another-claim", OutboxState.SENT, provider_id="p-f", sent_at=now,
+                attempt="sent"),  # not this claim's row any more: left alone
+    ]  # fmt: skip
+    with transaction(engine) as s:
+        mark(s, outcomes, worker="w", now=now)
+    with transaction(engine) as s:
+        got = {
+            m.id: (m.state, m.reason, m.provider_message_id, m.due_at, m.sent_at, m.rendered,
+                   m.sending_at is not None, m.claimed_by is None)
+            for m in s.scalars(select(OutboxMessage))
+        }  # fmt: skip
+        logged = {
+            t.outbox_id: (t.worker, t.outcome, t.detail, t.at)
+            for t in s.scalars(select(OutboxAttempt))
+        }
+    assert got == {
+        a.id: ("sent", None, "p-a", now, now, "你好", False, True),
+        b.id: ("deferred", "cap reached", None, later, None, None, False, True),
+        c.id: ("failed", long[:500], None, now, None, "x", False, True),
+        d.id: ("failed", None, "p-d", now, None, None, False, True),
+        e.id: ("deferred", "retry: 502", None, later, None, None, True, True),
+        f.id: ("claimed", None, None, now, None, None, True, False),
+    }
+    assert (
+        logged
+        == {  # every attempt is history, the stale claim's one too
+            a.id: ("w", "sent", "p-a", now),
+            c.id: ("w", "refused", long[:1000], now),
+            d.id: ("w", "unknown", "p-d", now),
+            e.id: ("w", "transient", "retry: 502", now),
+            f.id: ("w", "sent", "p-f", now),
+        }
+    )
 
 
 # --- real channels -------------------------------------------------------------------------
