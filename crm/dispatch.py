@@ -180,12 +180,13 @@ class Dispatcher:
         with self._tx(conn) as session:
             mark(session, outcomes, worker=worker, now=self.now())
             self._release_unsent(session, outcomes, reserved)
-        by_id = {r.id: r for r in rows}
-        counts: Counter[tuple[int | None, str]] = Counter(
-            (by_id[o.id].account_id, o.state.value) for o in outcomes
+        account_of = {r.id: r.account_id for r in rows}
+        counts: Counter[tuple[int | None, OutboxState]] = Counter(
+            (account_of[o.id], o.state) for o in outcomes
         )
         self.tally.add_many(
-            ((self._handle(account_id), state), n) for (account_id, state), n in counts.items()
+            ((self._handle(account_id), state.value), n)
+            for (account_id, state), n in counts.items()
         )
         return len(rows)
 
