@@ -234,3 +234,42 @@ def test_names_and_payloads_with_tabs_newlines_and_backslashes_round_trip(engine
     with transaction(engine) as s:
         assert s.scalars(select(Contact.display_name)).one() == name
         assert s.scalars(select(RawRecord.payload)).one() == payload
+
+
+def test_long_identities_match_as_stored_and_flagged_ones_are_kept_once(engine: Engine) -> None:
+    # Identities are stored cut to 200 characters: a longer one matches its stored form, and
+    # a flagged (invalid) identity seen again is neither stored twice nor an error.
+    long_handle = "h" * 230
+    first = ingest_items(
+        engine,
+        POST,
+        [_item("a", handle=long_handle, phone="12345")],
+        origin="t",
+        now=NOW,
+    )
+    again = ingest_items(
+        engine,
+        POST,
+        [_item("b", handle=long_handle + "-other-tail", phone="12345")],
+        origin="t",
+        now=NOW,
+    )
+    assert (first.new_contacts, again.new_contacts, again.matched) == (1, 0, 1)
+    assert _count(engine, Contact) == 1
+    with transaction(engine) as s:
+        kinds = sorted(s.scalars(select(Identity.kind)))
+    assert kinds == ["phone", "platform_handle"]
+
+
+def test_keys_with_control_characters_stay_idempotent(engine: Engine) -> None:
+    # Batch lookups send each column's values joined by a control character on PostgreSQL;
+    # a value that contains it takes the staging-table path, with the same result.
+    items = [
+        _item("id:\x1fa\x1f", wechat_id="wx_control_1", handle="a\x1fb"),
+        _item("id:b", wechat_id="wx_control_2"),
+    ]
+    first = ingest_items(engine, POST, items, origin="t", now=NOW)
+    again = ingest_items(engine, POST, items, origin="t", now=NOW)
+    assert first.new_contacts == 2
+    assert (again.skipped_duplicates, again.new_contacts) == (2, 0)
+    assert _count(engine, RawRecord) == 2

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from crm.audit import audit
 from crm.db import is_postgres
 from crm.domain import ContactStatus, EventKind, RecordStatus
-from crm.ingest.bulk import _json, allocate_ids, bulk_insert, stage
+from crm.ingest.bulk import _json, allocate_ids, bulk_insert, rows_source, stage
 from crm.ingest.records import IngestReport
 from crm.models import UTCDateTime
 from crm.normalize import (
@@ -355,12 +355,14 @@ def _resolve_parsed(
     # Flagged (non-matchable) ones are looked up too, so the new ones can be appended
     # without ON CONFLICT: the caller holds the resolution lock, nothing else writes them.
     wanted = {key for p in parsed for key, _ in (*p.prep.stored, *p.prep.ref_stored)}
-    stage(session, "_id_stage", [("kind", "text"), ("value", "text")], wanted)
+    source, params = rows_source(
+        session, "_id_stage", [("kind", "text"), ("value", "text")], wanted
+    )
     known: dict[tuple[str, str], int] = {
         (r[0], r[1]): int(r[2])
         for r in session.execute(
             text(
-                "SELECT s.kind, s.value, i.contact_id FROM _id_stage s"
+                f"SELECT s.kind, s.value, i.contact_id FROM {source}"
                 + probe_join(
                     session,
                     "identities",
@@ -368,7 +370,8 @@ def _resolve_parsed(
                     "contact_id",
                     "i.kind = s.kind AND i.value = s.value",
                 )
-            )
+            ),
+            params,
         )
     }
     matchable: set[Key] = set()

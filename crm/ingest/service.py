@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 
 from crm.db import is_postgres, transaction
 from crm.domain import RecordStatus
-from crm.ingest.bulk import _json, allocate_ids, bulk_insert, stage
+from crm.ingest.bulk import _json, allocate_ids, bulk_insert, rows_source
 from crm.ingest.records import IngestReport, RawItem, RejectedRow, SourceSpec, batched
 from crm.ingest.resolve import (
     PendingRow,
@@ -319,7 +319,7 @@ def _new_records(
     """
     if not staged:
         return [], 0, {}
-    stage(
+    source, params = rows_source(
         session,
         "_raw_stage",
         [("idx", "integer"), ("sid", "bigint"), ("record_key", "text")],
@@ -329,7 +329,7 @@ def _new_records(
         int(idx): status
         for idx, status in session.execute(
             text(
-                "SELECT s.idx, r.status FROM _raw_stage s"
+                f"SELECT s.idx, r.status FROM {source}"
                 + probe_join(
                     session,
                     "raw_records",
@@ -337,7 +337,8 @@ def _new_records(
                     "status",
                     "r.source_instance_id = s.sid AND r.record_key = s.record_key",
                 )
-            )
+            ),
+            params,
         )
     }
     fresh = [row for row in staged if row[0] not in known]
