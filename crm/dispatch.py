@@ -137,10 +137,10 @@ class Dispatcher:
         now = self.now()
         outcomes: list[Outcome] = []
         ready: list[Claimed] = []
-        # One transaction claims and reserves caps, so a committed claim always holds its
-        # reservation (a row reclaimed after a crash is not reserved twice). Rows that cannot
-        # go now hold no reservation: they are marked with the rest of the batch (after a
-        # crash they are claimed again when the lease ends, and settled again).
+        # One transaction claims, reserves caps and settles what cannot go now, so a committed
+        # claim always holds its reservation (a row reclaimed after a crash is not reserved
+        # twice) and no row it leaves claimed lacks one: the claim marks rows as possibly at
+        # the provider, so a row reclaimed after a crash is looked up and sent unreserved.
         with self._tx(conn, immediate=True) as session:
             rows = claim(session, worker=worker, limit=self.batch, lease=self.lease, now=now)
             if not rows:
@@ -153,6 +153,8 @@ class Dispatcher:
                     ready.append(row)
             fresh = [r for r in ready if not r.uncertain]
             granted, reserved = self._reserve(session, fresh, now, outcomes)
+            mark(session, outcomes, worker=worker, now=now)
+        settled = len(outcomes)
         to_send = [r for r in ready if r.uncertain or r.id in granted]
         messages: list[tuple[Claimed, OutgoingMessage]] = []
         templates: dict[tuple[str, str | None], MessageTemplate | TemplateError] = {}
@@ -178,7 +180,7 @@ class Dispatcher:
         for row, msg in messages:
             outcomes.append(self._send(row, msg, reserved, now))
         with self._tx(conn) as session:
-            mark(session, outcomes, worker=worker, now=self.now())
+            mark(session, outcomes[settled:], worker=worker, now=self.now())
             self._release_unsent(session, outcomes, reserved)
         account_of = {r.id: r.account_id for r in rows}
         counts: Counter[tuple[int | None, OutboxState]] = Counter(

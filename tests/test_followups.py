@@ -16,6 +16,7 @@ from sqlalchemy import select
 from crm.cadence import fit_window, parse_duration
 from crm.campaigns import load_campaigns, plan_campaign
 from crm.caps import Ask, reserve, reserve_many
+from crm.channels.base import OutgoingMessage, SendResult
 from crm.channels.local import FileChannel
 from crm.channels.wecom import WecomChannel
 from crm.db import transaction
@@ -234,6 +235,41 @@ def test_group_joins_respect_the_contacts_daily_cap(engine, tmp_path) -> None:
     nxt = dispatch(engine, now=datetime(2026, 3, 2, 16, 0, tzinfo=UTC),
                    channels={"file": FileChannel(out)}, settings=st)  # fmt: skip
     assert nxt["sent"] == 2
+
+
+class _Killed(BaseException):
+    """Stands for the process being killed in the middle of a batch."""
+
+
+class _DiesOnSend(FileChannel):
+    def send(self, message: OutgoingMessage) -> SendResult:
+        raise _Killed
+
+
+def test_rows_over_the_cap_are_settled_before_a_batch_can_die(engine, tmp_path) -> None:
+    # A batch that dies after its claim committed leaves its rows claimed and marked as possibly
+    # at the provider; rows the cap deferred must not be among them, or the next run would
+    # look them up, not find them, and send them with no reservation.
+    st = settings_for(tmp_path, WEBHOOK_CAMPAIGN % ("file", "welcome"))
+    acct = make_account(engine, "op", "wechat", message=2)
+    now = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
+    with transaction(engine) as s:
+        for i, cid in enumerate(make_contacts(engine, 5)):
+            s.add(
+                OutboxMessage(campaign="c", step="s", contact_id=cid, channel="file",
+                              template="welcome", account_id=acct, due_at=now,
+                              idempotency_key=f"k{i}", context={"tz": "Asia/Shanghai"})
+            )  # fmt: skip
+    out = tmp_path / "o.jsonl"
+    with pytest.raises(_Killed):
+        dispatch(engine, now=now, channels={"file": _DiesOnSend(out)}, settings=st, batch=10)
+    after_lease = now + timedelta(minutes=10)
+    result = dispatch(engine, now=after_lease, channels={"file": FileChannel(out)}, settings=st)
+    assert result["sent"] == 2
+    assert len(out.read_text().splitlines()) == 2
+    assert {r.state for r in rows(engine)} == {"sent", "deferred"}
+    with transaction(engine) as s:
+        assert s.scalar(select(CapUsage.used).where(CapUsage.subject == f"account:{acct}")) == 2
 
 
 def test_reserve_is_conditional(engine) -> None:
