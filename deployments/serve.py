@@ -83,7 +83,7 @@ CATALOG: tuple[Spec, ...] = (
         "group-rules-reminder",
         cron="0 20 * * 2,4,6",
         parameters={"campaign": "group-rules"},
-        description="群规 reminder, Tue/Thu/Sat 20:00.",
+        description="群规 reminder posted in each open and active group, Tue/Thu/Sat 20:00.",
         tags=("followups",),
     ),
     Spec(
