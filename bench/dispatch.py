@@ -2,12 +2,13 @@
 
     python -m bench.dispatch [--rows N] [--accounts 1000] [--workers 8] [--db postgres|sqlite]
 
-Data: N due outbox rows over ``--accounts`` operator accounts (webhook platform), each with a
-daily message cap of 90% of its share, so caps bind. Timed in the same run, same database:
+Data: N due outbox rows over ``--accounts`` operator accounts (``null`` platform), each with a
+daily message cap of 90% of its share, so caps bind. Timed in the same run, same database, both
+from a vacuumed and analyzed outbox, each worker (PostgreSQL) on one connection of its own:
 
 - ``baseline``: every worker loops on ``UPDATE outbox … WHERE id = ANY(ARRAY(SELECT … LIMIT n
   FOR UPDATE SKIP LOCKED)) RETURNING id`` then ``UPDATE outbox SET state = 'sent' WHERE id =
-  ANY(…)`` (SQLite: ``id IN (…)``);
+  ANY(…)``, each in its own transaction (SQLite: ``id IN (…)``, claims in BEGIN IMMEDIATE);
 - ``dispatch``: ``crm.dispatch.dispatch`` (claim with render data, opt-out check, conditional
   cap upsert, render, send to the null channel, mark and attempt log) until idle.
 
