@@ -1,12 +1,12 @@
-"""PostgreSQL: the contacts of a batch that need Python at all — a stale score or a possible move.
+"""PostgreSQL: score a batch in one statement, and hand Python only the contacts that may move.
 
-A settled daily run rescores every contact and nearly all of them come out as they were. The
-statement built here computes each contact's points and breakdown (with its evidence ids) in
-SQL, with the arithmetic of :func:`crm.scoring.evaluate` and the event flags of
-:func:`crm.scoring.score_range`, compares them with the stored ones, and applies
-:func:`crm.tiers.may_move` (which holds whenever the state machine would move the contact).
-Only the contacts it returns are scored again in Python, which alone decides what is written:
-a contact returned needlessly costs time, never correctness.
+A daily run rescores every contact; most of them cannot move between tiers, and many keep
+their score. The statement built here computes each contact's points and breakdown (with its
+evidence ids) in SQL, with the arithmetic of :func:`crm.scoring.evaluate` and the event flags
+of :func:`crm.scoring.score_range`, and applies :func:`crm.tiers.may_move`, a cheap test that
+holds whenever the state machine would move a contact. Contacts that cannot move and whose
+stored score, breakdown, warnings or rules version differ are written by the statement
+itself; the rest go to Python, which scores them and runs the state machine as before.
 
 Screening answers are matched on Python's ``str()`` of any JSON value, which SQL does not
 reproduce: while the rules ask screening questions, contacts with answer events always go to
@@ -250,35 +250,53 @@ def _params(rules: Rules, lo: int, hi: int, now: datetime) -> dict[str, Any]:
     }
 
 
-def stale_or_moving(
-    session: Session, lo: int, hi: int, rules: Rules, now: datetime, *, stale: bool = True
+def rescore_in_sql(
+    session: Session, lo: int, hi: int, rules: Rules, now: datetime, *, write: bool
 ) -> list[int]:
-    """Ids of the active contacts in [lo, hi] the tier rules may move or (``stale``) whose
-    stored score, breakdown, warnings or rules version differ from what ``rules`` give now."""
-    wanted = [_may_move_sql(rules)]
-    if stale:
-        wanted += [
-            "score <> stored_score",
-            "violations <> stored_warnings",
-            "stored_version IS DISTINCT FROM :version",
-            f"CAST(stored_breakdown AS text) IS DISTINCT FROM ({_breakdown_sql()})",
-        ]
+    """Score the active contacts in [lo, hi] in SQL; return the ids Python must score.
+
+    Those are the contacts the tier rules may move, and those with screening answers. With
+    ``write``, the statement itself stores the new score, breakdown, warnings and rules
+    version of every other contact whose stored ones differ (as :func:`crm.scoring.store_scores`
+    would).
+    """
+    python = _may_move_sql(rules)
     if rules.signals.screening.questions:
-        wanted.append("n_answer > 0")
+        python += " OR n_answer > 0"
+    params = _params(rules, lo, hi, now)
+    if not write:
+        sql = _points_sql(rules, evidence=False) + f"\nSELECT id FROM scored WHERE {python}"
+        return sorted(int(i) for i in session.execute(text(sql), params).scalars())
     sql = (
-        _points_sql(rules, evidence=stale)
-        + "\nSELECT id FROM scored WHERE "
-        + "\n OR ".join(f"({w})" for w in wanted)
-        + "\nORDER BY id"
+        _points_sql(rules, evidence=True)
+        + f""",
+marked AS (
+    SELECT id, score, violations, ({python}) AS python, ({_breakdown_sql()}) AS breakdown,
+           stored_score, stored_warnings, stored_version, stored_breakdown
+    FROM scored
+    OFFSET 0
+),
+written AS (
+    UPDATE contacts c SET score = m.score, score_breakdown = CAST(m.breakdown AS jsonb),
+           warnings = m.violations, rules_version = :version, scored_at = :at, updated_at = :at
+    FROM marked m
+    -- The range lets the join read the batch's contacts, not the whole table.
+    WHERE c.id = m.id AND c.id BETWEEN :lo AND :hi AND NOT m.python AND (m.score <> m.stored_score
+        OR m.violations <> m.stored_warnings OR m.stored_version IS DISTINCT FROM :version
+        OR CAST(m.stored_breakdown AS text) IS DISTINCT FROM m.breakdown)
+    RETURNING c.id
+)
+SELECT id FROM marked WHERE python"""
     )
-    return [int(i) for i in session.execute(text(sql), _params(rules, lo, hi, now)).scalars()]
+    params["at"] = now
+    return sorted(int(i) for i in session.execute(text(sql), params).scalars())
 
 
 def sql_scores(
     session: Session, lo: int, hi: int, rules: Rules, now: datetime
 ) -> dict[int, tuple[int, list[dict[str, Any]]]]:
     """The score and breakdown SQL computes for each active contact in [lo, hi] (screening
-    aside): what :func:`stale_or_moving` compares with the stored ones."""
+    aside): what :func:`rescore_in_sql` compares with the stored ones and writes."""
     sql = _points_sql(rules, evidence=True) + f"\nSELECT id, score, {_breakdown_sql()} FROM scored"
     rows = session.execute(text(sql), _params(rules, lo, hi, now))
     return {int(cid): (int(score), json.loads(breakdown)) for cid, score, breakdown in rows}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, bindparam, func, or_, select, text, update
+from sqlalchemy import Engine, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -23,7 +23,7 @@ from crm.db import is_postgres, transaction
 from crm.domain import TIER_ORDER, ContactStatus, QueueStatus, Tier
 from crm.models import Contact, Membership, QueueItem, UTCDateTime, utcnow
 from crm.placement import pending_placements, place_contacts
-from crm.rescore import stale_or_moving
+from crm.rescore import rescore_in_sql
 from crm.rules import Rules, configured_rules
 from crm.scoring import Rescored, Scored, score_range, store_scores
 from crm.tiers import TierFacts, Transition, next_tier, record_transitions
@@ -137,10 +137,8 @@ def _run(
 ) -> None:
     last = 0
     pg = is_postgres(session)
-    # Unscored contacts (new, or scored under other rules) all come back from the SQL check.
-    unscored: ColumnElement[bool] = Contact.tier.is_(None)
-    if write:
-        unscored = or_(unscored, Contact.rules_version.is_distinct_from(rules.version))
+    # New contacts all enter a tier: when they are most of a batch, the SQL pass is wasted.
+    unscored = Contact.tier.is_(None)
     while True:
         # A batch's bounds and counts in one row: fetching its ids cost more than scoring it.
         batch_rows = (
@@ -165,9 +163,9 @@ def _run(
         result.batches += 1
         result.scored += count
         if pg and new * 2 < count:
-            # Most contacts come out as they were: SQL finds those whose stored score is
-            # stale or whose tier may move, and only they are scored again in Python.
-            wanted = stale_or_moving(session, first, last, rules, at, stale=write)
+            # Most contacts cannot move: SQL scores (and writes) them, and hands back only
+            # those the tier rules may move, to be scored and routed in Python.
+            wanted = rescore_in_sql(session, first, last, rules, at, write=write)
             batch = (
                 score_range(session, first, last, rules, at, only=wanted)
                 if wanted
