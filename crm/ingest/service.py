@@ -21,10 +21,11 @@ crash loses the uncommitted batch only, and re-running the import redoes exactly
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import threading
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -134,10 +135,29 @@ def ingest_items(
     """Store items in the raw log and resolve them, a transaction per batch; re-runs add nothing."""
     report = IngestReport()
     chunks = (_stage_chunk(chunk, source) for chunk in batched(items, batch_size))
-    with contextlib.closing(_read_ahead(chunks)) as ready:
+    with contextlib.closing(_read_ahead(chunks)) as ready, _collector_per_batch() as collect:
         for chunk in ready:
             report.add(_ingest_batch(engine, source, chunk, origin=origin, now=now or utcnow()))
+            collect()
     return report
+
+
+@contextlib.contextmanager
+def _collector_per_batch() -> Iterator[Callable[[], object]]:
+    """Automatic garbage collection paused; the caller collects once after each batch.
+
+    A batch allocates hundreds of thousands of small objects (tuples, dicts, records) that
+    stay alive until it is written; the collector kept re-scanning them, about 40% of the
+    import's CPU. Reference counting frees them; the per-batch pass frees the few cycles.
+    """
+    if not gc.isenabled():
+        yield lambda: None  # the application runs without automatic collection anyway
+        return
+    gc.disable()
+    try:
+        yield lambda: gc.collect(1)
+    finally:
+        gc.enable()
 
 
 @dataclass(frozen=True, slots=True)
