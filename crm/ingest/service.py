@@ -391,10 +391,12 @@ def process_pending(
                 PendingRow(int(r.id), int(r.source_instance_id), _payload(r.payload))
                 for r in session.execute(
                     text(
+                        # The status as a literal: the partial index on pending records
+                        # serves only a condition the planner can see (SQLite's included).
                         "SELECT id, source_instance_id, payload FROM raw_records"
-                        " WHERE status = :s ORDER BY id LIMIT :n"
+                        f" WHERE status = '{RecordStatus.PENDING.value}' ORDER BY id LIMIT :n"
                     ),
-                    {"s": RecordStatus.PENDING.value, "n": batch_size},
+                    {"n": batch_size},
                 )
             ]
             if not rows:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 01:28:20.408499
+Create Date: 2026-11-24 01:47:53.068523
 """
 
 from collections.abc import Sequence
@@ -365,7 +365,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('source_instance_id', 'record_key', name=op.f('uq_raw_records_source_instance_id_record_key'))
     )
     with op.batch_alter_table('raw_records', schema=None) as batch_op:
-        batch_op.create_index('ix_raw_records_status', ['status'], unique=False)
+        batch_op.create_index('ix_raw_records_pending', ['id'], unique=False, postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"))
 
     op.create_table('events',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -455,7 +455,7 @@ def downgrade() -> None:
 
     op.drop_table('events')
     with op.batch_alter_table('raw_records', schema=None) as batch_op:
-        batch_op.drop_index('ix_raw_records_status')
+        batch_op.drop_index('ix_raw_records_pending', postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"))
 
     op.drop_table('raw_records')
     op.drop_table('qr_codes')
