@@ -273,3 +273,15 @@ def test_keys_with_control_characters_stay_idempotent(engine: Engine) -> None:
     assert first.new_contacts == 2
     assert (again.skipped_duplicates, again.new_contacts) == (2, 0)
     assert _count(engine, RawRecord) == 2
+
+
+def test_handles_are_scoped_by_the_stored_sources_platform(engine: Engine) -> None:
+    # Records are normalized ahead for their spec's platform; when the stored source instance
+    # says otherwise, resolution normalizes them again for the stored one.
+    first = SourceSpec(kind=SourceKind.SELF_MEDIA, key="post-1", name="p", platform="douyin")
+    ingest_items(engine, first, [_item("a", handle="@Cat")], origin="t", now=NOW)
+    again = SourceSpec(kind=SourceKind.SELF_MEDIA, key="post-1", name="p", platform="zhihu")
+    report = ingest_items(engine, again, [_item("b", handle="cat")], origin="t", now=NOW)
+    assert (report.new_contacts, report.matched) == (0, 1)
+    with transaction(engine) as s:
+        assert list(s.scalars(select(Identity.value))) == ["douyin:cat"]
