@@ -285,3 +285,12 @@ def test_handles_are_scoped_by_the_stored_sources_platform(engine: Engine) -> No
     assert (report.new_contacts, report.matched) == (0, 1)
     with transaction(engine) as s:
         assert list(s.scalars(select(Identity.value))) == ["douyin:cat"]
+
+
+def test_an_empty_record_key_is_still_looked_up(engine: Engine) -> None:
+    # A lone empty value cannot travel as joined text (it splits into no element at all).
+    items = [_item("", wechat_id="wx_empty_key")]
+    assert ingest_items(engine, POST, items, origin="t", now=NOW).new_contacts == 1
+    again = ingest_items(engine, POST, items, origin="t", now=NOW)
+    assert (again.skipped_duplicates, again.new_contacts) == (1, 0)
+    assert _count(engine, RawRecord) == 1

@@ -166,17 +166,20 @@ def rows_source(
 
     On PostgreSQL each column travels as one text parameter, split and unnested by the
     server: one statement instead of creating, emptying, filling and analyzing a staging
-    table, and no per-value work in the driver. Otherwise (SQLite, or a value containing the
-    separator) the rows go to the staging table ``name``.
+    table, and no per-value work in the driver. Otherwise (SQLite, or values the joined text
+    cannot carry: NULL, a lone empty string, the separator) the rows go to the staging table
+    ``name``.
     """
     rows = list(rows)
     if is_postgres(session) and rows:
         params: dict[str, Any] = {}
         arrays = []
         for n, (column, (_, typ)) in enumerate(zip(zip(*rows, strict=True), columns, strict=True)):
+            if None in column:
+                break  # NULL has no spelling in the joined text
             joined = _SEP.join(map(str, column))
-            if joined.count(_SEP) != len(column) - 1:
-                break
+            if not joined or joined.count(_SEP) != len(column) - 1:
+                break  # one empty value splits into no element; a separator into two
             params[f"{name}_{n}"] = joined
             arrays.append(f"CAST(string_to_array(:{name}_{n}, '{_SEP}') AS {typ}[])")
         else:
