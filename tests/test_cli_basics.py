@@ -94,3 +94,19 @@ def test_contact_export_and_erase_on_request(engine, cli_env, tmp_path):
     again = run(["contacts", "erase", str(cid), "--yes"], cli_env, check=False)
     assert again.returncode != 0 and "already erased" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1
+
+
+def test_demo_says_when_the_local_prefect_server_does_not_start(tmp_path):
+    # Prefect's temporary API server needs several seconds to start; one is not enough.
+    env = dict(
+        os.environ,
+        QUNFLOW_DATA_DIR=str(tmp_path / "data"),
+        QUNFLOW_DATABASE_URL=f"sqlite:///{tmp_path / 'q.db'}",
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="1",
+    )
+    env.pop("PREFECT_API_URL", None)
+    proc = run(["demo"], env, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("qunflow: Timed out")
+    assert "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import typer
 
+from crm.errors import QunflowError
 from flows.cli.common import engine, print_json, settings
 
 
@@ -23,7 +25,17 @@ def demo(
     _quiet_local_prefect()
     from flows.funnel import funnel_summary_lines, run_demo  # Prefect imports are slow: only here
 
-    summary = run_demo(eng, settings())
+    try:
+        summary = run_demo(eng, settings())
+    except RuntimeError as exc:
+        # Prefect's temporary API server did not come up in time (a busy or slow machine).
+        if "Prefect API server" not in str(exc):
+            raise
+        wait = os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS")
+        raise QunflowError(
+            f"{exc} Waited {wait} s: raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, "
+            "or run a Prefect server (make serve) and set PREFECT_API_URL."
+        ) from exc
     if as_json:
         print_json(summary)
     else:
@@ -37,3 +49,5 @@ def _quiet_local_prefect() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_HOME", str(settings().data_dir / "prefect"))
+    # Prefect creates its home without parents when imported: make it first on a new machine.
+    Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
