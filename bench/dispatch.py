@@ -164,8 +164,10 @@ def baseline(eng: Engine, workers: int, batch: int) -> tuple[float, int]:
             n += len(ids)
 
     def work(w: int) -> None:
-        if pg:  # like dispatch: each worker keeps one connection for its run
+        if pg:  # like dispatch: each worker keeps one connection, with cached plans
             with eng.connect() as conn:
+                conn.exec_driver_sql("SET plan_cache_mode = auto")
+                conn.commit()
 
                 @contextlib.contextmanager
                 def tx() -> Iterator[Connection]:
