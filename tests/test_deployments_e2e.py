@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -89,23 +90,34 @@ def prefect_server(tmp_path):
         log.close()
 
 
+def _api(method: str, url: str, **kw: Any) -> httpx.Response:
+    """One API call, retried while the server answers busy (its SQLite store is locked under
+    load and it says 503, which Prefect's own client also retries)."""
+    for pause in (0.5, 1, 2, 4, 8, 15):
+        resp = httpx.request(method, url, timeout=10, **kw)
+        if resp.status_code not in (429, 502, 503):
+            return resp
+        time.sleep(pause)
+    return httpx.request(method, url, timeout=10, **kw)
+
+
 def _deployment_id(api: str, flow_name: str, name: str) -> str:
-    resp = httpx.get(f"{api}/deployments/name/{flow_name}/{name}", timeout=10)
+    resp = _api("GET", f"{api}/deployments/name/{flow_name}/{name}")
     resp.raise_for_status()
     return resp.json()["id"]
 
 
 def _run_and_wait(api: str, deployment_id: str, parameters: dict, seconds: float) -> dict:
-    run = httpx.post(
+    run = _api(
+        "POST",
         f"{api}/deployments/{deployment_id}/create_flow_run",
         json={"parameters": parameters},
-        timeout=10,
     )
     run.raise_for_status()
     run_id = run.json()["id"]
 
     def finished():
-        state = httpx.get(f"{api}/flow_runs/{run_id}", timeout=10).json()["state"]
+        state = _api("GET", f"{api}/flow_runs/{run_id}").json()["state"]
         return state if state and state["type"] in ("COMPLETED", "FAILED", "CRASHED") else None
 
     state = _wait(finished, seconds, "the flow run")
@@ -114,10 +126,10 @@ def _run_and_wait(api: str, deployment_id: str, parameters: dict, seconds: float
 
 
 def _artifact_keys(api: str, run_id: str) -> set[str]:
-    resp = httpx.post(
+    resp = _api(
+        "POST",
         f"{api}/artifacts/filter",
         json={"artifacts": {"flow_run_id": {"any_": [run_id]}}},
-        timeout=10,
     )
     resp.raise_for_status()
     return {a["key"] for a in resp.json() if a.get("key")}
@@ -142,7 +154,7 @@ def test_served_deployment_runs_from_the_api(prefect_server, tmp_path):
     )
     try:
         dep = _wait(lambda: _deployment_id(api, "route", "every-15-minutes"), 120, "deployments")
-        detail = httpx.get(f"{api}/deployments/{dep}", timeout=10).json()
+        detail = _api("GET", f"{api}/deployments/{dep}").json()
         assert detail["schedules"], "the route deployment carries its schedule"
         cron = detail["schedules"][0]["schedule"]
         assert cron["cron"] == "*/15 * * * *" and cron["timezone"] == "Asia/Shanghai"
@@ -160,7 +172,7 @@ def test_served_deployment_runs_from_the_api(prefect_server, tmp_path):
         assert cli.returncode == 0, cli.stderr
         triggered = json.loads(cli.stdout)
         assert triggered["via"] == "prefect" and triggered["state"] == "COMPLETED", triggered
-        flow_run = httpx.get(f"{api}/flow_runs/{triggered['flow_run_id']}", timeout=10).json()
+        flow_run = _api("GET", f"{api}/flow_runs/{triggered['flow_run_id']}").json()
         assert flow_run["parameters"]["campaign"] == "prospect-nudge"
     finally:
         _stop(serve)
