@@ -22,7 +22,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.orm import Session
 
 from crm.cadence import fit_window
@@ -563,6 +563,16 @@ def poll_confirmations(
     """Ask WeCom what became of mass-message tasks awaiting a staff member's confirmation."""
     now = now or utcnow()
     done: Counter[str] = Counter()
+    external_id = (
+        select(Identity.value)
+        .where(
+            Identity.contact_id == OutboxMessage.contact_id,
+            Identity.kind == "wecom_external_userid",
+        )
+        .order_by(Identity.id)
+        .limit(1)
+        .scalar_subquery()
+    )
     with transaction(engine) as session:
         rows = session.execute(
             select(
@@ -571,34 +581,31 @@ def poll_confirmations(
                 OutboxMessage.contact_id,
                 OperatorAccount.handle,
                 Community.external_id.label("chat_id"),
+                external_id.label("external_userid"),
             )
             .outerjoin(OperatorAccount, OperatorAccount.id == OutboxMessage.account_id)
             .outerjoin(Community, Community.id == OutboxMessage.community_id)
             .where(OutboxMessage.state == OutboxState.AWAITING_CONFIRMATION.value)
             .limit(limit)
         ).all()
+        # (state, reason) -> outbox ids; the provider is asked once per task, the database
+        # is written once per outcome.
+        settled: dict[tuple[str, str | None], list[int]] = {}
         for r in rows:
-            if r.contact_id is None:  # a group post: the group's chat id is the recipient
-                status = channel.confirmation(
-                    r.provider_message_id, r.chat_id or "", r.handle, group=True
-                )
-            else:
-                ext = session.scalar(
-                    select(Identity.value).where(
-                        Identity.contact_id == r.contact_id,
-                        Identity.kind == "wecom_external_userid",
-                    )
-                )
-                status = channel.confirmation(r.provider_message_id, ext or "", r.handle)
+            group = r.contact_id is None  # a group post: the group's chat id is the recipient
+            recipient = (r.chat_id if group else r.external_userid) or ""
+            status = channel.confirmation(r.provider_message_id, recipient, r.handle, group=group)
             if status is None:
                 done["pending"] += 1
-                continue
-            msg = session.get(OutboxMessage, r.id)
-            assert msg is not None
-            if status in ("sent", "duplicate"):
-                msg.state, msg.sent_at = OutboxState.SENT.value, now
-                msg.reason = None if status == "sent" else "contact already received it"
+            elif status in ("sent", "duplicate"):
+                reason = None if status == "sent" else "contact already received it"
+                settled.setdefault((OutboxState.SENT.value, reason), []).append(r.id)
             else:
-                msg.state, msg.reason = OutboxState.FAILED.value, f"wecom: {status}"
-            done[msg.state] += 1
+                settled.setdefault((OutboxState.FAILED.value, f"wecom: {status}"), []).append(r.id)
+        for (state, reason), ids in settled.items():
+            values: dict[str, Any] = {"state": state, "reason": reason, "updated_at": now}
+            if state == OutboxState.SENT.value:
+                values["sent_at"] = now
+            session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(**values))
+            done[state] += len(ids)
     return dict(done)
