@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import tempfile
 import time
@@ -26,33 +25,11 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select, text
 
-from bench.common import database
+from bench.common import CpuMeter, database, per_row_us
 from crm.db import transaction
 from crm.ingest.service import BATCH_SIZE, ingest_path
 from crm.models import Contact
 from crm.sample import SAMPLE_AS_OF, write_member_csv
-
-
-def _server_cpu(eng: Engine) -> float | None:
-    """CPU seconds used so far by the server processes of this database, if they are local."""
-    if eng.dialect.name != "postgresql":
-        return None
-    with eng.connect() as conn:
-        pids = conn.execute(
-            text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
-        ).scalars()
-        total = 0.0
-        try:
-            for pid in pids:
-                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                total += int(stat[11]) + int(stat[12])  # utime + stime, in clock ticks
-        except (OSError, IndexError, ValueError):
-            return None  # a remote server, or one this user cannot see
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_delta(before: float | None, after: float | None) -> float | None:
-    return None if before is None or after is None else after - before
 
 
 def _baseline(eng: Engine, path: Path) -> float:
@@ -89,10 +66,6 @@ def _baseline(eng: Engine, path: Path) -> float:
     return elapsed
 
 
-def _per_row_us(seconds: float | None, rows: int) -> float | None:
-    return None if seconds is None else round(seconds / rows * 1e6, 1)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=100_000)
@@ -105,19 +78,18 @@ def main() -> None:
         workdir = Path(tmp)
         path = write_member_csv(workdir / "members.csv", args.rows, seed=args.seed)
         with database(args.db, workdir) as eng:
-            server_start = _server_cpu(eng)
+            meter = CpuMeter(eng)
             base = _baseline(eng, path)
-            server = _server_cpu(eng)
-            base_server = _cpu_delta(server_start, server)
+            base_server = meter.server_seconds()
             rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            cpu = time.process_time()
+            meter = CpuMeter(eng)
             start = time.perf_counter()
             report = ingest_path(
                 eng, "peer-group", path, account="bench", now=SAMPLE_AS_OF, batch_size=args.batch
             )
             elapsed = time.perf_counter() - start
-            cpu = time.process_time() - cpu
-            ingest_server = _cpu_delta(server, _server_cpu(eng))
+            cpu = meter.client_seconds()
+            ingest_server = meter.server_seconds()
             with transaction(eng) as s:
                 contacts = int(s.scalar(select(func.count()).select_from(Contact)) or 0)
     maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -134,10 +106,10 @@ def main() -> None:
         "ingest_rows_per_s": round(args.rows / elapsed),
         "ingest_cpu_seconds": round(cpu, 2),
         "ingest_cpu_us_per_row": round(cpu / args.rows * 1e6, 1),
-        "ingest_server_cpu_us_per_row": _per_row_us(ingest_server, args.rows),
+        "ingest_server_cpu_us_per_row": per_row_us(ingest_server, args.rows),
         "baseline_seconds": round(base, 3),
         "baseline_rows_per_s": round(args.rows / base),
-        "baseline_server_cpu_us_per_row": _per_row_us(base_server, args.rows),
+        "baseline_server_cpu_us_per_row": per_row_us(base_server, args.rows),
         "ratio": round(base / elapsed, 4),
         "rss_before_ingest_mb": round(rss_before, 1),
         "peak_rss_mb": round(maxrss_mb, 1),

@@ -6,12 +6,30 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm.errors import ConfigError
+
+PREPARE_AFTER = 5  # psycopg's default: runs of a statement before it is prepared
+
+
+@contextmanager
+def prepared_statements(conn: Connection) -> Iterator[Connection]:
+    """Let psycopg prepare this PostgreSQL connection's repeated statements while held.
+
+    For a worker that runs the same few statements thousands of times (claim, mark), whose
+    plans do not depend on the values: parsing and planning are then done once per statement.
+    """
+    raw: Any = conn.connection.driver_connection  # a psycopg connection
+    before = raw.prepare_threshold
+    raw.prepare_threshold = PREPARE_AFTER
+    try:
+        yield conn
+    finally:
+        raw.prepare_threshold = before
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -26,13 +44,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         _configure_sqlite(engine)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    # Batch statements bind id ranges and arrays. After five runs psycopg prepares a statement,
-    # and the server may then settle on a generic plan that guesses one row per range and nests
-    # loops over aggregates: a scoring batch of under a second ran for more than fifteen
-    # minutes that way at 1M contacts. Plans are always made for the values at hand (parsing
-    # is still saved).
+    # Batch statements bind id ranges and arrays. After five runs psycopg would prepare a
+    # statement, and the server may then settle on a generic plan that guesses one row per
+    # range and nests loops over aggregates: a scoring batch of under a second ran for more
+    # than fifteen minutes that way at 1M contacts. So statements are not prepared: each is
+    # planned for the values at hand. (Forcing custom plans server-wide instead also replans
+    # the server's own foreign-key checks on every row, which halved bulk-import speed.)
+    # Loops that run one fixed statement thousands of times opt in: ``prepared_statements``.
     connect_args = dict(kwargs.pop("connect_args", {}))
-    connect_args.setdefault("options", "-c plan_cache_mode=force_custom_plan")
+    connect_args.setdefault("prepare_threshold", None)
     return create_engine(url, connect_args=connect_args, **kwargs)
 
 

@@ -44,7 +44,7 @@ from crm.channels.base import (
     SendResult,
     mask_phone,
 )
-from crm.db import is_postgres, transaction
+from crm.db import is_postgres, prepared_statements, transaction
 from crm.domain import OutboxState
 from crm.errors import PermanentChannelError, TransientChannelError
 from crm.models import Community, Identity, OperatorAccount, OutboxMessage, utcnow
@@ -483,19 +483,12 @@ class Dispatcher:
             return
         # PostgreSQL: one connection per worker for the whole run (no checkout, ping and reset
         # round trips per transaction).
-        with self.engine.connect() as conn:
-            # The claim and mark statements run thousands of times with the same shape: a
-            # cached generic plan suits them (the engine default plans each run afresh).
-            conn.exec_driver_sql("SET plan_cache_mode = auto")
-            conn.commit()
-            try:
-                while not stop.is_set():
-                    if self.run_batch(worker, conn) == 0 or not until_idle:
-                        return
-            finally:
-                conn.rollback()
-                conn.exec_driver_sql("RESET plan_cache_mode")
-                conn.commit()
+        # The claim and mark statements run thousands of times with the same shape: prepared,
+        # with a cached generic plan (the engine default plans each run afresh).
+        with self.engine.connect() as conn, prepared_statements(conn):
+            while not stop.is_set():
+                if self.run_batch(worker, conn) == 0 or not until_idle:
+                    return
 
 
 def _k(ask: Ask) -> Key:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from crm.migrate import current_revision, head_revision
 from crm.models import Base
@@ -48,14 +48,26 @@ def test_identity_is_unique_per_kind(engine):
     assert any(set(u["column_names"]) == {"kind", "value"} for u in uniques)
 
 
-def test_postgres_always_plans_for_the_values_at_hand(pg_url):
+def test_postgres_plans_statements_for_the_values_at_hand(pg_url):
     # Batch statements run dozens of times per route; a generic plan for their id ranges and
-    # arrays once turned a one-second scoring batch into a quarter of an hour.
-    from crm.db import make_engine
+    # arrays once turned a one-second scoring batch into a quarter of an hour. Statements are
+    # not prepared unless a worker asks for it on the connection it holds.
+    from crm.db import make_engine, prepared_statements
 
     eng = make_engine(pg_url)
+    count = "SELECT count(*) FROM pg_prepared_statements"
     try:
         with eng.connect() as conn:
-            assert conn.exec_driver_sql("SHOW plan_cache_mode").scalar() == "force_custom_plan"
+            for n in range(8):
+                conn.execute(text("SELECT :n + 1"), {"n": n})
+            assert conn.exec_driver_sql(count).scalar() == 0
+            with prepared_statements(conn):
+                for n in range(8):
+                    conn.execute(text("SELECT :n + 2"), {"n": n})
+                assert conn.exec_driver_sql(count).scalar() == 1
+            # the server's own plans (foreign-key checks) stay cached
+            assert conn.exec_driver_sql("SHOW plan_cache_mode").scalar() == "auto"
+        with eng.connect() as conn:  # the pooled connection is back to planning afresh
+            assert conn.connection.driver_connection.prepare_threshold is None
     finally:
         eng.dispose()
