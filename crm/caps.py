@@ -12,7 +12,7 @@ import random
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import NamedTuple
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, literal, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from crm.db import is_postgres
 from crm.domain import CapAction, Platform
+from crm.errors import InputError
 from crm.models import CapUsage, OperatorAccount, PlatformLimit, utcnow
 
 DAY = "day"
@@ -336,6 +337,16 @@ def add_account(
     today: date | None = None,
 ) -> OperatorAccount:
     """Add an operator account (or update it) with per-account limit overrides (ACTION=N/day)."""
+    for action in limits or {}:
+        name = action.removeprefix("pacing:")
+        if name not in set(CapAction):
+            known = ", ".join(a.value for a in CapAction)
+            raise InputError(f"limit {action!r}: unknown action {name!r} (known: {known})")
+    if timezone:
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # "America" is a folder
+            raise InputError(f"timezone {timezone!r}: not an IANA time zone name") from exc
     seed_default_limits(session)
     acct = session.scalar(
         select(OperatorAccount).where(

@@ -10,6 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from crm.errors import ConfigError
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -39,3 +41,27 @@ def current_revision(engine: Engine) -> str | None:
 def head_revision() -> str | None:
     """The newest revision shipped with this copy of Qunflow."""
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def require_current(engine: Engine) -> None:
+    """Fail with one line naming the database and what to run unless its schema is current.
+
+    Without this a command on a new or older database ends in an SQL error about a missing
+    table or column.
+    """
+    current, head = current_revision(engine), head_revision()
+    if current == head:
+        return
+    where = engine.url.render_as_string(hide_password=True)
+    if current is None:
+        raise ConfigError(f"{where} has no Qunflow schema yet: run `qunflow db upgrade`")
+    script = ScriptDirectory.from_config(alembic_config())
+    if current in {rev.revision for rev in script.walk_revisions()}:
+        raise ConfigError(
+            f"{where} is at schema revision {current}, this Qunflow needs {head}: "
+            "run `qunflow db upgrade`"
+        )
+    raise ConfigError(
+        f"{where} is at schema revision {current}, which this Qunflow does not know "
+        "(a newer Qunflow upgraded it): install that version"
+    )

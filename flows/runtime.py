@@ -7,6 +7,7 @@ from functools import cache
 from sqlalchemy import Engine
 
 from crm.db import make_engine
+from crm.migrate import require_current
 from crm.settings import Settings, get_settings
 
 
@@ -18,8 +19,13 @@ def settings() -> Settings:
 
 @cache
 def engine_for(url: str) -> Engine:
-    """One pooled engine per URL: tasks receive URLs, which Prefect can hash and show."""
-    return make_engine(url)
+    """One pooled engine per URL: tasks receive URLs, which Prefect can hash and show.
+
+    A database without the current schema fails the run with one line saying what to run.
+    """
+    engine = make_engine(url)
+    require_current(engine)
+    return engine
 
 
 def engine() -> Engine:

@@ -110,3 +110,32 @@ def test_demo_says_when_the_local_prefect_server_does_not_start(tmp_path):
     assert proc.stderr.startswith("qunflow: Timed out")
     assert "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_commands_on_a_database_without_the_schema_say_what_to_run(tmp_path):
+    from sqlalchemy import text
+
+    from crm.db import make_engine
+
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    env = dict(os.environ, QUNFLOW_DATABASE_URL=url, QUNFLOW_DATA_DIR=str(tmp_path))
+    for args in (["contacts", "list"], ["caps"], ["dispatch", "--json"]):
+        proc = run(args, env, check=False)
+        assert proc.returncode == 2, args
+        assert proc.stderr.strip().splitlines() == [
+            f"qunflow: {url} has no Qunflow schema yet: run `qunflow db upgrade`"
+        ]
+    run(["db", "upgrade"], env)
+    assert json.loads(run(["contacts", "list", "--json"], env).stdout)["total"] == 0
+
+    # A database a newer Qunflow migrated: no guessing at its tables.
+    eng = make_engine(url)
+    with eng.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'f00dcafe'"))
+    eng.dispose()
+    proc = run(["contacts", "list"], env, check=False)
+    assert proc.returncode == 2
+    assert "schema revision f00dcafe, which this Qunflow does not know" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    status = json.loads(run(["db", "status", "--json"], env).stdout)  # db commands still answer
+    assert status["current"] == "f00dcafe" != status["head"]

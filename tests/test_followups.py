@@ -458,6 +458,12 @@ def test_cli_plans_and_dispatches(engine, cli_env, tmp_path) -> None:
     )
     caps = json.loads(run("caps", "--json").stdout)
     assert {"handle": "a1", "action": "message", "cap": 7}.items() <= caps[-1].items()
+    # A misspelt action or zone is refused, not stored as a limit nothing ever checks.
+    typo = run("accounts", "add", "a2", "--platform", "wecom", "--limit", "mesage=7")
+    assert typo.returncode == 2 and "unknown action 'mesage'" in typo.stderr
+    zone = run("accounts", "add", "a2", "--platform", "wecom", "--timezone", "Asia/Shangai")
+    assert zone.returncode == 2 and "'Asia/Shangai': not an IANA time zone" in zone.stderr
+    assert "a2" not in run("accounts", "list").stdout
     bad = run("campaign", "run", "nope")
     assert bad.returncode == 1 and "no campaign 'nope'" in bad.stderr
     with transaction(engine) as s:

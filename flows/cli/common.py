@@ -14,6 +14,7 @@ import typer
 from sqlalchemy import Engine
 
 from crm.db import check_connection, make_engine
+from crm.migrate import require_current
 from crm.settings import Settings, get_settings
 
 
@@ -24,10 +25,18 @@ def settings() -> Settings:
 
 
 @cache
-def engine() -> Engine:
-    """The CRM database engine; fails with one line if it cannot be reached."""
+def database() -> Engine:
+    """The configured database, whatever its schema; fails with one line if unreachable."""
     eng = make_engine(settings().sqlalchemy_url)
     check_connection(eng)
+    return eng
+
+
+@cache
+def engine() -> Engine:
+    """The CRM database engine; fails with one line if unreachable or its schema is not current."""
+    eng = database()
+    require_current(eng)
     return eng
 
 

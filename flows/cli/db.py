@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from crm import migrate
-from flows.cli.common import engine, print_json, settings
+from flows.cli.common import database, print_json, settings
 
 app = typer.Typer(help="Create and upgrade the CRM database schema.", no_args_is_help=True)
 
@@ -13,7 +13,7 @@ app = typer.Typer(help="Create and upgrade the CRM database schema.", no_args_is
 @app.command()
 def upgrade() -> None:
     """Apply every pending migration (creates the schema on a new database)."""
-    eng = engine()
+    eng = database()
     before = migrate.current_revision(eng)
     migrate.upgrade(eng)
     after = migrate.current_revision(eng)
@@ -27,7 +27,7 @@ def upgrade() -> None:
 @app.command()
 def status(as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
     """Show the database, its schema revision and the newest one available."""
-    eng = engine()
+    eng = database()
     data = {
         "database": eng.url.render_as_string(hide_password=True),
         "current": migrate.current_revision(eng),

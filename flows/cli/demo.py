@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from crm.errors import QunflowError
-from flows.cli.common import engine, print_json, settings
+from flows.cli.common import database, print_json, settings
 
 
 def demo(
@@ -21,7 +21,7 @@ def demo(
     Runs Prefect in local mode when no PREFECT_API_URL is set, so no server is needed.
     Running it again changes nothing: every stage is idempotent.
     """
-    eng = engine()
+    eng = database()  # migrated by the demo itself
     _quiet_local_prefect()
     from flows.funnel import funnel_summary_lines, run_demo  # Prefect imports are slow: only here
 
