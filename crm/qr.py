@@ -213,11 +213,14 @@ def create_qr(
         )
         token = sign_token(claims, secret_key)
         url = f"{base_url.rstrip('/')}/s/{token}"
-        out_dir.mkdir(parents=True, exist_ok=True)
         png, svg = out_dir / f"qr-{code_id}.png", out_dir / f"qr-{code_id}.svg"
         code = segno.make(url, error="m")
-        code.save(str(png), scale=8, border=2)
-        code.save(str(svg), scale=4, border=2, title=claims.source_spec().name)
+        try:  # inside the transaction: a code whose files cannot be written is not recorded
+            out_dir.mkdir(parents=True, exist_ok=True)
+            code.save(str(png), scale=8, border=2)
+            code.save(str(svg), scale=4, border=2, title=claims.source_spec().name)
+        except OSError as exc:
+            raise InputError(f"{out_dir}: cannot write the QR code files: {exc.strerror}") from exc
     return QrResult(code_id, url, token, png, svg, claims.expires_at, source_id)
 
 

@@ -85,6 +85,14 @@ def _check_role(role: str) -> str:
         raise InputError(f"unknown role {role!r} (expected one of {allowed})") from exc
 
 
+def clean_username(username: str) -> str:
+    """A login name as stored; InputError if it is empty or too long."""
+    username = username.strip()
+    if not username or len(username) > 100:
+        raise InputError("user name must be 1 to 100 characters")
+    return username
+
+
 def add_user(
     engine: Engine,
     username: str,
@@ -97,9 +105,7 @@ def add_user(
     now: datetime | None = None,
 ) -> StaffUser:
     """Create a staff user with a hashed password; a taken name is a Conflict."""
-    username = username.strip()
-    if not username or len(username) > 100:
-        raise InputError("user name must be 1 to 100 characters")
+    username = clean_username(username)
     role = _check_role(role)
     _check_password_rules(password)
     now = now or utcnow()

@@ -139,3 +139,38 @@ def test_commands_on_a_database_without_the_schema_say_what_to_run(tmp_path):
     assert "Traceback" not in proc.stderr
     status = json.loads(run(["db", "status", "--json"], env).stdout)  # db commands still answer
     assert status["current"] == "f00dcafe" != status["head"]
+
+
+def test_typos_are_refused_before_anything_changes(engine, cli_env, tmp_path):
+    from sqlalchemy import func, select
+
+    from crm.db import transaction
+    from crm.models import Consent, Contact, QrCode
+
+    with transaction(engine) as s:
+        c = Contact(display_name="李雷", tier="open")
+        s.add(c)
+        s.flush()
+        cid = c.id
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder", "utf-8")
+    cases = {
+        # a misspelt channel would leave the intended one sending
+        ("optout", str(cid), "--channel", "wecon"): "--channel 'wecon': unknown channel",
+        # an unknown or unconfigured channel would defer every row meant for it
+        ("dispatch", "--channel", "emial"): "--channel 'emial': unknown channel",
+        ("dispatch", "--channel", "email"): "--channel email: not configured (set QUNFLOW_SMTP",
+        ("contacts", "tag", str(cid), "--tags", "、,"): "--tags: no tag given",
+        (
+            "qr", "create", "--promoter", "p", "--location", "l", "--campaign", "c",
+            "--out", str(blocked / "qr"),
+        ): f"{blocked / 'qr'}: cannot write the QR code files",
+    }  # fmt: skip
+    for args, message in cases.items():
+        proc = run(list(args), dict(cli_env, QUNFLOW_SMTP_HOST=""), check=False)
+        assert proc.returncode == 2, args
+        assert proc.stderr.startswith(f"qunflow: {message}"), proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+    with transaction(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Consent)) == 0
+        assert s.scalar(select(func.count()).select_from(QrCode)) == 0

@@ -10,9 +10,23 @@ from crm.channels.email import SmtpChannel
 from crm.channels.local import FileChannel, NullChannel
 from crm.channels.webhook import WebhookChannel
 from crm.channels.wecom import WecomChannel
+from crm.errors import InputError
 from crm.settings import Settings
 
 KNOWN = ("console", "file", "null", "wechat", "email", "wecom", "webhook")
+# The settings a channel needs before it can send (the others need none).
+REQUIRES = {
+    "email": "QUNFLOW_SMTP_HOST",
+    "wecom": "QUNFLOW_WECOM_CORP_ID and QUNFLOW_WECOM_SECRET",
+    "webhook": "QUNFLOW_OUTBOUND_WEBHOOK_URL",
+}
+
+
+def check_names(names: Iterable[str], option: str = "--channel") -> None:
+    """InputError naming the first channel name that is not one of ``KNOWN``."""
+    for name in names:
+        if name not in KNOWN:
+            raise InputError(f"{option} {name!r}: unknown channel (known: {', '.join(KNOWN)})")
 
 
 def build_channels(

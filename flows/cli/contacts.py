@@ -126,6 +126,8 @@ def tag(
 ) -> None:
     """Put tags on contacts (or take them off with --remove); tagging twice changes nothing."""
     wanted = split_tags(tags)
+    if not wanted:
+        raise InputError("--tags: no tag given (e.g. --tags '高意向,宝妈')")
     who = actor or getpass.getuser()
     if remove:
         result = {"removed": untag_contacts(engine(), contact_ids, wanted, actor=who)}

@@ -7,6 +7,7 @@ from datetime import timedelta
 import typer
 
 from crm.channels import build_channels
+from crm.channels.registry import REQUIRES, check_names
 from crm.dispatch import dispatch
 from crm.errors import InputError
 from flows.cli.common import engine, print_json, print_table, settings
@@ -28,11 +29,17 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Send due outbox messages: sent / deferred / failed / skipped counts."""
+    # A misspelt or unconfigured channel would defer every row meant for it: refuse instead.
+    check_names(channel)
     chans = build_channels(settings(), channel or None)
+    for name in channel:
+        if name not in chans:
+            raise InputError(f"--channel {name}: not configured (set {REQUIRES[name]})")
     for item in route:
         src, sep, dst = item.partition("=")
         if not sep or dst not in chans:
             raise InputError(f"--route {item!r}: expected FROM=TO with a configured TO channel")
+        check_names([src], "--route")
         chans[src] = chans[dst]
     result = dispatch(
         engine(),

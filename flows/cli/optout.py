@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from crm.channels.registry import check_names
 from crm.db import transaction
 from crm.optout import opt_out
 from flows.cli.common import engine, print_json
@@ -15,6 +16,8 @@ def optout(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Opt a contact out: planned messages on that channel are skipped at once."""
+    if channel is not None:  # a misspelt channel would leave the real one sending
+        check_names([channel])
     with transaction(engine()) as session:
         skipped = opt_out(session, contact_id, channel=channel, source="manual", actor="cli")
     data = {"contact_id": contact_id, "channel": channel, "skipped": skipped}

@@ -10,7 +10,7 @@ import typer
 from crm.db import transaction
 from crm.domain import UserRole
 from crm.errors import InputError
-from crm.users import add_user, list_users, set_caps
+from crm.users import add_user, clean_username, list_users, set_caps
 from flows.cli.common import engine, print_json, print_table
 
 app = typer.Typer(help="Staff accounts: sales, managers, admins.", no_args_is_help=True)
@@ -40,6 +40,7 @@ def add(
     ),
 ) -> None:
     """Add a staff user (the password is prompted for twice unless --password-stdin)."""
+    clean_username(name)  # before asking for a password
     password = _read_password(password_stdin)
     user = add_user(
         engine(),
