@@ -260,6 +260,8 @@ def canonical_header(raw: object) -> str | None:
     return HEADER_ALIASES.get(text) or HEADER_ALIASES.get(text.replace("-", "_"))
 
 
+# Unix times (seconds) taken as plausible record times: 2000-01-01 to 2100-01-01.
+_EPOCH_FIRST, _EPOCH_LAST = 946_684_800, 4_102_444_800
 _TIME_FORMATS = (
     "%Y-%m-%d %H:%M:%S",
     "%Y-%m-%d %H:%M",
@@ -280,7 +282,10 @@ def parse_time(raw: object, tz: str = "Asia/Shanghai") -> datetime | None:
     if isinstance(raw, datetime):
         value = raw
     elif isinstance(raw, int | float) and not isinstance(raw, bool):
-        return datetime.fromtimestamp(raw / 1000 if raw > 1e11 else raw, UTC)
+        seconds = raw / 1000 if raw > 1e11 else raw
+        if not _EPOCH_FIRST <= seconds <= _EPOCH_LAST:
+            return None  # e.g. a spreadsheet's day number (45432), not a Unix time
+        return datetime.fromtimestamp(seconds, UTC)
     else:
         return _parse_time_text(str(raw), tz)
     if value.tzinfo is None:

@@ -155,6 +155,22 @@ def test_rejected_rows_quarantined_once(engine: Engine) -> None:
     assert _count(engine, QuarantinedRow) == 2
 
 
+def test_a_time_that_cannot_be_read_is_quarantined_not_dated_today(engine: Engine) -> None:
+    items = [
+        _item("a", phone="13800138000", event="purchase", occurred_at="上周三"),
+        _item("b", phone="13800138001", event="purchase", occurred_at=45418),
+        _item("c", phone="13800138002", event="purchase", occurred_at="2024-05-06 09:00"),
+        _item("d", phone="13800138003", event="purchase"),  # no time given: the import's
+    ]
+    rep = ingest_items(engine, GROUP, items, origin="events.csv", now=NOW)
+    assert (rep.read, rep.new_contacts, rep.quarantined) == (4, 2, 2)
+    with transaction(engine) as s:
+        reasons = sorted(s.scalars(select(QuarantinedRow.reason)))
+        times = sorted(s.scalars(select(Event.occurred_at)))
+    assert reasons == ["unreadable time: '45418'", "unreadable time: '上周三'"]
+    assert times == [datetime(2024, 5, 6, 1, 0, tzinfo=UTC), NOW]
+
+
 def test_process_pending_replays_the_raw_log(engine: Engine) -> None:
     with transaction(engine) as s:
         src = SourceInstance(kind="qr_signup", key="qr:x", name="x", extra={})

@@ -165,6 +165,8 @@ def test_parse_time_forms() -> None:
     assert parse_time("2024年5月6日 09:00") == datetime(2024, 5, 6, 1, 0, tzinfo=UTC)
     assert parse_time("1714957200") == datetime(2024, 5, 6, 1, 0, tzinfo=UTC)
     assert parse_time("soon") is None
+    assert parse_time(1714957200000) == datetime(2024, 5, 6, 1, 0, tzinfo=UTC)  # milliseconds
+    assert parse_time(45418) is None  # a spreadsheet's day number is not a Unix time
 
 
 def test_parse_bool() -> None:

@@ -114,6 +114,11 @@ def prepare(
     if not any(i.matchable for i in idents):
         detail = "; ".join(problems) if problems else "no phone, WeChat id, email or handle"
         return Prepared(platform, rejection=f"no usable identity ({detail})")
+    raw_time = payload.get("occurred_at")
+    occurred_at = parse_time(raw_time)
+    if occurred_at is None and clean_text(str(raw_time or "")):
+        # Dated at import time instead, a purchase or join would land on the wrong day.
+        return Prepared(platform, rejection=f"unreadable time: {str(raw_time)[:40]!r}")
     stored = tuple((_ident_key(i), _flags_json(i.flags)) for i in idents)
     ref_stored = tuple((_ident_key(i), _flags_json(i.flags)) for i in referrer)
     return Prepared(
@@ -122,7 +127,7 @@ def prepare(
         stored=stored,
         ref_keys=tuple(key for key, _ in ref_stored),
         ref_stored=ref_stored,
-        occurred_at=parse_time(payload.get("occurred_at")),
+        occurred_at=occurred_at,
         name=clean_name(payload.get("name"))[:200] or None,
         kinds=tuple(_event_kinds(payload, explicit)),
     )
