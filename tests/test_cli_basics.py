@@ -46,6 +46,14 @@ def test_db_upgrade_then_status(cli_env):
     assert status["current"] == status["head"] is not None
 
 
+def test_version(tmp_path):
+    from importlib import metadata
+
+    env = dict(os.environ, QUNFLOW_DATA_DIR=str(tmp_path))
+    proc = run(["--version"], env)
+    assert proc.stdout.strip() == f"qunflow {metadata.version('qunflow')}"
+
+
 def test_crm_never_imports_prefect():
     code = (
         "import sys, importlib, pkgutil, crm\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from importlib import metadata
 
 import typer
 
@@ -33,6 +34,23 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"qunflow {metadata.version('qunflow')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """Qunflow: community lead funnels — ingest, score, route, follow up, report."""
+
+
 app.add_typer(db.app, name="db")
 app.add_typer(contacts.app, name="contacts")
 app.command("demo")(demo.demo)
