@@ -460,3 +460,17 @@ def test_tags_on_a_held_prospect(app, world):
     assert r.status_code == 303
     page = alice.get(f"/prospects/{cid}").text
     assert "高意向" in page and 'value="VIP"' not in page
+
+
+def test_people_get_error_pages_and_programs_get_json(app, world):
+    client, _ = login(app, "alice")
+    bad = client.get("/queue?page=abc")
+    assert bad.status_code == 400 and bad.headers["content-type"].startswith("text/html")
+    assert re.search(r'id="error-message">page: Input should be a valid integer', bad.text)
+    missing = client.get("/no/such/page?lang=en")
+    assert missing.status_code == 404 and 'id="error-message">No such page<' in missing.text
+    assert "/queue" in missing.text  # a way back
+    # Outside a session too, and the webhook keeps answering programs in JSON.
+    anonymous = TestClient(app, follow_redirects=False)
+    assert "页面不存在" in anonymous.get("/nothing-here").text
+    assert anonymous.get("/hooks/nothing").json() == {"detail": "Not Found"}

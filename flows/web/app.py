@@ -6,9 +6,12 @@ from importlib.resources import files
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from crm.db import make_engine
@@ -16,7 +19,8 @@ from crm.errors import QunflowError
 from crm.settings import Settings, get_settings
 from flows.web import manage, pages, public
 from flows.web.auth import CsrfFailed, LoginThrottle, NotLoggedIn, Sessions
-from flows.web.common import csrf_protect, current_user, render
+from flows.web.common import csrf_protect, current_user, lang_of, render
+from flows.web.i18n import translator
 
 PUBLIC_PREFIXES = ("/login", "/healthz", "/s/", "/hooks/", "/u/")
 
@@ -68,6 +72,25 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             return JSONResponse({"error": str(exc)}, status_code=status)
         return render(request, "error.html", status=status, message=str(exc))
 
+    # People get pages, programs (the webhooks) keep FastAPI's JSON answers.
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(request: Request, exc: RequestValidationError) -> Response:
+        if _for_programs(request):
+            return await request_validation_exception_handler(request, exc)
+        problems = "; ".join(
+            f"{err['loc'][-1]}: {err['msg']}" if err.get("loc") else str(err["msg"])
+            for err in exc.errors()
+        )
+        return render(request, "error.html", status=400, message=problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if _for_programs(request):
+            return await http_exception_handler(request, exc)
+        key = {404: "not_found", 405: "not_allowed"}.get(exc.status_code)
+        message = translator(lang_of(request))(key) if key else str(exc.detail)
+        return render(request, "error.html", status=exc.status_code, message=message)
+
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         """Liveness and database reachability."""
@@ -86,3 +109,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         return RedirectResponse("/queue", status_code=303)
 
     return app
+
+
+def _for_programs(request: Request) -> bool:
+    return request.url.path.startswith(("/hooks/", "/healthz"))
