@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
 
 from crm.campaigns import describe
@@ -75,5 +73,6 @@ def run(
     verb = "would plan" if dry_run else "planned"
     typer.echo(
         f"{name}: {verb} {report['planned']} (already planned {report['already_planned']}, "
-        f"audience {report['audience']}); excluded {json.dumps(report['excluded'])}"
+        f"audience {report['audience']})"
+        + "".join(f"; {n} {why.replace('_', ' ')}" for why, n in report["excluded"].items() if n)
     )
