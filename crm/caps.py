@@ -337,11 +337,13 @@ def add_account(
     today: date | None = None,
 ) -> OperatorAccount:
     """Add an operator account (or update it) with per-account limit overrides (ACTION=N/day)."""
+    known = [a.value for a in CapAction]
     for action in limits or {}:
         name = action.removeprefix("pacing:")
-        if name not in set(CapAction):
-            known = ", ".join(a.value for a in CapAction)
-            raise InputError(f"limit {action!r}: unknown action {name!r} (known: {known})")
+        if name not in known:
+            raise InputError(
+                f"limit {action!r}: unknown action {name!r} (known: {', '.join(known)})"
+            )
     if timezone:
         try:
             ZoneInfo(timezone)

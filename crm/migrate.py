@@ -49,13 +49,13 @@ def require_current(engine: Engine) -> None:
     Without this a command on a new or older database ends in an SQL error about a missing
     table or column.
     """
-    current, head = current_revision(engine), head_revision()
+    script = ScriptDirectory.from_config(alembic_config())
+    current, head = current_revision(engine), script.get_current_head()
     if current == head:
         return
     where = engine.url.render_as_string(hide_password=True)
     if current is None:
         raise ConfigError(f"{where} has no Qunflow schema yet: run `qunflow db upgrade`")
-    script = ScriptDirectory.from_config(alembic_config())
     if current in {rev.revision for rev in script.walk_revisions()}:
         raise ConfigError(
             f"{where} is at schema revision {current}, this Qunflow needs {head}: "
