@@ -64,6 +64,7 @@ def score_and_route(database_url: str, as_of: datetime | None, passes: int) -> d
     from crm.routing import route
 
     moves: dict[str, int] = {}
+    totals = {"scored": 0, "placed": 0, "queued": 0}  # summed over passes; the rest: last pass
     result: dict[str, Any] = {}
     done = 0
     while done < passes:
@@ -71,9 +72,12 @@ def score_and_route(database_url: str, as_of: datetime | None, passes: int) -> d
         result = route(engine_for(database_url), now=as_of).as_dict()
         for move, count in result["moves"].items():
             moves[move] = moves.get(move, 0) + count
+        for key in ("placed", "queued"):
+            totals[key] += result[key]
+        totals["scored"] = result["scored"]
         if not any(result["moves"].values()):
             break
-    return {**result, "moves": moves, "passes": done}
+    return {**result, **totals, "moves": moves, "passes": done}
 
 
 @task(name="plan-follow-ups")
@@ -163,7 +167,8 @@ def funnel_summary_lines(summary: dict[str, Any]) -> list[str]:
             "moves " + ", ".join(f"{k} {v}" for k, v in moves.items()) if moves else "no tier moves"
         ),
         f"follow-ups in the outbox: {summary['followups']['planned_total']} ({states or 'none'}); "
-        f"planned this run: {run.get('planned', {}).get('planned', 0)}",
+        f"planned this run: {run.get('planned', {}).get('planned', 0)} campaign messages, "
+        f"{run.get('routed', {}).get('placed', 0)} group invitations",
         f"prospect queue: {summary['prospect_queue']} open items; "
         f"quarantine: {summary['quarantined']} rows",
     ]

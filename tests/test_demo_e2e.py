@@ -45,6 +45,11 @@ def test_demo_twice_reports_the_same_funnel(cli_env, tmp_path):
     assert first["merged"] > 0, "some sign-ups link two known contacts"
     assert first["quarantined"] > 0, "the sample holds bad rows"
     assert first["followups"]["planned_total"] > 0
+    # The outbox holds what this first run planned: campaign messages and group invitations.
+    run = first["this_run"]
+    assert (
+        run["planned"]["planned"] + run["routed"]["placed"] == first["followups"]["planned_total"]
+    )
     ingested = first["this_run"]["ingested"]
     for report in ingested.values():
         assert report["read"] == report["new_contacts"] + report["matched"] + report["quarantined"]
@@ -54,7 +59,7 @@ def test_demo_twice_reports_the_same_funnel(cli_env, tmp_path):
     again = second["this_run"]
     assert sum(r["new_contacts"] for r in again["ingested"].values()) == 0
     assert again["routed"]["moves"] == {} or all(v == 0 for v in again["routed"]["moves"].values())
-    assert again["planned"]["planned"] == 0
+    assert again["planned"]["planned"] == 0 and again["routed"]["placed"] == 0
 
 
 def test_demo_prints_a_readable_summary(cli_env, tmp_path):
