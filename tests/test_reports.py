@@ -74,7 +74,7 @@ def test_arrivals(report: dict) -> None:
     ] == [
         ("地推-张三", "qr_signup", 3, 2, 2),
         ("同行群A", "peer_group", 2, 2, 2),
-        ("小红书帖子1", "self_media", 2, 2, 0),
+        ("xhs · 小红书帖子1", "self_media", 2, 2, 0),
         ("地推-李四", "qr_signup", 1, 1, 1),
     ]
 
@@ -101,7 +101,7 @@ def test_contribution(report: dict) -> None:
     # Credited to each contact's first-touch source (c6 came from the post in February).
     assert {r["label"]: (r["contributors"], r["total"]) for r in c["by_source"]} == {
         "同行群A": (1, 5),
-        "小红书帖子1": (1, 2),
+        "xhs · 小红书帖子1": (1, 2),
         "地推-张三": (1, 2),
     }
 
@@ -198,7 +198,7 @@ def test_retention(report: dict) -> None:
     # whose day 30 has not come yet.
     assert sources == {
         "同行群A": (3, (3, 2, 2), (3, 2, 0)),
-        "小红书帖子1": (1, (1, 0, 1), (1, 1, 1)),
+        "xhs · 小红书帖子1": (1, (1, 0, 1), (1, 1, 1)),
         "地推-张三": (2, (2, 1, 1), (2, 1, 1)),
         "地推-李四": (1, (1, 1, 0), (0, None, None)),
     }
@@ -378,3 +378,30 @@ def test_manager_report_has_tables_and_charts(engine: Engine) -> None:
         spring = manager_report(session, period="春节", now=NOW)
     assert spring["report"]["window"]["label"] == "春节 2026"
     assert spring["report"]["window"]["first_day"] == "2026-02-15"
+
+
+def test_the_same_post_id_on_two_platforms_is_two_posts(engine: Engine) -> None:
+    from crm.domain import SourceKind
+    from crm.ingest.records import RawItem, SourceSpec
+    from crm.ingest.service import ingest_items
+
+    at = datetime(2026, 3, 5, 4, tzinfo=UTC)  # inside START..END
+    for platform, phones in (("douyin", ["13800138000", "13800138001"]), ("xhs", ["13900139000"])):
+        spec = SourceSpec(
+            kind=SourceKind.SELF_MEDIA,
+            key=f"{platform}:note-001",
+            name="note-001",
+            platform=platform,
+            post="note-001",
+        )
+        items = [RawItem(record_key=p, payload={"phone": p}) for p in phones]
+        ingest_items(engine, spec, items, origin="leads.csv", now=at)
+    with transaction(engine) as session:
+        by_post = funnel_report(session, start=START, end=END, now=NOW, by="post")
+        by_source = funnel_report(session, start=START, end=END, now=NOW, by="source")
+    assert {r["key"]: r["new_contacts"] for r in by_post["arrivals"]["by_dimension"]} == {
+        "douyin · note-001": 2,
+        "xhs · note-001": 1,
+    }
+    labels = sorted(r["label"] for r in by_source["arrivals"]["by_dimension"])
+    assert labels == ["douyin · note-001", "xhs · note-001"]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from sqlalchemy import String, cast, func, literal
+from sqlalchemy import String, case, cast, func, literal
 
+from crm.domain import SourceKind
 from crm.errors import InputError
 from crm.models import SourceInstance
 
@@ -32,12 +33,18 @@ def check_by(by: str) -> By:
 def dimension(by: str) -> tuple[Any, Any]:
     """(key, label) columns of SourceInstance for a grouping; NULL keys show as '(none)'."""
     by = check_by(by)
+    # Post ids are only unique per platform (two platforms can both have a "note-001").
+    on_platform = func.coalesce(SourceInstance.platform, literal("?")) + literal(" · ")
     if by == "source":
-        return cast(SourceInstance.id, String), SourceInstance.name
+        label = case(
+            (SourceInstance.kind == SourceKind.SELF_MEDIA.value, on_platform + SourceInstance.name),
+            else_=SourceInstance.name,
+        )
+        return cast(SourceInstance.id, String), label
     column = {
         "kind": SourceInstance.kind,
         "promoter": SourceInstance.promoter,
-        "post": SourceInstance.post,
+        "post": on_platform + SourceInstance.post,  # NULL when there is no post
         "group": SourceInstance.group_name,
         "location": SourceInstance.location,
         "campaign": SourceInstance.campaign,
