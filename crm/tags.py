@@ -66,6 +66,8 @@ def tag_contacts(
 ) -> int:
     """Put tags on contacts (merged ids follow to their survivor); returns how many were new."""
     cleaned = clean_tags(tags)
+    if not cleaned:
+        raise InputError("no tag given (e.g. 高意向,宝妈)")
     now = now or utcnow()
     with transaction(engine) as session:
         ids = sorted({resolve_contact_id(session, cid) for cid in contact_ids})

@@ -456,6 +456,8 @@ def test_tags_on_a_held_prospect(app, world):
     )
     too_long = alice.post(f"/prospects/{cid}/tags", data={"csrf_token": token, "tags": "长" * 41})
     assert too_long.status_code == 400 and "longer than 40" in too_long.text
+    empty = alice.post(f"/prospects/{cid}/tags", data={"csrf_token": token, "tags": " 、, "})
+    assert empty.status_code == 400 and "no tag given" in empty.text
     r = alice.post(f"/prospects/{cid}/tags/remove", data={"csrf_token": token, "tag": "VIP"})
     assert r.status_code == 303
     page = alice.get(f"/prospects/{cid}").text

@@ -126,7 +126,7 @@ def tag(
 ) -> None:
     """Put tags on contacts (or take them off with --remove); tagging twice changes nothing."""
     wanted = split_tags(tags)
-    if not wanted:
+    if not wanted:  # the service refuses too; here the message names the option
         raise InputError("--tags: no tag given (e.g. --tags '高意向,宝妈')")
     who = actor or getpass.getuser()
     if remove:
