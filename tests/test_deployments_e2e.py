@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -91,14 +92,22 @@ def prefect_server(tmp_path):
 
 
 def _api(method: str, url: str, **kw: Any) -> httpx.Response:
-    """One API call, retried while the server answers busy (its SQLite store is locked under
-    load and it says 503, which Prefect's own client also retries)."""
+    """One API call, retried while the server is busy, as Prefect's own client retries.
+
+    Under load its SQLite store is locked: a request then waits up to the store's own
+    10 s timeout and may still come back 503, so the client waits longer than that and
+    also retries a request that timed out. Only idempotent calls go through here (the
+    flow-run trigger carries an idempotency key)."""
     for pause in (0.5, 1, 2, 4, 8, 15):
-        resp = httpx.request(method, url, timeout=10, **kw)
+        try:
+            resp = httpx.request(method, url, timeout=30, **kw)
+        except httpx.TransportError:
+            time.sleep(pause)
+            continue
         if resp.status_code not in (429, 502, 503):
             return resp
         time.sleep(pause)
-    return httpx.request(method, url, timeout=10, **kw)
+    return httpx.request(method, url, timeout=30, **kw)
 
 
 def _deployment_id(api: str, flow_name: str, name: str) -> str:
@@ -111,7 +120,8 @@ def _run_and_wait(api: str, deployment_id: str, parameters: dict, seconds: float
     run = _api(
         "POST",
         f"{api}/deployments/{deployment_id}/create_flow_run",
-        json={"parameters": parameters},
+        # A retried trigger returns the run the first attempt created, never a second one.
+        json={"parameters": parameters, "idempotency_key": str(uuid.uuid4())},
     )
     run.raise_for_status()
     run_id = run.json()["id"]
