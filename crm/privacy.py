@@ -13,6 +13,7 @@ from crm.contacts import contact_detail, resolve_contact_id
 from crm.db import transaction
 from crm.domain import ContactStatus, OutboxState, QueueStatus
 from crm.errors import Conflict
+from crm.ingest.quarantine import corrected_versions
 from crm.models import (
     Consent,
     Contact,
@@ -140,7 +141,9 @@ def erase_contact(
             result = session.execute(stmt.execution_options(synchronize_session=False))
             counts[name] = int(getattr(result, "rowcount", 0) or 0)
 
-        raw_ids = select(RawRecord.id).where(RawRecord.contact_id.in_(ids))
+        own = select(RawRecord.id).where(RawRecord.contact_id.in_(ids))
+        # With the quarantined versions of records the contact's records corrected.
+        raw_ids = own.union(corrected_versions(own))
         run("identities", delete(Identity).where(Identity.contact_id.in_(ids)))
         run("notes", delete(Note).where(Note.contact_id.in_(ids)))
         run("tags", delete(ContactTag).where(ContactTag.contact_id.in_(ids)))
@@ -152,7 +155,7 @@ def erase_contact(
         )
         run(
             "raw_records",
-            update(RawRecord).where(RawRecord.contact_id.in_(ids)).values(payload=ERASED_PAYLOAD),
+            update(RawRecord).where(RawRecord.id.in_(raw_ids)).values(payload=ERASED_PAYLOAD),
         )
         run("events", update(Event).where(Event.contact_id.in_(ids)).values(payload={}))
         run(

@@ -71,7 +71,11 @@ def funnel_summary(session: Session) -> dict[str, Any]:
         "merged": by_status.get(ContactStatus.MERGED.value, 0),
         "removed": by_status.get(ContactStatus.REMOVED.value, 0),
         "raw_records": session.scalar(select(func.count()).select_from(RawRecord)) or 0,
-        "quarantined": session.scalar(select(func.count()).select_from(QuarantinedRow)) or 0,
+        # Rows still waiting for a correction or a dismissal.
+        "quarantined": session.scalar(
+            select(func.count()).where(QuarantinedRow.resolved_at.is_(None))
+        )
+        or 0,
         "followups": {"planned_total": sum(followups.values()), "by_state": followups},
         "prospect_queue": session.scalar(
             select(func.count()).select_from(QueueItem).where(QueueItem.open_key.is_not(None))

@@ -170,7 +170,7 @@ def funnel_summary_lines(summary: dict[str, Any]) -> list[str]:
         f"planned this run: {run.get('planned', {}).get('planned', 0)} campaign messages, "
         f"{run.get('routed', {}).get('placed', 0)} group invitations",
         f"prospect queue: {summary['prospect_queue']} open items; "
-        f"quarantine: {summary['quarantined']} rows",
+        f"quarantine: {summary['quarantined']} rows open",
     ]
     return lines
 

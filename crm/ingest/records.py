@@ -88,6 +88,7 @@ class IngestReport:
     quarantined: int = 0
     events: int = 0
     skipped_duplicates: int = 0  # already in the raw log: re-imports add nothing
+    corrected: int = 0  # quarantined records this import corrected (also new or matched)
     reasons: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: IngestReport) -> None:
@@ -100,6 +101,7 @@ class IngestReport:
             "quarantined",
             "events",
             "skipped_duplicates",
+            "corrected",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for reason, n in other.reasons.items():
@@ -115,6 +117,7 @@ class IngestReport:
             "quarantined": self.quarantined,
             "events": self.events,
             "skipped_duplicates": self.skipped_duplicates,
+            "corrected": self.corrected,
             "reasons": dict(sorted(self.reasons.items(), key=lambda kv: -kv[1])),
         }
 

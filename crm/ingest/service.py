@@ -9,9 +9,11 @@ Counting, for every import (``IngestReport``), each item read is exactly one of:
 - ``quarantined``: the row could not be read, or the record has no usable identity or breaks a
   rule (oversized field, unknown event kind); it is in the ``quarantine`` table with a reason.
 
-So ``read == new_contacts + matched + quarantined`` always. ``merged`` counts contacts folded
-into another one; ``events`` counts events written. Contacts known only as a referrer are
-created without being counted, since no record read describes them.
+So ``read == new_contacts + matched + quarantined`` always. A record correcting one that was
+quarantined counts as new or matched, and in ``corrected`` (see :mod:`crm.ingest.quarantine`).
+``merged`` counts contacts folded into another one; ``events`` counts events written.
+Contacts known only as a referrer are created without being counted, since no record read
+describes them.
 
 Each batch is one transaction: the raw records are inserted as ``pending`` and turned into
 contacts, identities, touches and events before the commit that marks them processed, so a
@@ -41,6 +43,7 @@ from sqlalchemy.orm import Session
 from crm.db import is_postgres, transaction
 from crm.domain import RecordStatus
 from crm.ingest.bulk import _json, allocate_ids, bulk_insert, rows_source
+from crm.ingest.quarantine import Candidate, corrections, settle_corrections
 from crm.ingest.records import IngestReport, RawItem, RejectedRow, SourceSpec, batched
 from crm.ingest.resolve import (
     PendingRow,
@@ -51,7 +54,7 @@ from crm.ingest.resolve import (
     resolve_rows,
     write_quarantine,
 )
-from crm.models import OperatorAccount, QuarantinedRow, SourceInstance, utcnow
+from crm.models import OperatorAccount, SourceInstance, utcnow
 
 BATCH_SIZE = 20_000
 _KEY_MAX = 300
@@ -296,7 +299,7 @@ def _ingest_batch(
             for r in rejected:
                 reason = r.reason.split(" (", 1)[0].split(":", 1)[0]
                 report.reasons[reason] = report.reasons.get(reason, 0) + 1
-        pending, bad_before, blobs = _new_records(session, staged, by_key)
+        pending, bad_before, blobs, corrects = _new_records(session, staged, by_key)
         duplicates = len(chunk) - len(rejected) - len(pending)
         report.skipped_duplicates += duplicates
         # A re-read row that was quarantined the first time is still quarantined.
@@ -305,8 +308,12 @@ def _ingest_batch(
         if bad_before:
             report.reasons["already quarantined"] = bad_before
 
+        outcome: dict[int, str] = {}
+
         def store_raw(status_rows: list[tuple[int, int | None, str]]) -> None:
             # Written once with their outcome, in the transaction that writes what they gave.
+            if corrects:
+                outcome.update((raw_id, status) for raw_id, _, status in status_rows)
             bulk_insert(
                 session,
                 "raw_records",
@@ -327,6 +334,17 @@ def _ingest_batch(
             )
 
         report.add(resolve_rows(session, pending, origin=origin, now=now, store_raw=store_raw))
+        if corrects:
+            rows_of = {p.raw_id: p.row_number for p in pending}
+            report.corrected += settle_corrections(
+                session,
+                [
+                    (orig, new, rows_of.get(new), outcome[new] == RecordStatus.PROCESSED.value)
+                    for new, orig in corrects.items()
+                ],
+                origin=origin,
+                now=now,
+            )
     report.read = len(chunk)
     return report
 
@@ -345,48 +363,74 @@ def _new_records(
     session: Session,
     staged: list[tuple[int, int, str, str]],
     by_key: dict[tuple[int, str], _Staged],
-) -> tuple[list[PendingRow], int, dict[int, tuple[int, str, str]]]:
+) -> tuple[list[PendingRow], int, dict[int, tuple[int, str, str]], dict[int, int]]:
     """The staged records not yet in the raw log, with raw ids reserved for them.
 
-    Also how many known ones were quarantined before, and each new id's (source, key, JSON).
-    The caller holds the resolution lock, so no other import stores these keys meanwhile.
+    Also how many are quarantined records read again, each new id's (source, key, JSON), and
+    for corrections of quarantined records (see :mod:`crm.ingest.quarantine`) the new id's
+    original. The caller holds the resolution lock, so no other import stores these keys
+    meanwhile.
     """
     if not staged:
-        return [], 0, {}
+        return [], 0, {}, {}
+    entries = {n: by_key[(sid, key)] for n, sid, key, _ in staged}
+    known = _known(session, staged)
+    fresh = [row for row in staged if row[0] not in known]
+    hits = [
+        Candidate(n, sid, key, blob, known[n][1])
+        for n, sid, key, blob in staged
+        if n in known and known[n][0] == RecordStatus.QUARANTINED.value
+    ]
+    bad = 0
+    originals: dict[int, int] = {}  # staged index -> the quarantined raw id it corrects
+    if hits:
+        fixes, bad = corrections(session, hits)
+        seen = _known(session, [(f.idx, f.sid, f.key, f.blob) for f in fixes]) if fixes else {}
+        for fix in fixes:
+            if fix.idx in seen:  # this correction was read before
+                bad += seen[fix.idx][0] == RecordStatus.QUARANTINED.value
+                continue
+            fresh.append((fix.idx, fix.sid, fix.key, fix.blob))
+            originals[fix.idx] = fix.raw_id
+    ids = allocate_ids(session, "raw_records", len(fresh))
+    rows: list[PendingRow] = []
+    blobs: dict[int, tuple[int, str, str]] = {}
+    corrects: dict[int, int] = {}
+    for raw_id, (idx, sid, key, blob) in zip(ids, fresh, strict=True):
+        entry = entries[idx]
+        rows.append(
+            PendingRow(raw_id, sid, entry.payload, entry.item.row_number, len(blob), entry.prepared)
+        )
+        blobs[raw_id] = (sid, key, blob)
+        if idx in originals:
+            corrects[raw_id] = originals[idx]
+    return rows, bad, blobs, corrects
+
+
+def _known(session: Session, staged: list[tuple[int, int, str, str]]) -> dict[int, tuple[str, int]]:
+    """Staged index -> (status, raw id) of the staged keys already in the raw log."""
     source, params = rows_source(
         session,
         "_raw_stage",
         [("idx", "integer"), ("sid", "bigint"), ("record_key", "text")],
         [(n, sid, key) for n, sid, key, _ in staged],
     )
-    known: dict[int, str] = {
-        int(idx): status
-        for idx, status in session.execute(
+    return {
+        int(idx): (status, int(raw_id))
+        for idx, status, raw_id in session.execute(
             text(
-                f"SELECT s.idx, r.status FROM {source}"
+                f"SELECT s.idx, r.status, r.id FROM {source}"
                 + probe_join(
                     session,
                     "raw_records",
                     "r",
-                    "status",
+                    "status, id",
                     "r.source_instance_id = s.sid AND r.record_key = s.record_key",
                 )
             ),
             params,
         )
     }
-    fresh = [row for row in staged if row[0] not in known]
-    ids = allocate_ids(session, "raw_records", len(fresh))
-    rows: list[PendingRow] = []
-    blobs: dict[int, tuple[int, str, str]] = {}
-    for raw_id, (_, sid, key, blob) in zip(ids, fresh, strict=True):
-        entry = by_key[(sid, key)]
-        rows.append(
-            PendingRow(raw_id, sid, entry.payload, entry.item.row_number, len(blob), entry.prepared)
-        )
-        blobs[raw_id] = (sid, key, blob)
-    bad = sum(1 for status in known.values() if status == RecordStatus.QUARANTINED.value)
-    return rows, bad, blobs
 
 
 def process_pending(
@@ -439,24 +483,6 @@ def _payload(value: Any) -> dict[str, Any]:
         loaded = json.loads(value)
         return loaded if isinstance(loaded, dict) else {"value": loaded}
     return dict(value or {})
-
-
-def list_quarantine(session: Session, *, limit: int = 50) -> list[dict[str, Any]]:
-    """The newest quarantined rows with where they came from and why."""
-    rows = session.scalars(
-        select(QuarantinedRow).order_by(QuarantinedRow.id.desc()).limit(limit)
-    ).all()
-    return [
-        {
-            "id": q.id,
-            "origin": q.origin,
-            "row": q.row_number,
-            "reason": q.reason,
-            "raw": q.raw_content[:500],
-            "at": q.created_at,
-        }
-        for q in rows
-    ]
 
 
 INGEST_KINDS = ("peer-group", "self-media", "events", "qr-signups")

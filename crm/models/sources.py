@@ -81,8 +81,25 @@ class QuarantinedRow(Base):
     # Replays of the same bad row must not pile up: one entry per origin + row fingerprint.
     fingerprint: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # For a correction that was quarantined too: the record it tried to correct, so the
+    # entries of every attempt close together once one goes through.
+    original_raw_record_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("raw_records.id"))
+    # The record that corrected it: erasing that record's contact erases this row too.
+    corrected_by_raw_record_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("raw_records.id")
+    )
+    # Open until a corrected record is imported ("corrected"), a later attempt replaces it
+    # ("superseded") or an operator lets it go ("dismissed"); the note says by which row, or
+    # who and why.
+    resolved_at: Mapped[datetime | None]
+    resolution: Mapped[str | None] = mapped_column(String(20))
+    resolution_note: Mapped[str | None] = mapped_column(String(500))
 
-    __table_args__ = (UniqueConstraint("origin", "fingerprint"),)
+    __table_args__ = (
+        UniqueConstraint("origin", "fingerprint"),
+        Index("ix_quarantine_raw_record_id", "raw_record_id"),
+        Index("ix_quarantine_original_raw_record_id", "original_raw_record_id"),
+    )
 
 
 class QrCode(Base):

@@ -27,6 +27,8 @@ def _report(report: IngestReport, as_json: bool) -> None:
     )
     if data["skipped_duplicates"]:
         typer.echo(f"already imported (counted as matched): {data['skipped_duplicates']}")
+    if data["corrected"]:
+        typer.echo(f"corrected quarantined records: {data['corrected']}")
     for reason, count in list(data["reasons"].items())[:5]:
         typer.echo(f"  quarantined: {count} × {reason}")
 
@@ -99,17 +101,54 @@ def pending(as_json: bool = _JSON) -> None:
 @quarantine_app.command("list")
 def quarantine_list(
     limit: int = typer.Option(50, min=1, max=10_000, help="How many to show, newest first."),
+    include_resolved: bool = typer.Option(
+        False, "--all", help="Also rows already corrected, superseded or dismissed."
+    ),
+    origin: str | None = typer.Option(None, help="Only rows from origins containing this text."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """List quarantined rows: where they came from, the row, and why."""
-    from crm.ingest.service import list_quarantine
+    """List quarantined rows still open: where they came from, the row, and why.
+
+    Import the row again with the mistake fixed and its entry closes as corrected; rows
+    nobody will fix are closed with `qunflow quarantine dismiss`.
+    """
+    from crm.ingest.quarantine import list_quarantine
 
     with transaction(engine()) as session:
-        rows = list_quarantine(session, limit=limit)
+        rows = list_quarantine(
+            session, limit=limit, include_resolved=include_resolved, origin=origin
+        )
     if as_json:
         print_json({"items": rows, "count": len(rows)})
         return
+    columns = ["id", "origin", "row", "reason", "raw"]
+    if include_resolved:
+        columns.append("resolution")
     print_table(
-        [{**r, "origin": Path(r["origin"]).name, "raw": r["raw"][:40]} for r in rows],
-        ["id", "origin", "row", "reason", "raw"],
+        [{**r, "origin": Path(r["origin"]).name, "raw": r["raw"][:40]} for r in rows], columns
     )
+
+
+@quarantine_app.command("dismiss")
+def quarantine_dismiss(
+    ids: list[int] | None = typer.Argument(None, help="Quarantined row ids (see `list`)."),
+    origin: str | None = typer.Option(
+        None, help="Every open row from origins containing this text."
+    ),
+    note: str = typer.Option(..., help="Why nobody will correct them (kept with the rows)."),
+    actor: str | None = typer.Option(None, help="Who, for the audit log (default: login name)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Close quarantined rows nobody will correct; they stay listed under `list --all`."""
+    import getpass
+
+    from crm.ingest.quarantine import dismiss
+
+    with transaction(engine()) as session:
+        closed = dismiss(
+            session, ids or [], origin=origin, actor=actor or getpass.getuser(), note=note
+        )
+    if as_json:
+        print_json({"dismissed": closed})
+    else:
+        typer.echo(f"dismissed {closed} quarantined row(s)")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 01:47:53.068523
+Create Date: 2026-11-24 06:04:45.981081
 """
 
 from collections.abc import Sequence
@@ -413,11 +413,22 @@ def upgrade() -> None:
     sa.Column('reason', sa.String(length=500), nullable=False),
     sa.Column('fingerprint', sa.String(length=64), nullable=False),
     sa.Column('created_at', crm.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('original_raw_record_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('corrected_by_raw_record_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('resolved_at', crm.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('resolution', sa.String(length=20), nullable=True),
+    sa.Column('resolution_note', sa.String(length=500), nullable=True),
+    sa.ForeignKeyConstraint(['corrected_by_raw_record_id'], ['raw_records.id'], name=op.f('fk_quarantine_corrected_by_raw_record_id_raw_records')),
+    sa.ForeignKeyConstraint(['original_raw_record_id'], ['raw_records.id'], name=op.f('fk_quarantine_original_raw_record_id_raw_records')),
     sa.ForeignKeyConstraint(['raw_record_id'], ['raw_records.id'], name=op.f('fk_quarantine_raw_record_id_raw_records')),
     sa.ForeignKeyConstraint(['source_instance_id'], ['source_instances.id'], name=op.f('fk_quarantine_source_instance_id_source_instances')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_quarantine')),
     sa.UniqueConstraint('origin', 'fingerprint', name=op.f('uq_quarantine_origin_fingerprint'))
     )
+    with op.batch_alter_table('quarantine', schema=None) as batch_op:
+        batch_op.create_index('ix_quarantine_original_raw_record_id', ['original_raw_record_id'], unique=False)
+        batch_op.create_index('ix_quarantine_raw_record_id', ['raw_record_id'], unique=False)
+
     op.create_table('touches',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('contact_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -444,6 +455,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_touches_contact_time')
 
     op.drop_table('touches')
+    with op.batch_alter_table('quarantine', schema=None) as batch_op:
+        batch_op.drop_index('ix_quarantine_raw_record_id')
+        batch_op.drop_index('ix_quarantine_original_raw_record_id')
+
     op.drop_table('quarantine')
     with op.batch_alter_table('outbox_attempts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_outbox_attempts_outbox_id'))

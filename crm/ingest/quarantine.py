@@ -1,0 +1,263 @@
+"""Quarantined rows: listing them, letting them go, and taking a corrected record in.
+
+A row quarantined after its raw record was stored keeps that record's key, often a natural
+id such as ``event_id``; re-importing the row with the mistake fixed would then be skipped as
+already seen, and the fix could never get in. So a record whose stored version was quarantined
+and whose content differs is a *correction*: it is stored under a revision key (the key plus a
+hash of its content) and resolved like any new record; once it goes through, the original's
+quarantine entry is closed as ``corrected``. Re-reading the original bad row, or the same
+correction, adds nothing. After a correction went through, later versions are skipped like any
+re-export of a processed record (the first good version wins, as everywhere in ingestion).
+
+Rows rejected before a raw record existed (unreadable lines, no recognizable values) carry no
+key: their corrected form is simply a new record, and the entry is closed by ``dismiss``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, Select, Table, bindparam, func, or_, select, text, update
+from sqlalchemy.orm import Session
+
+from crm.audit import audit
+from crm.errors import InputError
+from crm.models import QuarantinedRow, utcnow
+
+CORRECTED = "corrected"
+DISMISSED = "dismissed"
+SUPERSEDED = "superseded"
+_KEY_MAX = 300  # raw_records.record_key
+_IN_CHUNK = 5_000  # ids per IN list (SQLite's bound-parameter limit)
+
+
+def revision_key(key: str, blob: str) -> str:
+    """The key a correction is stored under: the record's key and a hash of its content."""
+    digest = hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+    return f"{key[: _KEY_MAX - 17]}~{digest}"
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A staged record whose key is stored, as quarantined, under ``raw_id``."""
+
+    idx: int
+    sid: int
+    key: str
+    blob: str
+    raw_id: int
+
+
+def corrections(session: Session, hits: Sequence[Candidate]) -> tuple[list[Candidate], int]:
+    """Which of ``hits`` correct their quarantined record: (the corrections, how many are the
+    same bad row read again). The rest repeat a record that was corrected already."""
+    raw_ids = sorted({h.raw_id for h in hits})
+    stored: dict[int, Any] = {}
+    closed: set[int] = set()
+    for chunk in _chunks(raw_ids):
+        for raw_id, payload in session.execute(
+            text("SELECT id, payload FROM raw_records WHERE id IN :ids").bindparams(
+                bindparam("ids", expanding=True)
+            ),
+            {"ids": chunk},
+        ):
+            stored[int(raw_id)] = json.loads(payload) if isinstance(payload, str) else payload
+        # A record is corrected once any entry of its family closed as corrected.
+        for raw_id, first_id in session.execute(
+            select(QuarantinedRow.raw_record_id, QuarantinedRow.original_raw_record_id).where(
+                or_(
+                    QuarantinedRow.raw_record_id.in_(chunk),
+                    QuarantinedRow.original_raw_record_id.in_(chunk),
+                ),
+                QuarantinedRow.resolution == CORRECTED,
+            )
+        ):
+            closed.add(first_id if first_id is not None else raw_id)
+    fixes: list[Candidate] = []
+    same = 0
+    for hit in hits:
+        if json.loads(hit.blob) == stored.get(hit.raw_id):
+            same += 1
+        elif hit.raw_id not in closed:
+            fixes.append(
+                Candidate(hit.idx, hit.sid, revision_key(hit.key, hit.blob), hit.blob, hit.raw_id)
+            )
+    return fixes, same
+
+
+def settle_corrections(
+    session: Session,
+    attempts: Sequence[tuple[int, int, int | None, bool]],
+    *,
+    origin: str,
+    now: datetime,
+) -> int:
+    """Update the quarantine after corrections were resolved; returns how many went through.
+
+    ``attempts``: (original raw id, the correction's raw id, its row number, whether it went
+    through). One that went through closes every open entry of its record as ``corrected``;
+    one quarantined again keeps only its own entry open (linked to the original), the older
+    attempts' are ``superseded``.
+    """
+    # Core statements over the table: executemany with a WHERE per parameter set.
+    table = cast(Table, QuarantinedRow.__table__)
+    q = table.c
+    family = or_(
+        q.raw_record_id == bindparam("orig"), q.original_raw_record_id == bindparam("orig")
+    )
+    still_open = q.resolved_at.is_(None)
+    done = [(o, n, r) for o, n, r, ok in attempts if ok]
+    again = [(o, n, r) for o, n, r, ok in attempts if not ok]
+    if done:
+        session.execute(
+            update(table)
+            .where(family, still_open)
+            .values(
+                resolved_at=now,
+                resolution=CORRECTED,
+                resolution_note=bindparam("note"),
+                corrected_by_raw_record_id=bindparam("new"),
+            ),
+            [{"orig": o, "new": n, "note": _note("by", origin, n, r)} for o, n, r in done],
+        )
+    if again:
+        session.execute(
+            update(table)
+            .where(q.raw_record_id == bindparam("new"))
+            .values(original_raw_record_id=bindparam("orig")),
+            [{"orig": o, "new": n} for o, n, _ in again],
+        )
+        session.execute(
+            update(table)
+            .where(family, still_open, q.raw_record_id != bindparam("new"))
+            .values(resolved_at=now, resolution=SUPERSEDED, resolution_note=bindparam("note")),
+            [
+                {"orig": o, "new": n, "note": _note("replaced by", origin, n, r)}
+                for o, n, r in again
+            ],
+        )
+    return len(done)
+
+
+def _note(verb: str, origin: str, raw_id: int, row: int | None) -> str:
+    where = f"row {row} of {origin}" if row is not None else origin
+    return f"{verb} {where} (raw record {raw_id})"[:500]
+
+
+def corrected_versions(raw_ids: Select[Any]) -> Select[Any]:
+    """Raw ids of the quarantined versions of records that ``raw_ids`` corrected.
+
+    They hold the same personal data but were never linked to a contact, so erasing the
+    contact must reach them through the correction.
+    """
+    q = QuarantinedRow
+    firsts = select(func.coalesce(q.original_raw_record_id, q.raw_record_id)).where(
+        q.corrected_by_raw_record_id.in_(raw_ids)
+    )
+    return select(q.raw_record_id).where(
+        q.raw_record_id.is_not(None),
+        or_(q.raw_record_id.in_(firsts), q.original_raw_record_id.in_(firsts)),
+    )
+
+
+def list_quarantine(
+    session: Session,
+    *,
+    limit: int = 50,
+    include_resolved: bool = False,
+    origin: str | None = None,
+) -> list[dict[str, Any]]:
+    """The newest quarantined rows (open ones unless ``include_resolved``), and why."""
+    stmt = select(QuarantinedRow).order_by(QuarantinedRow.id.desc()).limit(limit)
+    if not include_resolved:
+        stmt = stmt.where(QuarantinedRow.resolved_at.is_(None))
+    if origin:
+        stmt = stmt.where(QuarantinedRow.origin.contains(origin, autoescape=True))
+    return [
+        {
+            "id": q.id,
+            "origin": q.origin,
+            "row": q.row_number,
+            "reason": q.reason,
+            "raw": q.raw_content[:500],
+            "at": q.created_at,
+            "resolved_at": q.resolved_at,
+            "resolution": q.resolution,
+            "resolution_note": q.resolution_note,
+        }
+        for q in session.scalars(stmt)
+    ]
+
+
+def open_count(session: Session) -> int:
+    """Quarantined rows nobody has corrected or dismissed yet."""
+    stmt = select(func.count()).where(QuarantinedRow.resolved_at.is_(None))
+    return int(session.scalar(stmt) or 0)
+
+
+def dismiss(
+    session: Session,
+    ids: Sequence[int] = (),
+    *,
+    origin: str | None = None,
+    actor: str,
+    note: str,
+    now: datetime | None = None,
+) -> int:
+    """Close open entries nobody will correct (by id, or every open one from ``origin``).
+
+    Ids that do not exist are refused; ids already closed are left as they are. Returns how
+    many entries were closed.
+    """
+    note = note.strip()
+    if not note:
+        raise InputError("say why the rows are dismissed (--note)")
+    if not ids and not origin:
+        raise InputError("name the quarantined rows to dismiss: ids or --origin")
+    if ids:
+        found = set(
+            session.scalars(select(QuarantinedRow.id).where(QuarantinedRow.id.in_(list(ids))))
+        )
+        missing = sorted(set(ids) - found)
+        if missing:
+            raise InputError(f"no quarantined row {', '.join(map(str, missing))}")
+    now = now or utcnow()
+    conditions = [QuarantinedRow.resolved_at.is_(None)]
+    chosen: list[ColumnElement[bool]] = []
+    if ids:
+        chosen.append(QuarantinedRow.id.in_(list(ids)))
+    if origin:
+        chosen.append(QuarantinedRow.origin.contains(origin, autoescape=True))
+    closed = list(
+        session.scalars(
+            update(QuarantinedRow)
+            .where(*conditions, or_(*chosen))
+            .values(
+                resolved_at=now,
+                resolution=DISMISSED,
+                resolution_note=f"by {actor}: {note}"[:500],
+            )
+            .returning(QuarantinedRow.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    if closed:
+        audit(
+            session,
+            actor,
+            "quarantine.dismiss",
+            object_type="quarantine",
+            details={"ids": sorted(closed)[:1000], "count": len(closed), "note": note[:200]},
+            at=now,
+        )
+    return len(closed)
+
+
+def _chunks(values: list[int]) -> Iterator[list[int]]:
+    for start in range(0, len(values), _IN_CHUNK):
+        yield values[start : start + _IN_CHUNK]
