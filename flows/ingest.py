@@ -64,6 +64,7 @@ def publish(results: dict[str, dict[str, Any]], key: str) -> None:
                 "matched": rep.get("matched", 0),
                 "merged": rep.get("merged", 0),
                 "quarantined": rep.get("quarantined", 0),
+                "corrected": rep.get("corrected", 0),
                 "error": rep.get("error", ""),
             }
         )
@@ -85,6 +86,9 @@ def publish(results: dict[str, dict[str, Any]], key: str) -> None:
             reasons[reason] = reasons.get(reason, 0) + n
         if rep.get("error"):
             reasons[rep["error"]] = reasons.get(rep["error"], 0) + 1
+    corrected = sum(r["corrected"] for r in rows)
+    if corrected:
+        lines += ["", f"Corrected quarantined records: {corrected}."]
     if reasons:
         lines += ["", "## Quarantine reasons", ""]
         lines += [f"- {n} × {r}" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:10]]
