@@ -9,8 +9,9 @@ quarantine entry is closed as ``corrected``. Re-reading the original bad row, or
 correction, adds nothing. After a correction went through, later versions are skipped like any
 re-export of a processed record (the first good version wins, as everywhere in ingestion).
 
-Rows rejected before a raw record existed (unreadable lines, no recognizable values) carry no
-key: their corrected form is simply a new record, and the entry is closed by ``dismiss``.
+A record without an id of its own is keyed by its content, and a row rejected before a raw
+record existed (an unreadable line) has no key at all: the fixed form of either is simply a
+new record, and the old entry is closed by ``dismiss``.
 """
 
 from __future__ import annotations
