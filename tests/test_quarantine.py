@@ -124,7 +124,7 @@ def test_dismissing_rows_keeps_them_with_the_reason(engine: Engine, tmp_path: Pa
         assert len(ids) == 3
         with pytest.raises(InputError, match="no quarantined row 999"):
             dismiss(s, [ids[0], 999], actor="ops", note="test rows")
-        with pytest.raises(InputError, match="--note"):
+        with pytest.raises(InputError, match="needs a note"):
             dismiss(s, [ids[0]], actor="ops", note="  ")
     with transaction(engine) as s:
         assert dismiss(s, origin="a.jsonl", actor="ops", note="test rows", now=NOW) == 2

@@ -306,7 +306,13 @@ def test_claim_next_and_empty_pool(app, world):
 
 def test_sales_cannot_reach_manager_pages(app, world):
     alice, token = login(app, "alice")
-    for path in ("/manage/team", "/manage/accounts", "/manage/funnel", "/manage/audit"):
+    for path in (
+        "/manage/team",
+        "/manage/accounts",
+        "/manage/funnel",
+        "/manage/audit",
+        "/manage/quarantine",
+    ):
         assert alice.get(path).status_code == 403, path
     assert alice.get(f"/admin/contacts/{world['items'][0]['contact_id']}/export").status_code == 403
     r = alice.post(
@@ -347,6 +353,46 @@ def test_manager_assigns_sets_caps_and_sees_pages(app, world, engine):
     assert funnel.status_code == 200
     audit = mia.get("/manage/audit?action=queue.")
     assert audit.status_code == 200 and "queue.assign" in audit.text
+
+
+def test_manager_sees_and_dismisses_quarantined_rows(app, world, engine, tmp_path):
+    from crm.ingest.service import ingest_path
+    from crm.models import QuarantinedRow
+
+    bad = tmp_path / "bad-events.jsonl"
+    rows = [
+        {"event_id": "Q1", "type": "purchase", "phone": "13800138000", "time": "上周三"},
+        {"event_id": "Q2", "type": "message", "phone": "13800138001", "time": XSS},
+    ]
+    bad.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    assert ingest_path(engine, "events", bad).quarantined == 2
+    alice, alice_token = login(app, "alice")
+    assert (
+        alice.post(
+            "/manage/quarantine/dismiss", data={"csrf_token": alice_token, "ids": "1", "note": "x"}
+        ).status_code
+        == 403
+    )
+    mia, token = login(app, "mia")
+    page = mia.get("/manage/quarantine?origin=bad-events")
+    assert page.status_code == 200
+    assert "bad-events.jsonl" in page.text and "unreadable time" in page.text
+    assert XSS not in page.text and "&lt;script&gt;" in page.text
+    with transaction(engine) as s:
+        ids = sorted(s.scalars(select(QuarantinedRow.id)))
+    no_note = mia.post(
+        "/manage/quarantine/dismiss", data={"csrf_token": token, "ids": str(ids[0]), "note": " "}
+    )
+    assert no_note.status_code == 400 and "needs a note" in no_note.text
+    r = mia.post(
+        "/manage/quarantine/dismiss",
+        data={"csrf_token": token, "ids": str(ids[0]), "note": "测试数据"},
+    )
+    assert r.status_code == 303 and r.headers["location"].endswith("dismissed=1")
+    open_page = mia.get("/manage/quarantine")
+    assert f'value="{ids[0]}"' not in open_page.text and f'value="{ids[1]}"' in open_page.text
+    every = mia.get("/manage/quarantine?all=true")
+    assert "dismissed" in every.text and "by mia: 测试数据" in every.text
 
 
 def test_admin_exports_and_erases_a_contact(app, world, engine):

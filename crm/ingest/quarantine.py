@@ -217,9 +217,9 @@ def dismiss(
     """
     note = note.strip()
     if not note:
-        raise InputError("say why the rows are dismissed (--note)")
+        raise InputError("dismissing quarantined rows needs a note saying why")
     if not ids and not origin:
-        raise InputError("name the quarantined rows to dismiss: ids or --origin")
+        raise InputError("choose the quarantined rows to dismiss (ids or an origin)")
     if ids:
         found = set(
             session.scalars(select(QuarantinedRow.id).where(QuarantinedRow.id.in_(list(ids))))

@@ -14,6 +14,7 @@ from crm import queue
 from crm.caps import usage_today
 from crm.db import transaction
 from crm.errors import InputError
+from crm.ingest.quarantine import dismiss, list_quarantine
 from crm.models import User
 from crm.privacy import erase_contact, export_contact
 from crm.reports import manager_report
@@ -31,6 +32,7 @@ from flows.web.common import (
 )
 
 router = APIRouter()
+QUARANTINE_PAGE = 200
 
 
 @router.post("/queue/items/{item_id}/assign")
@@ -137,6 +139,43 @@ def audit_log(
         people=people,
         dumps=lambda d: json.dumps(d, ensure_ascii=False, sort_keys=True),
     )
+
+
+@router.get("/manage/quarantine", response_class=HTMLResponse)
+def quarantine(
+    request: Request,
+    user: StaffUser = Depends(current_user),
+    origin: str | None = Query(None, max_length=200),
+    show_all: bool = Query(False, alias="all"),
+) -> Response:
+    """Rows that could not be imported and are still open (or all of them), newest first."""
+    require_manager(user)
+    with transaction(engine_of(request)) as session:
+        rows = list_quarantine(
+            session, limit=QUARANTINE_PAGE, include_resolved=show_all, origin=origin or None
+        )
+    return render(
+        request,
+        "quarantine.html",
+        rows=rows,
+        origin=origin or "",
+        show_all=show_all,
+        limit=QUARANTINE_PAGE,
+    )
+
+
+@router.post("/manage/quarantine/dismiss")
+def quarantine_dismiss(
+    request: Request,
+    user: StaffUser = Depends(current_user),
+    ids: list[int] = Form([]),
+    note: str = Form("", max_length=400),
+) -> Response:
+    """Close the chosen rows nobody will correct, with the note saying why."""
+    require_manager(user)
+    with transaction(engine_of(request)) as session:
+        closed = dismiss(session, ids, actor=user.username, note=note)
+    return back(f"/manage/quarantine?dismissed={closed}")
 
 
 @router.get("/admin/contacts/{contact_id}/export")
