@@ -405,3 +405,34 @@ def test_the_same_post_id_on_two_platforms_is_two_posts(engine: Engine) -> None:
     }
     labels = sorted(r["label"] for r in by_source["arrivals"]["by_dimension"])
     assert labels == ["douyin · note-001", "xhs · note-001"]
+
+
+def test_charts_are_drawn_once_per_distinct_numbers() -> None:
+    import copy
+
+    from crm.reports import charts
+    from crm.reports.conversion import TIERS
+
+    report = {
+        "conversion": {"cohort": {"arrived": 9, **dict.fromkeys(TIERS, 3)}},
+        "window": {
+            "first_day": "2026-03-01",
+            "last_day": "2026-03-07",
+            "as_of": "2026-03-08T01:00:00+00:00",
+        },
+        "retention": {"cohorts": []},
+        "arrivals": {"by_day_kind": [{"day": "2026-03-02", "kind": "qr_signup", "uv": 4}]},
+        "unrelated": {"changes": 1},
+    }
+    charts._drawn.cache_clear()
+    first = charts.render_charts(report)
+    other_parts = copy.deepcopy(report)
+    other_parts["unrelated"]["changes"] = 2
+    other_parts["window"]["as_of"] = "2026-03-08T01:05:00+00:00"  # the same numbers, later
+    assert charts.render_charts(other_parts) == first
+    assert charts._drawn.cache_info().hits == 1
+    more = copy.deepcopy(report)
+    more["conversion"]["cohort"]["arrived"] = 10
+    redrawn = charts.render_charts(more)
+    assert charts._drawn.cache_info().misses == 2
+    assert redrawn["funnel"] != first["funnel"] and redrawn["funnel"].startswith(b"\x89PNG")
