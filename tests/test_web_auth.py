@@ -22,6 +22,17 @@ def test_throttle_per_user_and_per_address_slides():
     assert not t.blocked("bob", "10.0.0.7", now=6.0)
 
 
+def test_throttle_forgets_names_whose_failures_slid_out():
+    t = LoginThrottle(per_user=3, per_address=10**9, window_seconds=60)
+    for i in range(20_000):  # a spray of made-up names from one address
+        t.failed(f"user{i}", "10.0.0.1", now=float(i))
+    assert len(t._failures) < 3 * 4096  # only the last minute's names (and the address)
+    t.failed("alice", "10.0.0.2", now=20_000.0)
+    t.failed("alice", "10.0.0.2", now=20_001.0)
+    t.failed("alice", "10.0.0.2", now=20_002.0)
+    assert t.blocked("alice", "10.0.0.3", now=20_003.0)  # recent failures still count
+
+
 def test_csrf_tokens_compare_exactly():
     assert tokens_match("abc", "abc")
     assert not tokens_match("abc", "abd")

@@ -120,6 +120,9 @@ def tokens_match(expected: str | None, given: str | None) -> bool:
     return hmac.compare_digest(expected.encode(), given.encode())
 
 
+SWEEP_MIN = 4096  # entries kept before the first sweep
+
+
 class LoginThrottle:
     """Sliding-window limit on failed logins per user name and per client address."""
 
@@ -130,6 +133,7 @@ class LoginThrottle:
         self.per_address = per_address
         self.window = window_seconds
         self._failures: dict[tuple[str, str], deque[float]] = {}
+        self._sweep_at = SWEEP_MIN
         self._lock = threading.Lock()
 
     def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
@@ -137,6 +141,15 @@ class LoginThrottle:
         while hits and hits[0] <= now - self.window:
             hits.popleft()
         return hits
+
+    def _sweep(self, now: float) -> None:
+        # Names and addresses whose failures all slid out are forgotten, so a spray of made-up
+        # names cannot grow the table without bound; swept when it doubles since the last time.
+        if len(self._failures) < self._sweep_at:
+            return
+        cutoff = now - self.window
+        self._failures = {k: v for k, v in self._failures.items() if v and v[-1] > cutoff}
+        self._sweep_at = max(SWEEP_MIN, 2 * len(self._failures))
 
     def blocked(self, username: str, address: str, now: float | None = None) -> bool:
         """True when either the user name or the address used up its failures."""
@@ -153,6 +166,7 @@ class LoginThrottle:
         with self._lock:
             self._recent(("user", username.lower()), now).append(now)
             self._recent(("addr", address), now).append(now)
+            self._sweep(now)
 
     def succeeded(self, username: str) -> None:
         """A correct password clears the user's failures (not the address's)."""
