@@ -138,6 +138,16 @@ def test_dismissing_rows_keeps_them_with_the_reason(engine: Engine, tmp_path: Pa
         assert entry.details["count"] == 2 and entry.actor == "ops"
 
 
+def test_a_fix_for_a_dismissed_row_still_gets_in(engine: Engine, tmp_path: Path):
+    ingest_path(engine, "events", _events(tmp_path / "bad.jsonl", _purchase("某天")), now=NOW)
+    with transaction(engine) as s:
+        assert dismiss(s, origin="bad.jsonl", actor="ops", note="no date known", now=NOW) == 1
+    fixed = _events(tmp_path / "fixed.jsonl", _purchase("2026-11-18 10:00"))
+    assert ingest_path(engine, "events", fixed, now=NOW).corrected == 1
+    state = _state(engine)
+    assert state["purchases"] == 1 and state["entries"] == [("unreadable time", "corrected")]
+
+
 def test_cli_lists_and_dismisses(cli_env: dict[str, str], tmp_path: Path) -> None:
     def qunflow(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

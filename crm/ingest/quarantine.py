@@ -101,7 +101,8 @@ def settle_corrections(
     """Update the quarantine after corrections were resolved; returns how many went through.
 
     ``attempts``: (original raw id, the correction's raw id, its row number, whether it went
-    through). One that went through closes every open entry of its record as ``corrected``;
+    through). One that went through closes every open (or dismissed) entry of its record as
+    ``corrected``;
     one quarantined again keeps only its own entry open (linked to the original), the older
     attempts' are ``superseded``.
     """
@@ -115,9 +116,10 @@ def settle_corrections(
     done = [(o, n, r) for o, n, r, ok in attempts if ok]
     again = [(o, n, r) for o, n, r, ok in attempts if not ok]
     if done:
+        # A dismissed entry was given up on, yet here is its fix: it counts as corrected.
         session.execute(
             update(table)
-            .where(family, still_open)
+            .where(family, or_(still_open, q.resolution == DISMISSED))
             .values(
                 resolved_at=now,
                 resolution=CORRECTED,
