@@ -21,14 +21,15 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, bindparam, func, or_, select, text, update
+from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from crm.audit import audit
 from crm.errors import InputError
-from crm.models import QuarantinedRow, utcnow
+from crm.ingest.bulk import stage
+from crm.models import QuarantinedRow, UTCDateTime, utcnow
 
 CORRECTED = "corrected"
 DISMISSED = "dismissed"
@@ -102,49 +103,42 @@ def settle_corrections(
 
     ``attempts``: (original raw id, the correction's raw id, its row number, whether it went
     through). One that went through closes every open (or dismissed) entry of its record as
-    ``corrected``;
-    one quarantined again keeps only its own entry open (linked to the original), the older
-    attempts' are ``superseded``.
+    ``corrected``; one quarantined again keeps only its own entry open (linked to the
+    original), the older attempts' are ``superseded``. Three set-based statements per batch.
     """
-    # Core statements over the table: executemany with a WHERE per parameter set.
-    table = cast(Table, QuarantinedRow.__table__)
-    q = table.c
-    family = or_(
-        q.raw_record_id == bindparam("orig"), q.original_raw_record_id == bindparam("orig")
+    if not attempts:
+        return 0
+    stage(
+        session,
+        "_q_fix",
+        [("orig", "bigint"), ("new", "bigint"), ("ok", "integer"), ("note", "text")],
+        [
+            (orig, new, int(ok), _note("by" if ok else "replaced by", origin, new, row))
+            for orig, new, row, ok in attempts
+        ],
     )
-    still_open = q.resolved_at.is_(None)
-    done = [(o, n, r) for o, n, r, ok in attempts if ok]
-    again = [(o, n, r) for o, n, r, ok in attempts if not ok]
-    if done:
+    family = "(quarantine.raw_record_id = f.orig OR quarantine.original_raw_record_id = f.orig)"
+    statements = (
         # A dismissed entry was given up on, yet here is its fix: it counts as corrected.
-        session.execute(
-            update(table)
-            .where(family, or_(still_open, q.resolution == DISMISSED))
-            .values(
-                resolved_at=now,
-                resolution=CORRECTED,
-                resolution_note=bindparam("note"),
-                corrected_by_raw_record_id=bindparam("new"),
-            ),
-            [{"orig": o, "new": n, "note": _note("by", origin, n, r)} for o, n, r in done],
-        )
-    if again:
-        session.execute(
-            update(table)
-            .where(q.raw_record_id == bindparam("new"))
-            .values(original_raw_record_id=bindparam("orig")),
-            [{"orig": o, "new": n} for o, n, _ in again],
-        )
-        session.execute(
-            update(table)
-            .where(family, still_open, q.raw_record_id != bindparam("new"))
-            .values(resolved_at=now, resolution=SUPERSEDED, resolution_note=bindparam("note")),
-            [
-                {"orig": o, "new": n, "note": _note("replaced by", origin, n, r)}
-                for o, n, r in again
-            ],
-        )
-    return len(done)
+        f"""UPDATE quarantine SET resolved_at = :now, resolution = '{CORRECTED}',
+              resolution_note = f.note, corrected_by_raw_record_id = f.new
+            FROM _q_fix f WHERE f.ok = 1 AND {family}
+              AND (quarantine.resolved_at IS NULL OR quarantine.resolution = '{DISMISSED}')""",
+        """UPDATE quarantine SET original_raw_record_id = f.orig
+            FROM _q_fix f WHERE f.ok = 0 AND quarantine.raw_record_id = f.new""",
+        f"""UPDATE quarantine SET resolved_at = :now, resolution = '{SUPERSEDED}',
+              resolution_note = f.note
+            FROM _q_fix f WHERE f.ok = 0 AND {family}
+              AND quarantine.resolved_at IS NULL AND quarantine.raw_record_id <> f.new""",
+    )
+    for sql in statements:
+        if ":now" in sql:
+            session.execute(
+                text(sql).bindparams(bindparam("now", type_=UTCDateTime())), {"now": now}
+            )
+        else:
+            session.execute(text(sql))
+    return sum(1 for *_, ok in attempts if ok)
 
 
 def _note(verb: str, origin: str, raw_id: int, row: int | None) -> str:
