@@ -117,19 +117,28 @@ def settle_corrections(
             for orig, new, row, ok in attempts
         ],
     )
-    family = "(quarantine.raw_record_id = f.orig OR quarantine.original_raw_record_id = f.orig)"
+
+    # The entries of each staged record's family, as (entry id, staged row): two equality
+    # joins, each through an index (an OR inside one join condition is a nested loop).
+    def family(ok: int) -> str:
+        return f"""(SELECT q.id AS qid, f.new, f.note FROM _q_fix f
+                     JOIN quarantine q ON q.raw_record_id = f.orig WHERE f.ok = {ok}
+                    UNION ALL
+                    SELECT q.id, f.new, f.note FROM _q_fix f
+                     JOIN quarantine q ON q.original_raw_record_id = f.orig WHERE f.ok = {ok})"""
+
     statements = (
         # A dismissed entry was given up on, yet here is its fix: it counts as corrected.
         f"""UPDATE quarantine SET resolved_at = :now, resolution = '{CORRECTED}',
-              resolution_note = f.note, corrected_by_raw_record_id = f.new
-            FROM _q_fix f WHERE f.ok = 1 AND {family}
+              resolution_note = m.note, corrected_by_raw_record_id = m.new
+            FROM {family(1)} m WHERE quarantine.id = m.qid
               AND (quarantine.resolved_at IS NULL OR quarantine.resolution = '{DISMISSED}')""",
         """UPDATE quarantine SET original_raw_record_id = f.orig
             FROM _q_fix f WHERE f.ok = 0 AND quarantine.raw_record_id = f.new""",
         f"""UPDATE quarantine SET resolved_at = :now, resolution = '{SUPERSEDED}',
-              resolution_note = f.note
-            FROM _q_fix f WHERE f.ok = 0 AND {family}
-              AND quarantine.resolved_at IS NULL AND quarantine.raw_record_id <> f.new""",
+              resolution_note = m.note
+            FROM {family(0)} m WHERE quarantine.id = m.qid
+              AND quarantine.resolved_at IS NULL AND quarantine.raw_record_id <> m.new""",
     )
     for sql in statements:
         if ":now" in sql:
