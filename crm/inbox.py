@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Insert
+from sqlalchemy import Engine, Insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from crm.db import transaction
 from crm.domain import EventKind, RecordStatus, SourceKind
+from crm.ingest.quarantine import Candidate, corrections
 from crm.ingest.records import IngestReport, SourceSpec
 from crm.ingest.service import ensure_source, process_pending
 from crm.models import QuarantinedRow, RawRecord, utcnow
@@ -47,8 +48,24 @@ def store_pending(
     *,
     now: datetime | None = None,
 ) -> Stored:
-    """Append (record key, payload) pairs as pending raw records; a known key adds nothing."""
+    """Append (record key, payload) pairs as pending raw records; a known key adds nothing,
+    unless its record was quarantined and this one differs: a correction (see
+    :mod:`crm.ingest.quarantine`), stored under a revision key."""
     at = now or utcnow()
+    records = list(records)
+    if not records:
+        return Stored(0, 0)
+    taken = _append(session, source_id, records, at)
+    known = [(k, p) for k, p in records if k not in taken]
+    fixes = _corrections(session, source_id, known, at) if known else []
+    stored = len(taken) + (len(_append(session, source_id, fixes, at)) if fixes else 0)
+    return Stored(stored, len(records) - stored)
+
+
+def _append(
+    session: Session, source_id: int, records: list[tuple[str, dict[str, Any]]], at: datetime
+) -> set[str]:
+    """Insert the records whose key is new; returns those keys."""
     rows = [
         {
             "source_instance_id": source_id,
@@ -59,16 +76,46 @@ def store_pending(
         }
         for key, payload in records
     ]
-    if not rows:
-        return Stored(0, 0)
     stmt = (
         _insert(session, RawRecord)
         .values(rows)
         .on_conflict_do_nothing(index_elements=["source_instance_id", "record_key"])
-        .returning(RawRecord.id)
+        .returning(RawRecord.record_key)
     )
-    stored = len(session.execute(stmt).all())
-    return Stored(stored, len(rows) - stored)
+    return set(session.scalars(stmt))
+
+
+def _corrections(
+    session: Session, source_id: int, records: list[tuple[str, dict[str, Any]]], at: datetime
+) -> list[tuple[str, dict[str, Any]]]:
+    """Of records whose key is known, those correcting a quarantined one, under revision keys.
+
+    A time we filled in (the push's, for an object without its own) is left out of the
+    comparison and the revision key: a retried push is the same record, not a correction.
+    """
+    filled = at.isoformat()
+    keys = {k for k, _ in records}
+    stored = {
+        key: raw_id
+        for key, raw_id in session.execute(
+            select(RawRecord.record_key, RawRecord.id).where(
+                RawRecord.source_instance_id == source_id,
+                RawRecord.record_key.in_(keys),
+                RawRecord.status == RecordStatus.QUARANTINED.value,
+            )
+        )
+    }
+    hits = []
+    for n, (key, payload) in enumerate(records):
+        if key in stored:
+            ignore = ("occurred_at",) if payload.get("occurred_at") == filled else ()
+            own = {k: v for k, v in payload.items() if k not in ignore}
+            blob = json.dumps(own, ensure_ascii=False, sort_keys=True)
+            hits.append(Candidate(n, source_id, key, blob, stored[key], ignore))
+    if not hits:
+        return []
+    fixes, _ = corrections(session, hits)
+    return [(fix.key, records[fix.idx][1]) for fix in fixes]
 
 
 def quarantine(

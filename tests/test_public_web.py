@@ -286,6 +286,38 @@ def test_unusable_objects_in_a_signed_body_are_quarantined(engine):
     assert raw_count(engine) == 1
 
 
+def test_a_pushed_lead_fixed_after_quarantine_gets_in_once(engine):
+    from crm.inbox import ingest_qr_signups
+    from crm.models import Touch
+
+    client = TestClient(make_app(engine))
+    lead = {"id": "L1", "platform": "xhs", "post": "n-9", "phone": "13700137001"}
+
+    def push(obj: dict) -> dict:
+        return post_signed(client, "/hooks/leads", obj).json()
+
+    assert push({**lead, "occurred_at": "上周三"})["accepted"] == 1
+    assert ingest_qr_signups(engine).quarantined == 1
+    assert push({**lead, "occurred_at": "上周三"})["duplicates"] == 1  # the same bad lead
+    fixed = {**lead, "occurred_at": "2026-11-18T10:00:00+08:00"}
+    assert push(fixed)["accepted"] == 1
+    assert push(fixed)["duplicates"] == 1  # a retried push of the fix, before it is resolved
+    report = ingest_qr_signups(engine)
+    assert (report.new_contacts, report.corrected, report.quarantined) == (1, 1, 0)
+    assert push(fixed)["duplicates"] == 1
+    with transaction(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Touch)) == 1
+        entry = s.scalars(select(QuarantinedRow)).one()
+    assert entry.resolution == "corrected" and entry.corrected_by_raw_record_id is not None
+
+    # A lead without its own time gets the push's: a retry of it is not a correction.
+    no_identity = {"id": "L2", "platform": "xhs", "post": "n-9", "message": "hi"}
+    assert push(no_identity)["accepted"] == 1
+    assert ingest_qr_signups(engine).quarantined == 1
+    assert push(no_identity)["duplicates"] == 1
+    assert raw_count(engine) == 3
+
+
 def test_signed_body_that_is_not_json_is_400(engine):
     client = TestClient(make_app(engine))
     body = b"not json"

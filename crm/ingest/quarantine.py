@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,6 +39,9 @@ _KEY_MAX = 300  # raw_records.record_key
 _IN_CHUNK = 5_000  # ids per IN list (SQLite's bound-parameter limit)
 
 
+_REVISION = re.compile(r"~[0-9a-f]{16}$")
+
+
 def revision_key(key: str, blob: str) -> str:
     """The key a correction is stored under: the record's key and a hash of its content."""
     digest = hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
@@ -51,8 +55,9 @@ class Candidate:
     idx: int
     sid: int
     key: str
-    blob: str
+    blob: str  # its JSON, without the ``ignore`` fields
     raw_id: int
+    ignore: tuple[str, ...] = ()  # fields we filled in ourselves: not compared, not hashed
 
 
 def corrections(session: Session, hits: Sequence[Candidate]) -> tuple[list[Candidate], int]:
@@ -83,13 +88,19 @@ def corrections(session: Session, hits: Sequence[Candidate]) -> tuple[list[Candi
     fixes: list[Candidate] = []
     same = 0
     for hit in hits:
-        if json.loads(hit.blob) == stored.get(hit.raw_id):
+        if json.loads(hit.blob) == _without(stored.get(hit.raw_id), hit.ignore):
             same += 1
         elif hit.raw_id not in closed:
             fixes.append(
                 Candidate(hit.idx, hit.sid, revision_key(hit.key, hit.blob), hit.blob, hit.raw_id)
             )
     return fixes, same
+
+
+def _without(payload: Any, fields: tuple[str, ...]) -> Any:
+    if not fields or not isinstance(payload, dict):
+        return payload
+    return {k: v for k, v in payload.items() if k not in fields}
 
 
 def settle_corrections(
@@ -148,6 +159,31 @@ def settle_corrections(
         else:
             session.execute(text(sql))
     return sum(1 for *_, ok in attempts if ok)
+
+
+def settle_resolved_revisions(
+    session: Session, raw_ids: Sequence[tuple[int, str]], *, origin: str, now: datetime
+) -> int:
+    """:func:`settle_corrections` for raw records resolved after being stored as pending.
+
+    ``raw_ids``: (raw id, record key) of the records just resolved; the corrections among
+    them carry a revision key, and their original is the quarantined record under the key
+    without it.
+    """
+    revisions = [rid for rid, key in raw_ids if _REVISION.search(key)]
+    attempts: list[tuple[int, int, int | None, bool]] = []
+    for chunk in _chunks(revisions):
+        found = session.execute(
+            text(
+                "SELECT o.id, r.id, r.status FROM raw_records r JOIN raw_records o"
+                " ON o.source_instance_id = r.source_instance_id"
+                " AND o.record_key = substr(r.record_key, 1, length(r.record_key) - 17)"
+                " AND o.status = 'quarantined' WHERE r.id IN :ids"
+            ).bindparams(bindparam("ids", expanding=True)),
+            {"ids": chunk},
+        )
+        attempts += [(int(o), int(r), None, status == "processed") for o, r, status in found]
+    return settle_corrections(session, attempts, origin=origin, now=now)
 
 
 def _note(verb: str, origin: str, raw_id: int, row: int | None) -> str:

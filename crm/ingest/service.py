@@ -43,7 +43,12 @@ from sqlalchemy.orm import Session
 from crm.db import is_postgres, transaction
 from crm.domain import RecordStatus
 from crm.ingest.bulk import _json, allocate_ids, bulk_insert, rows_source
-from crm.ingest.quarantine import Candidate, corrections, settle_corrections
+from crm.ingest.quarantine import (
+    Candidate,
+    corrections,
+    settle_corrections,
+    settle_resolved_revisions,
+)
 from crm.ingest.records import IngestReport, RawItem, RejectedRow, SourceSpec, batched
 from crm.ingest.resolve import (
     PendingRow,
@@ -445,21 +450,25 @@ def process_pending(
     while True:
         with transaction(engine, immediate=True) as session:
             lock_for_resolution(session)
-            rows = [
-                PendingRow(int(r.id), int(r.source_instance_id), _payload(r.payload))
-                for r in session.execute(
-                    text(
-                        # The status as a literal: the partial index on pending records
-                        # serves only a condition the planner can see (SQLite's included).
-                        "SELECT id, source_instance_id, payload FROM raw_records"
-                        f" WHERE status = '{RecordStatus.PENDING.value}' ORDER BY id LIMIT :n"
-                    ),
-                    {"n": batch_size},
-                )
-            ]
-            if not rows:
+            found = session.execute(
+                text(
+                    # The status as a literal: the partial index on pending records
+                    # serves only a condition the planner can see (SQLite's included).
+                    "SELECT id, source_instance_id, payload, record_key FROM raw_records"
+                    f" WHERE status = '{RecordStatus.PENDING.value}' ORDER BY id LIMIT :n"
+                ),
+                {"n": batch_size},
+            ).all()
+            if not found:
                 return report
-            batch = resolve_rows(session, rows, origin=origin, now=now or utcnow())
+            rows = [
+                PendingRow(int(r.id), int(r.source_instance_id), _payload(r.payload)) for r in found
+            ]
+            at = now or utcnow()
+            batch = resolve_rows(session, rows, origin=origin, now=at)
+            batch.corrected += settle_resolved_revisions(
+                session, [(int(r.id), r.record_key) for r in found], origin=origin, now=at
+            )
         batch.read = len(rows)
         report.add(batch)
 
