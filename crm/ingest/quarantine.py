@@ -8,6 +8,8 @@ hash of its content) and resolved like any new record; once it goes through, the
 quarantine entry is closed as ``corrected``. Re-reading the original bad row, or the same
 correction, adds nothing. After a correction went through, later versions are skipped like any
 re-export of a processed record (the first good version wins, as everywhere in ingestion).
+Imports settle their corrections in the batch that resolves them; objects pushed to the
+webhooks are stored pending and settled when the pending records are resolved.
 
 A record without an id of its own is keyed by its content, and a row rejected before a raw
 record existed (an unreadable line) has no key at all: the fixed form of either is simply a
