@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 
 from crm.db import transaction
 from crm.domain import SourceKind
 from crm.errors import InputError
 from crm.ingest.records import RawItem, RejectedRow, SourceSpec
-from crm.ingest.service import ingest_items, ingest_path, process_pending
+from crm.ingest.service import ingest_items, ingest_path, process_pending, replay
 from crm.models import (
     AuditEntry,
     Consent,
@@ -310,3 +310,18 @@ def test_an_empty_record_key_is_still_looked_up(engine: Engine) -> None:
     again = ingest_items(engine, POST, items, origin="t", now=NOW)
     assert (again.skipped_duplicates, again.new_contacts) == (1, 0)
     assert _count(engine, RawRecord) == 1
+
+
+def test_replay_derives_again_what_a_record_lost(engine: Engine) -> None:
+    items = [_item("a", wechat_id="wx_replay_1"), _item("b", wechat_id="wx_replay_2")]
+    ingest_items(engine, GROUP, items, origin="t", now=NOW)
+    assert replay(engine) == 0  # nothing lost: nothing to do
+    with transaction(engine) as s:
+        lost = s.scalar(select(RawRecord.id).where(RawRecord.record_key == "a"))
+        s.execute(delete(Event).where(Event.raw_record_id == lost))
+        s.execute(delete(Touch).where(Touch.raw_record_id == lost))
+    assert replay(engine) == 1
+    report = process_pending(engine, NOW)
+    assert (report.read, report.matched, report.new_contacts) == (1, 1, 0)
+    assert _count(engine, Touch) == 2 and _count(engine, Contact) == 2
+    assert replay(engine) == 0

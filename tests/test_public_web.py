@@ -288,6 +288,7 @@ def test_unusable_objects_in_a_signed_body_are_quarantined(engine):
 
 def test_a_pushed_lead_fixed_after_quarantine_gets_in_once(engine):
     from crm.inbox import ingest_qr_signups
+    from crm.ingest.service import replay
     from crm.models import Touch
 
     client = TestClient(make_app(engine))
@@ -309,6 +310,10 @@ def test_a_pushed_lead_fixed_after_quarantine_gets_in_once(engine):
         assert s.scalar(select(func.count()).select_from(Touch)) == 1
         entry = s.scalars(select(QuarantinedRow)).one()
     assert entry.resolution == "corrected" and entry.corrected_by_raw_record_id is not None
+    assert replay(engine) == 0  # every record still has what it gave
+    assert ingest_qr_signups(engine).corrected == 0
+    with transaction(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Touch)) == 1
 
     # A lead without its own time gets the push's: a retry of it is not a correction.
     no_identity = {"id": "L2", "platform": "xhs", "post": "n-9", "message": "hi"}

@@ -181,6 +181,10 @@ def settle_resolved_revisions(
                 " ON o.source_instance_id = r.source_instance_id"
                 " AND o.record_key = substr(r.record_key, 1, length(r.record_key) - 17)"
                 " AND o.status = 'quarantined' WHERE r.id IN :ids"
+                # Replaying the raw log resolves corrections again: their entries are closed.
+                " AND EXISTS (SELECT 1 FROM quarantine q"
+                "  WHERE (q.raw_record_id = o.id OR q.original_raw_record_id = o.id)"
+                f"  AND (q.resolved_at IS NULL OR q.resolution = '{DISMISSED}'))"
             ).bindparams(bindparam("ids", expanding=True)),
             {"ids": chunk},
         )

@@ -474,12 +474,19 @@ def process_pending(
 
 
 def replay(engine: Engine, *, source_instance_id: int | None = None) -> int:
-    """Mark raw records pending again so :func:`process_pending` re-derives from them.
+    """Mark processed raw records whose derived rows are gone pending again, so
+    :func:`process_pending` derives them anew from the raw log; returns how many.
 
-    Derived rows are unique per raw record, so a replay adds only what is missing.
+    Every processed record has its touch (and events); a record with neither lost what it
+    gave (a restore, a manual cleanup). Records that still have theirs are left alone: they
+    cannot be derived twice (touches and events are unique per raw record).
     """
     with transaction(engine, immediate=True) as session:
-        sql = "UPDATE raw_records SET status = 'pending' WHERE status = 'processed'"
+        sql = (
+            "UPDATE raw_records SET status = 'pending' WHERE status = 'processed'"
+            " AND NOT EXISTS (SELECT 1 FROM touches t WHERE t.raw_record_id = raw_records.id)"
+            " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.raw_record_id = raw_records.id)"
+        )
         params: dict[str, Any] = {}
         if source_instance_id is not None:
             sql += " AND source_instance_id = :sid"
