@@ -9,10 +9,10 @@ from sqlalchemy.orm import Session
 
 from crm.attribution import first_touches
 from crm.domain import ContactStatus
+from crm.ingest.quarantine import open_count
 from crm.models import (
     Contact,
     OutboxMessage,
-    QuarantinedRow,
     QueueItem,
     RawRecord,
     SourceInstance,
@@ -72,10 +72,7 @@ def funnel_summary(session: Session) -> dict[str, Any]:
         "removed": by_status.get(ContactStatus.REMOVED.value, 0),
         "raw_records": session.scalar(select(func.count()).select_from(RawRecord)) or 0,
         # Rows still waiting for a correction or a dismissal.
-        "quarantined": session.scalar(
-            select(func.count()).where(QuarantinedRow.resolved_at.is_(None))
-        )
-        or 0,
+        "quarantined": open_count(session),
         "followups": {"planned_total": sum(followups.values()), "by_state": followups},
         "prospect_queue": session.scalar(
             select(func.count()).select_from(QueueItem).where(QueueItem.open_key.is_not(None))
