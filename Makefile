@@ -54,12 +54,12 @@ constraints: $(STAMP)
 	{ head -3 constraints.txt; cat constraints.new; } > constraints.txt && rm constraints.new
 
 migration: $(STAMP)
-	$(BIN)/python -m crm.migrations.autogen "$(MSG)"
+	$(BIN)/python -m crm.core.migrations.autogen "$(MSG)"
 
 # Until the first release the schema is one migration, regenerated from the models.
 schema: $(STAMP)
-	rm -f crm/migrations/versions/0001_initial_schema.py
-	$(BIN)/python -m crm.migrations.autogen "initial schema" --rev-id 0001
+	rm -f crm/core/migrations/versions/0001_initial_schema.py
+	$(BIN)/python -m crm.core.migrations.autogen "initial schema" --rev-id 0001
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -5,7 +5,7 @@
 Data: N prospects with pool items (SLA spread over a day, three priorities) and one sales
 user per worker with caps out of the way. Timed in the same run, same database:
 
-- ``service``: every worker calls ``crm.queue.claim_next`` until the pool is empty (locks the
+- ``service``: every worker calls ``crm.sales.queue.claim_next`` until the pool is empty (locks the
   person, checks holding and daily caps, sweeps expired leases, claims one item, writes a
   queue action and an audit entry, one transaction);
 - ``baseline``: the pool is reset and every worker loops on the bare statement
@@ -31,8 +31,8 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from bench.common import database
-from crm import queue
-from crm.users import hash_password
+from crm.sales import queue
+from crm.sales.users import hash_password
 
 NOW = datetime(2026, 11, 20, 4, tzinfo=UTC)
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from crm.db import make_engine
-from crm.migrate import upgrade
+from crm.core.db import make_engine
+from crm.core.migrate import upgrade
 
 
 @contextlib.contextmanager

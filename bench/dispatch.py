@@ -9,8 +9,8 @@ from a vacuumed and analyzed outbox, each worker (PostgreSQL) on one connection 
 - ``baseline``: every worker loops on ``UPDATE outbox … WHERE id = ANY(ARRAY(SELECT … LIMIT n
   FOR UPDATE SKIP LOCKED)) RETURNING id`` then ``UPDATE outbox SET state = 'sent' WHERE id =
   ANY(…)``, each in its own transaction (SQLite: ``id IN (…)``, claims in BEGIN IMMEDIATE);
-- ``dispatch``: ``crm.dispatch.dispatch`` (claim with render data, opt-out check, conditional
-  cap upsert, render, send to the null channel, mark and attempt log) until idle.
+- ``dispatch``: ``crm.outreach.dispatch.dispatch`` (claim with render data, opt-out check,
+  conditional cap upsert, render, send to the null channel, mark and attempt log) until idle.
 
 Cap violations (an account sending more than its cap, or a ledger row above its cap) and
 duplicates (a key the provider saw twice) must be 0. ``ratio`` = dispatch seconds ÷ baseline
@@ -36,12 +36,12 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, insert, text
 
 from bench.common import CpuMeter, database, per_row_us
-from crm.channels.base import OutgoingMessage, SendResult
-from crm.channels.local import NullChannel
-from crm.db import prepared_statements
-from crm.dispatch import dispatch
+from crm.core.db import prepared_statements
+from crm.core.settings import get_settings
 from crm.models import Contact, OperatorAccount, OutboxMessage, PlatformLimit, UTCDateTime
-from crm.settings import get_settings
+from crm.outreach.channels.base import OutgoingMessage, SendResult
+from crm.outreach.channels.local import NullChannel
+from crm.outreach.dispatch import dispatch
 
 NOW = datetime(2026, 11, 20, 4, tzinfo=UTC)
 

@@ -3,7 +3,7 @@
     python -m bench.ingest [--rows N] [--db sqlite|postgres] [--batch N]
 
 The file is a peer-group member list (about 20% repeated people, messy phones, Chinese names)
-written by crm.sample as it is generated. Baseline, same run, same database: the file's rows
+written by crm.sample.data as it is generated. Baseline, same run, same database: the file's rows
 loaded into an unindexed table (PostgreSQL: COPY FROM the CSV; SQLite: executemany).
 
 Besides wall-clock throughput it reports the CPU seconds this process spent ingesting (on a
@@ -26,10 +26,10 @@ from typing import Any
 from sqlalchemy import Engine, func, select, text
 
 from bench.common import CpuMeter, database, per_row_us
-from crm.db import transaction
-from crm.ingest.service import BATCH_SIZE, ingest_path
+from crm.core.db import transaction
+from crm.intake.service import BATCH_SIZE, ingest_path
 from crm.models import Contact
-from crm.sample import SAMPLE_AS_OF, write_member_csv
+from crm.sample.data import SAMPLE_AS_OF, write_member_csv
 
 
 def _baseline(eng: Engine, path: Path) -> float:

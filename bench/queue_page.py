@@ -25,8 +25,8 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from bench.claims import NOW, add_sales, database, generate_prospects
-from crm import queue
-from crm.settings import get_settings
+from crm.core.settings import get_settings
+from crm.sales import queue
 
 VARIANTS = {
     "pool by SLA": "/queue?view=pool",

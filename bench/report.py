@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from bench.common import database
-from crm.db import transaction
+from crm.core.db import transaction
 from crm.models import Community, OperatorAccount, PlatformLimit, SourceInstance, User
 from crm.reports import funnel_report
 

@@ -31,8 +31,8 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 from bench.common import database
-from crm.routing import route
-from crm.rules import load_rules
+from crm.routing.route import route
+from crm.routing.rules import load_rules
 
 NOW = datetime(2026, 11, 20, 4, tzinfo=UTC)
 

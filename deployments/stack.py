@@ -18,7 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from crm.settings import get_settings
+from crm.core.settings import get_settings
 
 
 def _wait_http(url: str, proc: subprocess.Popen[bytes], seconds: float) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from prefect.artifacts import create_markdown_artifact
 
-from crm.alerts import check_quarantine, flow_failed, open_alerts
+from crm.reports.alerts import check_quarantine, flow_failed, open_alerts
 from flows.runtime import engine, engine_for
 
 ALERTS_KEY = "qunflow-alerts"

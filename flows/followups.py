@@ -28,7 +28,7 @@ def plan_task(
     contact_ids: list[int] | None = None,
 ) -> dict[str, Any]:
     """Plan one campaign's due messages into the outbox (set-based, idempotent)."""
-    from crm.campaigns import plan_campaign
+    from crm.outreach.campaigns import plan_campaign
 
     return plan_campaign(
         engine_for(database_url),
@@ -44,7 +44,7 @@ def plan_task(
 @task(name="plan-all-campaigns")
 def plan_all_task(database_url: str, as_of: datetime | None) -> dict[str, Any]:
     """Plan every campaign that needs no parameters."""
-    from crm.campaigns import plan_all
+    from crm.outreach.campaigns import plan_all
 
     return plan_all(engine_for(database_url), as_of, settings=settings())
 
@@ -52,9 +52,9 @@ def plan_all_task(database_url: str, as_of: datetime | None) -> dict[str, Any]:
 @task(name="dispatch-outbox", retries=2, retry_delay_seconds=[10, 60])
 def dispatch_task(database_url: str, limit: int, workers: int, until_idle: bool) -> dict[str, Any]:
     """Run dispatch workers over the due outbox rows; returns counts and today's cap usage."""
-    from crm.caps import usage_today
-    from crm.db import transaction
-    from crm.dispatch import dispatch
+    from crm.core.db import transaction
+    from crm.outreach.caps import usage_today
+    from crm.outreach.dispatch import dispatch
 
     engine = engine_for(database_url)
     result = dispatch(

@@ -16,10 +16,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import Field
 from sqlalchemy import Engine
 
-from crm import migrate
-from crm.db import transaction
-from crm.settings import Settings
-from crm.summary import funnel_summary
+from crm.core import migrate
+from crm.core.db import transaction
+from crm.core.settings import Settings
+from crm.reports.summary import funnel_summary
 from flows.alerts import on_failure
 from flows.runtime import engine_for
 
@@ -30,7 +30,7 @@ SAMPLE_ORDER = ("peer-group", "peer-group-bom", "self-media", "qr-signups", "eve
 @task(name="write-sample")
 def write_sample(directory: str, contacts: int) -> dict[str, str]:
     """Write the bundled sample (deterministic; an existing sample is kept as is)."""
-    from crm.sample import write_sample as generate
+    from crm.sample.data import write_sample as generate
 
     return {name: str(path) for name, path in generate(Path(directory), contacts=contacts).items()}
 
@@ -38,7 +38,7 @@ def write_sample(directory: str, contacts: int) -> dict[str, str]:
 @task(name="ingest-file")
 def ingest_file(database_url: str, kind: str, path: str, as_of: datetime | None) -> dict[str, Any]:
     """Import one file of one source kind; re-importing the same file adds nothing."""
-    from crm.ingest.service import ingest_path
+    from crm.intake.service import ingest_path
 
     report = ingest_path(engine_for(database_url), kind, Path(path), now=as_of)
     return report.as_dict()
@@ -48,7 +48,7 @@ def ingest_file(database_url: str, kind: str, path: str, as_of: datetime | None)
 def set_up_groups(database_url: str, as_of: datetime | None) -> dict[str, Any]:
     """The sample's operator accounts and one live code of groups per tier (idempotent)."""
     from crm.models import utcnow
-    from crm.sample_groups import set_up_sample_groups
+    from crm.sample.groups import set_up_sample_groups
 
     return set_up_sample_groups(engine_for(database_url), now=as_of or utcnow())
 
@@ -61,7 +61,7 @@ def score_and_route(database_url: str, as_of: datetime | None, passes: int) -> d
     schedule does in production; the demo repeats the run at one business time until no
     contact moves, so a fresh sample shows its whole funnel at once.
     """
-    from crm.routing import route
+    from crm.routing.route import route
 
     moves: dict[str, int] = {}
     totals = {"scored": 0, "placed": 0, "queued": 0}  # summed over passes; the rest: last pass
@@ -83,7 +83,7 @@ def score_and_route(database_url: str, as_of: datetime | None, passes: int) -> d
 @task(name="plan-follow-ups")
 def plan_followups(database_url: str, as_of: datetime | None) -> dict[str, Any]:
     """Plan every campaign's due messages into the outbox (idempotent)."""
-    from crm.campaigns import plan_all
+    from crm.outreach.campaigns import plan_all
 
     per_campaign = plan_all(engine_for(database_url), now=as_of)
     return {
@@ -177,7 +177,7 @@ def funnel_summary_lines(summary: dict[str, Any]) -> list[str]:
 
 def run_demo(engine: Engine, settings: Settings) -> dict[str, Any]:
     """Migrate, then run the funnel flow over the bundled sample at the sample's own date."""
-    from crm.sample import SAMPLE_AS_OF
+    from crm.sample.data import SAMPLE_AS_OF
 
     migrate.upgrade(engine)
     url = engine.url.render_as_string(hide_password=False)

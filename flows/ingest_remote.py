@@ -23,7 +23,7 @@ def pull_wecom_groups_task(database_url: str) -> dict[str, Any]:
     """Pull every customer group's members; resumes at the stored cursor after a failure."""
     import httpx
 
-    from crm.ingest.wecom import client_from_settings, pull_wecom_groups
+    from crm.intake.wecom import client_from_settings, pull_wecom_groups
 
     with httpx.Client(timeout=30) as http:
         return pull_wecom_groups(engine_for(database_url), client_from_settings(http)).as_dict()
@@ -32,7 +32,7 @@ def pull_wecom_groups_task(database_url: str) -> dict[str, Any]:
 @task(name="resolve-sign-ups")
 def resolve_signups_task(database_url: str) -> dict[str, Any]:
     """Turn pending sign-ups (and pushed leads/events) into contacts, in batches."""
-    from crm.inbox import ingest_qr_signups
+    from crm.intake.inbox import ingest_qr_signups
 
     return ingest_qr_signups(engine_for(database_url)).as_dict()
 

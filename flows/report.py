@@ -15,7 +15,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import Field
 
-from crm.db import transaction
+from crm.core.db import transaction
 from crm.reports import funnel_report, report_tables, resolve_range, summary_lines
 from crm.reports.charts import data_uri, render_charts
 from flows.alerts import on_failure

@@ -1,6 +1,6 @@
 """Scoring and routing flows: the daily route run and the lurker clean-out.
 
-Both are one task calling :func:`crm.routing.route`, which scores contacts in set-based
+Both are one task calling :func:`crm.routing.route.route`, which scores contacts in set-based
 batches of thousands inside one transaction: never a task per contact. ``cleanout_flow`` is
 the same run restricted to demotions and removals (silent contacts go down a tier, lurkers in
 the open tier and ad posters leave), for operators who clean out on a different schedule from
@@ -16,7 +16,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import Field
 
-from crm.rules import configured_rules
+from crm.routing.rules import configured_rules
 from flows.alerts import on_failure, publish_alerts
 from flows.runtime import engine_for, settings
 
@@ -30,7 +30,7 @@ def score_and_route(
     as_of: datetime | None,
 ) -> dict[str, Any]:
     """Score every active contact in batches and apply the tier moves (or only report them)."""
-    from crm.routing import route
+    from crm.routing.route import route
 
     rules = configured_rules(rules_path)
     return route(

@@ -6,9 +6,9 @@ from functools import cache
 
 from sqlalchemy import Engine
 
-from crm.db import make_engine
-from crm.migrate import require_current
-from crm.settings import Settings, get_settings
+from crm.core.db import make_engine
+from crm.core.migrate import require_current
+from crm.core.settings import Settings, get_settings
 
 
 @cache

@@ -15,10 +15,10 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from crm.audit import audit
-from crm.db import transaction
-from crm.errors import NotFound
-from crm.settings import Settings
+from crm.core.audit import audit
+from crm.core.db import transaction
+from crm.core.errors import NotFound
+from crm.core.settings import Settings
 
 DEPLOYMENT = "plan-campaign/plan-campaign"
 
@@ -40,7 +40,7 @@ def trigger_campaign(
     wait_seconds: float = 0,
 ) -> dict[str, Any]:
     """Plan a campaign through the Prefect deployment if one is reachable, else in-process."""
-    from crm.campaigns import load_campaigns, plan_campaign
+    from crm.outreach.campaigns import load_campaigns, plan_campaign
 
     result: dict[str, Any] | None = None
     unreachable = None

@@ -22,8 +22,8 @@ os.environ.pop("QUNFLOW_DATABASE_URL", None)
 import pytest
 from sqlalchemy import Engine, text
 
-from crm.db import make_engine
-from crm.migrate import upgrade
+from crm.core.db import make_engine
+from crm.core.migrate import upgrade
 
 BACKENDS = ["sqlite", "postgres"]
 

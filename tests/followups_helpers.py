@@ -8,11 +8,11 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from crm.caps import add_account
-from crm.db import transaction
-from crm.domain import Platform
+from crm.core.db import transaction
+from crm.core.settings import Settings, get_settings
+from crm.core.vocabulary import Platform
 from crm.models import Contact, Identity, SourceInstance, Touch
-from crm.settings import Settings, get_settings
+from crm.outreach.caps import add_account
 
 
 def make_contacts(

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select
 
-from crm.db import transaction
+from crm.core.db import transaction
 from crm.models import (
     Community,
     Contact,
@@ -21,7 +21,7 @@ from crm.models import (
     Touch,
     User,
 )
-from crm.users import hash_password
+from crm.sales.users import hash_password
 
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 PASSWORD = "correct horse battery"

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
-from crm.db import transaction
+from crm.core.db import transaction
 from crm.models import (
     CapUsage,
     Community,

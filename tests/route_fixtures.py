@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from crm.db import transaction
+from crm.core.db import transaction
 from crm.models import (
     Community,
     Consent,

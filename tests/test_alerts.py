@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from crm.alerts import check_quarantine, open_alerts
-from crm.db import transaction
+from crm.core.db import transaction
 from crm.models import Alert, QuarantinedRow
+from crm.reports.alerts import check_quarantine, open_alerts
 
 
 def _quarantine(engine, n: int, at: datetime) -> None:

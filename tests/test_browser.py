@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from crm.db import make_engine
+from crm.core.db import make_engine
+from crm.core.settings import get_settings
 from crm.models import utcnow
-from crm.settings import get_settings
 from tests import queue_seed as seed
 
 pytestmark = pytest.mark.browser
@@ -171,7 +171,7 @@ def test_manager_pages_render(server, browser) -> None:
 
 
 def test_qr_signup_page_on_a_phone(server, browser) -> None:
-    qr = pytest.importorskip("crm.qr")
+    qr = pytest.importorskip("crm.intake.qr")
     code = qr.create_qr(
         server["engine"],
         promoter="zhang",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from crm.db import transaction
+from crm.core.db import transaction
 from crm.models import OutboxMessage
 from flows.trigger import trigger_campaign
 from tests.followups_helpers import make_contacts

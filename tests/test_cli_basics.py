@@ -75,7 +75,7 @@ def test_usage_errors_are_short_and_exit_2(tmp_path):
 
 
 def test_contact_export_and_erase_on_request(engine, cli_env, tmp_path):
-    from crm.db import transaction
+    from crm.core.db import transaction
     from crm.models import Contact, Identity
 
     with transaction(engine) as s:
@@ -123,7 +123,7 @@ def test_demo_says_when_the_local_prefect_server_does_not_start(tmp_path):
 def test_commands_on_a_database_without_the_schema_say_what_to_run(tmp_path):
     from sqlalchemy import text
 
-    from crm.db import make_engine
+    from crm.core.db import make_engine
 
     url = f"sqlite:///{tmp_path / 'new.db'}"
     env = dict(os.environ, QUNFLOW_DATABASE_URL=url, QUNFLOW_DATA_DIR=str(tmp_path))
@@ -152,7 +152,7 @@ def test_commands_on_a_database_without_the_schema_say_what_to_run(tmp_path):
 def test_typos_are_refused_before_anything_changes(engine, cli_env, tmp_path):
     from sqlalchemy import func, select
 
-    from crm.db import transaction
+    from crm.core.db import transaction
     from crm.models import Consent, Contact, QrCode
 
     with transaction(engine) as s:

@@ -197,7 +197,7 @@ def test_work_pool_path_on_postgres(tmp_path, pg_server):
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
 
-    from crm.db import make_engine
+    from crm.core.db import make_engine
 
     admin = make_engine(pg_server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

@@ -13,19 +13,19 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from crm.cadence import fit_window, parse_duration
-from crm.campaigns import load_campaigns, plan_campaign
-from crm.caps import Ask, reserve, reserve_many
-from crm.channels.base import OutgoingMessage, SendResult
-from crm.channels.local import FileChannel
-from crm.channels.wecom import WecomChannel
-from crm.db import transaction
-from crm.dispatch import dispatch, poll_confirmations
-from crm.domain import OutboxState
+from crm.compliance.optout import apply_reply, apply_unsubscribe, is_stop_reply, unsubscribe_token
+from crm.core.clock import fit_window, parse_duration
+from crm.core.db import transaction
+from crm.core.vocabulary import OutboxState
 from crm.models import CapUsage, Community, OutboxAttempt, OutboxMessage
-from crm.optout import apply_reply, apply_unsubscribe, is_stop_reply, unsubscribe_token
-from crm.outbox import Outcome, claim, counts, mark
-from crm.templates import TemplateError, render
+from crm.outreach.campaigns import load_campaigns, plan_campaign
+from crm.outreach.caps import Ask, reserve, reserve_many
+from crm.outreach.channels.base import OutgoingMessage, SendResult
+from crm.outreach.channels.local import FileChannel
+from crm.outreach.channels.wecom import WecomChannel
+from crm.outreach.dispatch import dispatch, poll_confirmations
+from crm.outreach.outbox import Outcome, claim, counts, mark
+from crm.outreach.templates import TemplateError, render
 from tests.fakes.wecom_msg_server import wecom_msg_server
 from tests.followups_helpers import make_account, make_contacts, settings_for
 

@@ -13,11 +13,11 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import func, select
 
-from crm.campaigns import plan_campaign
-from crm.channels.webhook import WebhookChannel
-from crm.db import make_engine, transaction
-from crm.dispatch import dispatch
+from crm.core.db import make_engine, transaction
 from crm.models import CapUsage, OutboxAttempt, OutboxMessage
+from crm.outreach.campaigns import plan_campaign
+from crm.outreach.channels.webhook import WebhookChannel
+from crm.outreach.dispatch import dispatch
 from tests.fakes.webhook_receiver import webhook_receiver
 from tests.followups_helpers import make_account, make_contacts, settings_for
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from crm.campaigns import load_campaigns
+from crm.outreach.campaigns import load_campaigns
 from tests.followups_helpers import make_contacts
 
 CAMPAIGN = """

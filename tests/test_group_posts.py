@@ -12,13 +12,13 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from crm.campaigns import load_campaigns, plan_campaign
-from crm.channels.local import FileChannel
-from crm.channels.wecom import WecomChannel
-from crm.db import transaction
-from crm.dispatch import dispatch, poll_confirmations
-from crm.errors import ConfigError
+from crm.core.db import transaction
+from crm.core.errors import ConfigError
 from crm.models import Community, Membership, OutboxMessage
+from crm.outreach.campaigns import load_campaigns, plan_campaign
+from crm.outreach.channels.local import FileChannel
+from crm.outreach.channels.wecom import WecomChannel
+from crm.outreach.dispatch import dispatch, poll_confirmations
 from tests.fakes.wecom_msg_server import wecom_msg_server
 from tests.followups_helpers import make_account, make_contacts, settings_for
 

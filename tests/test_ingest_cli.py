@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from crm.db import make_engine, transaction
+from crm.core.db import make_engine, transaction
 from crm.models import Contact
-from crm.sample import write_sample
+from crm.sample.data import write_sample
 
 QUNFLOW = str(Path(sys.executable).parent / "qunflow")
 

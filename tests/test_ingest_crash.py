@@ -11,10 +11,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from crm.db import make_engine, transaction
-from crm.ingest.service import ingest_path
+from crm.core.db import make_engine, transaction
+from crm.intake.service import ingest_path
 from crm.models import Contact, Identity, RawRecord, Touch
-from crm.sample import SAMPLE_AS_OF, write_member_csv
+from crm.sample.data import SAMPLE_AS_OF, write_member_csv
 
 # Runs the import and SIGKILLs itself at the end of the third batch's transaction: its raw
 # records, contacts, identities and touches are written, the commit is not.
@@ -22,9 +22,9 @@ SCRIPT = textwrap.dedent(
     """
     import os, signal, sys
     from sqlalchemy import event
-    from crm.db import make_engine
-    from crm.ingest.service import ingest_path
-    from crm.sample import SAMPLE_AS_OF
+    from crm.core.db import make_engine
+    from crm.intake.service import ingest_path
+    from crm.sample.data import SAMPLE_AS_OF
 
     engine = make_engine(sys.argv[1])
     seen = {"commits": 0}
@@ -80,7 +80,7 @@ def test_kill_9_mid_import_then_rerun(db_url: str, tmp_path: Path) -> None:
 
     # A clean import of the same file into an empty database gives the same result.
     clean_url = f"sqlite:///{tmp_path / 'clean.db'}"
-    from crm.migrate import upgrade
+    from crm.core.migrate import upgrade
 
     clean = make_engine(clean_url)
     upgrade(clean)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook
 
-from crm.errors import InputError
-from crm.ingest.files import open_adapter
-from crm.ingest.records import RawItem, RejectedRow
+from crm.core.errors import InputError
+from crm.intake.files import open_adapter
+from crm.intake.records import RawItem, RejectedRow
 
 ROWS = (
     "昵称,微信号,手机号,入群时间,备注\n"

@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from crm.db import transaction
-from crm.inbox import accept_signup
+from crm.core.db import transaction
+from crm.intake.inbox import accept_signup
+from crm.intake.qr import QrClaims
 from crm.models import Contact, utcnow
-from crm.qr import QrClaims
 from tests.fakes.wecom_server import FakeWeCom, serve
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, delete, func, select
 
-from crm.db import transaction
-from crm.domain import SourceKind
-from crm.errors import InputError
-from crm.ingest.records import RawItem, RejectedRow, SourceSpec
-from crm.ingest.service import ingest_items, ingest_path, process_pending, replay
+from crm.core.db import transaction
+from crm.core.errors import InputError
+from crm.core.vocabulary import SourceKind
+from crm.intake.records import RawItem, RejectedRow, SourceSpec
+from crm.intake.service import ingest_items, ingest_path, process_pending, replay
 from crm.models import (
     AuditEntry,
     Consent,
@@ -25,7 +25,7 @@ from crm.models import (
     SourceInstance,
     Touch,
 )
-from crm.sample import SAMPLE_AS_OF, write_sample
+from crm.sample.data import SAMPLE_AS_OF, write_sample
 
 NOW = datetime(2024, 6, 1, 4, 0, tzinfo=UTC)
 GROUP = SourceSpec(kind=SourceKind.PEER_GROUP, key="宝妈群", name="宝妈群", operator_handle="op1")

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from crm.normalize import (
+from crm.contacts.normalize import (
     canonical_header,
     clean_name,
     clean_text,

@@ -7,17 +7,17 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, func, select
 
-from crm.cadence import parse_expiry
-from crm.db import transaction
+from crm.core.clock import parse_expiry
+from crm.core.db import transaction
 from crm.models import Alert, Community, Consent, Contact, Membership, OutboxMessage
-from crm.placement import (
+from crm.routing.placement import (
     GroupRoom,
     assign,
     pending_placements,
     place_contacts,
     rotate_qr,
 )
-from crm.rules import load_rules
+from crm.routing.rules import load_rules
 from tests.route_fixtures import NOW, add_contact, add_group
 
 RULES = load_rules()

@@ -22,11 +22,11 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from crm.db import transaction
+from crm.core.db import transaction
+from crm.core.settings import get_settings
+from crm.intake.qr import QrClaims, sign_token
+from crm.intake.signatures import sign
 from crm.models import QuarantinedRow, RawRecord, SourceInstance
-from crm.qr import QrClaims, sign_token
-from crm.settings import get_settings
-from crm.webhook import sign
 from flows.web import public
 
 SECRET = "signing-key-for-tests"
@@ -287,8 +287,8 @@ def test_unusable_objects_in_a_signed_body_are_quarantined(engine):
 
 
 def test_a_pushed_lead_fixed_after_quarantine_gets_in_once(engine):
-    from crm.inbox import ingest_qr_signups
-    from crm.ingest.service import replay
+    from crm.intake.inbox import ingest_qr_signups
+    from crm.intake.service import replay
     from crm.models import Touch
 
     client = TestClient(make_app(engine))
@@ -337,9 +337,9 @@ def test_unsubscribe_link_asks_then_opts_out(engine, tmp_path):
     """GET only asks (link scanners change nothing); POST opts out; a forged link is refused."""
     from fastapi.testclient import TestClient
 
+    from crm.compliance.optout import unsubscribe_token
+    from crm.core.settings import get_settings
     from crm.models import Consent
-    from crm.optout import unsubscribe_token
-    from crm.settings import get_settings
     from flows.web.app import create_app
     from tests.followups_helpers import make_contacts
 

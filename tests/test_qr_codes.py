@@ -9,11 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from crm.db import transaction
-from crm.domain import SourceKind
-from crm.errors import InputError
-from crm.models import Contact, QrCode, SourceInstance
-from crm.qr import (
+from crm.core.db import transaction
+from crm.core.errors import InputError
+from crm.core.vocabulary import SourceKind
+from crm.intake.qr import (
     ExpiredToken,
     InvalidToken,
     QrClaims,
@@ -24,6 +23,7 @@ from crm.qr import (
     verify_nonce,
     verify_token,
 )
+from crm.models import Contact, QrCode, SourceInstance
 
 KEY = "test-secret-key"
 QR_CREATE = (".venv/bin/qunflow", "qr", "create")

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
-from crm.db import transaction
-from crm.errors import InputError
-from crm.ingest.quarantine import dismiss, list_quarantine
-from crm.ingest.service import ingest_path
+from crm.compliance.privacy import erase_contact
+from crm.core.db import transaction
+from crm.core.errors import InputError
+from crm.intake.quarantine import dismiss, list_quarantine
+from crm.intake.service import ingest_path
 from crm.models import AuditEntry, Event, QuarantinedRow, RawRecord
-from crm.privacy import erase_contact
 
 NOW = datetime(2026, 11, 20, 4, tzinfo=UTC)
 QUNFLOW = str(Path(sys.executable).parent / "qunflow")

@@ -10,15 +10,15 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from crm import queue
-from crm.db import make_engine, transaction
-from crm.errors import Conflict, Forbidden, InputError
+from crm.core.db import make_engine, transaction
+from crm.core.errors import Conflict, Forbidden, InputError
 from crm.models import AuditEntry, Contact, QueueAction, QueueItem, SourceInstance
-from crm.users import add_user, set_caps
+from crm.sales import queue
+from crm.sales.users import add_user, set_caps
 from tests import queue_seed as seed
 from tests.queue_seed import T0
 
-HAS_TIERS = importlib.util.find_spec("crm.tiers") is not None
+HAS_TIERS = importlib.util.find_spec("crm.routing.tiers") is not None
 
 
 @pytest.fixture
@@ -139,7 +139,7 @@ def test_sales_cannot_act_on_someone_elses_item(engine, staff):
     queue.release(engine, items[0]["item_id"], staff["mia"], T0)
 
 
-@pytest.mark.skipif(not HAS_TIERS, reason="crm.tiers (mark_paid) not installed yet")
+@pytest.mark.skipif(not HAS_TIERS, reason="crm.routing.tiers (mark_paid) not installed yet")
 def test_won_marks_the_contact_paid(engine, staff):
     items = seed.prospects(engine, 1)
     queue.claim_item(engine, items[0]["item_id"], staff["alice"], T0)

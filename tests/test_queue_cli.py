@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from crm.db import make_engine
+from crm.core.db import make_engine
 from tests import queue_seed as seed
 
 

@@ -14,11 +14,11 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from crm.db import transaction
-from crm.ingest.wecom import WeComApiError, WeComClient, feed_spec, pull_wecom_groups
+from crm.core.db import transaction
+from crm.core.settings import get_settings
+from crm.intake.qr import create_qr
+from crm.intake.wecom import WeComApiError, WeComClient, feed_spec, pull_wecom_groups
 from crm.models import Contact, Identity, RawRecord, SourceInstance, Touch
-from crm.qr import create_qr
-from crm.settings import get_settings
 from flows.web import public
 from tests.fakes.wecom_server import FakeWeCom, serve
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from crm.db import transaction
+from crm.core.db import transaction
 from crm.reports import funnel_report
 from tests.report_history import END, NOW, START, build_history
 

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, select
 
-from crm.db import transaction
-from crm.errors import InputError
+from crm.core.db import transaction
+from crm.core.errors import InputError
 from crm.models import Touch
 from crm.reports import (
     funnel_report,
@@ -381,9 +381,9 @@ def test_manager_report_has_tables_and_charts(engine: Engine) -> None:
 
 
 def test_the_same_post_id_on_two_platforms_is_two_posts(engine: Engine) -> None:
-    from crm.domain import SourceKind
-    from crm.ingest.records import RawItem, SourceSpec
-    from crm.ingest.service import ingest_items
+    from crm.core.vocabulary import SourceKind
+    from crm.intake.records import RawItem, SourceSpec
+    from crm.intake.service import ingest_items
 
     at = datetime(2026, 3, 5, 4, tzinfo=UTC)  # inside START..END
     for platform, phones in (("douyin", ["13800138000", "13800138001"]), ("xhs", ["13900139000"])):

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from crm.contacts import contact_detail
-from crm.db import is_postgres, transaction
+from crm.contacts.queries import contact_detail
+from crm.core.db import is_postgres, transaction
 from crm.models import (
     Alert,
     Community,
@@ -27,11 +27,11 @@ from crm.models import (
     TierChange,
     Touch,
 )
-from crm.rescore import rescore_in_sql, sql_scores
-from crm.routing import route, tier_facts
-from crm.rules import DEFAULT_RULES, Rules, load_rules, parse_rules
-from crm.scoring import ContactFacts, bucket_events, evaluate, score, score_range
-from crm.tiers import mark_paid, may_move, next_tier
+from crm.routing.rescore import rescore_in_sql, sql_scores
+from crm.routing.route import route, tier_facts
+from crm.routing.rules import DEFAULT_RULES, Rules, load_rules, parse_rules
+from crm.routing.scoring import ContactFacts, bucket_events, evaluate, score, score_range
+from crm.routing.tiers import mark_paid, may_move, next_tier
 from tests.route_fixtures import NOW, add_contact, add_events, add_group, add_varied_contacts
 
 RULES = load_rules()
@@ -246,7 +246,7 @@ def test_cli_route_groups_and_rules(
 
 @pytest.mark.slow
 def test_route_flow(prefect_harness: None, db_url: str) -> None:
-    from crm.db import make_engine
+    from crm.core.db import make_engine
     from flows.route import cleanout_flow, route_flow
 
     eng = make_engine(db_url)

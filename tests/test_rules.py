@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from crm.errors import InputError
-from crm.rules import DEFAULT_RULES, configured_rules, load_rules, parse_rules
-from crm.rules.loader import key_lines
+from crm.core.errors import InputError
+from crm.routing.rules import DEFAULT_RULES, configured_rules, load_rules, parse_rules
+from crm.routing.rules.loader import key_lines
 
 DEFAULT_TEXT = DEFAULT_RULES.read_text(encoding="utf-8")
 

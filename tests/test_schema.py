@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from crm.migrate import current_revision, head_revision
+from crm.core.migrate import current_revision, head_revision
 from crm.models import Base
 
 
@@ -52,7 +52,7 @@ def test_postgres_plans_statements_for_the_values_at_hand(pg_url):
     # Batch statements run dozens of times per route; a generic plan for their id ranges and
     # arrays once turned a one-second scoring batch into a quarter of an hour. Statements are
     # not prepared unless a worker asks for it on the connection it holds.
-    from crm.db import make_engine, prepared_statements
+    from crm.core.db import make_engine, prepared_statements
 
     eng = make_engine(pg_url)
     count = "SELECT count(*) FROM pg_prepared_statements"

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from crm.errors import ConfigError
-from crm.settings import get_settings
+from crm.core.errors import ConfigError
+from crm.core.settings import get_settings
 
 
 def test_defaults_are_embedded_sqlite_in_data_dir(tmp_path, monkeypatch):

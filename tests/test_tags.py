@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from crm.campaigns import plan_campaign
-from crm.contacts import contact_detail
-from crm.db import transaction
-from crm.errors import InputError
-from crm.ingest.resolve import merge_contacts
+from crm.compliance.privacy import erase_contact
+from crm.contacts.queries import contact_detail
+from crm.contacts.tags import clean_tag, split_tags, tag_contacts
+from crm.core.db import transaction
+from crm.core.errors import InputError
+from crm.intake.resolve import merge_contacts
 from crm.models import Contact, ContactTag
-from crm.privacy import erase_contact
-from crm.tags import clean_tag, split_tags, tag_contacts
+from crm.outreach.campaigns import plan_campaign
 from tests.followups_helpers import make_contacts, settings_for
 
 QUNFLOW = str(Path(sys.executable).with_name("qunflow"))

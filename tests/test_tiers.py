@@ -6,8 +6,8 @@ from itertools import product
 
 import pytest
 
-from crm.rules import Rules, load_rules
-from crm.tiers import TierFacts, Transition, may_move, next_tier
+from crm.routing.rules import Rules, load_rules
+from crm.routing.tiers import TierFacts, Transition, may_move, next_tier
 
 RULES = load_rules()  # active: enter 20 / stay 10; prospect: enter 60 / stay 45
 QUIET = TierFacts()

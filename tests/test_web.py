@@ -11,8 +11,8 @@ import pytest
 from fastapi.routing import APIRoute
 from sqlalchemy import func, select
 
-from crm import queue
-from crm.db import transaction
+from crm.core.db import transaction
+from crm.core.settings import get_settings
 from crm.models import (
     AuditEntry,
     Contact,
@@ -24,7 +24,7 @@ from crm.models import (
     SourceInstance,
 )
 from crm.models import utcnow as now_utc
-from crm.settings import get_settings
+from crm.sales import queue
 from flows.web.app import create_app
 from tests import queue_seed as seed
 from tests.queue_seed import PASSWORD, T0
@@ -356,7 +356,7 @@ def test_manager_assigns_sets_caps_and_sees_pages(app, world, engine):
 
 
 def test_manager_sees_and_dismisses_quarantined_rows(app, world, engine, tmp_path):
-    from crm.ingest.service import ingest_path
+    from crm.intake.service import ingest_path
     from crm.models import QuarantinedRow
 
     bad = tmp_path / "bad-events.jsonl"
@@ -450,7 +450,7 @@ def test_admin_exports_and_erases_a_contact(app, world, engine):
 
 
 def test_trigger_a_follow_up_campaign(app, world, engine):
-    pytest.importorskip("crm.campaigns")
+    pytest.importorskip("crm.outreach.campaigns")
     alice, token = login(app, "alice")
     item = world["items"][5]
     alice.post(f"/queue/items/{item['item_id']}/claim", data={"csrf_token": token})

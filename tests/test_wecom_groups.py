@@ -9,8 +9,8 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from crm.ingest.records import RawItem, RejectedRow
-from crm.ingest.wecom import (
+from crm.intake.records import RawItem, RejectedRow
+from crm.intake.wecom import (
     WeComApiError,
     WeComClient,
     WeComGroupsAdapter,
@@ -150,7 +150,7 @@ def test_wrong_secret_fails_with_errcode_and_never_shows_the_secret(caplog):
 
 
 def test_members_without_userid_are_rejected_not_dropped():
-    from crm.ingest.wecom import member_items
+    from crm.intake.wecom import member_items
 
     chat = {"chat_id": "c1", "name": "g", "member_list": [{"type": 2}, member("wmA")]}
     items = list(member_items(chat))

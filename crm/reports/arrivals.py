@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
-from crm.attribution import first_touches
+from crm.contacts.attribution import first_touches
 from crm.models import SourceInstance, Touch
 from crm.reports.attribution import dimension
 from crm.reports.window import ReportWindow, local_day

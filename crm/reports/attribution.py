@@ -1,4 +1,4 @@
-"""The dimensions reports group by (the touch a contact is credited to: :mod:`crm.attribution`)."""
+"""The dimensions reports group by: the touch a contact is credited to (contacts.attribution)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from sqlalchemy import String, case, cast, func, literal
 
-from crm.domain import SourceKind
-from crm.errors import InputError
+from crm.core.errors import InputError
+from crm.core.vocabulary import SourceKind
 from crm.models import SourceInstance
 
 By = Literal["source", "kind", "promoter", "post", "group", "location", "campaign"]

@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import case, distinct, func, select
 from sqlalchemy.orm import Session
 
-from crm.attribution import first_touches
-from crm.domain import EventKind
+from crm.contacts.attribution import first_touches
+from crm.core.vocabulary import EventKind
 from crm.models import Community, Contact, Event, SourceInstance
 from crm.reports.attribution import NONE_LABEL, dimension
 from crm.reports.window import ReportWindow

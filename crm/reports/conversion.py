@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from crm.attribution import first_touches
-from crm.domain import TIER_ORDER
+from crm.contacts.attribution import first_touches
+from crm.core.vocabulary import TIER_ORDER
 from crm.models import SourceInstance, TierChange, Touch
 from crm.reports.attribution import NONE_LABEL, dimension
 from crm.reports.window import ReportWindow, local_day, week_of

@@ -2,7 +2,7 @@
 
 Messages count in the window by their ``due_at``. ``opted_out`` and ``no_consent`` are the
 parts of ``skipped`` that dispatch skipped for an opt-out (退订) or a missing marketing
-consent (the reasons crm.optout names).
+consent (the reasons crm.compliance.optout names).
 Cap headroom reads the caps ledger for the local day of ``as_of``; an account with no
 reservation yet that day has the whole limit left, from the named platform limits.
 """
@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from crm.domain import OutboxState
+from crm.compliance.optout import NO_CONSENT, OPTED_OUT
+from crm.core.vocabulary import OutboxState
 from crm.models import CapUsage, OperatorAccount, OutboxMessage, PlatformLimit
-from crm.optout import NO_CONSENT, OPTED_OUT
 from crm.reports.window import ReportWindow
 
 STATES = tuple(s.value for s in OutboxState)

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from crm.errors import InputError
+from crm.core.errors import InputError
 from crm.reports.arrivals import arrivals
 from crm.reports.attribution import check_by
 from crm.reports.contribution import contribution

@@ -1,6 +1,6 @@
 """Named special periods (春节, 双十一, a campaign window) that reports can be asked for.
 
-Periods are data: the bundled ``crm/data/periods.toml`` or an operator's own file.
+Periods are data: the bundled ``crm/reports/periods.toml`` or an operator's own file.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from crm.errors import InputError
+from crm.core.errors import InputError
 
-BUNDLED = Path(__file__).resolve().parent.parent / "data" / "periods.toml"
+BUNDLED = Path(__file__).resolve().parent / "periods.toml"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Integer, case, exists, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
-from crm.attribution import first_touches
+from crm.contacts.attribution import first_touches
 from crm.models import Event, Membership, SourceInstance, UTCDateTime
 from crm.reports.attribution import NONE_LABEL, dimension
 from crm.reports.window import ReportWindow, local_day, local_midnight, week_of

@@ -16,13 +16,13 @@ from typing import Any
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from crm.domain import OPEN_QUEUE_STATUSES, QueueStatus
+from crm.core.vocabulary import OPEN_QUEUE_STATUSES, QueueStatus
 from crm.models import QueueAction, QueueItem, User
 from crm.reports.window import ReportWindow
 
 CLAIM_ACTION = "claim"
 ASSIGNED_ACTION = "assigned"
-# Actions that move an item between people without working it (crm.queue's vocabulary).
+# Actions that move an item between people without working it (crm.sales.queue's vocabulary).
 HANDLING_ACTIONS = ("claim", "assign", "assigned", "reassign", "release", "expired")
 
 

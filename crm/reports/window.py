@@ -20,7 +20,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
-from crm.errors import InputError
+from crm.core.errors import InputError
 
 # Retention and conversion cohorts look back at least this many weeks from the report's end.
 DEFAULT_COHORT_WEEKS = 8

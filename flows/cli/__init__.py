@@ -7,7 +7,7 @@ from importlib import metadata
 
 import typer
 
-from crm.errors import QunflowError
+from crm.core.errors import QunflowError
 from flows.cli import (
     campaign,
     caps,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from crm.campaigns import describe
-from crm.errors import InputError
+from crm.core.errors import InputError
+from crm.outreach.campaigns import describe
 from flows.cli.common import engine, print_json, print_table, settings
 from flows.trigger import trigger_campaign
 

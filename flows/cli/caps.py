@@ -5,11 +5,11 @@ from __future__ import annotations
 import typer
 from sqlalchemy import select
 
-from crm.caps import add_account, usage_today
-from crm.db import transaction
-from crm.domain import Platform
-from crm.errors import InputError
+from crm.core.db import transaction
+from crm.core.errors import InputError
+from crm.core.vocabulary import Platform
 from crm.models import OperatorAccount
+from crm.outreach.caps import add_account, usage_today
 from flows.cli.common import engine, print_json, print_table, settings
 
 accounts = typer.Typer(help="Operator accounts and their per-account limits.")

@@ -13,9 +13,9 @@ from typing import Any
 import typer
 from sqlalchemy import Engine
 
-from crm.db import check_connection, make_engine
-from crm.migrate import require_current
-from crm.settings import Settings, get_settings
+from crm.core.db import check_connection, make_engine
+from crm.core.migrate import require_current
+from crm.core.settings import Settings, get_settings
 
 
 @cache

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import typer
 
-from crm.contacts import contact_detail, list_contacts
-from crm.db import transaction
-from crm.domain import Tier
-from crm.errors import InputError
-from crm.privacy import erase_contact, export_contact
-from crm.tags import clean_tag, split_tags, tag_contacts, tag_counts, untag_contacts
+from crm.compliance.privacy import erase_contact, export_contact
+from crm.contacts.queries import contact_detail, list_contacts
+from crm.contacts.tags import clean_tag, split_tags, tag_contacts, tag_counts, untag_contacts
+from crm.core.db import transaction
+from crm.core.errors import InputError
+from crm.core.vocabulary import Tier
 from flows.cli.common import engine, json_text, print_json, print_table
 
 app = typer.Typer(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from crm import migrate
+from crm.core import migrate
 from flows.cli.common import database, print_json, settings
 
 app = typer.Typer(help="Create and upgrade the CRM database schema.", no_args_is_help=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from crm.errors import QunflowError
+from crm.core.errors import QunflowError
 from flows.cli.common import database, print_json, settings
 
 

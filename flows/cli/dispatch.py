@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import typer
 
-from crm.channels import build_channels
-from crm.channels.registry import REQUIRES, check_names
-from crm.dispatch import dispatch
-from crm.errors import InputError
+from crm.core.errors import InputError
+from crm.outreach.channels import build_channels
+from crm.outreach.channels.registry import REQUIRES, check_names
+from crm.outreach.dispatch import dispatch
 from flows.cli.common import engine, print_json, print_table, settings
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from crm.cadence import parse_expiry
-from crm.db import transaction
-from crm.domain import Theme, Tier
-from crm.placement import add_group, list_groups, rotate_qr
+from crm.core.clock import parse_expiry
+from crm.core.db import transaction
+from crm.core.vocabulary import Theme, Tier
+from crm.routing.placement import add_group, list_groups, rotate_qr
 from flows.cli.common import engine, print_json, print_table
 
 app = typer.Typer(help="Groups per tier and their QR codes (群活码).", no_args_is_help=True)

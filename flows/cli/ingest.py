@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from crm.db import transaction
-from crm.ingest.records import IngestReport
+from crm.core.db import transaction
+from crm.intake.records import IngestReport
 from flows.cli.common import engine, print_json, print_table
 
 app = typer.Typer(help="Import contacts and activity from source exports.", no_args_is_help=True)
@@ -40,7 +40,7 @@ def _run(
     account: str | None = None,
     platform: str | None = None,
 ) -> IngestReport:
-    from crm.ingest.service import ingest_path
+    from crm.intake.service import ingest_path
 
     return ingest_path(engine(), kind, path, group=group, account=account, platform=platform)
 
@@ -93,7 +93,7 @@ def qr_signups_file(
 @app.command("pending")
 def pending(as_json: bool = _JSON) -> None:
     """Resolve raw records still pending (web sign-ups, webhook leads, replays)."""
-    from crm.ingest.service import process_pending
+    from crm.intake.service import process_pending
 
     _report(process_pending(engine()), as_json)
 
@@ -112,7 +112,7 @@ def quarantine_list(
     Import the row again with the mistake fixed and its entry closes as corrected; rows
     nobody will fix are closed with `qunflow quarantine dismiss`.
     """
-    from crm.ingest.quarantine import list_quarantine
+    from crm.intake.quarantine import list_quarantine
 
     with transaction(engine()) as session:
         rows = list_quarantine(
@@ -142,7 +142,7 @@ def quarantine_dismiss(
     """Close quarantined rows nobody will correct; they stay listed under `list --all`."""
     import getpass
 
-    from crm.ingest.quarantine import dismiss
+    from crm.intake.quarantine import dismiss
 
     with transaction(engine()) as session:
         closed = dismiss(

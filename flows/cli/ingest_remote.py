@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from crm.ingest.records import IngestReport
+from crm.intake.records import IngestReport
 from flows.cli.common import engine, print_json
 
 
@@ -25,7 +25,7 @@ def qr_signups(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Resolve new QR and invite sign-ups (and pushed leads/events) into contacts."""
-    from crm.inbox import ingest_qr_signups
+    from crm.intake.inbox import ingest_qr_signups
 
     _print(ingest_qr_signups(engine()), as_json)
 
@@ -36,7 +36,7 @@ def wecom_groups(
     """Pull the members of every WeCom customer group (QUNFLOW_WECOM_* settings)."""
     import httpx
 
-    from crm.ingest.wecom import client_from_settings, pull_wecom_groups
+    from crm.intake.wecom import client_from_settings, pull_wecom_groups
 
     with httpx.Client(timeout=30) as http:
         report = pull_wecom_groups(engine(), client_from_settings(http))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from crm.channels.registry import check_names
-from crm.db import transaction
-from crm.optout import opt_out
+from crm.compliance.optout import opt_out
+from crm.core.db import transaction
+from crm.outreach.channels.registry import check_names
 from flows.cli.common import engine, print_json
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from crm.qr import create_qr, list_qr, parse_duration
+from crm.intake.qr import create_qr, list_qr, parse_duration
 from flows.cli.common import engine, print_json, print_table, settings
 
 app = typer.Typer(help="Create and list sign-up QR codes.", no_args_is_help=True)

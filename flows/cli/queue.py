@@ -6,10 +6,10 @@ from datetime import datetime
 
 import typer
 
-from crm import queue
-from crm.db import transaction
-from crm.errors import InputError
-from crm.users import user_id_by_name
+from crm.core.db import transaction
+from crm.core.errors import InputError
+from crm.sales import queue
+from crm.sales.users import user_id_by_name
 from flows.cli.common import engine, print_json, print_table, settings
 
 app = typer.Typer(help="Work the prospect queue.", no_args_is_help=True)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from crm.db import transaction
-from crm.errors import InputError
+from crm.core.db import transaction
+from crm.core.errors import InputError
 from crm.reports import BY_CHOICES, funnel_report, report_tables, resolve_range, summary_lines
 from flows.cli.common import engine, print_json, print_table, settings
 

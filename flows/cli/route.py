@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from crm.routing import route as route_contacts
-from crm.rules import configured_rules, load_rules
+from crm.routing.route import route as route_contacts
+from crm.routing.rules import configured_rules, load_rules
 from flows.cli.common import engine, print_json, print_table, settings
 
 rules_app = typer.Typer(help="Scoring and routing rules files.", no_args_is_help=True)

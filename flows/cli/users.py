@@ -7,10 +7,10 @@ import sys
 
 import typer
 
-from crm.db import transaction
-from crm.domain import UserRole
-from crm.errors import InputError
-from crm.users import add_user, clean_username, list_users, set_caps
+from crm.core.db import transaction
+from crm.core.errors import InputError
+from crm.core.vocabulary import UserRole
+from crm.sales.users import add_user, clean_username, list_users, set_caps
 from flows.cli.common import engine, print_json, print_table
 
 app = typer.Typer(help="Staff accounts: sales, managers, admins.", no_args_is_help=True)

@@ -14,9 +14,9 @@ from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from crm.db import make_engine
-from crm.errors import QunflowError
-from crm.settings import Settings, get_settings
+from crm.core.db import make_engine
+from crm.core.errors import QunflowError
+from crm.core.settings import Settings, get_settings
 from flows.web import manage, pages, public
 from flows.web.auth import CsrfFailed, LoginThrottle, NotLoggedIn, Sessions
 from flows.web.common import csrf_protect, current_user, lang_of, render

@@ -11,10 +11,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from crm.db import transaction
-from crm.errors import Forbidden
-from crm.settings import Settings
-from crm.users import StaffUser, get_user
+from crm.core.db import transaction
+from crm.core.errors import Forbidden
+from crm.core.settings import Settings
+from crm.sales.users import StaffUser, get_user
 from flows.web.auth import LANG_COOKIE, CsrfFailed, NotLoggedIn, Sessions, tokens_match
 from flows.web.i18n import normalize_lang, translator
 

@@ -10,16 +10,16 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse
 from starlette.responses import Response
 
-from crm import queue
-from crm.caps import usage_today
-from crm.db import transaction
-from crm.errors import InputError
-from crm.ingest.quarantine import dismiss, list_quarantine
+from crm.compliance.privacy import erase_contact, export_contact
+from crm.core.db import transaction
+from crm.core.errors import InputError
+from crm.intake.quarantine import dismiss, list_quarantine
 from crm.models import User
-from crm.privacy import erase_contact, export_contact
+from crm.outreach.caps import usage_today
 from crm.reports import manager_report
-from crm.users import StaffUser, list_users, set_caps
-from crm.workspace import audit_page
+from crm.sales import queue
+from crm.sales.users import StaffUser, list_users, set_caps
+from crm.sales.workspace import audit_page
 from flows.web.common import (
     back,
     current_user,
@@ -184,7 +184,7 @@ def export(request: Request, contact_id: int, user: StaffUser = Depends(current_
     require_admin(user)
     with transaction(engine_of(request)) as session:
         data = export_contact(session, contact_id)
-        from crm.audit import audit
+        from crm.core.audit import audit
 
         audit(session, user.username, "contact.export", object_type="contact", object_id=contact_id)
     body = json.dumps(data, ensure_ascii=False, indent=2, default=_json_default)

@@ -10,15 +10,15 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from crm import queue
-from crm.audit import audit
-from crm.db import transaction
-from crm.errors import Forbidden, InputError
+from crm.contacts.tags import split_tags, tag_contacts, untag_contacts
+from crm.core.audit import audit
+from crm.core.db import transaction
+from crm.core.errors import Forbidden, InputError
+from crm.core.settings import Settings
 from crm.models import utcnow
-from crm.settings import Settings
-from crm.tags import split_tags, tag_contacts, untag_contacts
-from crm.users import StaffUser, authenticate, list_users
-from crm.workspace import add_note, holds_contact, prospect_page
+from crm.sales import queue
+from crm.sales.users import StaffUser, authenticate, list_users
+from crm.sales.workspace import add_note, holds_contact, prospect_page
 from flows.web.auth import LoginThrottle, tokens_match
 from flows.web.common import (
     back,
@@ -361,7 +361,7 @@ def remove_tag(
 def _campaign_names(settings: Settings) -> list[str]:
     # Event notices need an event's time and name: they are started from the Prefect form
     # or the CLI, not for one prospect.
-    from crm.campaigns import triggerable_names
+    from crm.outreach.campaigns import triggerable_names
 
     return triggerable_names(settings)
 

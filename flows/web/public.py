@@ -17,14 +17,14 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 import templates as templates_pkg
-from crm.db import make_engine
-from crm.errors import InputError
-from crm.inbox import accept_pushed, accept_signup
-from crm.qr import ExpiredToken, InvalidToken, QrClaims, new_nonce, sign_nonce, verify_nonce
-from crm.qr import verify_token as verify_qr_token
-from crm.settings import Settings, get_settings
-from crm.signup import questions_for, validate_signup
-from crm.webhook import SIGNATURE_HEADER, verify
+from crm.core.db import make_engine
+from crm.core.errors import InputError
+from crm.core.settings import Settings, get_settings
+from crm.intake.inbox import accept_pushed, accept_signup
+from crm.intake.qr import ExpiredToken, InvalidToken, QrClaims, new_nonce, sign_nonce, verify_nonce
+from crm.intake.qr import verify_token as verify_qr_token
+from crm.intake.signatures import SIGNATURE_HEADER, verify
+from crm.intake.signup import questions_for, validate_signup
 
 router = APIRouter()
 
@@ -177,7 +177,7 @@ async def hook_events(request: Request) -> Response:
 @router.get("/u/{token}", response_class=HTMLResponse)
 def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
     """Ask the contact to confirm the opt-out the link carries."""
-    from crm.optout import read_unsubscribe
+    from crm.compliance.optout import read_unsubscribe
 
     try:
         data = read_unsubscribe(token, settings=_settings(request))
@@ -189,7 +189,7 @@ def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
 @router.post("/u/{token}", response_class=HTMLResponse)
 def unsubscribe(request: Request, token: str) -> HTMLResponse:
     """Opt the contact out at once; planned messages on that channel are skipped."""
-    from crm.optout import apply_unsubscribe
+    from crm.compliance.optout import apply_unsubscribe
 
     try:
         result = apply_unsubscribe(_engine(request), token, settings=_settings(request))

@@ -1,0 +1,1 @@
+"""Who our contacts are: identities and their normalization, tags, first-touch attribution."""

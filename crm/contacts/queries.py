@@ -1,0 +1,181 @@
+"""Reading contacts: lists for queues and the CLI, and one contact in full."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import Session
+
+from crm.core.errors import NotFound
+from crm.models import (
+    Community,
+    Consent,
+    Contact,
+    ContactTag,
+    Event,
+    Identity,
+    Membership,
+    SourceInstance,
+    TierChange,
+    Touch,
+)
+
+
+def resolve_contact_id(session: Session, contact_id: int) -> int:
+    """Follow merges: the id of the contact that now holds this one's history."""
+    seen: set[int] = set()
+    current = contact_id
+    while True:
+        row = session.execute(
+            select(Contact.id, Contact.merged_into_id).where(Contact.id == current)
+        ).first()
+        if row is None:
+            raise NotFound(f"contact {contact_id} does not exist")
+        if row.merged_into_id is None or row.merged_into_id in seen:
+            return int(row.id)
+        seen.add(current)
+        current = int(row.merged_into_id)
+
+
+def list_contacts(
+    session: Session,
+    *,
+    tier: str | None = None,
+    tag: str | None = None,
+    status: str = "active",
+    limit: int = 50,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """A page of contacts, highest score first, with the total for paging."""
+    base = select(Contact).where(Contact.status == status)
+    if tier is not None:
+        base = base.where(Contact.tier == tier)
+    if tag is not None:  # stored tags are cleaned (crm.contacts.tags.clean_tag); so is the filter
+        base = base.where(
+            exists().where(ContactTag.contact_id == Contact.id, ContactTag.tag == tag)
+        )
+    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
+    rows = session.scalars(
+        base.order_by(Contact.score.desc(), Contact.id).limit(limit).offset(offset)
+    ).all()
+    ids = [c.id for c in rows]
+    idents: dict[int, dict[str, str]] = {}
+    for ident in session.scalars(select(Identity).where(Identity.contact_id.in_(ids))):
+        idents.setdefault(ident.contact_id, {}).setdefault(ident.kind, ident.value)
+    tags = _tags(session, ids)
+    items = [
+        {
+            "id": c.id,
+            "name": c.display_name,
+            "tier": c.tier,
+            "score": c.score,
+            "phone": idents.get(c.id, {}).get("phone"),
+            "wechat_id": idents.get(c.id, {}).get("wechat_id"),
+            "tags": tags.get(c.id, []),
+            "first_seen_at": c.first_seen_at,
+            "last_active_at": c.last_active_at,
+        }
+        for c in rows
+    ]
+    return {"total": total, "limit": limit, "offset": offset, "items": items}
+
+
+def _tags(session: Session, contact_ids: list[int]) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    stmt = (
+        select(ContactTag.contact_id, ContactTag.tag)
+        .where(ContactTag.contact_id.in_(contact_ids))
+        .order_by(ContactTag.contact_id, ContactTag.tag)
+    )
+    for cid, tag in session.execute(stmt):
+        out.setdefault(int(cid), []).append(tag)
+    return out
+
+
+def contact_detail(session: Session, contact_id: int, *, event_limit: int = 200) -> dict[str, Any]:
+    """Everything shown on a contact's page: identities, touches, events, score, tiers."""
+    cid = resolve_contact_id(session, contact_id)
+    contact = session.get(Contact, cid)
+    assert contact is not None
+    identities = session.scalars(
+        select(Identity).where(Identity.contact_id == cid).order_by(Identity.kind, Identity.id)
+    ).all()
+    touches = session.execute(
+        select(Touch.touched_at, SourceInstance.kind, SourceInstance.name, SourceInstance.id)
+        .join(SourceInstance, SourceInstance.id == Touch.source_instance_id)
+        .where(Touch.contact_id == cid)
+        .order_by(Touch.touched_at, Touch.id)
+    ).all()
+    events = session.scalars(
+        select(Event)
+        .where(Event.contact_id == cid)
+        .order_by(Event.occurred_at.desc(), Event.id.desc())
+        .limit(event_limit)
+    ).all()
+    history = session.scalars(
+        select(TierChange)
+        .where(TierChange.contact_id == cid)
+        .order_by(TierChange.changed_at, TierChange.id)
+    ).all()
+    groups = session.execute(
+        select(Membership, Community.name, Community.tier)
+        .join(Community, Community.id == Membership.community_id)
+        .where(Membership.contact_id == cid)
+        .order_by(Membership.id)
+    ).all()
+    consents = session.scalars(
+        select(Consent).where(Consent.contact_id == cid).order_by(Consent.recorded_at)
+    ).all()
+    return {
+        "id": contact.id,
+        "requested_id": contact_id,
+        "name": contact.display_name,
+        "status": contact.status,
+        "tier": contact.tier,
+        "score": contact.score,
+        "score_breakdown": list(contact.score_breakdown or []),
+        "rules_version": contact.rules_version,
+        "first_seen_at": contact.first_seen_at,
+        "last_active_at": contact.last_active_at,
+        "referred_by": contact.referred_by_id,
+        "tags": _tags(session, [cid]).get(cid, []),
+        "identities": [
+            {"kind": i.kind, "value": i.value, "flags": i.flags or {}} for i in identities
+        ],
+        "touches": [
+            {"at": t.touched_at, "source_kind": t.kind, "source": t.name, "source_id": t.id}
+            for t in touches
+        ],
+        "events": [
+            {"id": e.id, "kind": e.kind, "at": e.occurred_at, "payload": e.payload or {}}
+            for e in events
+        ],
+        "tier_history": [
+            {
+                "from": h.from_tier,
+                "to": h.to_tier,
+                "reason": h.reason,
+                "score": h.score,
+                "rules_version": h.rules_version,
+                "actor": h.actor,
+                "at": h.changed_at,
+            }
+            for h in history
+        ],
+        "groups": [
+            {
+                "group": name,
+                "tier": tier,
+                "role": m.role,
+                "invited_at": m.invited_at,
+                "joined_at": m.joined_at,
+                "left_at": m.left_at,
+            }
+            for m, name, tier in groups
+        ],
+        "consents": [
+            {"kind": c.kind, "channel": c.channel, "source": c.source, "at": c.recorded_at}
+            for c in consents
+        ],
+    }

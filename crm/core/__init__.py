@@ -1,0 +1,1 @@
+"""The shared kernel: engines, transactions, settings, errors, vocabulary, audit, time."""

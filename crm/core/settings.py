@@ -1,0 +1,167 @@
+"""Qunflow's settings: environment variables prefixed ``QUNFLOW_`` and an optional ``.env``.
+
+Read through :func:`get_settings` only, never at import time, and pass the result down.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from crm.core.errors import ConfigError
+
+ENV_PREFIX = "QUNFLOW_"
+
+
+def default_data_dir() -> Path:
+    """The per-user data directory (XDG on Linux), where the embedded SQLite file lives."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "qunflow"
+
+
+class Settings(BaseSettings):
+    """Everything Qunflow reads from its environment, grouped by what it configures."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    # --- storage -------------------------------------------------------------
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Where Qunflow keeps its embedded database, QR codes and Prefect state.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description=(
+            "SQLAlchemy URL of the CRM database. Default: a SQLite file in the data "
+            "directory. Production: postgresql+psycopg://user:pass@host/db."
+        ),
+    )
+
+    # --- time ----------------------------------------------------------------
+    timezone: str = Field(
+        default="Asia/Shanghai",
+        description="IANA time zone for business days: caps, quiet hours, schedules.",
+    )
+
+    # --- rules and campaigns ---------------------------------------------------
+    rules_path: Path | None = Field(
+        default=None,
+        description="Scoring and routing rules file (TOML). Default: the bundled rules.",
+    )
+    campaigns_path: Path | None = Field(
+        default=None,
+        description="Campaign definitions file (TOML). Default: the bundled campaigns.",
+    )
+    templates_dir: Path | None = Field(
+        default=None,
+        description="Operators' own message templates; searched before the bundled ones.",
+    )
+
+    # --- secrets -------------------------------------------------------------
+    secret_key: SecretStr = Field(
+        default=SecretStr("change-me-in-production"),
+        description="Signs QR sign-up tokens and web sessions. Set a long random value.",
+    )
+    webhook_secret: SecretStr = Field(
+        default=SecretStr("change-me-webhook"),
+        description="Shared HMAC secret for pushed leads and events (X-Qunflow-Signature).",
+    )
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Base URL of the web app as phones reach it; printed into QR codes.",
+    )
+
+    # --- WeCom ---------------------------------------------------------------
+    wecom_corp_id: str | None = Field(default=None, description="WeCom corp id (corpid).")
+    wecom_secret: SecretStr | None = Field(
+        default=None, description="Secret of the WeCom customer-contact application."
+    )
+    wecom_base_url: str = Field(
+        default="https://qyapi.weixin.qq.com/cgi-bin",
+        description="WeCom API base URL; tests point it at a local server.",
+    )
+
+    # --- SMTP ----------------------------------------------------------------
+    smtp_host: str | None = Field(default=None, description="SMTP server for email follow-ups.")
+    smtp_port: int = Field(default=25, ge=1, le=65535, description="SMTP port.")
+    smtp_user: str | None = Field(default=None, description="SMTP login, if any.")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password, if any.")
+    smtp_from: str = Field(default="qunflow@localhost", description="From address of emails.")
+    smtp_starttls: bool = Field(
+        default=False, description="Upgrade the SMTP connection with STARTTLS."
+    )
+
+    # --- generic webhook channel --------------------------------------------------
+    outbound_webhook_url: str | None = Field(
+        default=None, description="URL the signed webhook channel posts messages to."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (expected e.g. Asia/Shanghai)") from exc
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _valid_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(
+                f"not a database URL: {value!r} (expected sqlite:///PATH or "
+                "postgresql+psycopg://USER:PASS@HOST/DB)"
+            ) from exc
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError(
+                f"unsupported database {url.get_backend_name()!r}: use sqlite or postgresql"
+            )
+        if (
+            "+" in url.drivername
+            and url.drivername != "postgresql+psycopg"
+            and url.get_backend_name() == "postgresql"
+        ):
+            raise ValueError("use the psycopg 3 driver: postgresql+psycopg://…")
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The business time zone as a ZoneInfo."""
+        return ZoneInfo(self.timezone)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The effective database URL; a PostgreSQL URL always uses psycopg 3."""
+        if self.database_url is None:
+            return f"sqlite:///{self.data_dir / 'qunflow.db'}"
+        url = make_url(self.database_url)
+        if url.get_backend_name() == "postgresql":
+            url = url.set(drivername="postgresql+psycopg")
+        return url.render_as_string(hide_password=False)
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Read the settings from the environment; a bad value raises ConfigError naming it."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"{ENV_PREFIX}{field.upper()}: {message}") from exc

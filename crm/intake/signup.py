@@ -1,0 +1,127 @@
+"""The sign-up form's rules: screening questions (门槛) per campaign and server-side validation."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from crm.contacts.normalize import clean_name, clean_text, normalize_phone, normalize_wechat_id
+from crm.core.errors import ConfigError
+
+QUESTIONS_PATH = Path(__file__).parent / "signup_questions.toml"
+MAX_ANSWER = 200
+MAX_NAME = 50
+
+
+@dataclass(frozen=True)
+class Question:
+    """One screening question; ``choice`` answers must be one of ``options``."""
+
+    id: str
+    label: str
+    kind: str = "text"
+    options: tuple[str, ...] = ()
+    required: bool = False
+
+
+@dataclass
+class Submission:
+    """A checked sign-up: the cleaned values and the errors to show (field -> message)."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when the form can be stored."""
+        return not self.errors
+
+
+def _parse(doc: dict[str, Any], source: Path) -> dict[str, tuple[Question, ...]]:
+    sets: dict[str, tuple[Question, ...]] = {}
+    for campaign, section in doc.items():
+        questions = []
+        for q in section.get("questions", []):
+            try:
+                question = Question(
+                    id=str(q["id"]),
+                    label=str(q["label"]),
+                    kind=str(q.get("kind", "text")),
+                    options=tuple(str(o) for o in q.get("options", [])),
+                    required=bool(q.get("required", False)),
+                )
+            except (KeyError, TypeError) as exc:
+                raise ConfigError(f"{source}: [{campaign}] question needs id and label") from exc
+            if question.kind not in ("text", "choice") or (
+                question.kind == "choice" and not question.options
+            ):
+                raise ConfigError(f"{source}: [{campaign}] {question.id}: bad kind or no options")
+            questions.append(question)
+        sets[campaign] = tuple(questions)
+    if "default" not in sets:
+        raise ConfigError(f"{source}: a [default] question set is required")
+    return sets
+
+
+@cache
+def load_questions(path: Path = QUESTIONS_PATH) -> dict[str, tuple[Question, ...]]:
+    """Question sets keyed by campaign, read once from the TOML file."""
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read screening questions: {exc}") from exc
+    return _parse(doc, path)
+
+
+def questions_for(campaign: str | None, path: Path = QUESTIONS_PATH) -> tuple[Question, ...]:
+    """The campaign's screening questions, or the default set."""
+    sets = load_questions(path)
+    return sets.get(campaign or "", sets["default"])
+
+
+def validate_signup(form: dict[str, str], questions: tuple[Question, ...]) -> Submission:
+    """Check a posted form: consent, a reachable identity (phone or WeChat id), the answers."""
+    result = Submission()
+    name = clean_name(form.get("name"))
+    if not name:
+        result.errors["name"] = "请填写姓名"
+    elif len(name) > MAX_NAME:
+        result.errors["name"] = f"姓名不能超过{MAX_NAME}个字"
+    else:
+        result.values["name"] = name
+    phone_raw, wechat_raw = clean_text(form.get("phone")), clean_text(form.get("wechat_id"))
+    if not phone_raw and not wechat_raw:
+        result.errors["phone"] = "请至少填写手机号或微信号"
+    if phone_raw:
+        phone = normalize_phone(phone_raw[:40])
+        if phone.value is None:
+            result.errors["phone"] = "手机号格式不正确"
+        else:
+            result.values["phone"] = phone.value
+    if wechat_raw:
+        wechat = normalize_wechat_id(wechat_raw[:40])
+        if wechat.value is None:
+            result.errors["wechat_id"] = "微信号格式不正确(6-20位,字母开头)"
+        else:
+            result.values["wechat_id"] = wechat.value
+    if form.get("consent") not in ("1", "on", "yes", "true"):
+        result.errors["consent"] = "请阅读并勾选同意后提交"
+    answers: dict[str, str] = {}
+    for q in questions:
+        answer = clean_text(form.get(f"q_{q.id}"))[: MAX_ANSWER + 1]
+        if not answer:
+            if q.required:
+                result.errors[f"q_{q.id}"] = "此题为必答"
+            continue
+        if q.kind == "choice" and answer not in q.options:
+            result.errors[f"q_{q.id}"] = "请选择一个选项"
+        elif len(answer) > MAX_ANSWER:
+            result.errors[f"q_{q.id}"] = f"回答不能超过{MAX_ANSWER}个字"
+        else:
+            answers[q.id] = answer
+    result.values["consent"] = "consent" not in result.errors
+    result.values["answers"] = answers
+    return result

@@ -1,0 +1,1 @@
+"""Reaching contacts: campaigns, the outbox, dispatch under the caps ledger, templates, channels."""

@@ -1,0 +1,146 @@
+"""Message templates: one sandboxed Jinja environment, operators' templates before the bundled ones.
+
+A template is named without locale or suffix (``welcome``) and found as
+``<locale>/<name>.txt.j2`` in the operator directory (``settings.templates_dir``), then in the
+bundled ``templates/messages``; a locale without the template falls back to zh-CN.
+Templates compile once per process and recompile when their file changes (Jinja checks the
+file's mtime on lookup); dispatch looks each template up once per batch and renders many.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from crm.core.errors import InputError
+
+DEFAULT_LOCALE = "zh-CN"
+SUFFIX = ".txt.j2"
+
+
+class TemplateError(InputError):
+    """A message template is missing or failed to render; carries its name and line."""
+
+    def __init__(self, name: str, message: str, line: int | None = None) -> None:
+        where = f"{name}:{line}" if line else name
+        super().__init__(f"template {where}: {message}")
+        self.template = name
+        self.line = line
+
+
+def bundled_dir() -> Path:
+    """The bundled message templates (inside the installed package, else the repository)."""
+    try:
+        from importlib.resources import files
+
+        path = Path(str(files("templates") / "messages"))
+        if path.is_dir():
+            return path
+    except (ModuleNotFoundError, TypeError):  # pragma: no cover - broken install
+        pass
+    return Path(__file__).resolve().parents[2] / "templates" / "messages"
+
+
+@lru_cache(maxsize=8)
+def environment(operator_dir: Path | None = None) -> SandboxedEnvironment:
+    """The sandboxed environment for message text: undefined names are errors, no autoescape."""
+    search = [str(p) for p in (operator_dir, bundled_dir()) if p is not None]
+    return SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(search),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=False,
+        auto_reload=True,  # compiled once; an edited file (newer mtime) is compiled again
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def template_path(name: str, locale: str | None) -> list[str]:
+    """Candidate loader paths for a template in a locale, most specific first."""
+    locales = [locale] if locale and locale != DEFAULT_LOCALE else []
+    if locale and "-" in locale:
+        locales.append(locale.split("-")[0])
+    locales.append(DEFAULT_LOCALE)
+    return [f"{loc}/{name}{SUFFIX}" for loc in locales]
+
+
+def available(operator_dir: Path | None = None) -> list[str]:
+    """Names of every template found in the bundled and operator directories."""
+    names: set[str] = set()
+    for base in (operator_dir, bundled_dir()):
+        if base is not None and base.is_dir():
+            names.update(p.name.removesuffix(SUFFIX) for p in base.glob(f"*/*{SUFFIX}"))
+    return sorted(names)
+
+
+class MessageTemplate:
+    """A compiled message template, rendered many times with different contexts."""
+
+    def __init__(self, name: str, template: jinja2.Template) -> None:
+        self.name = name
+        self._template = template
+        self._env = template.environment
+        # Jinja copies and iterates its globals (a ChainMap) for every render; flatten once.
+        self._globals = dict(template.globals)
+
+    def render(self, context: Mapping[str, Any]) -> str:
+        """Render with ``context``; raises TemplateError with the template's name and line."""
+        tpl = self._template
+        try:
+            try:
+                ctx = self._env.context_class(
+                    self._env,
+                    {**self._globals, **context},
+                    tpl.name,
+                    tpl.blocks,
+                    globals=self._globals,
+                )
+                return str(self._env.concat(tpl.root_render_func(ctx))).strip()
+            except Exception:
+                self._env.handle_exception()  # rewrites the traceback to template lines
+        except jinja2.TemplateError as exc:
+            raise TemplateError(self.name, str(exc), _line_of(exc)) from exc
+        except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+            raise TemplateError(self.name, f"{type(exc).__name__}: {exc}", _line_of(exc)) from exc
+
+
+def load(
+    name: str, *, locale: str | None = None, operator_dir: Path | None = None
+) -> MessageTemplate:
+    """The compiled template for a name and locale; raises TemplateError if missing or invalid."""
+    env = environment(operator_dir)
+    try:
+        template = env.select_template(template_path(name, locale))
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(name, exc.message or "syntax error", exc.lineno) from exc
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateError(name, f"not found for locale {locale or DEFAULT_LOCALE}") from exc
+    return MessageTemplate(name, template)
+
+
+def render(
+    name: str,
+    context: Mapping[str, Any],
+    *,
+    locale: str | None = None,
+    operator_dir: Path | None = None,
+) -> str:
+    """Render a message template; raises TemplateError with the template's name and line."""
+    return load(name, locale=locale, operator_dir=operator_dir).render(context)
+
+
+def _line_of(exc: BaseException) -> int | None:
+    # Jinja rewrites tracebacks so frames of the compiled template carry the template's line.
+    tb = exc.__traceback__
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith(SUFFIX):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line

@@ -1,6 +1,0 @@
-"""Scoring and routing rules: the versioned rules file, its model and its loader."""
-
-from crm.rules.loader import DEFAULT_RULES, configured_rules, load_rules, parse_rules
-from crm.rules.model import Rules
-
-__all__ = ["DEFAULT_RULES", "Rules", "configured_rules", "load_rules", "parse_rules"]
