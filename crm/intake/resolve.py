@@ -63,7 +63,6 @@ _EVENT_DETAILS = (
 _REFERRER_KEYS = frozenset(f"referrer_{f}" for f in IDENTITY_FIELDS)
 # Serializes resolution across workers on PostgreSQL (SQLite writers already hold the lock):
 # two imports resolving the same new person at once would otherwise create two contacts.
-_RESOLVE_LOCK = 0x71756E66
 _IDENT_CHARS = 200  # identities.value
 
 
@@ -201,12 +200,6 @@ def _index_probes(session: Session) -> Iterator[None]:
     yield  # on an error the transaction rolls back, and these settings with it
     session.execute(text("SET LOCAL enable_hashjoin = on"))
     session.execute(text("SET LOCAL enable_mergejoin = on"))
-
-
-def lock_for_resolution(session: Session) -> None:
-    """Take the resolution lock for this transaction (PostgreSQL; SQLite uses BEGIN IMMEDIATE)."""
-    if is_postgres(session):
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _RESOLVE_LOCK})
 
 
 def quarantine_fingerprint(*parts: object) -> str:
@@ -359,7 +352,7 @@ def _resolve_parsed(
 ) -> None:
     # 1. Which identities already exist (one set-based join), keyed as stored (truncated).
     # Flagged (non-matchable) ones are looked up too, so the new ones can be appended
-    # without ON CONFLICT: the caller holds the resolution lock, nothing else writes them.
+    # without ON CONFLICT: the caller holds the contact-graph lock, nothing else writes them.
     wanted = {key for p in parsed for key, _ in (*p.prep.stored, *p.prep.ref_stored)}
     source, params = rows_source(
         session, "_id_stage", [("kind", "text"), ("value", "text")], wanted

@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 
 from crm.core.bulk import _json, allocate_ids, bulk_insert, rows_source
 from crm.core.db import is_postgres, transaction
+from crm.core.locks import Lock, hold
 from crm.core.vocabulary import RecordStatus
 from crm.intake.quarantine import (
     Candidate,
@@ -53,7 +54,6 @@ from crm.intake.records import IngestReport, RawItem, RejectedRow, SourceSpec, b
 from crm.intake.resolve import (
     PendingRow,
     Prepared,
-    lock_for_resolution,
     prepare,
     probe_join,
     resolve_rows,
@@ -267,7 +267,7 @@ def _ingest_batch(
 ) -> IngestReport:
     report = IngestReport(read=len(chunk))
     with transaction(engine, immediate=True) as session:
-        lock_for_resolution(session)
+        hold(session, Lock.CONTACT_GRAPH)
         source_ids: dict[tuple[str, str], int] = {}
         # Adapters hand out a few spec objects shared by many items: look each up once.
         spec_ids: dict[int, int] = {}
@@ -373,7 +373,7 @@ def _new_records(
 
     Also how many are quarantined records read again, each new id's (source, key, JSON), and
     for corrections of quarantined records (see :mod:`crm.intake.quarantine`) the new id's
-    original. The caller holds the resolution lock, so no other import stores these keys
+    original. The caller holds the contact-graph lock, so no other import stores these keys
     meanwhile.
     """
     if not staged:
@@ -449,7 +449,7 @@ def process_pending(
     report = IngestReport()
     while True:
         with transaction(engine, immediate=True) as session:
-            lock_for_resolution(session)
+            hold(session, Lock.CONTACT_GRAPH)
             found = session.execute(
                 text(
                     # The status as a literal: the partial index on pending records

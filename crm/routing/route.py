@@ -20,6 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from crm.core.db import is_postgres, transaction
+from crm.core.locks import Lock, hold
 from crm.core.vocabulary import TIER_ORDER, ContactStatus, QueueStatus, Tier
 from crm.models import Contact, Membership, QueueItem, UTCDateTime, utcnow
 from crm.routing.placement import pending_placements, place_contacts
@@ -27,9 +28,6 @@ from crm.routing.rescore import rescore_in_sql
 from crm.routing.rules import Rules, configured_rules
 from crm.routing.scoring import Rescored, Scored, score_range, store_scores
 from crm.routing.tiers import TierFacts, Transition, next_tier, record_transitions
-
-# Two route runs at once would record the same moves twice; PostgreSQL serializes them here.
-_ROUTE_LOCK = 0x71756E66
 
 
 @dataclass
@@ -107,8 +105,7 @@ def route(
                 session.rollback()
         return result
     with transaction(engine, immediate=True) as session:
-        if is_postgres(session):
-            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ROUTE_LOCK})
+        hold(session, Lock.CONTACT_GRAPH)
         _tune(session)
         _run(session, rules, at, batch_size, demotions_only, result, write=True)
         placement = place_contacts(session, pending_placements(session, rules), rules, now=at)
