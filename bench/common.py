@@ -26,7 +26,7 @@ def database(kind: str, workdir: Path, *, pool_size: int = 5) -> Iterator[Engine
         with _migrated(url, pool_size=pool_size, max_overflow=4) as eng:
             yield eng
         return
-    from tests.pgcluster import local_cluster
+    from tests.helpers.pgcluster import local_cluster
 
     with local_cluster() as server, _migrated(server, pool_size=pool_size, max_overflow=4) as eng:
         yield eng

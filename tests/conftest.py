@@ -39,7 +39,7 @@ def pg_server() -> Iterator[str | None]:
     if url:
         yield url
         return
-    from tests.pgcluster import local_cluster
+    from tests.helpers.pgcluster import local_cluster
 
     try:
         cm = local_cluster()

@@ -21,7 +21,7 @@ from crm.reports import (
     resolve_range,
 )
 from crm.reports.window import local_day, offset_segments
-from tests.report_history import END, NOW, START, build_history
+from tests.helpers.report_history import END, NOW, START, build_history
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from crm.outreach.campaigns import load_campaigns
-from tests.followups_helpers import make_contacts
+from tests.helpers.followups import make_contacts
 
 CAMPAIGN = """
 [[campaign]]

@@ -27,7 +27,7 @@ from crm.outreach.dispatch import dispatch, poll_confirmations
 from crm.outreach.outbox import Outcome, claim, counts, mark
 from crm.outreach.templates import TemplateError, render
 from tests.fakes.wecom_msg_server import wecom_msg_server
-from tests.followups_helpers import make_account, make_contacts, settings_for
+from tests.helpers.followups import make_account, make_contacts, settings_for
 
 SH = ZoneInfo("Asia/Shanghai")
 NY = ZoneInfo("America/New_York")

@@ -16,7 +16,7 @@ from crm.models import AuditEntry, Contact, QueueAction, QueueItem, SourceInstan
 from crm.sales import queue
 from crm.sales.users import add_user, set_caps
 from tests import queue_seed as seed
-from tests.queue_seed import T0
+from tests.helpers.queue_seed import T0
 
 HAS_TIERS = importlib.util.find_spec("crm.routing.tiers") is not None
 

@@ -63,7 +63,7 @@ def test_kill_9_mid_import_then_rerun(db_url: str, tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=120,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     crashed = _counts(db_url)

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from crm.core.db import transaction
 from crm.models import OutboxMessage
 from flows.trigger import trigger_campaign
-from tests.followups_helpers import make_contacts
+from tests.helpers.followups import make_contacts
 
 QUNFLOW = str(Path(sys.executable).with_name("qunflow"))
 

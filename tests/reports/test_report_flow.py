@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 
 from crm.core.db import transaction
 from crm.reports import funnel_report
-from tests.report_history import END, NOW, START, build_history
+from tests.helpers.report_history import END, NOW, START, build_history
 
 
 def _artifact(key: str) -> object:

@@ -19,7 +19,7 @@ from crm.outreach.campaigns import plan_campaign
 from crm.outreach.channels.webhook import WebhookChannel
 from crm.outreach.dispatch import dispatch
 from tests.fakes.webhook_receiver import webhook_receiver
-from tests.followups_helpers import make_account, make_contacts, settings_for
+from tests.helpers.followups import make_account, make_contacts, settings_for
 
 CAMPAIGN = """
 [[campaign]]

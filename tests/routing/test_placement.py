@@ -18,7 +18,7 @@ from crm.routing.placement import (
     rotate_qr,
 )
 from crm.routing.rules import load_rules
-from tests.route_fixtures import NOW, add_contact, add_group
+from tests.helpers.route_fixtures import NOW, add_contact, add_group
 
 RULES = load_rules()
 

@@ -341,7 +341,7 @@ def test_unsubscribe_link_asks_then_opts_out(engine, tmp_path):
     from crm.core.settings import get_settings
     from crm.models import Consent
     from flows.web.app import create_app
-    from tests.followups_helpers import make_contacts
+    from tests.helpers.followups import make_contacts
 
     st = get_settings(data_dir=tmp_path / "data")
     (cid,) = make_contacts(engine, 1)

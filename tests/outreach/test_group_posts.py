@@ -20,7 +20,7 @@ from crm.outreach.channels.local import FileChannel
 from crm.outreach.channels.wecom import WecomChannel
 from crm.outreach.dispatch import dispatch, poll_confirmations
 from tests.fakes.wecom_msg_server import wecom_msg_server
-from tests.followups_helpers import make_account, make_contacts, settings_for
+from tests.helpers.followups import make_account, make_contacts, settings_for
 
 SH = ZoneInfo("Asia/Shanghai")
 TUESDAY_EVENING = datetime(2026, 3, 3, 11, 0, tzinfo=UTC)  # 19:00 in Shanghai

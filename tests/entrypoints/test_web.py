@@ -27,7 +27,7 @@ from crm.models import utcnow as now_utc
 from crm.sales import queue
 from flows.web.app import create_app
 from tests import queue_seed as seed
-from tests.queue_seed import PASSWORD, T0
+from tests.helpers.queue_seed import PASSWORD, T0
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette asks for httpx2, which is not packaged here

@@ -127,7 +127,7 @@ def _wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 
 if __name__ == "__main__":
-    # Manual use: python -m tests.pgcluster  → prints a URL and keeps the server up.
+    # Manual use: python -m tests.helpers.pgcluster  → prints a URL and keeps the server up.
     with local_cluster() as u:
         print(u, flush=True)
         with contextlib.suppress(KeyboardInterrupt):

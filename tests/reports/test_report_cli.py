@@ -11,9 +11,9 @@ from sqlalchemy import Engine
 
 from crm.core.db import transaction
 from crm.reports import funnel_report
-from tests.report_history import END, NOW, START, build_history
+from tests.helpers.report_history import END, NOW, START, build_history
 
-QUNFLOW = str(Path(__file__).resolve().parent.parent / ".venv" / "bin" / "qunflow")
+QUNFLOW = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "qunflow")
 RANGE = ["--from", "2026-03-02", "--to", "2026-03-09", "--as-of", "2026-04-05T00:00:00+00:00"]
 
 

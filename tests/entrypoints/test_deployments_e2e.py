@@ -25,7 +25,7 @@ import pytest
 
 from deployments.serve import CATALOG, prefect_yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 

@@ -32,10 +32,16 @@ from crm.routing.route import route, tier_facts
 from crm.routing.rules import DEFAULT_RULES, Rules, load_rules, parse_rules
 from crm.routing.scoring import ContactFacts, bucket_events, evaluate, score, score_range
 from crm.routing.tiers import mark_paid, may_move, next_tier
-from tests.route_fixtures import NOW, add_contact, add_events, add_group, add_varied_contacts
+from tests.helpers.route_fixtures import (
+    NOW,
+    add_contact,
+    add_events,
+    add_group,
+    add_varied_contacts,
+)
 
 RULES = load_rules()
-QUNFLOW = str(Path(__file__).resolve().parent.parent / ".venv" / "bin" / "qunflow")
+QUNFLOW = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "qunflow")
 
 
 def tiers(engine: Engine) -> dict[int, tuple[str | None, str]]:

@@ -19,7 +19,7 @@ from crm.core.errors import InputError
 from crm.intake.resolve import merge_contacts
 from crm.models import Contact, ContactTag
 from crm.outreach.campaigns import plan_campaign
-from tests.followups_helpers import make_contacts, settings_for
+from tests.helpers.followups import make_contacts, settings_for
 
 QUNFLOW = str(Path(sys.executable).with_name("qunflow"))
 
