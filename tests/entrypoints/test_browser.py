@@ -20,7 +20,7 @@ import pytest
 from crm.core.db import make_engine
 from crm.core.settings import get_settings
 from crm.models import utcnow
-from tests import queue_seed as seed
+from tests.helpers import queue_seed as seed
 
 pytestmark = pytest.mark.browser
 

@@ -26,7 +26,7 @@ from crm.models import (
 from crm.models import utcnow as now_utc
 from crm.sales import queue
 from flows.web.app import create_app
-from tests import queue_seed as seed
+from tests.helpers import queue_seed as seed
 from tests.helpers.queue_seed import PASSWORD, T0
 
 with warnings.catch_warnings():

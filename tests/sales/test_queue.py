@@ -15,7 +15,7 @@ from crm.core.errors import Conflict, Forbidden, InputError
 from crm.models import AuditEntry, Contact, QueueAction, QueueItem, SourceInstance
 from crm.sales import queue
 from crm.sales.users import add_user, set_caps
-from tests import queue_seed as seed
+from tests.helpers import queue_seed as seed
 from tests.helpers.queue_seed import T0
 
 HAS_TIERS = importlib.util.find_spec("crm.routing.tiers") is not None

@@ -6,7 +6,7 @@ import json
 import subprocess
 
 from crm.core.db import make_engine
-from tests import queue_seed as seed
+from tests.helpers import queue_seed as seed
 
 
 def run(env, *args, stdin: str | None = None, ok: bool = True):
