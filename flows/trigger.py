@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import inspect
 import os
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from sqlalchemy import Engine
 
@@ -28,24 +29,55 @@ def prefect_api_configured() -> bool:
     return bool(os.environ.get("PREFECT_API_URL"))
 
 
+@dataclass(frozen=True)
+class TriggerResult:
+    """What a trigger did: a Prefect run was created, or the planner ran in-process."""
+
+    campaign: str
+    via: Literal["prefect", "in-process"]
+    plan: dict[str, Any] | None = None  # the planner's report, when it ran in-process
+    flow_run_id: str | None = None
+    flow_run: str | None = None
+    state: str | None = None
+    prefect_unavailable: str | None = None  # why an intended Prefect run fell back
+
+    @property
+    def planned(self) -> int | None:
+        """Messages planned now; None when a Prefect run does the planning."""
+        return int(self.plan["planned"]) if self.plan is not None else None
+
+    def document(self) -> dict[str, Any]:
+        """The JSON document for ``--json`` (the planner's figures at the top level)."""
+        doc: dict[str, Any] = dict(self.plan or {})
+        doc.update(campaign=self.campaign, via=self.via)
+        for key in ("flow_run_id", "flow_run", "state", "prefect_unavailable"):
+            if getattr(self, key) is not None:
+                doc[key] = getattr(self, key)
+        return doc
+
+
 def trigger_campaign(
     engine: Engine,
     name: str,
     *,
     actor: str,
+    settings: Settings,
     contact_ids: list[int] | None = None,
     dry_run: bool = False,
     params: dict[str, Any] | None = None,
-    settings: Settings | None = None,
     wait_seconds: float = 0,
-) -> dict[str, Any]:
-    """Plan a campaign through the Prefect deployment if one is reachable, else in-process."""
+) -> TriggerResult:
+    """Plan a campaign through the Prefect deployment if one is reachable, else in-process.
+
+    ``settings`` are the caller's (the CLI's, the web app's): the campaign is looked up in
+    its ``campaigns_path``, the same file the in-process planner reads.
+    """
     from crm.outreach.campaigns import load_campaigns, plan_campaign
 
-    result: dict[str, Any] | None = None
+    result: TriggerResult | None = None
     unreachable = None
     if prefect_api_configured() and not dry_run:
-        defined = load_campaigns(settings.campaigns_path if settings else None)
+        defined = load_campaigns(settings.campaigns_path)
         if name not in defined:  # the same refusal the service gives, before a run is created
             raise NotFound(f"no campaign {name!r} (defined: {', '.join(sorted(defined))})")
         try:
@@ -55,12 +87,12 @@ def trigger_campaign(
             # served: the same service plans the same rows in-process.
             unreachable = str(exc)
     if result is None:
-        result = plan_campaign(
+        plan = plan_campaign(
             engine, name, dry_run=dry_run, contact_ids=contact_ids, params=params, settings=settings
         )
-        result["via"] = "in-process"
-        if unreachable:
-            result["prefect_unavailable"] = unreachable
+        result = TriggerResult(
+            campaign=name, via="in-process", plan=plan, prefect_unavailable=unreachable
+        )
     if not dry_run:
         with transaction(engine) as session:
             audit(
@@ -71,7 +103,7 @@ def trigger_campaign(
                 object_id=name,
                 details={
                     "contacts": len(contact_ids) if contact_ids else None,
-                    "via": result["via"],
+                    "via": result.via,
                 },
             )
     return result
@@ -83,7 +115,7 @@ class _PrefectUnavailable(Exception):
 
 def _submit(
     name: str, contact_ids: list[int] | None, params: dict[str, Any], wait_seconds: float
-) -> dict[str, Any]:
+) -> TriggerResult:
     import httpx
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
@@ -100,10 +132,6 @@ def _submit(
         raise _PrefectUnavailable(f"Prefect API unreachable: {exc}") from exc
     assert not inspect.isawaitable(run), "called from synchronous code, so it ran to completion"
     state = run.state.type.value if run.state else None
-    return {
-        "campaign": name,
-        "via": "prefect",
-        "flow_run_id": str(run.id),
-        "flow_run": run.name,
-        "state": state,
-    }
+    return TriggerResult(
+        campaign=name, via="prefect", flow_run_id=str(run.id), flow_run=run.name, state=state
+    )

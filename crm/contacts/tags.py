@@ -13,13 +13,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, delete, exists, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from crm.contacts.normalize import clean_text
 from crm.contacts.queries import resolve_contact_id
 from crm.core.audit import audit
-from crm.core.db import is_postgres, transaction
+from crm.core.db import dialect_insert, transaction
 from crm.core.errors import InputError
 from crm.models import ContactTag, utcnow
 
@@ -78,8 +77,7 @@ def tag_contacts(
         ]
         if not rows:
             return 0
-        dialect = postgresql if is_postgres(session) else sqlite
-        stmt = dialect.insert(ContactTag).values(rows).on_conflict_do_nothing()
+        stmt = dialect_insert(session, ContactTag).values(rows).on_conflict_do_nothing()
         added = len(session.execute(stmt.returning(ContactTag.tag)).all())
         audit(
             session,

@@ -7,9 +7,13 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from crm.core.errors import ConfigError
 
@@ -85,21 +89,38 @@ def is_postgres(engine_or_session: Engine | Session) -> bool:
     return bind.dialect.name == "postgresql"
 
 
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions that keep loaded objects usable after commit."""
-    return sessionmaker(engine, expire_on_commit=False)
-
-
 @contextmanager
-def transaction(engine: Engine, *, immediate: bool = False) -> Iterator[Session]:
-    """One unit of work: commits on success, rolls back on error.
+def transaction(
+    bind: Engine | Connection, *, immediate: bool = False, dry_run: bool = False
+) -> Iterator[Session]:
+    """The unit of work every service uses: commits on success, rolls back on error.
 
-    ``immediate=True`` takes SQLite's write lock up front (BEGIN IMMEDIATE), which is how
-    claims stay exclusive there; PostgreSQL uses row locks and ignores the flag.
+    ``bind`` is the engine, or a connection a worker holds for its whole run (its own
+    transaction is begun and ended here). ``immediate=True`` takes SQLite's write lock up
+    front (BEGIN IMMEDIATE), which is how claims stay exclusive there; PostgreSQL uses row
+    locks and ignores the flag. ``dry_run=True`` rolls back even on success, so a preview runs
+    the very statements a real run would and leaves nothing behind.
     """
-    bind = engine.execution_options(sqlite_begin="IMMEDIATE") if immediate else engine
-    with Session(bind, expire_on_commit=False) as session, session.begin():
+    if immediate and isinstance(bind, Engine):
+        bind = bind.execution_options(sqlite_begin="IMMEDIATE")
+    session = Session(bind, expire_on_commit=False)
+    try:
+        session.begin()
         yield session
+        if dry_run:
+            session.rollback()
+        else:
+            session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def dialect_insert(session: Session, table: Any) -> PgInsert | SqliteInsert:
+    """An INSERT for ``table`` in the session's dialect, so ``ON CONFLICT`` clauses can follow."""
+    return pg_insert(table) if is_postgres(session) else sqlite_insert(table)
 
 
 def check_connection(engine: Engine) -> None:

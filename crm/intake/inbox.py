@@ -13,24 +13,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Insert, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from crm.contacts.normalize import clean_text, normalize_platform
-from crm.core.db import transaction
+from crm.core.db import dialect_insert, transaction
 from crm.core.vocabulary import EventKind, RecordStatus, SourceKind
 from crm.intake.quarantine import Candidate, corrections
 from crm.intake.records import IngestReport, SourceSpec
 from crm.intake.service import ensure_source, process_pending
 from crm.models import QuarantinedRow, RawRecord, utcnow
-
-
-def _insert(session: Session, table: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    module: Any = postgresql if dialect == "postgresql" else sqlite
-    stmt: Insert = module.insert(table)
-    return stmt
 
 
 @dataclass(frozen=True)
@@ -77,7 +69,7 @@ def _append(
         for key, payload in records
     ]
     stmt = (
-        _insert(session, RawRecord)
+        dialect_insert(session, RawRecord)
         .values(rows)
         .on_conflict_do_nothing(index_elements=["source_instance_id", "record_key"])
         .returning(RawRecord.record_key)
@@ -130,7 +122,7 @@ def quarantine(
 ) -> None:
     """Keep input we could not accept, with why; the same bad input twice is kept once."""
     fingerprint = hashlib.sha256(f"{row_number}\x00{raw_content}".encode()).hexdigest()
-    stmt = _insert(session, QuarantinedRow).values(
+    stmt = dialect_insert(session, QuarantinedRow).values(
         source_instance_id=source_id,
         origin=origin,
         row_number=row_number,

@@ -36,12 +36,10 @@ from queue import Empty, Full, Queue
 from typing import Any
 
 from sqlalchemy import Engine, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from crm.core.bulk import _json, allocate_ids, bulk_insert, rows_source
-from crm.core.db import is_postgres, transaction
+from crm.core.db import dialect_insert, transaction
 from crm.core.locks import Lock, hold
 from crm.core.vocabulary import RecordStatus
 from crm.intake.quarantine import (
@@ -63,10 +61,6 @@ from crm.models import OperatorAccount, SourceInstance, utcnow
 
 BATCH_SIZE = 20_000
 _KEY_MAX = 300
-
-
-def _insert(session: Session) -> Any:
-    return pg_insert if is_postgres(session) else sqlite_insert
 
 
 def ensure_source(session: Session, spec: SourceSpec) -> int:
@@ -96,7 +90,7 @@ def ensure_source(session: Session, spec: SourceSpec) -> int:
         "extra": dict(spec.extra),
         "created_at": utcnow(),
     }
-    stmt = _insert(session)(SourceInstance).values(**values).on_conflict_do_nothing()
+    stmt = dialect_insert(session, SourceInstance).values(**values).on_conflict_do_nothing()
     session.execute(stmt)
     return int(
         session.scalar(
@@ -111,7 +105,7 @@ def ensure_source(session: Session, spec: SourceSpec) -> int:
 def _ensure_account(session: Session, handle: str) -> int:
     handle = handle.strip()[:100]
     stmt = (
-        _insert(session)(OperatorAccount)
+        dialect_insert(session, OperatorAccount)
         .values(platform="wechat", handle=handle, created_at=utcnow())
         .on_conflict_do_nothing()
     )

@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy import Engine, exists, func, literal, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from crm.compliance.optout import lacks_marketing_consent_clause, opted_out_clause
@@ -33,7 +32,7 @@ from crm.core.clock import (
     parse_duration,
     weekly_occurrences,
 )
-from crm.core.db import is_postgres, session_factory
+from crm.core.db import dialect_insert, transaction
 from crm.core.errors import ConfigError, InputError, NotFound
 from crm.core.settings import Settings, get_settings
 from crm.core.vocabulary import SourceKind, Tier
@@ -520,8 +519,7 @@ def plan_campaign(
     )
     report = plan.report
     report["dry_run"] = dry_run
-    factory = session_factory(engine)
-    with factory() as session, session.begin():
+    with transaction(engine, dry_run=dry_run) as session:
         accounts = _accounts(session, campaign)
         if campaign.target == "groups":
             rows = plan.group_rows(session, accounts, contact_ids)
@@ -531,8 +529,6 @@ def plan_campaign(
         report["planned"] = sum(inserted.values())
         report["already_planned"] = len(rows) - report["planned"]
         report["by_step"] = inserted
-        if dry_run:
-            session.rollback()
     return report
 
 
@@ -719,13 +715,12 @@ def _insert_rows(
     group) is what makes planning them twice plan nothing twice.
     """
     conflict = ["idempotency_key"] if by_group else ["campaign", "step", "contact_id"]
-    dialect = postgresql if is_postgres(session) else sqlite
     table = OutboxMessage.__table__
     added: dict[str, int] = {}
     for i in range(0, len(rows), CHUNK):
         chunk = rows[i : i + CHUNK]
         stmt = (
-            dialect.insert(OutboxMessage)
+            dialect_insert(session, OutboxMessage)
             .values(chunk)
             .on_conflict_do_nothing(index_elements=conflict)
             .returning(table.c.step)

@@ -15,10 +15,9 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, literal, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from crm.core.db import is_postgres
+from crm.core.db import dialect_insert, is_postgres
 from crm.core.errors import InputError
 from crm.core.vocabulary import CapAction, Platform
 from crm.models import CapUsage, OperatorAccount, PlatformLimit, utcnow
@@ -139,10 +138,6 @@ class LimitBook:
         return self.get(platform, "account", action, INTERVAL, account_id) or 0
 
 
-def _insert(session: Session):  # type: ignore[no-untyped-def]
-    return (postgresql if is_postgres(session) else sqlite).insert(CapUsage)
-
-
 def _least(session: Session, a: object, b: object):  # type: ignore[no-untyped-def]
     return func.least(a, b) if is_postgres(session) else func.min(a, b)
 
@@ -227,7 +222,7 @@ def reserve_many(
                     "last_at": _stamp(now, interval),
                 }
             )
-        ins = _insert(session).values(rows)
+        ins = dialect_insert(session, CapUsage).values(rows)
         exc = ins.excluded
         grant = _least(session, exc.granted, exc.cap - table.c.used)
         where = table.c.used < exc.cap

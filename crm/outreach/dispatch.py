@@ -15,8 +15,8 @@ import os
 import socket
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -122,15 +122,11 @@ class Dispatcher:
         return self.fixed_now or utcnow()
 
     # --- one batch ------------------------------------------------------------
-    @contextmanager
-    def _tx(self, conn: Connection | None, *, immediate: bool = False) -> Iterator[Session]:
+    def _tx(
+        self, conn: Connection | None, *, immediate: bool = False
+    ) -> AbstractContextManager[Session]:
         """A transaction on the worker's own connection (PostgreSQL), else from the pool."""
-        if conn is None:
-            with transaction(self.engine, immediate=immediate) as session:
-                yield session
-            return
-        with Session(conn, expire_on_commit=False) as session, session.begin():
-            yield session
+        return transaction(conn if conn is not None else self.engine, immediate=immediate)
 
     def run_batch(self, worker: str, conn: Connection | None = None) -> int:
         """Claim and process one batch; returns how many rows were claimed."""

@@ -31,12 +31,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from crm.core.audit import audit, raise_alert, resolve_alerts
-from crm.core.db import is_postgres, transaction
+from crm.core.db import dialect_insert, is_postgres, transaction
 from crm.core.errors import Conflict, InputError, NotFound
 from crm.core.vocabulary import ContactStatus, EventKind, Theme, Tier
 from crm.models import (
@@ -324,8 +322,7 @@ def _invite_rows(
             for cid, gid in items
         ],
     )
-    upsert = pg_insert if is_postgres(session) else sqlite_insert
-    stmt = upsert(OutboxMessage).on_conflict_do_nothing()
+    stmt = dialect_insert(session, OutboxMessage).on_conflict_do_nothing()
     session.execute(
         stmt,
         [

@@ -15,11 +15,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from crm.core.db import is_postgres, transaction
+from crm.core.db import dialect_insert, is_postgres, transaction
 from crm.core.locks import Lock, hold
 from crm.core.vocabulary import TIER_ORDER, ContactStatus, QueueStatus, Tier
 from crm.models import Contact, Membership, QueueItem, UTCDateTime, utcnow
@@ -97,12 +95,9 @@ def route(
     at = now or utcnow()
     result = RouteResult(dry_run=dry_run, rules_version=rules.version)
     if dry_run:
-        with Session(engine) as session:
-            try:
-                _tune(session)
-                _run(session, rules, at, batch_size, demotions_only, result, write=False)
-            finally:
-                session.rollback()
+        with transaction(engine, dry_run=True) as session:
+            _tune(session)
+            _run(session, rules, at, batch_size, demotions_only, result, write=False)
         return result
     with transaction(engine, immediate=True) as session:
         hold(session, Lock.CONTACT_GRAPH)
@@ -259,6 +254,5 @@ def _queue_prospects(
     ]
     if not rows:
         return 0
-    upsert = pg_insert if is_postgres(session) else sqlite_insert
-    session.execute(upsert(QueueItem).on_conflict_do_nothing(), rows)
+    session.execute(dialect_insert(session, QueueItem).on_conflict_do_nothing(), rows)
     return len(rows)

@@ -60,19 +60,18 @@ def run(
         settings=settings(),
         wait_seconds=120,
     )
-    if report.get("prefect_unavailable"):
-        typer.echo(f"note: planned in-process ({report['prefect_unavailable']})", err=True)
+    if report.prefect_unavailable:
+        typer.echo(f"note: planned in-process ({report.prefect_unavailable})", err=True)
     if as_json:
-        print_json(report)
+        print_json(report.document())
         return
-    if report["via"] == "prefect":
-        typer.echo(
-            f"{name}: flow run {report['flow_run']} ({report['flow_run_id']}): {report['state']}"
-        )
+    if report.plan is None:
+        typer.echo(f"{name}: flow run {report.flow_run} ({report.flow_run_id}): {report.state}")
         return
+    plan = report.plan
     verb = "would plan" if dry_run else "planned"
     typer.echo(
-        f"{name}: {verb} {report['planned']} (already planned {report['already_planned']}, "
-        f"audience {report['audience']})"
-        + "".join(f"; {n} {why.replace('_', ' ')}" for why, n in report["excluded"].items() if n)
+        f"{name}: {verb} {plan['planned']} (already planned {plan['already_planned']}, "
+        f"audience {plan['audience']})"
+        + "".join(f"; {n} {why.replace('_', ' ')}" for why, n in plan["excluded"].items() if n)
     )

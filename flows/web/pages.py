@@ -19,6 +19,7 @@ from crm.models import utcnow
 from crm.sales import queue
 from crm.sales.users import StaffUser, authenticate, list_users
 from crm.sales.workspace import add_note, holds_contact, prospect_page
+from flows import trigger
 from flows.web.auth import LoginThrottle, tokens_match
 from flows.web.common import (
     back,
@@ -384,14 +385,19 @@ async def trigger_campaign(request: Request, user: StaffUser = Depends(current_u
     next_url = safe_next(str(form.get("back_to") or form.get("next") or ""), "/queue")
     await run_in_threadpool(_may_act_on, request, user, ids)
     result = await run_in_threadpool(_plan, request, user, name, ids)
-    planned = result.get("planned", result.get("created", "")) if isinstance(result, dict) else ""
+    planned = "" if result.planned is None else result.planned  # a Prefect run plans later
     sep = "&" if "?" in next_url else "?"
     return back(f"{next_url}{sep}msg=campaign-{name}-{planned}")
 
 
-def _plan(request: Request, user: StaffUser, name: str, ids: list[int]) -> Any:
+def _plan(request: Request, user: StaffUser, name: str, ids: list[int]) -> trigger.TriggerResult:
     # The same trigger as `qunflow campaign run`: through the Prefect deployment when a
-    # Prefect API is configured, in-process otherwise; the outbox rows are the same.
-    from flows.trigger import trigger_campaign
-
-    return trigger_campaign(engine_of(request), name, actor=user.username, contact_ids=ids)
+    # Prefect API is configured, in-process otherwise; the outbox rows are the same. The
+    # app's own settings name the campaigns file, for the check and for the planner.
+    return trigger.trigger_campaign(
+        engine_of(request),
+        name,
+        actor=user.username,
+        contact_ids=ids,
+        settings=settings_of(request),
+    )
