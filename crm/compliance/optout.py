@@ -9,11 +9,12 @@ get marketing messages only with a recorded marketing consent.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import ColumnElement, and_, exists, literal, or_, select, update
+from sqlalchemy import ColumnElement, Engine, and_, exists, literal, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import KeyedColumnElement
 
@@ -21,7 +22,7 @@ from crm.contacts.queries import resolve_contact_id
 from crm.core.audit import audit
 from crm.core.db import transaction
 from crm.core.errors import InputError
-from crm.core.settings import Settings, get_settings
+from crm.core.settings import Settings
 from crm.core.vocabulary import EventKind, OutboxState, SourceKind
 from crm.models import Consent, Event, OutboxMessage, SourceInstance, Touch, utcnow
 
@@ -172,11 +173,9 @@ def apply_reply(
     return True
 
 
-def unsubscribe_token(
-    contact_id: int, channel: str | None, *, settings: Settings | None = None
-) -> str:
+def unsubscribe_token(contact_id: int, channel: str | None, *, settings: Settings) -> str:
     """A signed token for an unsubscribe link (contact and channel; no personal data)."""
-    key = (settings or get_settings()).secret_key.get_secret_value()
+    key = settings.secret_key.get_secret_value()
     return str(URLSafeSerializer(key, salt=_SALT).dumps({"c": contact_id, "ch": channel}))
 
 
@@ -186,24 +185,32 @@ def unsubscribe_url(contact_id: int, channel: str | None, *, settings: Settings)
     return f"{settings.public_base_url.rstrip('/')}/u/{token}"
 
 
-def read_unsubscribe(token: str, *, settings: Settings | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Unsubscribe:
+    """Whom an unsubscribe link names, and how many planned messages opting out skipped."""
+
+    contact_id: int
+    channel: str | None  # None: every channel
+    skipped: int = 0
+
+
+def read_unsubscribe(token: str, *, settings: Settings) -> Unsubscribe:
     """The contact and channel a signed unsubscribe token names; InputError for a bad token."""
-    key = (settings or get_settings()).secret_key.get_secret_value()
+    key = settings.secret_key.get_secret_value()
     try:
         data = URLSafeSerializer(key, salt=_SALT).loads(token)
     except BadSignature as exc:
         raise InputError("unsubscribe link is invalid") from exc
-    return {"contact_id": int(data["c"]), "channel": data.get("ch")}
+    return Unsubscribe(contact_id=int(data["c"]), channel=data.get("ch"))
 
 
 def apply_unsubscribe(
-    engine: Any, token: str, *, settings: Settings | None = None, now: datetime | None = None
-) -> dict[str, Any]:
+    engine: Engine, token: str, *, settings: Settings, now: datetime | None = None
+) -> Unsubscribe:
     """Opt out the contact a signed unsubscribe token names; InputError for a bad token."""
-    data = read_unsubscribe(token, settings=settings)
-    data = {"c": data["contact_id"], "ch": data["channel"]}
+    named = read_unsubscribe(token, settings=settings)
     with transaction(engine) as session:
         skipped = opt_out(
-            session, int(data["c"]), channel=data.get("ch"), source="unsubscribe link", now=now
+            session, named.contact_id, channel=named.channel, source="unsubscribe link", now=now
         )
-    return {"contact_id": int(data["c"]), "channel": data.get("ch"), "skipped": skipped}
+    return Unsubscribe(contact_id=named.contact_id, channel=named.channel, skipped=skipped)

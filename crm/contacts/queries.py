@@ -94,39 +94,14 @@ def _tags(session: Session, contact_ids: list[int]) -> dict[int, list[str]]:
 
 
 def contact_detail(session: Session, contact_id: int, *, event_limit: int = 200) -> dict[str, Any]:
-    """Everything shown on a contact's page: identities, touches, events, score, tiers."""
+    """Everything shown on a contact's page: identities, touches, events, score, tiers.
+
+    A document, not a typed result: the CLI prints it as JSON, the prospect page and the
+    personal-data export read it as it is.
+    """
     cid = resolve_contact_id(session, contact_id)
     contact = session.get(Contact, cid)
     assert contact is not None
-    identities = session.scalars(
-        select(Identity).where(Identity.contact_id == cid).order_by(Identity.kind, Identity.id)
-    ).all()
-    touches = session.execute(
-        select(Touch.touched_at, SourceInstance.kind, SourceInstance.name, SourceInstance.id)
-        .join(SourceInstance, SourceInstance.id == Touch.source_instance_id)
-        .where(Touch.contact_id == cid)
-        .order_by(Touch.touched_at, Touch.id)
-    ).all()
-    events = session.scalars(
-        select(Event)
-        .where(Event.contact_id == cid)
-        .order_by(Event.occurred_at.desc(), Event.id.desc())
-        .limit(event_limit)
-    ).all()
-    history = session.scalars(
-        select(TierChange)
-        .where(TierChange.contact_id == cid)
-        .order_by(TierChange.changed_at, TierChange.id)
-    ).all()
-    groups = session.execute(
-        select(Membership, Community.name, Community.tier)
-        .join(Community, Community.id == Membership.community_id)
-        .where(Membership.contact_id == cid)
-        .order_by(Membership.id)
-    ).all()
-    consents = session.scalars(
-        select(Consent).where(Consent.contact_id == cid).order_by(Consent.recorded_at)
-    ).all()
     return {
         "id": contact.id,
         "requested_id": contact_id,
@@ -140,42 +115,92 @@ def contact_detail(session: Session, contact_id: int, *, event_limit: int = 200)
         "last_active_at": contact.last_active_at,
         "referred_by": contact.referred_by_id,
         "tags": _tags(session, [cid]).get(cid, []),
-        "identities": [
-            {"kind": i.kind, "value": i.value, "flags": i.flags or {}} for i in identities
-        ],
-        "touches": [
-            {"at": t.touched_at, "source_kind": t.kind, "source": t.name, "source_id": t.id}
-            for t in touches
-        ],
-        "events": [
-            {"id": e.id, "kind": e.kind, "at": e.occurred_at, "payload": e.payload or {}}
-            for e in events
-        ],
-        "tier_history": [
-            {
-                "from": h.from_tier,
-                "to": h.to_tier,
-                "reason": h.reason,
-                "score": h.score,
-                "rules_version": h.rules_version,
-                "actor": h.actor,
-                "at": h.changed_at,
-            }
-            for h in history
-        ],
-        "groups": [
-            {
-                "group": name,
-                "tier": tier,
-                "role": m.role,
-                "invited_at": m.invited_at,
-                "joined_at": m.joined_at,
-                "left_at": m.left_at,
-            }
-            for m, name, tier in groups
-        ],
-        "consents": [
-            {"kind": c.kind, "channel": c.channel, "source": c.source, "at": c.recorded_at}
-            for c in consents
-        ],
+        "identities": _identities(session, cid),
+        "touches": _touches(session, cid),
+        "events": _events(session, cid, event_limit),
+        "tier_history": _tier_history(session, cid),
+        "groups": _groups(session, cid),
+        "consents": _consents(session, cid),
     }
+
+
+def _identities(session: Session, cid: int) -> list[dict[str, Any]]:
+    rows = session.scalars(
+        select(Identity).where(Identity.contact_id == cid).order_by(Identity.kind, Identity.id)
+    )
+    return [{"kind": i.kind, "value": i.value, "flags": i.flags or {}} for i in rows]
+
+
+def _touches(session: Session, cid: int) -> list[dict[str, Any]]:
+    rows = session.execute(
+        select(Touch.touched_at, SourceInstance.kind, SourceInstance.name, SourceInstance.id)
+        .join(SourceInstance, SourceInstance.id == Touch.source_instance_id)
+        .where(Touch.contact_id == cid)
+        .order_by(Touch.touched_at, Touch.id)
+    )
+    return [
+        {"at": t.touched_at, "source_kind": t.kind, "source": t.name, "source_id": t.id}
+        for t in rows
+    ]
+
+
+def _events(session: Session, cid: int, limit: int) -> list[dict[str, Any]]:
+    rows = session.scalars(
+        select(Event)
+        .where(Event.contact_id == cid)
+        .order_by(Event.occurred_at.desc(), Event.id.desc())
+        .limit(limit)
+    )
+    return [
+        {"id": e.id, "kind": e.kind, "at": e.occurred_at, "payload": e.payload or {}} for e in rows
+    ]
+
+
+def _tier_history(session: Session, cid: int) -> list[dict[str, Any]]:
+    rows = session.scalars(
+        select(TierChange)
+        .where(TierChange.contact_id == cid)
+        .order_by(TierChange.changed_at, TierChange.id)
+    )
+    return [
+        {
+            "from": h.from_tier,
+            "to": h.to_tier,
+            "reason": h.reason,
+            "score": h.score,
+            "rules_version": h.rules_version,
+            "actor": h.actor,
+            "at": h.changed_at,
+        }
+        for h in rows
+    ]
+
+
+def _groups(session: Session, cid: int) -> list[dict[str, Any]]:
+    rows = session.execute(
+        select(Membership, Community.name, Community.tier)
+        .join(Community, Community.id == Membership.community_id)
+        .where(Membership.contact_id == cid)
+        .order_by(Membership.id)
+    )
+    return [
+        {
+            "group": name,
+            "tier": tier,
+            "role": m.role,
+            "invited_at": m.invited_at,
+            "joined_at": m.joined_at,
+            "left_at": m.left_at,
+        }
+        for m, name, tier in rows
+    ]
+
+
+def _consents(session: Session, cid: int) -> list[dict[str, Any]]:
+    rows = session.scalars(
+        select(Consent).where(Consent.contact_id == cid).order_by(Consent.recorded_at)
+    )
+    return [
+        {"kind": c.kind, "channel": c.channel, "source": c.source, "at": c.recorded_at}
+        for c in rows
+    ]

@@ -45,71 +45,77 @@ def _reached_counts(rows: Any) -> dict[str, Any]:
 
 def conversion(session: Session, window: ReportWindow, *, by: str = "source") -> dict[str, Any]:
     """Cohort funnel by source and by arrival week, tier moves in the window, median step times."""
-    as_of = window.as_of
+    by_dimension = _by_dimension(session, window, by)
+    cohort: dict[str, Any] = {"arrived": 0, **dict.fromkeys(TIERS, 0)}
+    for row in by_dimension:
+        for name in ("arrived", *TIERS):
+            cohort[name] += row[name]
+    return {
+        "by": by,
+        "cohort": _reached_counts(_Obj(cohort)),
+        "by_dimension": by_dimension,
+        "by_week": _by_week(session, window),
+        "moves": _moves(session, window),
+        "median_hours": _median_step_hours(session, window),
+    }
 
-    def top_rank_of(contacts: Any | None) -> Any:
-        """Highest tier each contact reached by as_of (only ``contacts``, when given)."""
-        q = select(TierChange.contact_id, func.max(_rank()).label("rank")).where(
-            TierChange.changed_at < as_of
-        )
-        if contacts is not None:
-            q = q.where(TierChange.contact_id.in_(contacts))
-        return q.group_by(TierChange.contact_id).subquery("top_rank")
 
-    def funnel_cols(top_rank: Any) -> list[Any]:
-        return [
-            func.count().label("arrived"),
-            *(
-                func.sum(case((top_rank.c.rank >= i, 1), else_=0)).label(t)
-                for i, t in enumerate(TIERS)
-            ),
-        ]
+def _top_rank_of(as_of: Any, contacts: Any | None) -> Any:
+    """Highest tier each contact reached by as_of (only ``contacts``, when given)."""
+    q = select(TierChange.contact_id, func.max(_rank()).label("rank")).where(
+        TierChange.changed_at < as_of
+    )
+    if contacts is not None:
+        q = q.where(TierChange.contact_id.in_(contacts))
+    return q.group_by(TierChange.contact_id).subquery("top_rank")
 
-    # Cohort of the window: contacts whose first touch falls in it.
+
+def _funnel_cols(top_rank: Any) -> list[Any]:
+    return [
+        func.count().label("arrived"),
+        *(func.sum(case((top_rank.c.rank >= i, 1), else_=0)).label(t) for i, t in enumerate(TIERS)),
+    ]
+
+
+def _by_dimension(session: Session, window: ReportWindow, by: str) -> list[dict[str, Any]]:
+    """The window's cohort (contacts whose first touch falls in it) per source dimension."""
     touched = select(Touch.contact_id).where(
         (Touch.touched_at >= window.start) & (Touch.touched_at < window.end)
     )
     firsts = first_touches(touched)
     in_window = (firsts.c.touched_at >= window.start) & (firsts.c.touched_at < window.end)
     # A day's cohort is small: read only its contacts' changes (index on contact_id).
-    top_rank = top_rank_of(touched)
+    top_rank = _top_rank_of(window.as_of, touched)
     key, label = dimension(by)
     # The same label objects in SELECT and GROUP BY, so PostgreSQL sees one bound parameter.
     key_col = func.coalesce(key, NONE_LABEL).label("key")
     label_col = func.coalesce(label, NONE_LABEL).label("label")
     base = (
-        select(
-            key_col,
-            label_col,
-            *funnel_cols(top_rank),
-        )
+        select(key_col, label_col, *_funnel_cols(top_rank))
         .select_from(firsts)
         .join(SourceInstance, SourceInstance.id == firsts.c.source_instance_id)
         .outerjoin(top_rank, top_rank.c.contact_id == firsts.c.contact_id)
         .where(in_window)
         .group_by(key_col, label_col)
     )
-    by_dimension = sorted(
+    return sorted(
         ({"key": r.key, "label": r.label, **_reached_counts(r)} for r in session.execute(base)),
         key=lambda r: (-r["arrived"], str(r["key"])),
     )
-    cohort: dict[str, Any] = {"arrived": 0, **dict.fromkeys(TIERS, 0)}
-    for row in by_dimension:
-        for name in ("arrived", *TIERS):
-            cohort[name] += row[name]
-    cohort = _reached_counts(_Obj(cohort))
 
-    # Arrival-week cohorts over the cohort window (counted per local day, summed per week).
+
+def _by_week(session: Session, window: ReportWindow) -> list[dict[str, Any]]:
+    """Arrival-week cohorts over the cohort window (counted per local day, summed per week)."""
     cstart = window.cohort_start
     c_touched = select(Touch.contact_id).where(
         (Touch.touched_at >= cstart) & (Touch.touched_at < window.end)
     )
     cfirsts = first_touches(c_touched)
     # Most contacts of the cohort weeks changed tier: one pass over all changes is cheaper.
-    top_rank = top_rank_of(None)
+    top_rank = _top_rank_of(window.as_of, None)
     day = local_day(cfirsts.c.touched_at, window, cstart, window.end)
     day_rows = session.execute(
-        select(day.label("day"), *funnel_cols(top_rank))
+        select(day.label("day"), *_funnel_cols(top_rank))
         .select_from(cfirsts)
         .outerjoin(top_rank, top_rank.c.contact_id == cfirsts.c.contact_id)
         .where((cfirsts.c.touched_at >= cstart) & (cfirsts.c.touched_at < window.end))
@@ -121,9 +127,11 @@ def conversion(session: Session, window: ReportWindow, *, by: str = "source") ->
         acc["arrived"] += int(r.arrived)
         for tier in TIERS:
             acc[tier] += int(getattr(r, tier) or 0)
-    by_week = [{"week": w, **_reached_counts(_Obj(weeks[w]))} for w in sorted(weeks)]
+    return [{"week": w, **_reached_counts(_Obj(weeks[w]))} for w in sorted(weeks)]
 
-    # Moves recorded in the window, and how long each step took.
+
+def _moves(session: Session, window: ReportWindow) -> list[dict[str, Any]]:
+    """Tier moves recorded in the window, counted per (from, to)."""
     in_range = (TierChange.changed_at >= window.start) & (TierChange.changed_at < window.end)
     move_rows = session.execute(
         select(TierChange.from_tier, TierChange.to_tier, func.count().label("n"))
@@ -131,18 +139,10 @@ def conversion(session: Session, window: ReportWindow, *, by: str = "source") ->
         .group_by(TierChange.from_tier, TierChange.to_tier)
     )
     # Sorted here: the databases disagree on where NULL tiers (entry, removal) sort.
-    moves = sorted(
+    return sorted(
         ({"from": r.from_tier, "to": r.to_tier, "count": r.n} for r in move_rows),
         key=lambda m: (m["from"] or "", m["to"] or ""),
     )
-    return {
-        "by": by,
-        "cohort": cohort,
-        "by_dimension": by_dimension,
-        "by_week": by_week,
-        "moves": moves,
-        "median_hours": _median_step_hours(session, window),
-    }
 
 
 def _median_step_hours(session: Session, window: ReportWindow) -> dict[str, Any]:

@@ -36,6 +36,18 @@ def retention(session: Session, window: ReportWindow, *, by: str = "source") -> 
 
     Per source, a horizon counts only the contacts for whom it has passed (``matured_N``).
     """
+    # One row per (join day, source): both tables are sums of these.
+    cells = _cells(session, window, by)
+    return {
+        "by": by,
+        "horizons": list(HORIZONS),
+        "cohorts": _by_week(cells),
+        "by_dimension": _by_source(cells),
+    }
+
+
+def _cells(session: Session, window: ReportWindow, by: str) -> list[dict[str, Any]]:
+    """Contacts who first joined a group in the cohort window, per local join day and source."""
     cstart, cend = window.cohort_start, window.end
     first = (
         select(Membership.contact_id, func.min(Membership.joined_at).label("joined_at"))
@@ -60,13 +72,11 @@ def retention(session: Session, window: ReportWindow, *, by: str = "source") -> 
         .outerjoin(SourceInstance, SourceInstance.id == firsts.c.source_instance_id)
         .subquery("joined_day")
     )
-
     days = [
         cstart.astimezone(window.zone).date() + timedelta(days=i)
         for i in range((cend - cstart).days + 2)
     ]
     days = [d for d in days if local_midnight(d, window.zone) < cend]
-    # One row per (join day, source): both tables below are sums of these.
     cells: list[dict[str, Any]] = []
     for i in range(0, len(days), _CHUNK):
         for row in session.execute(_day_query(with_day, days[i : i + _CHUNK], window)):
@@ -82,7 +92,11 @@ def retention(session: Session, window: ReportWindow, *, by: str = "source") -> 
                 cell[f"present_{n}"] = int(getattr(row, f"present_{n}"))
                 cell[f"active_{n}"] = int(getattr(row, f"active_{n}"))
             cells.append(cell)
+    return cells
 
+
+def _by_week(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Join-week cohorts; a horizon not yet passed for the whole week shows no figure."""
     weeks: dict[str, dict[str, Any]] = {}
     for cell in cells:
         acc = weeks.setdefault(
@@ -108,7 +122,11 @@ def retention(session: Session, window: ReportWindow, *, by: str = "source") -> 
                     line[f"{what}_{n}"] = None
                     line[f"{what}_{n}_rate"] = None
         cohorts.append(line)
+    return cohorts
 
+
+def _by_source(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per source, each horizon over the contacts for whom it has passed."""
     sources: dict[str, dict[str, Any]] = {}
     for cell in cells:
         acc = sources.setdefault(
@@ -135,7 +153,7 @@ def retention(session: Session, window: ReportWindow, *, by: str = "source") -> 
                     acc[f"{what}_{n}"] = None
                 acc[f"{what}_{n}_rate"] = round(acc[f"{what}_{n}"] / base, 4) if base else None
         by_dimension.append(acc)
-    return {"by": by, "horizons": list(HORIZONS), "cohorts": cohorts, "by_dimension": by_dimension}
+    return by_dimension
 
 
 def _horizon_end(day: date, n: int, window: ReportWindow) -> Any:

@@ -28,60 +28,13 @@ HANDLING_ACTIONS = ("claim", "assign", "assigned", "reassign", "release", "expir
 
 def sales(session: Session, window: ReportWindow) -> dict[str, Any]:
     """Per salesperson: items held now, claims, won/lost and win rate in the window, breaches."""
-    held_statuses = [s.value for s in OPEN_QUEUE_STATUSES if s != QueueStatus.POOL]
     pool = session.scalar(select(func.count()).where(QueueItem.status == QueueStatus.POOL.value))
-    holding: dict[int | None, int] = _counts(
-        session.execute(
-            select(QueueItem.assignee_id, func.count())
-            .where(QueueItem.status.in_(held_statuses), QueueItem.assignee_id.is_not(None))
-            .group_by(QueueItem.assignee_id)
-        )
-    )
-    taken: dict[tuple[int | None, str], int] = {
-        (user_id, action): int(n)
-        for user_id, action, n in session.execute(
-            select(QueueAction.user_id, QueueAction.action, func.count())
-            .where(
-                QueueAction.action.in_((CLAIM_ACTION, ASSIGNED_ACTION)),
-                QueueAction.at >= window.start,
-                QueueAction.at < window.end,
-            )
-            .group_by(QueueAction.user_id, QueueAction.action)
-        )
-    }
+    holding = _holding(session)
+    taken = _taken(session, window)
     claims = {u: n for (u, a), n in taken.items() if a == CLAIM_ACTION}
     assigned = {u: n for (u, a), n in taken.items() if a == ASSIGNED_ACTION}
-    outcomes: dict[Any, dict[str, int]] = {}
-    for user_id, status, n in session.execute(
-        select(QueueItem.assignee_id, QueueItem.status, func.count())
-        .where(
-            QueueItem.status.in_([QueueStatus.WON.value, QueueStatus.LOST.value]),
-            QueueItem.closed_at >= window.start,
-            QueueItem.closed_at < window.end,
-        )
-        .group_by(QueueItem.assignee_id, QueueItem.status)
-    ):
-        outcomes.setdefault(user_id, {})[status] = n
-
-    due_end = min(window.end, window.now)
-    worked = exists().where(
-        (QueueAction.item_id == QueueItem.id)
-        & QueueAction.action.not_in(HANDLING_ACTIONS)
-        & (QueueAction.at <= QueueItem.sla_due_at)
-    )
-    breaches: dict[int | None, int] = _counts(
-        session.execute(
-            select(QueueItem.assignee_id, func.count())
-            .where(
-                QueueItem.sla_due_at >= window.start,
-                QueueItem.sla_due_at < due_end,
-                or_(QueueItem.closed_at.is_(None), QueueItem.closed_at > QueueItem.sla_due_at),
-                ~worked,
-            )
-            .group_by(QueueItem.assignee_id)
-        )
-    )
-
+    outcomes = _outcomes(session, window)
+    breaches = _breaches(session, window)
     user_ids = {u for u in (*holding, *claims, *assigned, *outcomes, *breaches) if u is not None}
     users = {
         u.id: u
@@ -120,6 +73,72 @@ def sales(session: Session, window: ReportWindow) -> dict[str, Any]:
         "sla_breaches_in_pool": breaches.get(None, 0),
     }
     return {"totals": totals, "by_user": rows}
+
+
+def _holding(session: Session) -> dict[int | None, int]:
+    """Open items each person holds now."""
+    held_statuses = [s.value for s in OPEN_QUEUE_STATUSES if s != QueueStatus.POOL]
+    return _counts(
+        session.execute(
+            select(QueueItem.assignee_id, func.count())
+            .where(QueueItem.status.in_(held_statuses), QueueItem.assignee_id.is_not(None))
+            .group_by(QueueItem.assignee_id)
+        )
+    )
+
+
+def _taken(session: Session, window: ReportWindow) -> dict[tuple[int | None, str], int]:
+    """Claims and assignments per person in the window."""
+    return {
+        (user_id, action): int(n)
+        for user_id, action, n in session.execute(
+            select(QueueAction.user_id, QueueAction.action, func.count())
+            .where(
+                QueueAction.action.in_((CLAIM_ACTION, ASSIGNED_ACTION)),
+                QueueAction.at >= window.start,
+                QueueAction.at < window.end,
+            )
+            .group_by(QueueAction.user_id, QueueAction.action)
+        )
+    }
+
+
+def _outcomes(session: Session, window: ReportWindow) -> dict[Any, dict[str, int]]:
+    """Items closed won or lost in the window, per person."""
+    outcomes: dict[Any, dict[str, int]] = {}
+    for user_id, status, n in session.execute(
+        select(QueueItem.assignee_id, QueueItem.status, func.count())
+        .where(
+            QueueItem.status.in_([QueueStatus.WON.value, QueueStatus.LOST.value]),
+            QueueItem.closed_at >= window.start,
+            QueueItem.closed_at < window.end,
+        )
+        .group_by(QueueItem.assignee_id, QueueItem.status)
+    ):
+        outcomes.setdefault(user_id, {})[status] = n
+    return outcomes
+
+
+def _breaches(session: Session, window: ReportWindow) -> dict[int | None, int]:
+    """Items whose SLA fell due in the window (and has passed) with no work done by then."""
+    due_end = min(window.end, window.now)
+    worked = exists().where(
+        (QueueAction.item_id == QueueItem.id)
+        & QueueAction.action.not_in(HANDLING_ACTIONS)
+        & (QueueAction.at <= QueueItem.sla_due_at)
+    )
+    return _counts(
+        session.execute(
+            select(QueueItem.assignee_id, func.count())
+            .where(
+                QueueItem.sla_due_at >= window.start,
+                QueueItem.sla_due_at < due_end,
+                or_(QueueItem.closed_at.is_(None), QueueItem.closed_at > QueueItem.sla_due_at),
+                ~worked,
+            )
+            .group_by(QueueItem.assignee_id)
+        )
+    )
 
 
 def _counts(rows: Any) -> dict[int | None, int]:

@@ -152,11 +152,23 @@ def write_sample(directory: Path | str, *, contacts: int = 300, seed: int = 7) -
     """
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    rnd = random.Random(seed)
+    rnd = random.Random(seed)  # one stream, drawn from in this order: the files stay the same
     n = max(contacts, 20)
     cut = [int(n * f) for f in (0.35, 0.3, 0.6, 0.55, 0.8, 0.75)]
-    paths: dict[str, Path] = {}
+    paths = {
+        "peer-group": _write_peer_group_a(out, seed, rnd, cut),
+        "peer-group-bom": _write_peer_groups_b(out, seed, rnd, cut),
+    }
+    paths["self-media"] = out / "self_media_leads.jsonl"
+    _write_jsonl(paths["self-media"], _self_media_leads(seed, rnd, cut))
+    paths["qr-signups"] = out / "qr_signups.jsonl"
+    _write_jsonl(paths["qr-signups"], _qr_signups(seed, rnd, cut, n))
+    paths["events"] = out / "events.jsonl"
+    _write_jsonl(paths["events"], _events(seed, rnd, n))
+    return paths
 
+
+def _write_peer_group_a(out: Path, seed: int, rnd: random.Random, cut: list[int]) -> Path:
     # Peer group A (GBK export from a Windows tool), people [0, 35%).
     cols = ["昵称", "微信号", "手机号", "入群时间", "备注"]
     rows = [_member_row(seed, i, rnd) for i in range(cut[0])]
@@ -164,16 +176,20 @@ def write_sample(directory: Path | str, *, contacts: int = 300, seed: int = 7) -
         {"昵称": "无名氏", "微信号": "", "手机号": "", "入群时间": "", "备注": "没有联系方式"}
     )
     rows.append({"昵称": "号码错了", "微信号": "", "手机号": "12345", "入群时间": "", "备注": ""})
-    paths["peer-group"] = out / "peer_group_baoma.csv"
-    with paths["peer-group"].open("w", encoding="gb18030", newline="") as fh:
+    path = out / "peer_group_baoma.csv"
+    with path.open("w", encoding="gb18030", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=cols)
         writer.writeheader()
         writer.writerows(rows)
 
+    return path
+
+
+def _write_peer_groups_b(out: Path, seed: int, rnd: random.Random, cut: list[int]) -> Path:
     # Peer groups B (UTF-8 with BOM, a group column), people [30%, 60%): 5% overlap with A.
     cols = ["群名称", "群昵称", "微信号", "手机", "入群时间", "备注"]
-    paths["peer-group-bom"] = out / "peer_groups_export.csv"
-    with paths["peer-group-bom"].open("w", encoding="utf-8-sig", newline="") as fh:
+    path = out / "peer_groups_export.csv"
+    with path.open("w", encoding="utf-8-sig", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=cols)
         writer.writeheader()
         for i in range(cut[1], cut[2]):
@@ -199,6 +215,10 @@ def write_sample(directory: Path | str, *, contacts: int = 300, seed: int = 7) -
             }
         )
 
+    return path
+
+
+def _self_media_leads(seed: int, rnd: random.Random, cut: list[int]) -> list[dict[str, Any]]:
     # Self-media leads, people [55%, 80%), some re-using earlier people's phones (warm leads).
     leads = []
     for i in range(cut[3], cut[4]):
@@ -229,9 +249,11 @@ def write_sample(directory: Path | str, *, contacts: int = 300, seed: int = 7) -
                 }
             )
     leads.append({"platform": "douyin", "post_id": "note-002", "message": "匿名留言"})
-    paths["self-media"] = out / "self_media_leads.jsonl"
-    _write_jsonl(paths["self-media"], leads)
 
+    return leads
+
+
+def _qr_signups(seed: int, rnd: random.Random, cut: list[int], n: int) -> list[dict[str, Any]]:
     # QR sign-ups at events, people [75%, 100%): the highest quality, with consent and answers.
     signups = []
     for i in range(cut[5], n):
@@ -271,9 +293,11 @@ def write_sample(directory: Path | str, *, contacts: int = 300, seed: int = 7) -
                 }
             )
     signups.append({"name": "测试", "phone": "000", "consent": True, "promoter": "小张"})
-    paths["qr-signups"] = out / "qr_signups.jsonl"
-    _write_jsonl(paths["qr-signups"], signups)
 
+    return signups
+
+
+def _events(seed: int, rnd: random.Random, n: int) -> list[dict[str, Any]]:
     # Activity events in our groups: messages, shares, referrals, attendance, purchases, …
     events: list[dict[str, Any]] = []
     for i in range(0, n, 3):
@@ -325,6 +349,4 @@ def write_sample(directory: Path | str, *, contacts: int = 300, seed: int = 7) -
         ident = {"phone": p["phone"]} if p["phone"] else {"wechat_id": p["wechat_id"]}
         events.append({"event": "opt_out", **ident, "channel": "wechat", "time": _when(rnd, i)})
     events.append({"event": "dance", "phone": "13900000000"})
-    paths["events"] = out / "events.jsonl"
-    _write_jsonl(paths["events"], events)
-    return paths
+    return events

@@ -183,7 +183,7 @@ def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
         data = read_unsubscribe(token, settings=_settings(request))
     except InputError:
         return _page("unsubscribe.html", 400, invalid=True)
-    return _page("unsubscribe.html", token=token, channel=data["channel"])
+    return _page("unsubscribe.html", token=token, channel=data.channel)
 
 
 @router.post("/u/{token}", response_class=HTMLResponse)
@@ -195,4 +195,4 @@ def unsubscribe(request: Request, token: str) -> HTMLResponse:
         result = apply_unsubscribe(_engine(request), token, settings=_settings(request))
     except InputError:
         return _page("unsubscribe.html", 400, invalid=True)
-    return _page("unsubscribe.html", token=token, channel=result["channel"], done=True)
+    return _page("unsubscribe.html", token=token, channel=result.channel, done=True)

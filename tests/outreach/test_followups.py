@@ -155,7 +155,7 @@ def test_opt_out_after_planning_stops_messages(engine, tmp_path) -> None:
     st, ids, now = _plan_hello(engine, tmp_path)
     assert apply_reply(engine, ids[0], "退订", channel="file", now=now)
     token = unsubscribe_token(ids[1], None, settings=st)
-    assert apply_unsubscribe(engine, token, settings=st)["skipped"] == 1
+    assert apply_unsubscribe(engine, token, settings=st).skipped == 1
     out = tmp_path / "out.jsonl"
     result = dispatch(engine, now=now, channels={"file": FileChannel(out)}, settings=st)
     assert result["sent"] == 1
