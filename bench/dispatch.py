@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         disp_s = time.perf_counter() - t0
         disp_cpu = meter.client_seconds(), meter.server_seconds()
-        handled = result["sent"] + result["deferred"] + result["failed"] + result["skipped"]
+        handled = result.sent + result.deferred + result.failed + result.skipped
         figures = {
             "db": args.db,
             "rows": args.rows,
@@ -247,8 +247,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "dispatch_msgs_per_s": round(handled / disp_s, 1),
             "dispatch_client_cpu_us_per_msg": per_row_us(disp_cpu[0], handled),
             "dispatch_server_cpu_us_per_msg": per_row_us(disp_cpu[1], handled),
-            "sent": result["sent"],
-            "deferred_by_caps": result["deferred"],
+            "sent": result.sent,
+            "deferred_by_caps": result.deferred,
             "cap_violations": violations(eng, caps),
             "duplicates": null.duplicates(),
             "ratio": round(disp_s / base_s, 2),

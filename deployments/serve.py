@@ -121,7 +121,7 @@ def load_flow(target: str) -> Any:
 def _offer_campaigns(deployment: Any) -> None:
     """Make the run form's campaign field a choice of the campaigns defined right now."""
     from crm.core.settings import get_settings
-    from crm.outreach.campaigns import load_campaigns
+    from crm.outreach.campaign_file import load_campaigns
 
     field = deployment._parameter_openapi_schema.properties.get("campaign")
     if field is not None:

@@ -7,15 +7,22 @@ was deferred or failed, and the cap headroom left today.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import Field
 
+from crm.core.vocabulary import CapAction
 from flows.alerts import on_failure
 from flows.runtime import engine_for, settings
+
+if TYPE_CHECKING:
+    from crm.outreach.accounts import AccountUsage
+    from crm.outreach.dispatch import DispatchReport
+    from crm.outreach.planning import PlanReport
 
 
 @task(name="plan-campaign")
@@ -26,9 +33,9 @@ def plan_task(
     params: dict[str, Any],
     as_of: datetime | None,
     contact_ids: list[int] | None = None,
-) -> dict[str, Any]:
+) -> PlanReport:
     """Plan one campaign's due messages into the outbox (set-based, idempotent)."""
-    from crm.outreach.campaigns import plan_campaign
+    from crm.outreach.planning import plan_campaign
 
     return plan_campaign(
         engine_for(database_url),
@@ -42,18 +49,20 @@ def plan_task(
 
 
 @task(name="plan-all-campaigns")
-def plan_all_task(database_url: str, as_of: datetime | None) -> dict[str, Any]:
+def plan_all_task(database_url: str, as_of: datetime | None) -> dict[str, PlanReport]:
     """Plan every campaign that needs no parameters."""
-    from crm.outreach.campaigns import plan_all
+    from crm.outreach.planning import plan_all
 
     return plan_all(engine_for(database_url), as_of, settings=settings())
 
 
 @task(name="dispatch-outbox", retries=2, retry_delay_seconds=[10, 60])
-def dispatch_task(database_url: str, limit: int, workers: int, until_idle: bool) -> dict[str, Any]:
+def dispatch_task(
+    database_url: str, limit: int, workers: int, until_idle: bool
+) -> tuple[DispatchReport, list[AccountUsage]]:
     """Run dispatch workers over the due outbox rows; returns counts and today's cap usage."""
     from crm.core.db import transaction
-    from crm.outreach.caps import usage_today
+    from crm.outreach.accounts import usage_today
     from crm.outreach.dispatch import dispatch
 
     engine = engine_for(database_url)
@@ -61,19 +70,19 @@ def dispatch_task(database_url: str, limit: int, workers: int, until_idle: bool)
         engine, workers=workers, until_idle=until_idle, batch=limit, settings=settings()
     )
     with transaction(engine) as session:
-        result["caps"] = usage_today(session, zone=settings().zone)
-    return result
+        caps = usage_today(session, zone=settings().zone)
+    return result, caps
 
 
-def _plan_artifact(report: dict[str, Any]) -> None:
-    name = report["campaign"]
+def _plan_artifact(report: PlanReport) -> None:
+    name = report.campaign
     lines = [
-        f"# Campaign {name}" + (" (dry run: nothing written)" if report["dry_run"] else ""),
+        f"# Campaign {name}" + (" (dry run: nothing written)" if report.dry_run else ""),
         "",
-        f"- audience: {report['audience']}",
-        f"- planned: {report['planned']} (already planned: {report['already_planned']})",
-        f"- not planned: {', '.join(f'{k} {v}' for k, v in report['excluded'].items())}",
-        f"- per step: {', '.join(f'{k} {v}' for k, v in report['by_step'].items()) or 'none'}",
+        f"- audience: {report.audience}",
+        f"- planned: {report.planned} (already planned: {report.already_planned})",
+        f"- not planned: {', '.join(f'{k} {v}' for k, v in report.excluded.items())}",
+        f"- per step: {', '.join(f'{k} {v}' for k, v in report.by_step.items()) or 'none'}",
     ]
     create_markdown_artifact(
         key=f"campaign-{name}", markdown="\n".join(lines), description=f"Planned {name}"
@@ -113,7 +122,7 @@ def plan_campaign_flow(
     url = settings().sqlalchemy_url
     report = plan_task(url, campaign, dry_run, params, as_of, contact_ids)
     _plan_artifact(report)
-    return report
+    return dataclasses.asdict(report)
 
 
 @flow(name="plan-all-campaigns", on_failure=[on_failure], on_crashed=[on_failure])
@@ -124,7 +133,7 @@ def plan_all_flow(
     reports = plan_all_task(settings().sqlalchemy_url, as_of)
     for report in reports.values():
         _plan_artifact(report)
-    return reports
+    return {name: dataclasses.asdict(report) for name, report in reports.items()}
 
 
 @flow(name="dispatch-outbox", on_failure=[on_failure], on_crashed=[on_failure])
@@ -140,11 +149,8 @@ def dispatch_flow(
     ),
 ) -> dict[str, Any]:
     """Send due outbox messages (``limit`` rows per claim) within caps; publish counts."""
-    result = dispatch_task(settings().sqlalchemy_url, limit, workers, until_idle)
-    headroom: dict[str, int] = {}
-    for row in result["caps"]:
-        if row["action"] == "message":
-            headroom[str(row["handle"])] = int(row["headroom"])
+    result, caps = dispatch_task(settings().sqlalchemy_url, limit, workers, until_idle)
+    headroom = {row.handle: row.headroom for row in caps if row.action == CapAction.MESSAGE}
     table = [
         {
             "account": account,
@@ -155,17 +161,22 @@ def dispatch_flow(
             "skipped": counts.get("skipped", 0),
             "message_headroom_today": headroom.get(account),
         }
-        for account, counts in result["per_account"].items()
+        for account, counts in result.per_account.items()
     ]
     create_table_artifact(
         table=table or [{"account": "-", "sent": 0}],
         key="dispatch-per-account",
         description="Dispatch: outcomes per account and cap headroom left today",
     )
-    totals = {k: result[k] for k in ("sent", "awaiting_confirmation", "deferred", "failed")}
+    totals = {
+        "sent": result.sent,
+        "awaiting_confirmation": result.awaiting_confirmation,
+        "deferred": result.deferred,
+        "failed": result.failed,
+    }
     create_markdown_artifact(
         key="dispatch-summary",
         markdown="# Dispatch\n\n" + "\n".join(f"- {k}: {v}" for k, v in totals.items()),
         description="Dispatch totals",
     )
-    return {k: v for k, v in result.items() if k != "caps"}
+    return dataclasses.asdict(result)

@@ -20,6 +20,7 @@ from crm.core import migrate
 from crm.core.db import transaction
 from crm.core.settings import Settings
 from crm.reports.summary import funnel_summary
+from flows import runtime
 from flows.alerts import on_failure
 from flows.runtime import engine_for
 
@@ -83,12 +84,12 @@ def score_and_route(database_url: str, as_of: datetime | None, passes: int) -> d
 @task(name="plan-follow-ups")
 def plan_followups(database_url: str, as_of: datetime | None) -> dict[str, Any]:
     """Plan every campaign's due messages into the outbox (idempotent)."""
-    from crm.outreach.campaigns import plan_all
+    from crm.outreach.planning import plan_all
 
-    per_campaign = plan_all(engine_for(database_url), now=as_of)
+    per_campaign = plan_all(engine_for(database_url), now=as_of, settings=runtime.settings())
     return {
-        "planned": sum(r["planned"] for r in per_campaign.values()),
-        "campaigns": {name: r["planned"] for name, r in per_campaign.items()},
+        "planned": sum(r.planned for r in per_campaign.values()),
+        "campaigns": {name: r.planned for name, r in per_campaign.items()},
     }
 
 

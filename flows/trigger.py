@@ -9,17 +9,20 @@ twice plans nothing twice.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Engine
 
 from crm.core.audit import audit
 from crm.core.db import transaction
-from crm.core.errors import NotFound
 from crm.core.settings import Settings
+
+if TYPE_CHECKING:
+    from crm.outreach.planning import PlanReport
 
 DEPLOYMENT = "plan-campaign/plan-campaign"
 
@@ -35,7 +38,7 @@ class TriggerResult:
 
     campaign: str
     via: Literal["prefect", "in-process"]
-    plan: dict[str, Any] | None = None  # the planner's report, when it ran in-process
+    plan: PlanReport | None = None  # the planner's report, when it ran in-process
     flow_run_id: str | None = None
     flow_run: str | None = None
     state: str | None = None
@@ -44,11 +47,11 @@ class TriggerResult:
     @property
     def planned(self) -> int | None:
         """Messages planned now; None when a Prefect run does the planning."""
-        return int(self.plan["planned"]) if self.plan is not None else None
+        return self.plan.planned if self.plan is not None else None
 
     def document(self) -> dict[str, Any]:
         """The JSON document for ``--json`` (the planner's figures at the top level)."""
-        doc: dict[str, Any] = dict(self.plan or {})
+        doc: dict[str, Any] = dataclasses.asdict(self.plan) if self.plan is not None else {}
         doc.update(campaign=self.campaign, via=self.via)
         for key in ("flow_run_id", "flow_run", "state", "prefect_unavailable"):
             if getattr(self, key) is not None:
@@ -72,14 +75,13 @@ def trigger_campaign(
     ``settings`` are the caller's (the CLI's, the web app's): the campaign is looked up in
     its ``campaigns_path``, the same file the in-process planner reads.
     """
-    from crm.outreach.campaigns import load_campaigns, plan_campaign
+    from crm.outreach.campaign_file import find_campaign
+    from crm.outreach.planning import plan_campaign
 
     result: TriggerResult | None = None
     unreachable = None
     if prefect_api_configured() and not dry_run:
-        defined = load_campaigns(settings.campaigns_path)
-        if name not in defined:  # the same refusal the service gives, before a run is created
-            raise NotFound(f"no campaign {name!r} (defined: {', '.join(sorted(defined))})")
+        find_campaign(settings, name)  # the same refusal the service gives, before a run
         try:
             result = _submit(name, contact_ids, params or {}, wait_seconds)
         except _PrefectUnavailable as exc:

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, select
 from crm.core.db import transaction
 from crm.core.vocabulary import Platform, Theme, Tier
 from crm.models import Community
-from crm.outreach.caps import add_account
+from crm.outreach.accounts import add_account
 from crm.routing.placement import add_group
 
 ACCOUNTS = (("yunying_a01", Platform.WECHAT), ("yunying_b02", Platform.WECHAT))
@@ -28,9 +28,9 @@ GROUPS: tuple[tuple[str, Tier, Theme, str], ...] = (
 
 def set_up_sample_groups(engine: Engine, *, now: datetime) -> dict[str, Any]:
     """Create the sample's operator accounts and groups unless they exist; counts created."""
+    for handle, platform in ACCOUNTS:
+        add_account(engine, handle, platform)
     with transaction(engine) as session:
-        for handle, platform in ACCOUNTS:
-            add_account(session, handle, platform)
         existing = set(session.scalars(select(Community.name)))
     created = 0
     for position, (name, tier, theme, owner) in enumerate(GROUPS):

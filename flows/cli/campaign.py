@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from crm.core.errors import InputError
-from crm.outreach.campaigns import describe
+from crm.outreach.campaign_file import describe
 from flows.cli.common import engine, print_json, print_table, settings
 from flows.trigger import trigger_campaign
 
@@ -22,11 +22,11 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print one JSON doc
     print_table(
         [
             {
-                "name": r["name"],
-                "purpose": r["purpose"],
-                "anchor": r["anchor"],
-                "tiers": ",".join(r["tiers"]),
-                "steps": ", ".join(f"{s['name']}→{s['channel']}" for s in r["steps"]),
+                "name": r.name,
+                "purpose": r.purpose,
+                "anchor": r.anchor,
+                "tiers": ",".join(r.tiers),
+                "steps": ", ".join(f"{s.name}→{s.channel}" for s in r.steps),
             }
             for r in rows
         ]
@@ -71,7 +71,7 @@ def run(
     plan = report.plan
     verb = "would plan" if dry_run else "planned"
     typer.echo(
-        f"{name}: {verb} {plan['planned']} (already planned {plan['already_planned']}, "
-        f"audience {plan['audience']})"
-        + "".join(f"; {n} {why.replace('_', ' ')}" for why, n in plan["excluded"].items() if n)
+        f"{name}: {verb} {plan.planned} (already planned {plan.already_planned}, "
+        f"audience {plan.audience})"
+        + "".join(f"; {n} {why.replace('_', ' ')}" for why, n in plan.excluded.items() if n)
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import typer
 from sqlalchemy import select
 
@@ -9,7 +11,7 @@ from crm.core.db import transaction
 from crm.core.errors import InputError
 from crm.core.vocabulary import Platform
 from crm.models import OperatorAccount
-from crm.outreach.caps import add_account, usage_today
+from crm.outreach.accounts import add_account, usage_today
 from flows.cli.common import engine, print_json, print_table, settings
 
 accounts = typer.Typer(help="Operator accounts and their per-account limits.")
@@ -22,7 +24,10 @@ def caps(as_json: bool = typer.Option(False, "--json", help="Print one JSON docu
     if as_json:
         print_json(rows)
         return
-    print_table(rows, ["handle", "platform", "action", "day", "used", "cap", "headroom"])
+    print_table(
+        [dataclasses.asdict(r) for r in rows],
+        ["handle", "platform", "action", "day", "used", "cap", "headroom"],
+    )
 
 
 def _limits(items: list[str]) -> dict[str, int]:
@@ -46,9 +51,8 @@ def add(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Add (or update) an operator account with per-account limit overrides."""
-    with transaction(engine()) as session:
-        acct = add_account(session, handle, platform, limits=_limits(limit), timezone=timezone)
-        data = {"id": acct.id, "handle": acct.handle, "platform": acct.platform}
+    acct = add_account(engine(), handle, platform, limits=_limits(limit), timezone=timezone)
+    data = {"id": acct.id, "handle": acct.handle, "platform": acct.platform}
     if as_json:
         print_json(data)
     else:

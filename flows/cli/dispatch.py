@@ -55,7 +55,12 @@ def run(
     if as_json:
         print_json(result)
         return
-    totals = {k: result[k] for k in ("sent", "awaiting_confirmation", "deferred", "failed")}
-    totals["skipped"] = result["skipped"]
-    print_table([{"account": a, **c} for a, c in result["per_account"].items()])
+    totals = {
+        "sent": result.sent,
+        "awaiting_confirmation": result.awaiting_confirmation,
+        "deferred": result.deferred,
+        "failed": result.failed,
+        "skipped": result.skipped,
+    }
+    print_table([{"account": a, **c} for a, c in result.per_account.items()])
     typer.echo(" ".join(f"{k}={v}" for k, v in totals.items()))

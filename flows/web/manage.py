@@ -15,7 +15,7 @@ from crm.core.db import transaction
 from crm.core.errors import InputError
 from crm.intake.quarantine import dismiss, list_quarantine
 from crm.models import User
-from crm.outreach.caps import usage_today
+from crm.outreach.accounts import usage_today
 from crm.reports import manager_report
 from crm.sales import queue
 from crm.sales.users import StaffUser, list_users, set_caps
@@ -96,7 +96,7 @@ def accounts(request: Request, user: StaffUser = Depends(current_user)) -> Respo
     """Each operator account's cap usage and headroom today."""
     require_manager(user)
     with transaction(engine_of(request)) as session:
-        rows = [dict(r) for r in usage_today(session, zone=settings_of(request).zone)]
+        rows = usage_today(session, zone=settings_of(request).zone)
     return render(request, "accounts.html", rows=rows)
 
 

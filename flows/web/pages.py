@@ -362,7 +362,7 @@ def remove_tag(
 def _campaign_names(settings: Settings) -> list[str]:
     # Event notices need an event's time and name: they are started from the Prefect form
     # or the CLI, not for one prospect.
-    from crm.outreach.campaigns import triggerable_names
+    from crm.outreach.campaign_file import triggerable_names
 
     return triggerable_names(settings)
 

@@ -18,7 +18,7 @@ from crm.core.db import transaction
 from crm.core.errors import InputError
 from crm.intake.resolve import merge_contacts
 from crm.models import Contact, ContactTag
-from crm.outreach.campaigns import plan_campaign
+from crm.outreach.planning import plan_campaign
 from tests.helpers.followups import make_contacts, settings_for
 
 QUNFLOW = str(Path(sys.executable).with_name("qunflow"))
@@ -93,7 +93,7 @@ def test_campaign_audience_by_tag_and_erasure_drops_tags(engine, cli_env, tmp_pa
     report = plan_campaign(
         engine, "vip-hello", now=datetime(2026, 3, 2, 3, 0, tzinfo=UTC), settings=st
     )
-    assert report["audience"] == 1 and report["planned"] == 1
+    assert report.audience == 1 and report.planned == 1
     assert erase_contact(engine, vip, actor="dpo")["tags"] == 1
     assert qf(cli_env, "contacts", "tags")["tags"] == []
 

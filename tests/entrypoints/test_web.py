@@ -450,7 +450,7 @@ def test_admin_exports_and_erases_a_contact(app, world, engine):
 
 
 def test_trigger_a_follow_up_campaign(app, world, engine):
-    pytest.importorskip("crm.outreach.campaigns")
+    pytest.importorskip("crm.outreach.planning")
     alice, token = login(app, "alice")
     item = world["items"][5]
     alice.post(f"/queue/items/{item['item_id']}/claim", data={"csrf_token": token})

@@ -12,7 +12,7 @@ from crm.core.db import transaction
 from crm.core.settings import Settings, get_settings
 from crm.core.vocabulary import Platform
 from crm.models import Contact, Identity, SourceInstance, Touch
-from crm.outreach.caps import add_account
+from crm.outreach.accounts import add_account
 
 
 def make_contacts(
@@ -57,8 +57,7 @@ def make_contacts(
 
 
 def make_account(engine: Engine, handle: str, platform: str, **limits: int) -> int:
-    with transaction(engine) as s:
-        return add_account(s, handle, Platform(platform), limits=limits).id
+    return add_account(engine, handle, Platform(platform), limits=limits).id
 
 
 def settings_for(tmp_path: Path, campaigns: str | None = None, **extra: Any) -> Settings:

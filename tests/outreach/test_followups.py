@@ -18,13 +18,15 @@ from crm.core.clock import fit_window, parse_duration
 from crm.core.db import transaction
 from crm.core.vocabulary import OutboxState
 from crm.models import CapUsage, Community, OutboxAttempt, OutboxMessage
-from crm.outreach.campaigns import load_campaigns, plan_campaign
-from crm.outreach.caps import Ask, reserve, reserve_many
+from crm.outreach.campaign_file import load_campaigns
 from crm.outreach.channels.base import OutgoingMessage, SendResult
 from crm.outreach.channels.local import FileChannel
 from crm.outreach.channels.wecom import WecomChannel
-from crm.outreach.dispatch import dispatch, poll_confirmations
+from crm.outreach.confirmations import poll_confirmations
+from crm.outreach.dispatch import dispatch
+from crm.outreach.ledger import Ask, reserve, reserve_many
 from crm.outreach.outbox import Outcome, claim, counts, mark
+from crm.outreach.planning import plan_campaign
 from crm.outreach.templates import TemplateError, render
 from tests.fakes.wecom_msg_server import wecom_msg_server
 from tests.helpers.followups import make_account, make_contacts, settings_for
@@ -102,7 +104,7 @@ def test_event_notices_land_at_local_times_across_zones(engine, tmp_path) -> Non
     now = datetime(2026, 3, 5, tzinfo=UTC)
     params = {"event_start": start, "event_name": "直播课", "event_key": "live1"}
     report = plan_campaign(engine, "event-notice", now=now, params=params, settings=st)
-    assert report["planned"] == 5 and report["excluded"]["too_late"] == 1
+    assert report.planned == 5 and report.excluded["too_late"] == 1
     due = {(r.contact_id, r.step.split("@")[0]): r.due_at for r in rows(engine)}
     assert due[(sh, "evening-before")].astimezone(SH) == datetime(2026, 3, 9, 20, 0, tzinfo=SH)
     assert due[(sh, "half-day-before")].astimezone(SH) == datetime(2026, 3, 10, 7, 30, tzinfo=SH)
@@ -112,7 +114,7 @@ def test_event_notices_land_at_local_times_across_zones(engine, tmp_path) -> Non
     assert due[(ny, "half-day-before")].astimezone(NY) == datetime(2026, 3, 9, 19, 30, tzinfo=NY)
     assert (ny, "hour-before") not in due  # 06:30 is in quiet hours; after them the event began
     again = plan_campaign(engine, "event-notice", now=now, params=params, settings=st)
-    assert again["planned"] == 0 and again["already_planned"] == 5
+    assert again.planned == 0 and again.already_planned == 5
     assert all(r.context["event"]["name"] == "直播课" for r in rows(engine))
 
 
@@ -122,7 +124,7 @@ def test_welcome_respects_send_window_and_dry_run(engine, tmp_path) -> None:
     make_contacts(engine, 3, entered=entered)
     now = entered + timedelta(minutes=1)
     dry = plan_campaign(engine, "welcome-new", now=now, dry_run=True, settings=st)
-    assert dry["planned"] == 3 and rows(engine) == []
+    assert dry.planned == 3 and rows(engine) == []
     plan_campaign(engine, "welcome-new", now=now, settings=st)
     assert {r.due_at.astimezone(SH) for r in rows(engine)} == {
         datetime(2026, 3, 3, 9, 0, tzinfo=SH)
@@ -136,7 +138,7 @@ def test_no_channel_and_consent_are_not_planned(engine, tmp_path) -> None:
     ok = make_contacts(engine, 1, tier="prospect")
     now = datetime(2026, 3, 3, 4, 0, tzinfo=UTC)
     report = plan_campaign(engine, "prospect-nudge", now=now, settings=st)
-    assert report["excluded"]["no_channel"] == 4 and report["excluded"]["no_consent"] == 4
+    assert report.excluded["no_channel"] == 4 and report.excluded["no_consent"] == 4
     assert {r.contact_id for r in rows(engine)} == set(ok)
 
 
@@ -158,7 +160,7 @@ def test_opt_out_after_planning_stops_messages(engine, tmp_path) -> None:
     assert apply_unsubscribe(engine, token, settings=st).skipped == 1
     out = tmp_path / "out.jsonl"
     result = dispatch(engine, now=now, channels={"file": FileChannel(out)}, settings=st)
-    assert result["sent"] == 1
+    assert result.sent == 1
     by = {r.contact_id: r for r in rows(engine)}
     assert by[ids[0]].state == by[ids[1]].state == "skipped"
     assert by[ids[0]].reason == "opted_out"
@@ -199,7 +201,7 @@ def test_send_window_defers_at_dispatch(engine, tmp_path) -> None:
     late = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)  # 23:00: outside 09:00-21:30
     d = dispatch(engine, now=late, channels={"wecom": FileChannel(tmp_path / "o")}, settings=st)
     row = rows(engine)[0]
-    assert d["deferred"] == 1 and row.state == "deferred"
+    assert d.deferred == 1 and row.state == "deferred"
     assert row.due_at.astimezone(SH) == datetime(2026, 3, 3, 9, 0, tzinfo=SH)
 
 
@@ -223,7 +225,7 @@ def test_group_joins_respect_the_contacts_daily_cap(engine, tmp_path) -> None:
             )  # fmt: skip
     out = tmp_path / "o.jsonl"
     result = dispatch(engine, now=now, channels={"file": FileChannel(out)}, settings=st, batch=5)
-    assert result["sent"] == 10 and result["deferred"] == 2
+    assert result.sent == 10 and result.deferred == 2
     deferred = [r for r in rows(engine) if r.state == "deferred"]
     assert {r.due_at for r in deferred} == {datetime(2026, 3, 2, 16, 0, tzinfo=UTC)}
     assert "https://qr/0" in out.read_text()
@@ -234,7 +236,7 @@ def test_group_joins_respect_the_contacts_daily_cap(engine, tmp_path) -> None:
     # the next local day they go
     nxt = dispatch(engine, now=datetime(2026, 3, 2, 16, 0, tzinfo=UTC),
                    channels={"file": FileChannel(out)}, settings=st)  # fmt: skip
-    assert nxt["sent"] == 2
+    assert nxt.sent == 2
 
 
 class _Killed(BaseException):
@@ -265,7 +267,7 @@ def test_rows_over_the_cap_are_settled_before_a_batch_can_die(engine, tmp_path) 
         dispatch(engine, now=now, channels={"file": _DiesOnSend(out)}, settings=st, batch=10)
     after_lease = now + timedelta(minutes=10)
     result = dispatch(engine, now=after_lease, channels={"file": FileChannel(out)}, settings=st)
-    assert result["sent"] == 2
+    assert result.sent == 2
     assert len(out.read_text().splitlines()) == 2
     assert {r.state for r in rows(engine)} == {"sent", "deferred"}
     with transaction(engine) as s:
@@ -407,7 +409,7 @@ def test_smtp_server_receives_rendered_text(engine, tmp_path) -> None:
         result = dispatch(engine, now=now, settings=st, channels=None)
     finally:
         ctl.stop()
-    assert result["sent"] == 2
+    assert result.sent == 2
     rcpts = sorted(r for m in inbox.mails for r in m[0])
     assert rcpts == sorted(f"c{i}@example.com" for i in ids)
     from email import message_from_bytes, policy
@@ -426,7 +428,7 @@ def test_wecom_server_receives_message_task_and_confirmation(engine, tmp_path) -
                 r.account_id = 1
         ch = WecomChannel(base, state.corp_id, SecretStr(state.secret), client=httpx.Client())
         result = dispatch(engine, now=now, channels={"wecom": ch}, settings=st)
-        assert result["awaiting_confirmation"] == 2
+        assert result.awaiting_confirmation == 2
         assert {r.state for r in rows(engine)} == {"awaiting_confirmation"}
         tasks = list(state.tasks.values())
         assert {t["external_userid"][0] for t in tasks} == {f"wm{i}" for i in ids}

@@ -15,9 +15,9 @@ from sqlalchemy import func, select
 
 from crm.core.db import make_engine, transaction
 from crm.models import CapUsage, OutboxAttempt, OutboxMessage
-from crm.outreach.campaigns import plan_campaign
 from crm.outreach.channels.webhook import WebhookChannel
 from crm.outreach.dispatch import dispatch
+from crm.outreach.planning import plan_campaign
 from tests.fakes.webhook_receiver import webhook_receiver
 from tests.helpers.followups import make_account, make_contacts, settings_for
 
@@ -37,7 +37,7 @@ def test_many_workers_never_exceed_caps_or_send_twice(pg_url, tmp_path) -> None:
     accounts = [make_account(engine, f"hook{i}", "webhook", message=4) for i in range(12)]
     make_contacts(engine, 240)
     now = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
-    assert plan_campaign(engine, "hello", now=now, settings=st)["planned"] == 240
+    assert plan_campaign(engine, "hello", now=now, settings=st).planned == 240
     with webhook_receiver() as (url, got):
         results = []
 
@@ -67,7 +67,7 @@ def test_many_workers_never_exceed_caps_or_send_twice(pg_url, tmp_path) -> None:
     assert all(u.used <= u.cap for u in usage)
     assert states == {"sent": 48, "deferred": 192}
     assert max(got.posts.values()) == 1 and len(got.accepted) == 48
-    assert sum(r["sent"] for r in results) == 48
+    assert sum(r.sent for r in results) == 48
     engine.dispose()
 
 
@@ -76,7 +76,7 @@ def test_killed_workers_never_send_twice(pg_url, tmp_path) -> None:
     st = settings_for(tmp_path, CAMPAIGN)
     make_contacts(engine, 150, entered=datetime(2026, 3, 2, 3, 0, tzinfo=UTC))
     assert plan_campaign(engine, "hello", now=datetime(2026, 3, 2, 3, 0, tzinfo=UTC),
-                         settings=st)["planned"] == 150  # fmt: skip
+                         settings=st).planned == 150  # fmt: skip
     rng = random.Random(7)
     with webhook_receiver() as (url, got):
         env = dict(os.environ, QUNFLOW_DATABASE_URL=pg_url, QUNFLOW_OUTBOUND_WEBHOOK_URL=url)

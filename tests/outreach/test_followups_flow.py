@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from crm.outreach.campaigns import load_campaigns
+from crm.outreach.campaign_file import load_campaigns
 from tests.helpers.followups import make_contacts
 
 CAMPAIGN = """

@@ -15,10 +15,12 @@ from sqlalchemy import select
 from crm.core.db import transaction
 from crm.core.errors import ConfigError
 from crm.models import Community, Membership, OutboxMessage
-from crm.outreach.campaigns import load_campaigns, plan_campaign
+from crm.outreach.campaign_file import load_campaigns
 from crm.outreach.channels.local import FileChannel
 from crm.outreach.channels.wecom import WecomChannel
-from crm.outreach.dispatch import dispatch, poll_confirmations
+from crm.outreach.confirmations import poll_confirmations
+from crm.outreach.dispatch import dispatch
+from crm.outreach.planning import plan_campaign
 from tests.fakes.wecom_msg_server import wecom_msg_server
 from tests.helpers.followups import make_account, make_contacts, settings_for
 
@@ -60,10 +62,10 @@ def test_rules_reminder_is_one_post_per_group_sent_to_the_group(engine, tmp_path
     st = settings_for(tmp_path)
     groups = _groups(engine)
     report = plan_campaign(engine, "group-rules", now=TUESDAY_EVENING, settings=st)
-    assert report["target"] == "groups"
-    assert report["audience"] == 2 and report["planned"] == 2  # not the 3 members, not archived
+    assert report.target == "groups"
+    assert report.audience == 2 and report.planned == 2  # not the 3 members, not archived
     again = plan_campaign(engine, "group-rules", now=TUESDAY_EVENING, settings=st)
-    assert again["planned"] == 0 and again["already_planned"] == 2
+    assert again.planned == 0 and again.already_planned == 2
 
     with transaction(engine) as s:
         planned = {r.community_id: r for r in s.scalars(select(OutboxMessage))}
@@ -80,7 +82,7 @@ def test_rules_reminder_is_one_post_per_group_sent_to_the_group(engine, tmp_path
         wecom = WecomChannel(base, state.corp_id, SecretStr(state.secret), client=httpx.Client())
         channels = {"wecom": wecom, "wechat": FileChannel(send_list, name="wechat")}
         result = dispatch(engine, now=at_eight, channels=channels, settings=st)
-        assert result["awaiting_confirmation"] == 1 and result["sent"] == 1
+        assert result.awaiting_confirmation == 1 and result.sent == 1
 
         (task,) = state.tasks.values()
         assert task["chat_type"] == "group" and task["chat_id_list"] == ["wrA"]

@@ -1,0 +1,216 @@
+"""Operator accounts and the limits stored for them: set-up with per-account overrides, the
+default limits seeded on first use, the limits in force, and today's usage and headroom.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from crm.core.db import transaction
+from crm.core.errors import InputError
+from crm.core.vocabulary import CapAction, Platform
+from crm.models import CapUsage, OperatorAccount, PlatformLimit, utcnow
+from crm.outreach.ledger import account_subject
+from crm.outreach.limits import DEFAULT_LIMITS, LimitBook, Scope, Window, local_day
+
+PACING = "pacing:"  # an override ``pacing:ACTION=SECONDS`` sets the action's pacing interval
+
+
+@dataclass(frozen=True)
+class SendingAccount:
+    """What dispatch needs of an operator account: its handle, platform and local day's zone."""
+
+    id: int
+    handle: str
+    platform: str
+    zone: ZoneInfo
+
+
+@dataclass(frozen=True)
+class AccountRecord:
+    """An operator account as set up."""
+
+    id: int
+    handle: str
+    platform: str
+    timezone: str | None
+
+
+@dataclass(frozen=True)
+class AccountUsage:
+    """One account's usage and headroom today for one capped action."""
+
+    account_id: int
+    handle: str
+    platform: str
+    action: CapAction
+    day: date  # the account's local day
+    used: int
+    cap: int
+    headroom: int
+    pacing_seconds: int
+
+
+def seed_default_limits(session: Session, *, today: date | None = None) -> int:
+    """Insert the default named limits unless limits exist already; returns rows added."""
+    if session.scalar(select(func.count()).select_from(PlatformLimit)):
+        return 0
+    since = today or date(2024, 1, 1)
+    for lim in DEFAULT_LIMITS:
+        session.add(
+            PlatformLimit(
+                name=lim.name,
+                platform=lim.platform,
+                scope=lim.scope.value,
+                action=lim.action,
+                window=lim.window.value,
+                limit=lim.limit,
+                source=lim.source,
+                effective_from=since,
+            )
+        )
+    session.flush()
+    return len(DEFAULT_LIMITS)
+
+
+def load_limits(session: Session, *, on: date | None = None) -> LimitBook:
+    """The limits in force (seeding the defaults on first use), as of ``on`` if given."""
+    seed_default_limits(session)
+    p = PlatformLimit
+    stmt = select(p.platform, p.scope, p.action, p.window, p.account_id, p.effective_from, p.limit)
+    if on is not None:
+        stmt = stmt.where(p.effective_from <= on)
+    return LimitBook(session.execute(stmt).tuples())
+
+
+def sending_accounts(session: Session, zone: ZoneInfo) -> dict[int, SendingAccount]:
+    """Every operator account by id; accounts without a zone of their own count in ``zone``."""
+    out: dict[int, SendingAccount] = {}
+    for a in session.scalars(select(OperatorAccount)):
+        own = ZoneInfo(a.timezone) if a.timezone else zone
+        out[a.id] = SendingAccount(a.id, a.handle, a.platform, own)
+    return out
+
+
+def usage_today(
+    session: Session, *, zone: ZoneInfo, now: datetime | None = None
+) -> list[AccountUsage]:
+    """Today's usage and headroom per operator account and action, from the ledger and limits."""
+    now = now or utcnow()
+    book = load_limits(session)
+    accounts = session.scalars(select(OperatorAccount).order_by(OperatorAccount.id)).all()
+    used: dict[tuple[str, str, date], int] = {
+        (r.subject, r.action, r.day): r.used
+        for r in session.scalars(select(CapUsage).where(CapUsage.subject.like("account:%")))
+    }
+    out: list[AccountUsage] = []
+    for acct in accounts:
+        day = local_day(now, ZoneInfo(acct.timezone) if acct.timezone else zone)
+        for action in CapAction:
+            cap = book.daily(acct.platform, Scope.ACCOUNT, action.value, acct.id)
+            if cap is None:
+                continue
+            n = used.get((account_subject(acct.id), action.value, day), 0)
+            out.append(
+                AccountUsage(
+                    account_id=acct.id,
+                    handle=acct.handle,
+                    platform=acct.platform,
+                    action=action,
+                    day=day,
+                    used=n,
+                    cap=cap,
+                    headroom=max(cap - n, 0),
+                    pacing_seconds=book.interval(acct.platform, action.value, acct.id),
+                )
+            )
+    return out
+
+
+def add_account(
+    engine: Engine,
+    handle: str,
+    platform: Platform,
+    *,
+    limits: Mapping[str, int] | None = None,
+    timezone: str | None = None,
+    today: date | None = None,
+) -> AccountRecord:
+    """Add an operator account (or update it) with per-account limit overrides (ACTION=N/day)."""
+    limits = dict(limits or {})
+    _check_overrides(limits, timezone)
+    with transaction(engine) as session:
+        seed_default_limits(session)
+        acct = session.scalar(
+            select(OperatorAccount).where(
+                OperatorAccount.platform == platform.value, OperatorAccount.handle == handle
+            )
+        )
+        if acct is None:
+            acct = OperatorAccount(platform=platform.value, handle=handle, timezone=timezone)
+            session.add(acct)
+            session.flush()
+        elif timezone:
+            acct.timezone = timezone
+        since = today or utcnow().date()
+        for action, value in limits.items():
+            _set_override(session, acct, action, value, since)
+        session.flush()
+        return AccountRecord(acct.id, acct.handle, acct.platform, acct.timezone)
+
+
+def _check_overrides(limits: Mapping[str, int], timezone: str | None) -> None:
+    # A misspelt action or zone is refused, not stored as a limit nothing ever checks.
+    known = [a.value for a in CapAction]
+    for action in limits:
+        name = action.removeprefix(PACING)
+        if name not in known:
+            raise InputError(
+                f"limit {action!r}: unknown action {name!r} (known: {', '.join(known)})"
+            )
+    if timezone:
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # "America" is a folder
+            raise InputError(f"timezone {timezone!r}: not an IANA time zone name") from exc
+
+
+def _set_override(
+    session: Session, acct: OperatorAccount, action: str, value: int, since: date
+) -> None:
+    # One override per (account, action, window, effective day): setting it again that day
+    # changes its value; a later day adds a row, so the history of limits is kept.
+    window = Window.INTERVAL if action.startswith(PACING) else Window.DAY
+    name = action.removeprefix(PACING)
+    existing = session.scalar(
+        select(PlatformLimit).where(
+            PlatformLimit.platform == acct.platform,
+            PlatformLimit.scope == Scope.ACCOUNT.value,
+            PlatformLimit.action == name,
+            PlatformLimit.window == window.value,
+            PlatformLimit.account_id == acct.id,
+            PlatformLimit.effective_from == since,
+        )
+    )
+    if existing is not None:
+        existing.limit = value
+        return
+    session.add(
+        PlatformLimit(
+            name=f"{acct.platform}.account.{name}.{window}:{acct.handle}",
+            platform=acct.platform,
+            scope=Scope.ACCOUNT.value,
+            action=name,
+            window=window.value,
+            limit=value,
+            account_id=acct.id,
+            source="per-account override",
+            effective_from=since,
+        )
+    )
