@@ -23,6 +23,7 @@ from crm.reports.summary import funnel_summary
 from flows import runtime
 from flows.alerts import on_failure
 from flows.runtime import engine_for
+from flows.runtime import settings as worker_settings
 
 # The bundled sample's files, in the order a day's imports arrive.
 SAMPLE_ORDER = ("peer-group", "peer-group-bom", "self-media", "qr-signups", "events")
@@ -63,14 +64,16 @@ def score_and_route(database_url: str, as_of: datetime | None, passes: int) -> d
     contact moves, so a fresh sample shows its whole funnel at once.
     """
     from crm.routing.route import route
+    from crm.routing.rules import configured_rules
 
+    rules = configured_rules(worker_settings())
     moves: dict[str, int] = {}
     totals = {"scored": 0, "placed": 0, "queued": 0}  # summed over passes; the rest: last pass
     result: dict[str, Any] = {}
     done = 0
     while done < passes:
         done += 1
-        result = route(engine_for(database_url), now=as_of).as_dict()
+        result = route(engine_for(database_url), rules=rules, now=as_of).as_dict()
         for move, count in result["moves"].items():
             moves[move] = moves.get(move, 0) + count
         for key in ("placed", "queued"):

@@ -32,7 +32,7 @@ def score_and_route(
     """Score every active contact in batches and apply the tier moves (or only report them)."""
     from crm.routing.route import route
 
-    rules = configured_rules(rules_path)
+    rules = configured_rules(settings(), rules_path)
     return route(
         engine_for(database_url),
         rules=rules,

@@ -2,12 +2,12 @@
 
 A daily run rescores every contact; most of them cannot move between tiers, and many keep
 their score. The statement built here computes each contact's points and breakdown (with its
-evidence ids) in SQL, with the arithmetic of :func:`crm.routing.scoring.evaluate` and the event
-flags of :func:`crm.routing.scoring.score_range`, and applies :func:`crm.routing.tiers.may_move`,
-a cheap test that holds whenever the state machine would move a contact. Contacts that
-cannot move and whose stored score, breakdown, warnings or rules version differ are written
-by the statement itself; the rest go to Python, which scores them and runs the state machine
-as before.
+evidence ids) in SQL, with the arithmetic of :func:`crm.routing.signals.evaluate` and the
+event flags of :func:`crm.routing.scoring_sql.score_range`, and applies
+:func:`crm.routing.tier_rules.may_move`, a cheap test that holds whenever the state machine
+would move a contact. Contacts that cannot move and whose stored score, breakdown, warnings
+or rules version differ are written by the statement itself; the rest go to Python, which
+scores them and runs the state machine as before.
 
 Screening answers are matched on Python's ``str()`` of any JSON value, which SQL does not
 reproduce: while the rules ask screening questions, contacts with answer events always go to
@@ -27,10 +27,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from crm.core.vocabulary import TIER_ORDER, ContactStatus, EventKind, Tier
-from crm.routing.rules import Rules
-from crm.routing.rules.model import SOURCE_KINDS
-from crm.routing.scoring import ACTIVITY_KINDS, ad_labels, intent_patterns
-from crm.routing.tiers import score_bounds, silent_days_that_may_move
+from crm.routing.facts import ACTIVITY_KINDS, ad_labels, intent_patterns
+from crm.routing.rules.model import SOURCE_KINDS, Rules
+from crm.routing.tier_rules import score_bounds, silent_days_that_may_move
 
 # Breakdown lines in the order evaluate() appends them, each with the events it cites (a
 # flag computed per event below, or event kinds) or none; screening is left to Python.
@@ -71,23 +70,17 @@ def _is(kinds: Sequence[EventKind] | str) -> str:
 
 def _points_sql(rules: Rules, *, evidence: bool) -> str:
     """The CTEs down to ``scored``: one row per active contact in [:lo, :hi], its points."""
-    cap = rules.breakdown_event_cap
-    codes = " ".join(f"WHEN '{kind.value}' THEN {n}" for kind, n in _CODES.items())
-    counts = ",\n".join(
-        f"count(*) FILTER (WHERE {_is([kind])}) AS n_{name}" for name, kind in _COUNTED.items()
+    ctes = (
+        _SOURCES_SQL,
+        _flagged_sql(),
+        _agg_sql(rules, evidence=evidence),
+        _facts_sql(evidence=evidence),
+        _POINTS_SQL,
     )
-    engaged = _is(rules.signals.engagement.kinds)
-    ids = "".join(
-        f",\n(array_agg(id) FILTER (WHERE {engaged if cond == 'engaged' else _is(cond)}))"
-        f"[1:{cap}] AS e_{name}"
-        for name, cond in _LINES
-        if cond is not None and evidence
-    )
-    facts = ", ".join(f"coalesce(a.n_{name}, 0) AS n_{name}" for name in _COUNTED)
-    evidence_cols = "".join(f", a.e_{name}" for name, cond in _LINES if cond and evidence)
-    active = _is(sorted(ACTIVITY_KINDS))
-    return f"""
-WITH kinds AS (
+    return "\nWITH " + ",\n".join(ctes)
+
+
+_SOURCES_SQL = """kinds AS (
     -- Every source kind, ranked as Python picks the best of a contact's: points, then name.
     SELECT k.kind, coalesce(p.points, 0) AS points,
            row_number() OVER (ORDER BY coalesce(p.points, 0), k.kind COLLATE "C") AS rank
@@ -108,8 +101,13 @@ consents AS (
            max(id) FILTER (WHERE kind = 'opt_out') AS opt_out,
            max(id) FILTER (WHERE kind = 'consent') AS consent
     FROM consents WHERE contact_id BETWEEN :lo AND :hi GROUP BY contact_id
-),
-flagged AS (
+)"""
+
+
+def _flagged_sql() -> str:
+    """The batch's events, newest first, with their kind code, UTC day and intent / ad flags."""
+    codes = " ".join(f"WHEN '{kind.value}' THEN {n}" for kind, n in _CODES.items())
+    return f"""flagged AS (
     -- Newest first, for the evidence lists: a sorted subquery feeds array_agg in its order,
     -- which PostgreSQL documents as the alternative to ORDER BY inside the aggregate for a
     -- level that joins nothing (agg below joins nothing). Before 16, ORDER BY inside each of
@@ -124,8 +122,24 @@ flagged AS (
                AND lower(payload ->> 'violation') = ANY(CAST(:ad_labels AS text[])), false) AS ad
     FROM events WHERE contact_id BETWEEN :lo AND :hi
     ORDER BY contact_id, id DESC OFFSET 0
-),
-agg AS (
+)"""
+
+
+def _agg_sql(rules: Rules, *, evidence: bool) -> str:
+    """Per contact: counts per kind, intent and ads, the decayed sum, last day, evidence ids."""
+    cap = rules.breakdown_event_cap
+    counts = ",\n".join(
+        f"count(*) FILTER (WHERE {_is([kind])}) AS n_{name}" for name, kind in _COUNTED.items()
+    )
+    engaged = _is(rules.signals.engagement.kinds)
+    ids = "".join(
+        f",\n(array_agg(id) FILTER (WHERE {engaged if cond == 'engaged' else _is(cond)}))"
+        f"[1:{cap}] AS e_{name}"
+        for name, cond in _LINES
+        if cond is not None and evidence
+    )
+    active = _is(sorted(ACTIVITY_KINDS))
+    return f"""agg AS (
     SELECT cid,
 {counts},
            count(*) FILTER (WHERE intent) AS n_intent,
@@ -134,8 +148,14 @@ agg AS (
                / CAST(:half_life AS float8))) FILTER (WHERE {engaged}) AS decayed,
            max(day) FILTER (WHERE {active}) AS last_day{ids}
     FROM flagged GROUP BY cid
-),
-facts AS (
+)"""
+
+
+def _facts_sql(*, evidence: bool) -> str:
+    """Per active contact of the batch: what it stored, its counts, source, opt-out, silence."""
+    facts = ", ".join(f"coalesce(a.n_{name}, 0) AS n_{name}" for name in _COUNTED)
+    evidence_cols = "".join(f", a.e_{name}" for name, cond in _LINES if cond and evidence)
+    return f"""facts AS (
     SELECT c.id, c.tier, c.score AS stored_score, c.score_breakdown AS stored_breakdown,
            c.warnings AS stored_warnings, c.rules_version AS stored_version,
            {facts}, coalesce(a.n_intent, 0) AS n_intent, coalesce(a.n_ads, 0) AS n_ads,
@@ -154,8 +174,11 @@ facts AS (
     LEFT JOIN consents co ON co.cid = c.id
     WHERE c.id BETWEEN :lo AND :hi AND c.status = :active
     OFFSET 0
-),
-points AS (
+)"""
+
+
+# Each signal's points, as evaluate() computes them, then their sum.
+_POINTS_SQL = f"""points AS (
     SELECT f.*, f.n_violation - f.n_ads AS violations,
            'source:' || k.kind || CASE WHEN f.self_media AND f.n_intent > 0
                THEN '+intent' ELSE '' END AS l_source,
@@ -187,7 +210,7 @@ scored AS (
 def _breakdown_sql() -> str:
     """The breakdown evaluate() builds (the lines that score, in order) as PostgreSQL prints it.
 
-    Compared as text with the stored jsonb printed (see :func:`crm.routing.scoring.breakdown_text`):
+    Compared as text with the stored jsonb printed (see :func:`crm.routing.signals.breakdown_text`):
     building jsonb values cost several times more than the rest of the statement.
     """
     lines = []
@@ -202,14 +225,14 @@ def _breakdown_sql() -> str:
 
 
 def _may_move_sql(rules: Rules) -> str:
-    """:func:`crm.routing.tiers.may_move` over the ``scored`` columns."""
+    """:func:`crm.routing.tier_rules.may_move` over the ``scored`` columns."""
     life = rules.lifecycle
     terms = [f"violations >= {int(life.remove_after_violations)}", "tier IS NULL"]
     if life.remove_on_ad:
         terms.append("n_ads > 0")
     by_tier = []
     for tier in TIER_ORDER:
-        promote_at, demote_below = score_bounds(tier.value, rules)
+        promote_at, demote_below = score_bounds(tier, rules)
         moves = [f"silent_days >= {silent_days_that_may_move(rules)}"]
         if life.purchase_to_paid:
             moves.append("n_purchase > 0")
@@ -265,7 +288,7 @@ def rescore_in_sql(
     Those are the contacts the tier rules may move, and those with screening answers. With
     ``write``, the statement itself stores the new score, breakdown, warnings and rules
     version of every other contact whose stored ones differ (as
-    :func:`crm.routing.scoring.store_scores` would).
+    :func:`crm.routing.score_store.store_scores` would).
     """
     python = _may_move_sql(rules)
     if rules.signals.screening.questions:

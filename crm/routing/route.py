@@ -1,31 +1,33 @@
 """Routing: score every active contact in set-based batches and move them between tiers.
 
-One run, one transaction: each batch of contacts is aggregated with GROUP BY queries, scored
-and passed through the tier state machine in Python, then written back at once (scores,
-tier history, prospect queue items). Contacts waiting for a group of their tier are placed
-at the end of the run. A dry run computes the same moves, under any rules file, and writes
-nothing, so a rules change can be back-tested before it goes live.
+One run, one transaction, read top-down: each batch of contacts is scored (in SQL, or by the
+Python signals over one aggregate row per contact), passed through the tier state machine,
+and its scores and moves are written back at once (scores, tier history, group exits,
+prospect queue items). Contacts waiting for a group of their tier are placed at the end of
+the run. A dry run computes the same moves, under any rules file, and writes nothing, so a
+rules change can be back-tested before it goes live.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, func, select, text, update
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from crm.core.db import dialect_insert, is_postgres, transaction
+from crm.core.db import is_postgres, transaction
 from crm.core.locks import Lock, hold
-from crm.core.vocabulary import TIER_ORDER, ContactStatus, QueueStatus, Tier
-from crm.models import Contact, Membership, QueueItem, UTCDateTime, utcnow
+from crm.models import utcnow
 from crm.routing.placement import pending_placements, place_contacts
 from crm.routing.rescore import rescore_in_sql
-from crm.routing.rules import Rules, configured_rules
-from crm.routing.scoring import Rescored, Scored, score_range, store_scores
-from crm.routing.tiers import TierFacts, Transition, next_tier, record_transitions
+from crm.routing.rules import Rules
+from crm.routing.score_store import store_scores
+from crm.routing.scoring_sql import Batch, Rescored, batches, score_range
+from crm.routing.tier_rules import moves_of
+from crm.routing.tiers import write_moves
 
 
 @dataclass
@@ -55,33 +57,10 @@ class RouteResult:
         }
 
 
-def is_demotion(move: Transition) -> bool:
-    """True for a move down a tier or out of the funnel."""
-    if move.to_tier is None:
-        return True
-    if move.from_tier is None:
-        return False
-    return TIER_ORDER.index(Tier(move.to_tier)) < TIER_ORDER.index(Tier(move.from_tier))
-
-
-def tier_facts(scored: Scored, now: datetime) -> TierFacts:
-    """The tier rules' view of a scored contact."""
-    entered = scored.facts.tier_entered_at or scored.facts.first_seen_at
-    days_in_tier = max(0, (now - entered).days) if entered is not None else scored.silent_days
-    return TierFacts(
-        ads=scored.ads,
-        violations=scored.violations,
-        purchased=scored.purchased,
-        opted_out=scored.opted_out,
-        silent_days=scored.silent_days,
-        days_in_tier=days_in_tier,
-    )
-
-
 def route(
     engine: Engine,
     *,
-    rules: Rules | None = None,
+    rules: Rules,
     dry_run: bool = False,
     now: datetime | None = None,
     batch_size: int = 20_000,
@@ -91,7 +70,6 @@ def route(
 
     ``demotions_only`` applies only demotions and removals (the lurker clean-out).
     """
-    rules = rules or configured_rules()
     at = now or utcnow()
     result = RouteResult(dry_run=dry_run, rules_version=rules.version)
     if dry_run:
@@ -105,7 +83,7 @@ def route(
         _run(session, rules, at, batch_size, demotions_only, result, write=True)
         placement = place_contacts(session, pending_placements(session, rules), rules, now=at)
         result.placed = placement.placed
-        result.pending_placement = placement.pending
+        result.pending_placement = {tier.value: n for tier, n in placement.pending.items()}
     return result
 
 
@@ -127,132 +105,25 @@ def _run(
     *,
     write: bool,
 ) -> None:
-    last = 0
-    pg = is_postgres(session)
-    # New contacts all enter a tier: when they are most of a batch, the SQL pass is wasted.
-    unscored = Contact.tier.is_(None)
-    while True:
-        # A batch's bounds and counts in one row: fetching its ids cost more than scoring it.
-        batch_rows = (
-            select(Contact.id.label("id"), unscored.label("unscored"))
-            .where(Contact.status == ContactStatus.ACTIVE.value, Contact.id > last)
-            .order_by(Contact.id)
-            .limit(batch_size)
-            .subquery()
-        )
-        b = batch_rows.c
-        count, new, first, last_id = session.execute(
-            select(
-                func.count(),
-                func.count().filter(b.unscored),
-                func.min(b.id),
-                func.max(b.id),
-            )
-        ).one()
-        if not count:
-            return
-        last = int(last_id)
+    for batch in batches(session, batch_size):
         result.batches += 1
-        result.scored += count
-        if pg and new * 2 < count:
-            # Most contacts cannot move: SQL scores (and writes) them, and hands back only
-            # those the tier rules may move, to be scored and routed in Python.
-            wanted = rescore_in_sql(session, first, last, rules, at, write=write)
-            batch = (
-                score_range(session, first, last, rules, at, only=wanted)
-                if wanted
-                else Rescored([], [])
-            )
-        else:
-            batch = score_range(session, first, last, rules, at)
-        scored = batch.scored
-        moves: list[tuple[Transition, int, int]] = []
-        for s in scored:
-            move = next_tier(s.facts.tier, s.score, tier_facts(s, at), rules)
-            if move is None or (demotions_only and not is_demotion(move)):
-                continue
-            moves.append((move, s.contact_id, s.score))
-            result.moves[move.key] += 1
-        if not write:
-            continue
-        store_scores(session, batch.changed, rules, at)
-        record_transitions(session, moves, rules_version=rules.version, actor="route", now=at)
-        _leave_groups(session, [(m, cid) for m, cid, _ in moves if m.removed], at)
-        result.queued += _queue_prospects(
-            session,
-            [(cid, score) for m, cid, score in moves if m.to_tier == Tier.PROSPECT],
-            rules,
-            at,
-        )
+        result.scored += batch.size
+        scored = _score(session, batch, rules, at, write=write)
+        moves = moves_of(scored.scored, rules, at, demotions_only=demotions_only)
+        result.moves.update(m.transition.key for m in moves)
+        if write:
+            store_scores(session, scored.changed, rules, at)
+            result.queued += write_moves(session, moves, rules, actor="route", now=at)
 
 
-def _leave_groups(session: Session, removed: list[tuple[Transition, int]], at: datetime) -> None:
-    by_reason: dict[str, list[int]] = {}
-    for move, cid in removed:
-        by_reason.setdefault(move.reason[:200], []).append(cid)
-    for reason, ids in by_reason.items():
-        for start in range(0, len(ids), 5000):
-            session.execute(
-                update(Membership)
-                .where(Membership.contact_id.in_(ids[start : start + 5000]))
-                .where(Membership.left_at.is_(None))
-                .values(left_at=at, left_reason=reason),
-                execution_options={"synchronize_session": False},
-            )
-
-
-_QUEUE_PROSPECTS_PG = text(
-    "INSERT INTO queue_items (contact_id, status, open_key, sla_due_at, priority,"
-    " created_at, updated_at)"
-    " SELECT m.cid, :status, m.cid, :due, m.score, :at, :at"
-    " FROM unnest(CAST(:cids AS bigint[]), CAST(:scores AS integer[])) WITH ORDINALITY"
-    " AS m(cid, score, n) ORDER BY m.n ON CONFLICT DO NOTHING"
-).bindparams(bindparam("due", type_=UTCDateTime()), bindparam("at", type_=UTCDateTime()))
-
-
-def _queue_prospects(
-    session: Session, entering: list[tuple[int, int]], rules: Rules, at: datetime
-) -> int:
-    """A pool item per contact entering prospect, unless one is already open."""
-    if not entering:
-        return 0
-    if is_postgres(session):
-        # One statement over arrays; the open_key unique constraint skips open items.
-        inserted = session.execute(
-            _QUEUE_PROSPECTS_PG,
-            {
-                "cids": [cid for cid, _ in entering],
-                "scores": [score for _, score in entering],
-                "status": QueueStatus.POOL.value,
-                "due": at + timedelta(hours=rules.queue.sla_hours),
-                "at": at,
-            },
-        )
-        return int(getattr(inserted, "rowcount", 0) or 0)
-    existing: set[int] = set()
-    ids = [cid for cid, _ in entering]
-    for start in range(0, len(ids), 5000):
-        existing.update(
-            int(k)
-            for k in session.scalars(
-                select(QueueItem.open_key).where(QueueItem.open_key.in_(ids[start : start + 5000]))
-            )
-            if k is not None
-        )
-    rows = [
-        {
-            "contact_id": cid,
-            "status": QueueStatus.POOL.value,
-            "open_key": cid,
-            "sla_due_at": at + timedelta(hours=rules.queue.sla_hours),
-            "priority": score,
-            "created_at": at,
-            "updated_at": at,
-        }
-        for cid, score in entering
-        if cid not in existing
-    ]
-    if not rows:
-        return 0
-    session.execute(dialect_insert(session, QueueItem).on_conflict_do_nothing(), rows)
-    return len(rows)
+def _score(session: Session, batch: Batch, rules: Rules, at: datetime, *, write: bool) -> Rescored:
+    """A batch's scores: all in Python, or in SQL with Python scoring only who may move."""
+    # New contacts all enter a tier: when they are most of a batch, the SQL pass is wasted.
+    if not is_postgres(session) or batch.unscored * 2 >= batch.size:
+        return score_range(session, batch.first, batch.last, rules, at)
+    # Most contacts cannot move: SQL scores (and writes) them, and hands back only those the
+    # tier rules may move, to be scored and routed in Python.
+    wanted = rescore_in_sql(session, batch.first, batch.last, rules, at, write=write)
+    if not wanted:
+        return Rescored([], [])
+    return score_range(session, batch.first, batch.last, rules, at, only=wanted)

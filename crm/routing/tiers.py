@@ -1,163 +1,65 @@
-"""The tier state machine (open → active → prospect → paid) and the sales "won" entry to paid.
+"""Writing tier moves: the tier history, the contacts' tiers, and what a move entails.
 
-:func:`next_tier` is pure: given a contact's tier, score and facts, it returns the one move
-the rules call for, with a reason, or None. Hysteresis keeps contacts from flapping: a tier
-is entered at ``enter_at`` and kept while the score stays at ``stay_above`` or more. One
-step at a time, except a purchase (straight to paid) and removals (ads, rule breaking,
-lurking in the open tier). Opted-out contacts are never promoted by score.
+A removed contact leaves its groups; a contact entering prospect gets a pool item in the
+prospect queue (unless one is open). :func:`mark_paid` is the sales "won" entry to paid: a
+row-locked move with history, audit and a paid-group invitation. Which moves to make is
+decided by :mod:`crm.routing.tier_rules`; this module only writes them, in the caller's
+transaction.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
-from sqlalchemy import BigInteger, any_, bindparam, insert, literal, text, update
+from sqlalchemy import BigInteger, any_, bindparam, insert, literal, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from crm.core.audit import audit
-from crm.core.db import is_postgres
+from crm.core.db import dialect_insert, is_postgres
 from crm.core.errors import InputError
-from crm.core.vocabulary import TIER_ORDER, ContactStatus, Tier
-from crm.models import Contact, TierChange, UTCDateTime, utcnow
+from crm.core.settings import get_settings
+from crm.core.vocabulary import ContactStatus, QueueStatus, Tier
+from crm.models import Contact, Membership, QueueItem, TierChange, UTCDateTime, utcnow
+from crm.routing.placement import place_contacts
 from crm.routing.rules import Rules, configured_rules
-
-REMOVED = "removed"
-NEW = "new"
+from crm.routing.tier_rules import Move, Transition
 
 
-@dataclass(frozen=True)
-class TierFacts:
-    """What the tier rules look at besides the score."""
+def write_moves(
+    session: Session, moves: Sequence[Move], rules: Rules, *, actor: str, now: datetime
+) -> int:
+    """Record moves, take removed contacts out of their groups, queue new prospects.
 
-    ads: int = 0
-    violations: int = 0
-    purchased: bool = False
-    opted_out: bool = False
-    silent_days: int = 0
-    days_in_tier: int = 0
-
-
-@dataclass(frozen=True)
-class Transition:
-    """One move: ``to_tier`` None means the contact is removed from the funnel."""
-
-    from_tier: str | None
-    to_tier: str | None
-    reason: str
-
-    @property
-    def removed(self) -> bool:
-        """True when the contact leaves the funnel."""
-        return self.to_tier is None
-
-    @property
-    def key(self) -> str:
-        """``from->to`` as counted in route results (``new`` and ``removed`` at the ends)."""
-        return f"{self.from_tier or NEW}->{self.to_tier or REMOVED}"
-
-
-def _step(tier: str, delta: int) -> str:
-    index = TIER_ORDER.index(Tier(tier)) + delta
-    return TIER_ORDER[max(0, min(index, len(TIER_ORDER) - 1))].value
-
-
-def next_tier(current: str | None, score: int, facts: TierFacts, rules: Rules) -> Transition | None:
-    """The tier move the rules call for now, or None to stay."""
-    life = rules.lifecycle
-    if facts.ads and life.remove_on_ad:
-        return Transition(current, None, f"removed: {facts.ads} ad(s) posted")
-    if facts.violations >= life.remove_after_violations:
-        return Transition(
-            current,
-            None,
-            f"removed: {facts.violations} rule violations (limit {life.remove_after_violations})",
-        )
-    if current is None:
-        return Transition(None, Tier.OPEN.value, "entered the funnel")
-    if current == Tier.PAID:
-        return None  # paid is kept: a customer is never demoted by score or silence
-    if facts.purchased and life.purchase_to_paid:
-        return Transition(current, Tier.PAID.value, "purchase")
-
-    if current == Tier.OPEN and facts.silent_days >= life.remove_after_silent_days:
-        return Transition(current, None, f"removed: silent {facts.silent_days} days")
-    if (
-        current != Tier.OPEN
-        and facts.silent_days >= life.demote_after_silent_days
-        and facts.days_in_tier >= life.demote_after_silent_days
-    ):
-        return Transition(current, _step(current, -1), f"silent {facts.silent_days} days")
-
-    upper = _step(current, +1)
-    threshold = rules.tiers.threshold(upper)
-    # A silent contact is not promoted: old points would undo the silence demotion next run.
-    silent = facts.silent_days >= life.demote_after_silent_days
-    if threshold is not None and score >= threshold.enter_at and not facts.opted_out and not silent:
-        return Transition(current, upper, f"score {score} >= {threshold.enter_at}")
-    own = rules.tiers.threshold(current)
-    if own is not None and score < own.stay_above:
-        return Transition(
-            current, _step(current, -1), f"score {score} < stay_above {own.stay_above}"
-        )
-    return None
-
-
-def score_bounds(tier: str, rules: Rules) -> tuple[int | None, int | None]:
-    """Scores that may move a contact of ``tier``: (promote at or above, demote below).
-
-    None where the score moves nothing (open has no floor, prospect no score-reached tier
-    above it, paid neither).
+    Returns how many prospect queue items were created.
     """
-    if tier == Tier.PAID:
-        return None, None
-    upper = rules.tiers.threshold(_step(tier, +1))
-    own = rules.tiers.threshold(tier)
-    return (
-        upper.enter_at if upper is not None else None,
-        own.stay_above if own is not None else None,
+    record_transitions(session, moves, rules_version=rules.version, actor=actor, now=now)
+    leave_groups(
+        session, [(m.transition, m.contact_id) for m in moves if m.transition.removed], now
+    )
+    return queue_prospects(
+        session,
+        [(m.contact_id, m.score) for m in moves if m.transition.to_tier == Tier.PROSPECT],
+        rules,
+        now,
     )
 
 
-def may_move(current: str | None, score: int, facts: TierFacts, rules: Rules) -> bool:
-    """A cheap test true whenever :func:`next_tier` moves the contact (and sometimes besides).
-
-    It ignores what only holds a move back (opt-out, silence, days in the tier), so a batch
-    can be narrowed, in SQL, to the contacts worth running the state machine on.
-    """
-    life = rules.lifecycle
-    if (facts.ads and life.remove_on_ad) or facts.violations >= life.remove_after_violations:
-        return True
-    if current is None:
-        return True
-    if current == Tier.PAID:
-        return False
-    if facts.purchased and life.purchase_to_paid:
-        return True
-    if facts.silent_days >= silent_days_that_may_move(rules):
-        return True
-    promote_at, demote_below = score_bounds(current, rules)
-    return (promote_at is not None and score >= promote_at) or (
-        demote_below is not None and score < demote_below
-    )
-
-
-def silent_days_that_may_move(rules: Rules) -> int:
-    """The shortest silence after which the lifecycle rules may demote or remove anyone."""
-    life = rules.lifecycle
-    return min(life.demote_after_silent_days, life.remove_after_silent_days)
+def _value(tier: Tier | None) -> str | None:
+    # The driver writes an enum as its name: tiers are stored as their values.
+    return tier.value if tier is not None else None
 
 
 def record_transitions(
     session: Session,
-    moves: list[tuple[Transition, int, int]],
+    moves: Sequence[Move],
     *,
     rules_version: str | None,
     actor: str,
     now: datetime,
 ) -> None:
-    """Apply moves (transition, contact id, score) to contacts and append them to history."""
+    """Apply moves to contacts and append them to the tier history."""
     if not moves:
         return
     if is_postgres(session):
@@ -166,8 +68,8 @@ def record_transitions(
             _INSERT_CHANGES_PG,
             {
                 "cids": [cid for _t, cid, _s in moves],
-                "froms": [t.from_tier for t, _c, _s in moves],
-                "tos": [t.to_tier for t, _c, _s in moves],
+                "froms": [_value(t.from_tier) for t, _c, _s in moves],
+                "tos": [_value(t.to_tier) for t, _c, _s in moves],
                 "reasons": [t.reason[:200] for t, _c, _s in moves],
                 "scores": [score for _t, _c, score in moves],
                 "version": rules_version,
@@ -192,7 +94,7 @@ _INSERT_CHANGES_PG = text(
 
 def _insert_changes(
     session: Session,
-    moves: list[tuple[Transition, int, int]],
+    moves: Sequence[Move],
     *,
     rules_version: str | None,
     actor: str,
@@ -203,8 +105,8 @@ def _insert_changes(
         [
             {
                 "contact_id": cid,
-                "from_tier": t.from_tier,
-                "to_tier": t.to_tier,
+                "from_tier": _value(t.from_tier),
+                "to_tier": _value(t.to_tier),
                 "reason": t.reason[:200],
                 "rules_version": rules_version,
                 "score": score,
@@ -216,8 +118,8 @@ def _insert_changes(
     )
 
 
-def _apply_moves(session: Session, moves: list[tuple[Transition, int, int]], now: datetime) -> None:
-    by_target: dict[str | None, list[int]] = {}
+def _apply_moves(session: Session, moves: Sequence[Move], now: datetime) -> None:
+    by_target: dict[Tier | None, list[int]] = {}
     for t, cid, _score in moves:
         by_target.setdefault(t.to_tier, []).append(cid)
     pg = is_postgres(session)
@@ -230,7 +132,7 @@ def _apply_moves(session: Session, moves: list[tuple[Transition, int, int]], now
             if target is None:
                 values["status"] = ContactStatus.REMOVED.value
             else:
-                values["tier"] = target
+                values["tier"] = target.value
             match = (
                 Contact.id == any_(literal(chunk, ARRAY(BigInteger)))
                 if pg
@@ -240,6 +142,80 @@ def _apply_moves(session: Session, moves: list[tuple[Transition, int, int]], now
                 update(Contact).where(match).values(**values),
                 execution_options={"synchronize_session": False},
             )
+
+
+def leave_groups(session: Session, removed: Sequence[tuple[Transition, int]], at: datetime) -> None:
+    """End the current memberships of removed contacts, with the removal's reason."""
+    by_reason: dict[str, list[int]] = {}
+    for move, cid in removed:
+        by_reason.setdefault(move.reason[:200], []).append(cid)
+    for reason, ids in by_reason.items():
+        for start in range(0, len(ids), 5000):
+            session.execute(
+                update(Membership)
+                .where(Membership.contact_id.in_(ids[start : start + 5000]))
+                .where(Membership.left_at.is_(None))
+                .values(left_at=at, left_reason=reason),
+                execution_options={"synchronize_session": False},
+            )
+
+
+_QUEUE_PROSPECTS_PG = text(
+    "INSERT INTO queue_items (contact_id, status, open_key, sla_due_at, priority,"
+    " created_at, updated_at)"
+    " SELECT m.cid, :status, m.cid, :due, m.score, :at, :at"
+    " FROM unnest(CAST(:cids AS bigint[]), CAST(:scores AS integer[])) WITH ORDINALITY"
+    " AS m(cid, score, n) ORDER BY m.n ON CONFLICT DO NOTHING"
+).bindparams(bindparam("due", type_=UTCDateTime()), bindparam("at", type_=UTCDateTime()))
+
+
+def queue_prospects(
+    session: Session, entering: Sequence[tuple[int, int]], rules: Rules, at: datetime
+) -> int:
+    """A pool item per contact (id, score) entering prospect, unless one is already open."""
+    if not entering:
+        return 0
+    due = at + timedelta(hours=rules.queue.sla_hours)
+    if is_postgres(session):
+        # One statement over arrays; the open_key unique constraint skips open items.
+        inserted = session.execute(
+            _QUEUE_PROSPECTS_PG,
+            {
+                "cids": [cid for cid, _ in entering],
+                "scores": [score for _, score in entering],
+                "status": QueueStatus.POOL.value,
+                "due": due,
+                "at": at,
+            },
+        )
+        return int(getattr(inserted, "rowcount", 0) or 0)
+    existing: set[int] = set()
+    ids = [cid for cid, _ in entering]
+    for start in range(0, len(ids), 5000):
+        existing.update(
+            int(k)
+            for k in session.scalars(
+                select(QueueItem.open_key).where(QueueItem.open_key.in_(ids[start : start + 5000]))
+            )
+            if k is not None
+        )
+    rows = [
+        {
+            "contact_id": cid,
+            "status": QueueStatus.POOL.value,
+            "open_key": cid,
+            "sla_due_at": due,
+            "priority": score,
+            "created_at": at,
+            "updated_at": at,
+        }
+        for cid, score in entering
+        if cid not in existing
+    ]
+    if not rows:
+        return 0
+    session.execute(dialect_insert(session, QueueItem).on_conflict_do_nothing(), rows)
+    return len(rows)
 
 
 def mark_paid(
@@ -254,6 +230,8 @@ def mark_paid(
     """Move a contact to paid (a sales "won" outcome); history and a paid-group invitation.
 
     Runs in the caller's transaction. Returns None when the contact already is paid.
+    ``rules`` are the rules in force (for the paid groups); without them, those the settings
+    name: the sales queue does not pass its rules down yet.
     """
     at = now or utcnow()
     contact = session.get(Contact, contact_id, with_for_update=True)
@@ -263,7 +241,7 @@ def mark_paid(
         raise InputError(f"contact {contact_id} is {contact.status}, not active")
     if contact.tier == Tier.PAID:
         return None
-    move = Transition(contact.tier, Tier.PAID.value, reason or "won")
+    move = Transition(Tier(contact.tier) if contact.tier else None, Tier.PAID, reason or "won")
     session.add(
         TierChange(
             contact_id=contact.id,
@@ -284,11 +262,10 @@ def mark_paid(
         "tier.mark_paid",
         object_type="contact",
         object_id=contact.id,
-        details={"from": move.from_tier, "reason": move.reason},
+        details={"from": _value(move.from_tier), "reason": move.reason},
         at=at,
     )
     session.flush()
-    from crm.routing.placement import place_contacts  # placement builds on tiers, not the reverse
-
-    place_contacts(session, {Tier.PAID.value: [contact.id]}, rules or configured_rules(), now=at)
+    in_force = rules if rules is not None else configured_rules(get_settings())
+    place_contacts(session, {Tier.PAID: [contact.id]}, in_force, now=at)
     return move

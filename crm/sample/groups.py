@@ -11,7 +11,7 @@ from crm.core.db import transaction
 from crm.core.vocabulary import Platform, Theme, Tier
 from crm.models import Community
 from crm.outreach.accounts import add_account
-from crm.routing.placement import add_group
+from crm.routing.groups import add_group
 
 ACCOUNTS = (("yunying_a01", Platform.WECHAT), ("yunying_b02", Platform.WECHAT))
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import typer
 
 from crm.core.clock import parse_expiry
 from crm.core.db import transaction
 from crm.core.vocabulary import Theme, Tier
-from crm.routing.placement import add_group, list_groups, rotate_qr
+from crm.routing.groups import add_group, list_groups, rotate_qr
 from flows.cli.common import engine, print_json, print_table
 
 app = typer.Typer(help="Groups per tier and their QR codes (群活码).", no_args_is_help=True)
@@ -36,8 +38,8 @@ def add(
     group = add_group(
         engine(),
         name,
-        tier=tier.value,
-        theme=theme.value,
+        tier=tier,
+        theme=theme,
         capacity=capacity,
         qr_join_limit=qr_join_limit,
         qr_url=qr_url,
@@ -48,7 +50,7 @@ def add(
     if as_json:
         print_json(group)
     else:
-        typer.echo(f"group {group['id']} {group['name']}: tier {group['tier']}")
+        typer.echo(f"group {group.id} {group.name}: tier {group.tier}")
 
 
 @app.command("list")
@@ -60,7 +62,7 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print one JSON arr
         print_json(groups)
         return
     print_table(
-        groups,
+        [dataclasses.asdict(g) for g in groups],
         [
             "id",
             "name",
@@ -87,4 +89,5 @@ def rotate(
     if as_json:
         print_json(data)
     else:
-        typer.echo(f"group {data['name']}: QR valid until {data['qr_expires_at']:%Y-%m-%d %H:%M}")
+        assert data.qr_expires_at is not None  # a rotated code always has one
+        typer.echo(f"group {data.name}: QR valid until {data.qr_expires_at:%Y-%m-%d %H:%M}")

@@ -27,7 +27,7 @@ def route(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Score every active contact and move them between tiers (open → active → prospect → paid)."""
-    chosen = load_rules(rules) if rules is not None else configured_rules(settings().rules_path)
+    chosen = load_rules(rules) if rules is not None else configured_rules(settings())
     result = route_contacts(
         engine(),
         rules=chosen,

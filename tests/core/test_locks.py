@@ -15,6 +15,7 @@ from crm.intake.records import RawItem, SourceSpec
 from crm.intake.service import ingest_items
 from crm.models import Contact
 from crm.routing.route import route
+from crm.routing.rules import load_rules
 
 NOW = datetime(2024, 6, 1, 4, 0, tzinfo=UTC)
 GROUP = SourceSpec(kind=SourceKind.PEER_GROUP, key="宝妈群", name="宝妈群", operator_handle="op1")
@@ -66,7 +67,7 @@ def test_resolution_and_route_wait_for_the_contact_graph_lock(pg_url: str) -> No
             items = [RawItem(record_key="a", payload={"name": "小美", "phone": "13800138000"})]
             ingest = run(lambda: ingest_items(engine, GROUP, items, origin="t", now=NOW))
             _wait_for(lambda: _waiting_on(engine, Lock.CONTACT_GRAPH) == 1, "the ingest to wait")
-            routing = run(lambda: route(engine, now=NOW))
+            routing = run(lambda: route(engine, rules=load_rules(), now=NOW))
             _wait_for(lambda: _waiting_on(engine, Lock.CONTACT_GRAPH) == 2, "the route to wait")
             with transaction(engine) as s:  # nothing resolved or routed while the lock is held
                 assert s.scalar(select(func.count()).select_from(Contact)) == 0

@@ -9,14 +9,11 @@ from sqlalchemy import Engine, func, select
 
 from crm.core.clock import parse_expiry
 from crm.core.db import transaction
+from crm.core.vocabulary import Tier
 from crm.models import Alert, Community, Consent, Contact, Membership, OutboxMessage
-from crm.routing.placement import (
-    GroupRoom,
-    assign,
-    pending_placements,
-    place_contacts,
-    rotate_qr,
-)
+from crm.routing.group_choice import GroupRoom, assign
+from crm.routing.groups import rotate_qr
+from crm.routing.placement import pending_placements, place_contacts
 from crm.routing.rules import load_rules
 from tests.helpers.route_fixtures import NOW, add_contact, add_group
 
@@ -61,7 +58,7 @@ def test_full_and_expiring_groups_roll_over(engine: Engine) -> None:
     add_group(engine, "open-2", "open", limit=200, position=3)
     ids = [add_contact(engine, f"c{i}") for i in range(5)]
     with transaction(engine) as s:
-        result = place_contacts(s, {"open": ids}, RULES, now=NOW)
+        result = place_contacts(s, {Tier.OPEN: ids}, RULES, now=NOW)
     assert result.placed == 5
     assert members(engine) == {"open-1": ids[:2], "open-2": ids[2:]}
     with transaction(engine) as s:
@@ -109,12 +106,12 @@ def test_rotating_the_qr_code_reopens_a_group(engine: Engine) -> None:
     add_group(engine, "prospect-1", "prospect", expires=NOW + timedelta(hours=2))
     cid = add_contact(engine, "p")
     with transaction(engine) as s:
-        assert place_contacts(s, {"prospect": [cid]}, RULES, now=NOW).pending == {"prospect": 1}
+        assert place_contacts(s, {Tier.PROSPECT: [cid]}, RULES, now=NOW).pending == {"prospect": 1}
     rotate_qr(
         engine, "prospect-1", url="https://qr.example/new", expires=timedelta(days=7), now=NOW
     )
     with transaction(engine) as s:
-        assert place_contacts(s, {"prospect": [cid]}, RULES, now=NOW).placed == 1
+        assert place_contacts(s, {Tier.PROSPECT: [cid]}, RULES, now=NOW).placed == 1
         invite = s.scalars(select(OutboxMessage)).one()
     assert invite.context["qr_code_url"] == "https://qr.example/new"
 
@@ -126,6 +123,6 @@ def test_theme_and_opt_out(engine: Engine) -> None:
     with transaction(engine) as s:
         s.add(Consent(contact_id=gone, kind="opt_out", source="reply 退订", recorded_at=NOW))
     with transaction(engine) as s:
-        result = place_contacts(s, {"paid": [keen, gone]}, RULES, now=NOW)
+        result = place_contacts(s, {Tier.PAID: [keen, gone]}, RULES, now=NOW)
     assert result.placed == 1
     assert members(engine) == {"paid-paid": [keen]}  # rules: paid groups have the paid theme

@@ -27,11 +27,14 @@ from crm.models import (
     TierChange,
     Touch,
 )
+from crm.routing.facts import ContactFacts, bucket_events
 from crm.routing.rescore import rescore_in_sql, sql_scores
-from crm.routing.route import route, tier_facts
+from crm.routing.route import route
 from crm.routing.rules import DEFAULT_RULES, Rules, load_rules, parse_rules
-from crm.routing.scoring import ContactFacts, bucket_events, evaluate, score, score_range
-from crm.routing.tiers import mark_paid, may_move, next_tier
+from crm.routing.scoring_sql import score_range
+from crm.routing.signals import evaluate, score
+from crm.routing.tier_rules import may_move, next_tier, tier_facts
+from crm.routing.tiers import mark_paid
 from tests.helpers.route_fixtures import (
     NOW,
     add_contact,
@@ -59,7 +62,7 @@ def test_open_to_paid(engine: Engine) -> None:
     mild = add_contact(engine, "mild", "peer_group", seen=NOW - timedelta(days=2))
     spam = add_contact(engine, "spam", "peer_group", seen=NOW - timedelta(days=2))
 
-    first = route(engine, now=NOW - timedelta(days=2)).as_dict()
+    first = route(engine, rules=RULES, now=NOW - timedelta(days=2)).as_dict()
     assert first["scored"] == 3
     assert first["moves"] == {"new->open": 3}
     assert first["placed"] == 3
@@ -70,14 +73,14 @@ def test_open_to_paid(engine: Engine) -> None:
     add_events(engine, mild, "share", 1)
     add_events(engine, spam, "violation", 1, violation="广告")
 
-    second = route(engine, now=NOW).as_dict()
+    second = route(engine, rules=RULES, now=NOW).as_dict()
     assert second["moves"] == {"open->active": 2, "open->removed": 1}
     assert tiers(engine) == {
         keen: ("active", "active"),
         mild: ("active", "active"),
         spam: ("open", "removed"),
     }
-    third = route(engine, now=NOW + timedelta(hours=1)).as_dict()
+    third = route(engine, rules=RULES, now=NOW + timedelta(hours=1)).as_dict()
     assert third["moves"] == {"active->prospect": 1}  # one step per run, never skipped
     assert third["queued"] == 1
 
@@ -100,7 +103,7 @@ def test_open_to_paid(engine: Engine) -> None:
         assert mark_paid(s, keen, reason="again", actor="sales:li", now=NOW) is None
 
     # Nothing moves any more; re-running routes changes nothing and sends no second invite.
-    assert route(engine, now=NOW + timedelta(hours=2)).as_dict()["moves"] == {}
+    assert route(engine, rules=RULES, now=NOW + timedelta(hours=2)).as_dict()["moves"] == {}
 
     with transaction(engine) as s:
         detail = contact_detail(s, keen)
@@ -144,7 +147,7 @@ def test_db_scores_match_the_pure_rules(engine: Engine) -> None:
     add_events(engine, cid, "answer", 1, answers={"goal": "考研", "budget": "有"})
     add_events(engine, cid, "activity_attended", 1, at=NOW - timedelta(days=5))
     add_events(engine, cid, "violation", 1, violation="insult")
-    route(engine, now=NOW)
+    route(engine, rules=RULES, now=NOW)
     with transaction(engine) as s:
         contact = s.get_one(Contact, cid)
         events = [
@@ -174,7 +177,7 @@ def test_db_scores_match_the_pure_rules(engine: Engine) -> None:
 def test_dry_run_with_candidate_rules_writes_nothing(engine: Engine, tmp_path: Path) -> None:
     add_group(engine, "open-1", "open")
     ids = [add_contact(engine, f"c{i}") for i in range(4)]
-    route(engine, now=NOW)
+    route(engine, rules=RULES, now=NOW)
     for cid in ids[:2]:
         add_events(engine, cid, "message", 2)
     with transaction(engine) as s:
@@ -190,7 +193,7 @@ def test_dry_run_with_candidate_rules_writes_nothing(engine: Engine, tmp_path: P
     candidate = tmp_path / "lenient.toml"
     candidate.write_text(lenient, encoding="utf-8")
 
-    strict = route(engine, dry_run=True, now=NOW).as_dict()
+    strict = route(engine, rules=RULES, dry_run=True, now=NOW).as_dict()
     loose = route(engine, rules=load_rules(candidate), dry_run=True, now=NOW).as_dict()
     assert strict["moves"] == {}
     assert loose["moves"] == {"open->active": 2}
@@ -207,9 +210,9 @@ def test_dry_run_with_candidate_rules_writes_nothing(engine: Engine, tmp_path: P
 def test_clean_out_only_demotes(engine: Engine) -> None:
     lurker = add_contact(engine, "lurker", seen=NOW - timedelta(days=200))
     keen = add_contact(engine, "keen", seen=NOW - timedelta(days=200))
-    route(engine, now=NOW - timedelta(days=200))
+    route(engine, rules=RULES, now=NOW - timedelta(days=200))
     add_events(engine, keen, "message", 10, message="报名")
-    result = route(engine, now=NOW, demotions_only=True).as_dict()
+    result = route(engine, rules=RULES, now=NOW, demotions_only=True).as_dict()
     assert result["moves"] == {"open->removed": 1}
     assert tiers(engine) == {lurker: ("open", "removed"), keen: ("open", "active")}
     with transaction(engine) as s:
@@ -350,7 +353,7 @@ def stored_scores(engine: Engine) -> dict[int, tuple[int, Any, int]]:
 
 
 @pytest.mark.parametrize("rules", [RULES, OTHER_RULES], ids=["default", "other"])
-def test_sql_and_python_scores_agree_on_varied_data(engine: Engine, rules: Rules) -> None:
+def test_signals_and_scoring_sql_agree_on_varied_data(engine: Engine, rules: Rules) -> None:
     ids = add_varied_contacts(engine, 90, seed=11)
     lo, hi = min(ids), max(ids)
     at = NOW

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from crm.core.errors import InputError
+from crm.core.settings import get_settings
 from crm.routing.rules import DEFAULT_RULES, configured_rules, load_rules, parse_rules
 from crm.routing.rules.loader import key_lines
 
@@ -29,8 +30,8 @@ def test_settings_choose_the_rules_file(tmp_path: Path, monkeypatch: pytest.Monk
     other = tmp_path / "mine.toml"
     other.write_text(DEFAULT_TEXT.replace('"default-2026.11"', '"mine-1"'), encoding="utf-8")
     monkeypatch.setenv("QUNFLOW_RULES_PATH", str(other))
-    assert configured_rules().version == "mine-1"
-    assert configured_rules(DEFAULT_RULES).version == "default-2026.11"
+    assert configured_rules(get_settings()).version == "mine-1"
+    assert configured_rules(get_settings(), DEFAULT_RULES).version == "default-2026.11"
 
 
 def test_wrong_type_names_line_and_field() -> None:

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from crm.routing.facts import Answer, ContactFacts, bucket_events
 from crm.routing.rules import Rules, load_rules
-from crm.routing.scoring import Answer, ContactFacts, breakdown_text, bucket_events, evaluate, score
+from crm.routing.signals import breakdown_text, evaluate, score
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 RULES = load_rules()

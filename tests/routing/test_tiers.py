@@ -6,15 +6,17 @@ from itertools import product
 
 import pytest
 
+from crm.core.vocabulary import Tier
 from crm.routing.rules import Rules, load_rules
-from crm.routing.tiers import TierFacts, Transition, may_move, next_tier
+from crm.routing.tier_rules import TierFacts, Transition, may_move, next_tier
 
 RULES = load_rules()  # active: enter 20 / stay 10; prospect: enter 60 / stay 45
 QUIET = TierFacts()
 
 
 def move(current: str | None, score: int, **facts: object) -> Transition | None:
-    return next_tier(current, score, TierFacts(**facts), RULES)  # type: ignore[arg-type]
+    tier = Tier(current) if current is not None else None
+    return next_tier(tier, score, TierFacts(**facts), RULES)  # type: ignore[arg-type]
 
 
 def to(current: str | None, score: int, **facts: object) -> str | None:
@@ -106,7 +108,7 @@ def test_rules_switch_ad_removal(remove_on_ad: bool) -> None:
     rules = RULES.model_copy(
         update={"lifecycle": RULES.lifecycle.model_copy(update={"remove_on_ad": remove_on_ad})}
     )
-    t = next_tier("active", 15, TierFacts(ads=1), rules)
+    t = next_tier(Tier.ACTIVE, 15, TierFacts(ads=1), rules)
     assert (t is not None and t.removed) is remove_on_ad
 
 
@@ -114,7 +116,7 @@ def test_purchase_jump_can_be_switched_off() -> None:
     rules = RULES.model_copy(
         update={"lifecycle": RULES.lifecycle.model_copy(update={"purchase_to_paid": False})}
     )
-    assert next_tier("prospect", 70, TierFacts(purchased=True), rules) is None
+    assert next_tier(Tier.PROSPECT, 70, TierFacts(purchased=True), rules) is None
 
 
 def test_may_move_holds_whenever_the_state_machine_moves() -> None:
@@ -123,7 +125,7 @@ def test_may_move_holds_whenever_the_state_machine_moves() -> None:
     said_no = 0
     for rules in (RULES, _strict_rules()):
         for current, score, ads, violations, purchased, opted_out, silent, days in product(
-            [None, "open", "active", "prospect", "paid"],
+            [None, *Tier],
             [-120, 0, 2, 9, 10, 11, 19, 20, 21, 44, 45, 46, 59, 60, 61, 200],
             [0, 1],
             [0, 2, 3],

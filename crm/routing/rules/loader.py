@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from crm.core.errors import InputError
+from crm.core.settings import Settings
 from crm.routing.rules.model import Rules
 
 DEFAULT_RULES = Path(__file__).resolve().parent / "rules.toml"
@@ -28,13 +29,9 @@ def load_rules(path: str | Path | None = None) -> Rules:
     return parse_rules(text, name=str(file))
 
 
-def configured_rules(path: str | Path | None = None) -> Rules:
-    """The rules in force: ``path`` if given, else settings.rules_path, else the default."""
-    if path is None:
-        from crm.core.settings import get_settings
-
-        path = get_settings().rules_path
-    return load_rules(path)
+def configured_rules(settings: Settings, path: str | Path | None = None) -> Rules:
+    """The rules in force: ``path`` if given, else ``settings.rules_path``, else the default."""
+    return load_rules(path if path is not None else settings.rules_path)
 
 
 def parse_rules(text: str, *, name: str = "rules.toml") -> Rules:

@@ -1,0 +1,82 @@
+"""The live code (群活码) as rules: which group of a tier takes the next contact, and when.
+
+Groups of a tier are filled in ``position`` order, each only while it is below its QR-join
+limit (≈200 members, never beyond its capacity) and its QR code stays valid for the margin
+the rules ask; a full or expiring group hands over to the next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from crm.core.vocabulary import Tier
+from crm.routing.rules.model import Rules
+
+
+@dataclass
+class GroupRoom:
+    """A group of the live code and how many more contacts it can take by QR."""
+
+    id: int
+    name: str
+    owner_account_id: int | None
+    platform: str
+    qr_code_url: str | None
+    room: int
+
+
+def room_left(qr_join_limit: int, capacity: int, members: int) -> int:
+    """How many more members a group takes by QR: up to its join limit, within its capacity."""
+    return max(0, min(qr_join_limit, capacity) - members)
+
+
+def qr_needed_until(now: datetime, rules: Rules) -> datetime:
+    """A QR code handed out now must stay valid past this (it is scanned later, on a phone)."""
+    return now + timedelta(hours=rules.placement.qr_margin_hours)
+
+
+def takes_members(
+    *,
+    qr_code_url: str | None,
+    qr_expires_at: datetime | None,
+    members: int,
+    qr_join_limit: int,
+    capacity: int,
+    archived: bool,
+    now: datetime,
+) -> bool:
+    """Whether a group takes members by QR now: a valid code, room left, not archived."""
+    qr_valid = qr_expires_at is not None and qr_expires_at > now
+    return (
+        bool(qr_code_url)
+        and qr_valid
+        and room_left(qr_join_limit, capacity, members) > 0
+        and not archived
+    )
+
+
+def assign(contact_ids: Sequence[int], groups: list[GroupRoom]) -> tuple[dict[int, int], list[int]]:
+    """Fill groups in order (the live code): contact → group id, and who found no room."""
+    placed: dict[int, int] = {}
+    index = 0
+    left: list[int] = []
+    for cid in contact_ids:
+        while index < len(groups) and groups[index].room <= 0:
+            index += 1
+        if index == len(groups):
+            left.append(cid)
+            continue
+        placed[cid] = groups[index].id
+        groups[index].room -= 1
+    return placed, left
+
+
+def no_room_message(tier: Tier, waiting: int, theme: str | None) -> str:
+    """The operator alert when contacts of a tier find no group with room."""
+    return (
+        f"{waiting} contact(s) wait for a {tier} group"
+        + (f" (theme {theme})" if theme else "")
+        + " with room and a valid QR code: add a group or rotate a QR code"
+    )
