@@ -11,7 +11,7 @@ from crm.core.clock import parse_expiry
 from crm.core.db import transaction
 from crm.core.vocabulary import Tier
 from crm.models import Alert, Community, Consent, Contact, Membership, OutboxMessage
-from crm.routing.group_choice import GroupRoom, assign
+from crm.routing.group_choice import GroupRoom, assign, no_room_message, room_left, takes_members
 from crm.routing.groups import rotate_qr
 from crm.routing.placement import pending_placements, place_contacts
 from crm.routing.rules import load_rules
@@ -126,3 +126,32 @@ def test_theme_and_opt_out(engine: Engine) -> None:
         result = place_contacts(s, {Tier.PAID: [keen, gone]}, RULES, now=NOW)
     assert result.placed == 1
     assert members(engine) == {"paid-paid": [keen]}  # rules: paid groups have the paid theme
+
+
+def test_room_and_whether_a_group_takes_members() -> None:
+    assert room_left(200, 500, 150) == 50
+    assert room_left(200, 120, 100) == 20  # never beyond the capacity
+    assert room_left(200, 500, 230) == 0
+    open_now = {
+        "qr_code_url": "https://qr/1",
+        "qr_expires_at": NOW + timedelta(hours=1),
+        "members": 199,
+        "qr_join_limit": 200,
+        "capacity": 500,
+        "archived": False,
+        "now": NOW,
+    }
+    assert takes_members(**open_now)  # type: ignore[arg-type]
+    for change in (
+        {"qr_code_url": None},
+        {"qr_expires_at": NOW},
+        {"members": 200},
+        {"capacity": 199},
+        {"archived": True},
+    ):
+        assert not takes_members(**{**open_now, **change}), change  # type: ignore[arg-type]
+
+
+def test_no_room_message_names_tier_and_theme() -> None:
+    assert no_room_message(Tier.ACTIVE, 2, None).startswith("2 contact(s) wait for a active group")
+    assert "(theme paid)" in no_room_message(Tier.PAID, 1, "paid")

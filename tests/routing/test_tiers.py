@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from itertools import product
 
 import pytest
 
 from crm.core.vocabulary import Tier
+from crm.routing.facts import ContactFacts
 from crm.routing.rules import Rules, load_rules
-from crm.routing.tier_rules import TierFacts, Transition, may_move, next_tier
+from crm.routing.signals import Scored
+from crm.routing.tier_rules import TierFacts, Transition, may_move, moves_of, next_tier
 
 RULES = load_rules()  # active: enter 20 / stay 10; prospect: enter 60 / stay 45
 QUIET = TierFacts()
@@ -152,3 +155,28 @@ def _strict_rules() -> Rules:
         }
     )
     return RULES.model_copy(update={"lifecycle": life})
+
+
+def test_demotions_are_moves_down_or_out() -> None:
+    assert Transition(Tier.ACTIVE, Tier.OPEN, "").is_demotion
+    assert Transition(Tier.OPEN, None, "").is_demotion
+    assert not Transition(None, Tier.OPEN, "").is_demotion
+    assert not Transition(Tier.OPEN, Tier.ACTIVE, "").is_demotion
+
+
+def test_moves_of_a_batch_and_the_clean_out() -> None:
+    now = datetime(2026, 11, 20, tzinfo=UTC)
+
+    def scored(cid: int, tier: Tier | None, score: int, silent: int = 0) -> Scored:
+        contact = ContactFacts(contact_id=cid, tier=tier, first_seen_at=now - timedelta(days=99))
+        return Scored(cid, score, [], 0, 0, False, False, silent, None, contact)
+
+    batch = [scored(1, None, 0), scored(2, Tier.OPEN, 25), scored(3, Tier.OPEN, 0, silent=95)]
+    batch.append(scored(4, Tier.ACTIVE, 30))
+    assert [(m.contact_id, m.transition.key, m.score) for m in moves_of(batch, RULES, now)] == [
+        (1, "new->open", 0),
+        (2, "open->active", 25),
+        (3, "open->removed", 0),
+    ]
+    cleanout = moves_of(batch, RULES, now, demotions_only=True)
+    assert [m.transition.key for m in cleanout] == ["open->removed"]
