@@ -3,11 +3,11 @@
     python -m bench.claims [--rows N] [--workers 32] [--db postgres|sqlite]
 
 Data: N prospects with pool items (SLA spread over a day, three priorities) and one sales
-user per worker with caps out of the way. Timed in the same run, same database:
+user per worker with claim limits out of the way. Timed in the same run, same database:
 
-- ``service``: every worker calls ``crm.sales.queue.claim_next`` until the pool is empty (locks the
-  person, checks holding and daily caps, sweeps expired leases, claims one item, writes a
-  queue action and an audit entry, one transaction);
+- ``service``: every worker calls ``crm.sales.claims.claim_next`` until the pool is empty (locks
+  the person, checks the holding and daily claim limits, sweeps expired leases, claims one item,
+  writes a queue action and an audit entry, one transaction);
 - ``baseline``: the pool is reset and every worker loops on the bare statement
   ``UPDATE queue_items … WHERE id IN (SELECT id … FOR UPDATE SKIP LOCKED LIMIT n) RETURNING id``.
 
@@ -31,7 +31,8 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from bench.common import database
-from crm.sales import queue
+from crm.core.settings import get_settings
+from crm.sales.claims import claim_next
 from crm.sales.users import hash_password
 
 NOW = datetime(2026, 11, 20, 4, tzinfo=UTC)
@@ -109,7 +110,7 @@ def generate_prospects(eng: Engine, rows: int, *, now: datetime = NOW) -> None:
 
 
 def add_sales(eng: Engine, n: int) -> list[int]:
-    """N sales users with caps out of the way (one password hash shared)."""
+    """N sales users with claim limits out of the way (one password hash shared)."""
     digest = hash_password("bench-password")
     with eng.begin() as conn:
         conn.execute(
@@ -188,9 +189,11 @@ def bench(eng: Engine, rows: int, workers: int, batch: int) -> dict[str, Any]:
     users = add_sales(eng, workers)
     setup = time.perf_counter() - t0
 
+    zone = get_settings().zone
+
     def service(uid: int) -> list[int]:
-        r = queue.claim_next(eng, uid, NOW)
-        return [] if r is None else [int(r["item_id"])]
+        r = claim_next(eng, uid, NOW, zone=zone)
+        return [] if r is None else [r.item_id]
 
     svc = _run(users, service)
     with eng.connect() as conn:

@@ -26,7 +26,7 @@ from sqlalchemy import Engine, text
 
 from bench.claims import NOW, add_sales, database, generate_prospects
 from crm.core.settings import get_settings
-from crm.sales import queue
+from crm.sales.claims import claim_next
 
 VARIANTS = {
     "pool by SLA": "/queue?view=pool",
@@ -69,9 +69,10 @@ def bench(eng: Engine, rows: int, repeat: int) -> dict[str, Any]:
     users = add_sales(eng, 2)
     setup = time.perf_counter() - t0
     # The second salesperson holds 30 prospects, so "my queue" has rows.
+    settings = get_settings(secret_key="bench-secret-0123456789")
     for _ in range(30):
-        queue.claim_next(eng, users[1], NOW)
-    app = create_app(get_settings(secret_key="bench-secret-0123456789"), eng)
+        claim_next(eng, users[1], NOW, zone=settings.zone)
+    app = create_app(settings, eng)
     client = TestClient(app, follow_redirects=False)
     page = client.get("/login")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)

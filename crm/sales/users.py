@@ -1,4 +1,4 @@
-"""Staff accounts for the sales workspace: roles, argon2 password hashes, per-person caps."""
+"""Staff accounts for the sales workspace: roles, argon2 password hashes, enabling, listing."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -36,7 +35,7 @@ class StaffUser:
     id: int
     username: str
     display_name: str | None
-    role: str
+    role: UserRole
     locale: str
     active: bool
 
@@ -61,7 +60,7 @@ def _staff(user: User) -> StaffUser:
         id=user.id,
         username=user.username,
         display_name=user.display_name,
-        role=user.role,
+        role=UserRole(user.role),
         locale=user.locale,
         active=user.active,
     )
@@ -77,9 +76,9 @@ def _check_password_rules(password: str) -> None:
         raise InputError(f"password too short: at least {MIN_PASSWORD} characters")
 
 
-def _check_role(role: str) -> str:
+def _check_role(role: str) -> UserRole:
     try:
-        return UserRole(role).value
+        return UserRole(role)
     except ValueError as exc:
         allowed = ", ".join(r.value for r in UserRole)
         raise InputError(f"unknown role {role!r} (expected one of {allowed})") from exc
@@ -106,7 +105,7 @@ def add_user(
 ) -> StaffUser:
     """Create a staff user with a hashed password; a taken name is a Conflict."""
     username = clean_username(username)
-    role = _check_role(role)
+    checked = _check_role(role)
     _check_password_rules(password)
     now = now or utcnow()
     with transaction(engine) as session:
@@ -115,7 +114,7 @@ def add_user(
         user = User(
             username=username,
             display_name=display_name,
-            role=role,
+            role=checked.value,
             password_hash=hash_password(password),
             locale=locale,
             created_at=now,
@@ -128,7 +127,7 @@ def add_user(
             "user.add",
             object_type="user",
             object_id=user.id,
-            details={"role": role},
+            details={"role": checked.value},
             at=now,
         )
         return _staff(user)
@@ -158,41 +157,6 @@ def set_password(engine: Engine, username: str, password: str, *, actor: str = "
         user = _by_name(session, username)
         user.password_hash = hash_password(password)
         audit(session, actor, "user.password", object_type="user", object_id=user.id)
-
-
-def set_caps(
-    engine: Engine,
-    username: str,
-    *,
-    claims: int | None = None,
-    holding: int | None = None,
-    actor: str = "system",
-) -> dict[str, Any]:
-    """Set a person's daily claim cap and holding cap (non-negative)."""
-    for name, value in (("claims", claims), ("holding", holding)):
-        if value is not None and not 0 <= value <= 10_000:
-            raise InputError(f"{name} cap must be between 0 and 10000, got {value}")
-    with transaction(engine) as session:
-        user = _by_name(session, username)
-        before = {"claims": user.daily_claim_cap, "holding": user.holding_cap}
-        if claims is not None:
-            user.daily_claim_cap = claims
-        if holding is not None:
-            user.holding_cap = holding
-        after = {"claims": user.daily_claim_cap, "holding": user.holding_cap}
-        audit(
-            session,
-            actor,
-            "user.caps",
-            object_type="user",
-            object_id=user.id,
-            details={"before": before, "after": after},
-        )
-        return {
-            "username": user.username,
-            "daily_claim_cap": after["claims"],
-            "holding_cap": after["holding"],
-        }
 
 
 def set_active(engine: Engine, username: str, active: bool, *, actor: str = "system") -> None:
@@ -228,20 +192,34 @@ def user_id_by_name(session: Session, username: str) -> int:
     return _by_name(session, username).id
 
 
-def list_users(session: Session) -> list[dict[str, Any]]:
-    """Every staff user with role and caps (never the hash)."""
+@dataclass(frozen=True)
+class StaffAccount:
+    """A staff user as listed (never the hash); the claim limits keep their column names."""
+
+    id: int
+    username: str
+    display_name: str | None
+    role: UserRole
+    active: bool
+    locale: str
+    daily_claim_cap: int
+    holding_cap: int
+
+
+def list_users(session: Session) -> list[StaffAccount]:
+    """Every staff user with role and claim limits, by name."""
     rows = session.scalars(select(User).order_by(User.username)).all()
     return [
-        {
-            "id": u.id,
-            "username": u.username,
-            "display_name": u.display_name,
-            "role": u.role,
-            "active": u.active,
-            "locale": u.locale,
-            "daily_claim_cap": u.daily_claim_cap,
-            "holding_cap": u.holding_cap,
-        }
+        StaffAccount(
+            id=u.id,
+            username=u.username,
+            display_name=u.display_name,
+            role=UserRole(u.role),
+            active=u.active,
+            locale=u.locale,
+            daily_claim_cap=u.daily_claim_cap,
+            holding_cap=u.holding_cap,
+        )
         for u in rows
     ]
 

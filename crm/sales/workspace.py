@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -12,17 +13,54 @@ from crm.contacts.queries import contact_detail, resolve_contact_id
 from crm.core.audit import audit
 from crm.core.db import transaction
 from crm.core.errors import InputError
+from crm.core.vocabulary import OutboxState
 from crm.models import AuditEntry, Note, OutboxMessage, QueueItem, User, utcnow
-from crm.sales import queue
+from crm.sales.access import require_may_act_on
+from crm.sales.history import ActionEntry, item_actions
+from crm.sales.items import ItemView, item_for_contact
+from crm.sales.users import StaffUser
 
 MAX_NOTE = 5000
 
 
-def prospect_page(session: Session, contact_id: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class MessageEntry:
+    """A message planned or sent to the prospect."""
+
+    campaign: str
+    step: str
+    channel: str
+    state: OutboxState
+    due_at: datetime | None
+    sent_at: datetime | None
+    rendered: str | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class NoteEntry:
+    """A staff note on the prospect."""
+
+    by: str | None
+    body: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ProspectPage:
+    """A prospect in full: the contact (as ``contact_detail`` gives it) and its sales side."""
+
+    contact: dict[str, Any]
+    queue_item: ItemView | None
+    queue_history: list[ActionEntry]
+    messages: list[MessageEntry]
+    notes: list[NoteEntry]
+
+
+def prospect_page(session: Session, contact_id: int) -> ProspectPage:
     """A contact in full plus its queue item, queue history, messages and notes."""
     detail = contact_detail(session, contact_id)
     cid = int(detail["id"])
-    item = queue.item_for_contact(session, cid)
     item_ids = session.scalars(select(QueueItem.id).where(QueueItem.contact_id == cid)).all()
     messages = session.scalars(
         select(OutboxMessage)
@@ -37,29 +75,36 @@ def prospect_page(session: Session, contact_id: int) -> dict[str, Any]:
         .order_by(Note.created_at.desc(), Note.id.desc())
         .limit(200)
     ).all()
-    detail["queue_item"] = item
-    detail["queue_history"] = queue.item_actions(session, list(item_ids))
-    detail["messages"] = [
-        {
-            "campaign": m.campaign,
-            "step": m.step,
-            "channel": m.channel,
-            "state": m.state,
-            "due_at": m.due_at,
-            "sent_at": m.sent_at,
-            "rendered": m.rendered,
-            "reason": m.reason,
-        }
-        for m in messages
-    ]
-    detail["notes"] = [{"by": who, "body": n.body, "at": n.created_at} for n, who in notes]
-    return detail
+    return ProspectPage(
+        contact=detail,
+        queue_item=item_for_contact(session, cid),
+        queue_history=item_actions(session, list(item_ids)),
+        messages=[
+            MessageEntry(
+                campaign=m.campaign,
+                step=m.step,
+                channel=m.channel,
+                state=OutboxState(m.state),
+                due_at=m.due_at,
+                sent_at=m.sent_at,
+                rendered=m.rendered,
+                reason=m.reason,
+            )
+            for m in messages
+        ],
+        notes=[NoteEntry(by=who, body=n.body, at=n.created_at) for n, who in notes],
+    )
 
 
 def add_note(
-    engine: Engine, contact_id: int, user_id: int, body: str, *, now: datetime | None = None
+    engine: Engine,
+    contact_id: int,
+    actor: StaffUser,
+    body: str,
+    *,
+    now: datetime | None = None,
 ) -> int:
-    """Attach a staff note to a contact; the audit entry records who, not what."""
+    """Attach a note to a prospect the actor holds (managers: any); audit says who, not what."""
     body = body.strip()
     if not body:
         raise InputError("a note cannot be empty")
@@ -67,14 +112,14 @@ def add_note(
         raise InputError(f"a note holds at most {MAX_NOTE} characters")
     now = now or utcnow()
     with transaction(engine) as session:
+        require_may_act_on(session, actor, [contact_id], now)
         cid = resolve_contact_id(session, contact_id)
-        user = session.get(User, user_id)
-        note = Note(contact_id=cid, user_id=user_id, body=body, created_at=now)
+        note = Note(contact_id=cid, user_id=actor.id, body=body, created_at=now)
         session.add(note)
         session.flush()
         audit(
             session,
-            user.username if user else str(user_id),
+            actor.username,
             "note.add",
             object_type="contact",
             object_id=cid,
@@ -84,17 +129,26 @@ def add_note(
         return note.id
 
 
-def holds_contact(session: Session, contact_id: int, user_id: int, now: datetime) -> bool:
-    """True when the user holds (claimed or was assigned) the contact's open queue item."""
-    found = session.scalar(
-        select(QueueItem.id).where(
-            QueueItem.contact_id == contact_id,
-            QueueItem.assignee_id == user_id,
-            QueueItem.status.in_(queue.HELD),
-            QueueItem.lease_expires_at >= now,
-        )
-    )
-    return found is not None
+@dataclass(frozen=True)
+class AuditRow:
+    """One audit log entry."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    object_type: str | None
+    object_id: str | None
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    """A page of the audit log, the id to page on from, and how many entries exist."""
+
+    entries: list[AuditRow]
+    next_before: int | None
+    total: int
 
 
 def audit_page(
@@ -104,7 +158,7 @@ def audit_page(
     action: str | None = None,
     before_id: int | None = None,
     limit: int = 100,
-) -> dict[str, Any]:
+) -> AuditPage:
     """The audit log newest first, paged by id (keyset), filtered by actor or action prefix."""
     stmt = select(AuditEntry)
     if actor:
@@ -115,20 +169,20 @@ def audit_page(
         stmt = stmt.where(AuditEntry.id < before_id)
     rows = session.scalars(stmt.order_by(AuditEntry.id.desc()).limit(limit + 1)).all()
     entries = [
-        {
-            "id": e.id,
-            "at": e.at,
-            "actor": e.actor,
-            "action": e.action,
-            "object_type": e.object_type,
-            "object_id": e.object_id,
-            "details": e.details,
-        }
+        AuditRow(
+            id=e.id,
+            at=e.at,
+            actor=e.actor,
+            action=e.action,
+            object_type=e.object_type,
+            object_id=e.object_id,
+            details=e.details,
+        )
         for e in rows[:limit]
     ]
     total = int(session.scalar(select(func.count()).select_from(AuditEntry)) or 0)
-    return {
-        "entries": entries,
-        "next_before": entries[-1]["id"] if len(rows) > limit else None,
-        "total": total,
-    }
+    return AuditPage(
+        entries=entries,
+        next_before=entries[-1].id if len(rows) > limit else None,
+        total=total,
+    )

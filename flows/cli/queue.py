@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 
 import typer
 
 from crm.core.db import transaction
 from crm.core.errors import InputError
-from crm.sales import queue
+from crm.sales.assign import assign as assign_item
+from crm.sales.assign import assign_pool as assign_the_pool
+from crm.sales.claims import claim_item, claim_next
+from crm.sales.claims import release as release_item
+from crm.sales.items import get_item
+from crm.sales.leases import expire_leases
+from crm.sales.listing import SORTS, list_queue
+from crm.sales.outcomes import record_outcome
 from crm.sales.users import user_id_by_name
+from crm.sales.vocabulary import OUTCOMES, AssignStrategy
 from flows.cli.common import engine, print_json, print_table, settings
 
 app = typer.Typer(help="Work the prospect queue.", no_args_is_help=True)
 
 _COLUMNS = ["item_id", "contact_id", "name", "tier", "score", "status", "assignee", "sla_due_at"]
+_STRATEGIES = ", ".join(s.value for s in AssignStrategy)
 
 
 def _user(name: str) -> int:
@@ -26,7 +36,7 @@ def _user(name: str) -> int:
 def list_(
     view: str = typer.Option("pool", help="pool, mine, team, closed or all."),
     user: str | None = typer.Option(None, "--user", help="Whose queue, for --view mine."),
-    sort: str = typer.Option("sla", help=f"Sort key: {', '.join(queue.SORTS)}."),
+    sort: str = typer.Option("sla", help=f"Sort key: {', '.join(SORTS)}."),
     desc: bool = typer.Option(False, "--desc", help="Sort descending."),
     limit: int = typer.Option(50, min=1, max=500, help="How many to show."),
     offset: int = typer.Option(0, min=0, help="Skip this many (paging)."),
@@ -35,13 +45,13 @@ def list_(
     """List queue items of a view, SLA due first."""
     uid = _user(user) if user else None
     with transaction(engine()) as session:
-        page = queue.list_queue(
+        page = list_queue(
             session, view=view, user_id=uid, sort=sort, descending=desc, limit=limit, offset=offset
         )
     if as_json:
         print_json(page)
         return
-    print_table(page["items"], _COLUMNS)
+    print_table([dataclasses.asdict(i) for i in page.items], _COLUMNS)
 
 
 @app.command()
@@ -54,9 +64,9 @@ def claim(
     uid = _user(user)
     zone = settings().zone
     if item is None:
-        got = queue.claim_next(engine(), uid, zone=zone)
+        got = claim_next(engine(), uid, zone=zone)
     else:
-        got = queue.claim_item(engine(), item, uid, zone=zone)
+        got = claim_item(engine(), item, uid, zone=zone)
     if as_json:
         print_json(got)
         return
@@ -64,15 +74,15 @@ def claim(
         typer.echo("the pool is empty")
         return
     typer.echo(
-        f"{user} claimed item {got['item_id']} (contact {got['contact_id']}) "
-        f"until {got['lease_expires_at']:%Y-%m-%d %H:%M} UTC"
+        f"{user} claimed item {got.item_id} (contact {got.contact_id}) "
+        f"until {got.lease_expires_at:%Y-%m-%d %H:%M} UTC"
     )
 
 
 @app.command()
 def outcome(
     item: int = typer.Argument(..., help="Queue item id."),
-    status: str = typer.Argument(..., help=f"One of: {', '.join(queue.OUTCOMES)}."),
+    status: str = typer.Argument(..., help=f"One of: {', '.join(OUTCOMES)}."),
     user: str | None = typer.Option(
         None, "--user", help="Who records it (default: the item's holder)."
     ),
@@ -95,15 +105,15 @@ def outcome(
         if user is not None:
             uid = user_id_by_name(session, user)
         else:
-            holder = queue.get_item(session, item)["assignee_id"]
+            holder = get_item(session, item).assignee_id
             if holder is None:
                 raise InputError(f"queue item {item} is not held by anyone: pass --user")
             uid = int(holder)
-    result = queue.record_outcome(engine(), item, uid, status, reason=reason, until=when)
+    result = record_outcome(engine(), item, uid, status, reason=reason, until=when)
     if as_json:
         print_json(result)
         return
-    typer.echo(f"item {item}: {result['status']}")
+    typer.echo(f"item {item}: {result.status}")
 
 
 @app.command()
@@ -112,7 +122,7 @@ def release(
     user: str = typer.Option(..., "--user", help="The holder (or a manager)."),
 ) -> None:
     """Give a held item back to the pool."""
-    queue.release(engine(), item, _user(user))
+    release_item(engine(), item, _user(user))
     typer.echo(f"item {item} is back in the pool")
 
 
@@ -123,29 +133,27 @@ def assign(
     by: str = typer.Option(..., "--by", help="The manager assigning it."),
 ) -> None:
     """Assign or reassign an item (managers and admins)."""
-    result = queue.assign(engine(), item, _user(to), _user(by), zone=settings().zone)
-    typer.echo(f"item {item} -> {result['assignee']}")
+    result = assign_item(engine(), item, _user(to), _user(by))
+    typer.echo(f"item {item} -> {result.assignee}")
 
 
 @app.command("assign-pool")
 def assign_pool(
-    strategy: str = typer.Option(
-        "round_robin", help=f"How to hand out pool items: {', '.join(queue.STRATEGIES)}."
-    ),
+    strategy: str = typer.Option("round_robin", help=f"How to hand out pool items: {_STRATEGIES}."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
-    """Hand pool items to active sales staff within their caps."""
-    result = queue.assign_pool(engine(), strategy, zone=settings().zone, actor="cli")
+    """Hand pool items to active sales staff within their claim limits."""
+    result = assign_the_pool(engine(), strategy, zone=settings().zone, actor="cli")
     if as_json:
         print_json(result)
         return
-    typer.echo(f"assigned {result['assigned']}: {result['by_user']}")
+    typer.echo(f"assigned {result.assigned}: {result.by_user}")
 
 
 @app.command()
 def expire(as_json: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
     """Return items whose lease ran out to the pool."""
-    n = queue.expire_leases(engine())
+    n = expire_leases(engine())
     if as_json:
         print_json({"expired": n})
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import sys
 
@@ -10,7 +11,8 @@ import typer
 from crm.core.db import transaction
 from crm.core.errors import InputError
 from crm.core.vocabulary import UserRole
-from crm.sales.users import add_user, clean_username, list_users, set_caps
+from crm.sales.claim_usage import set_claim_limits
+from crm.sales.users import add_user, clean_username, list_users
 from flows.cli.common import engine, print_json, print_table
 
 app = typer.Typer(help="Staff accounts: sales, managers, admins.", no_args_is_help=True)
@@ -56,28 +58,29 @@ def add(
 
 @app.command("list")
 def list_(as_json: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
-    """List staff users with role and caps."""
+    """List staff users with role and claim limits."""
     with transaction(engine()) as session:
         users = list_users(session)
     if as_json:
         print_json(users)
         return
     print_table(
-        users, ["id", "username", "role", "active", "daily_claim_cap", "holding_cap", "locale"]
+        [dataclasses.asdict(u) for u in users],
+        ["id", "username", "role", "active", "daily_claim_cap", "holding_cap", "locale"],
     )
 
 
 @app.command("set-caps")
 def caps(
     name: str = typer.Argument(..., help="Login name."),
-    claims: int | None = typer.Option(None, "--claims", min=0, help="Daily claim cap."),
-    holding: int | None = typer.Option(None, "--holding", min=0, help="Holding cap."),
+    claims: int | None = typer.Option(None, "--claims", min=0, help="Daily claim limit."),
+    holding: int | None = typer.Option(None, "--holding", min=0, help="Holding limit."),
 ) -> None:
-    """Set a person's daily claim cap and holding cap."""
+    """Set a person's daily claim limit and holding limit."""
     if claims is None and holding is None:
         raise InputError("give --claims and/or --holding")
-    result = set_caps(engine(), name, claims=claims, holding=holding, actor="cli")
+    result = set_claim_limits(engine(), name, claims=claims, holding=holding, actor="cli")
     typer.echo(
-        f"{result['username']}: {result['daily_claim_cap']} claims a day, "
-        f"holding at most {result['holding_cap']}"
+        f"{result.username}: {result.daily_claim_limit} claims a day, "
+        f"holding at most {result.holding_limit}"
     )

@@ -1,4 +1,4 @@
-"""Manager and admin pages: assignment, caps, account headroom, the funnel, audit, PIPL requests."""
+"""Manager and admin pages: assignment, claim limits, account headroom, funnel, audit, PIPL."""
 
 from __future__ import annotations
 
@@ -14,11 +14,14 @@ from crm.compliance.privacy import erase_contact, export_contact
 from crm.core.db import transaction
 from crm.core.errors import InputError
 from crm.intake.quarantine import dismiss, list_quarantine
-from crm.models import User
+from crm.models import User, utcnow
 from crm.outreach.accounts import usage_today
 from crm.reports import manager_report
-from crm.sales import queue
-from crm.sales.users import StaffUser, list_users, set_caps
+from crm.sales.assign import assign as assign_item
+from crm.sales.assign import assign_pool as assign_the_pool
+from crm.sales.claim_usage import set_claim_limits, team_claim_limits
+from crm.sales.users import StaffUser, list_users
+from crm.sales.vocabulary import AssignStrategy
 from crm.sales.workspace import audit_page
 from flows.web.common import (
     back,
@@ -45,17 +48,17 @@ def assign(
 ) -> Response:
     """Assign or reassign a prospect to a person."""
     require_manager(user)
-    queue.assign(engine_of(request), item_id, to_user, user.id, zone=settings_of(request).zone)
+    assign_item(engine_of(request), item_id, to_user, user.id)
     return back(safe_next(next, "/queue?view=team"))
 
 
 @router.get("/manage/team", response_class=HTMLResponse)
 def team(request: Request, user: StaffUser = Depends(current_user)) -> Response:
-    """Each person's caps and today's usage; set caps; hand out the pool."""
+    """Each person's claim limits and today's usage; set them; hand out the pool."""
     require_manager(user)
     with transaction(engine_of(request)) as session:
-        rows = queue.team_caps(session, zone=settings_of(request).zone)
-    return render(request, "team.html", rows=rows, strategies=queue.STRATEGIES)
+        rows = team_claim_limits(session, utcnow(), zone=settings_of(request).zone)
+    return render(request, "team.html", rows=rows, strategies=[s.value for s in AssignStrategy])
 
 
 @router.post("/manage/users/{user_id}/caps")
@@ -66,14 +69,14 @@ def caps(
     claims: int = Form(..., ge=0, le=10_000),
     holding: int = Form(..., ge=0, le=10_000),
 ) -> Response:
-    """Set a person's daily claim cap and holding cap."""
+    """Set a person's daily claim limit and holding limit."""
     require_manager(user)
     with transaction(engine_of(request)) as session:
         target = session.get(User, user_id)
         if target is None:
             raise InputError(f"user {user_id} does not exist")
         name = target.username
-    set_caps(engine_of(request), name, claims=claims, holding=holding, actor=user.username)
+    set_claim_limits(engine_of(request), name, claims=claims, holding=holding, actor=user.username)
     return back("/manage/team")
 
 
@@ -83,12 +86,12 @@ def assign_pool(
     user: StaffUser = Depends(current_user),
     strategy: str = Form(...),
 ) -> Response:
-    """Hand pool items to sales staff within their caps."""
+    """Hand pool items to sales staff within their claim limits."""
     require_manager(user)
-    result = queue.assign_pool(
+    result = assign_the_pool(
         engine_of(request), strategy, zone=settings_of(request).zone, actor=user.username
     )
-    return back(f"/manage/team?assigned={result['assigned']}")
+    return back(f"/manage/team?assigned={result.assigned}")
 
 
 @router.get("/manage/accounts", response_class=HTMLResponse)
@@ -129,7 +132,7 @@ def audit_log(
     require_manager(user)
     with transaction(engine_of(request)) as session:
         page = audit_page(session, actor=actor or None, action=action or None, before_id=before)
-        people = [u["username"] for u in list_users(session)]
+        people = [u.username for u in list_users(session)]
     return render(
         request,
         "audit.html",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
@@ -13,12 +12,16 @@ from starlette.responses import Response
 from crm.contacts.tags import split_tags, tag_contacts, untag_contacts
 from crm.core.audit import audit
 from crm.core.db import transaction
-from crm.core.errors import Forbidden, InputError
+from crm.core.errors import InputError
 from crm.core.settings import Settings
 from crm.models import utcnow
-from crm.sales import queue
+from crm.sales import claims, outcomes
+from crm.sales.access import check_campaign_selection, check_may_act_on_contacts, holds_contact
+from crm.sales.claim_usage import claim_limit_status
+from crm.sales.listing import SORTS, QueueFilters, filter_choices, list_queue
 from crm.sales.users import StaffUser, authenticate, list_users
-from crm.sales.workspace import add_note, holds_contact, prospect_page
+from crm.sales.vocabulary import OUTCOMES, QueueView
+from crm.sales.workspace import add_note, prospect_page
 from flows import trigger
 from flows.web.auth import LoginThrottle, tokens_match
 from flows.web.common import (
@@ -37,7 +40,7 @@ login_router = APIRouter()
 router = APIRouter()
 
 PAGE_SIZE = 50
-VIEWS = ("mine", "pool", "team", "closed")
+VIEWS = (QueueView.MINE, QueueView.POOL, QueueView.TEAM, QueueView.CLOSED)
 
 
 # --- login -----------------------------------------------------------------------------------
@@ -150,35 +153,35 @@ def queue_page(
     """My queue, the pool, the team's held items or closed ones, filtered and sorted."""
     if view not in VIEWS:
         view = "mine"
-    if sort not in queue.SORTS:
+    if sort not in SORTS:
         sort = "sla"
-    filters: dict[str, Any] = {
-        "source_kind": source_kind or None,
-        "promoter": promoter or None,
-        "post": post or None,
-        "group": group or None,
-        "tag": tag or None,
-        "tier": tier or None,
-        "min_score": _int(min_score),
-        "max_score": _int(max_score),
-        "due_before": _local_time(request, due_before),
-    }
-    if view == "pool":
-        queue.expire_leases(engine_of(request))
+    filters = QueueFilters(
+        source_kind=source_kind or None,
+        promoter=promoter or None,
+        post=post or None,
+        group=group or None,
+        tag=tag or None,
+        tier=tier or None,
+        min_score=_int(min_score),
+        max_score=_int(max_score),
+        due_before=_local_time(request, due_before),
+    )
+    now = utcnow()  # a GET writes nothing: run-out leases are listed as available
     with transaction(engine_of(request)) as session:
-        data = queue.list_queue(
+        data = list_queue(
             session,
             view=view,
             user_id=user.id,
+            filters=filters,
             sort=sort,
             descending=bool(desc),
             limit=PAGE_SIZE,
             offset=(page - 1) * PAGE_SIZE,
-            **filters,
+            now=now,
         )
-        choices = queue.filter_choices(session)
-        caps = queue.cap_status(session, user.id, zone=settings_of(request).zone)
-        staff = [u for u in list_users(session) if u["active"]] if user.is_manager else []
+        choices = filter_choices(session)
+        limits = claim_limit_status(session, user.id, now, zone=settings_of(request).zone)
+        staff = [u for u in list_users(session) if u.active] if user.is_manager else []
     params = {
         "view": view,
         "source_kind": source_kind,
@@ -202,22 +205,22 @@ def queue_page(
         params=params,
         page=page,
         choices=choices,
-        caps=caps,
-        sorts=list(queue.SORTS),
+        limits=limits,
+        sorts=list(SORTS),
         staff=staff,
         campaigns=_campaign_names(settings_of(request)),
         msg=msg,
-        now=utcnow(),
+        now=now,
     )
 
 
 @router.post("/queue/claim-next")
 def claim_next(request: Request, user: StaffUser = Depends(current_user)) -> Response:
     """Claim the next prospect in the pool and open it."""
-    got = queue.claim_next(engine_of(request), user.id, zone=settings_of(request).zone)
+    got = claims.claim_next(engine_of(request), user.id, zone=settings_of(request).zone)
     if got is None:
         return back("/queue?view=pool&msg=pool-empty")
-    return back(f"/prospects/{got['contact_id']}")
+    return back(f"/prospects/{got.contact_id}")
 
 
 @router.post("/queue/items/{item_id}/claim")
@@ -228,8 +231,8 @@ def claim(
     next: str | None = Form(None),
 ) -> Response:
     """Claim one prospect; if someone was faster the page says who."""
-    got = queue.claim_item(engine_of(request), item_id, user.id, zone=settings_of(request).zone)
-    return back(safe_next(next, f"/prospects/{got['contact_id']}"))
+    got = claims.claim_item(engine_of(request), item_id, user.id, zone=settings_of(request).zone)
+    return back(safe_next(next, f"/prospects/{got.contact_id}"))
 
 
 @router.post("/queue/items/{item_id}/release")
@@ -240,7 +243,7 @@ def release(
     next: str | None = Form(None),
 ) -> Response:
     """Give a held prospect back to the pool."""
-    queue.release(engine_of(request), item_id, user.id)
+    claims.release(engine_of(request), item_id, user.id)
     return back(safe_next(next, "/queue"))
 
 
@@ -253,7 +256,7 @@ def attempt(
     next: str | None = Form(None),
 ) -> Response:
     """Log a contact attempt on a held prospect."""
-    queue.record_attempt(engine_of(request), item_id, user.id, note)
+    outcomes.record_attempt(engine_of(request), item_id, user.id, note)
     return back(safe_next(next, "/queue"))
 
 
@@ -268,7 +271,7 @@ def outcome(
     next: str | None = Form(None),
 ) -> Response:
     """Record contacted, qualified, won (→ paid), lost with a reason, or snoozed until."""
-    queue.record_outcome(
+    outcomes.record_outcome(
         engine_of(request),
         item_id,
         user.id,
@@ -290,34 +293,27 @@ def prospect(
     now = utcnow()
     with transaction(engine_of(request)) as session:
         data = prospect_page(session, contact_id)
-        mine = holds_contact(session, data["id"], user.id, now)
-        staff = [u for u in list_users(session) if u["active"]] if user.is_manager else []
-    item = data["queue_item"]
-    lease_over = bool(item and item["lease_expires_at"] and item["lease_expires_at"] < now)
-    breakdown_total = sum(int(p.get("points", 0)) for p in data["score_breakdown"])
+        mine = holds_contact(session, data.contact["id"], user.id, now)
+        staff = [u for u in list_users(session) if u.active] if user.is_manager else []
+    item = data.queue_item
+    lease_over = bool(item and item.lease_expires_at and item.lease_expires_at < now)
+    breakdown_total = sum(int(p.get("points", 0)) for p in data.contact["score_breakdown"])
     return render(
         request,
         "prospect.html",
-        c=data,
+        c=data.contact,
         item=item,
+        outbox=data.messages,
+        notes=data.notes,
+        history=data.queue_history,
         mine=mine,
         lease_over=lease_over,
         can_act=mine or user.is_manager,
         breakdown_total=breakdown_total,
         staff=staff,
         campaigns=_campaign_names(settings_of(request)),
-        outcomes=queue.OUTCOMES,
+        outcomes=OUTCOMES,
     )
-
-
-def _may_act_on(request: Request, user: StaffUser, contact_ids: list[int]) -> None:
-    if user.is_manager:
-        return
-    now = utcnow()
-    with transaction(engine_of(request)) as session:
-        for cid in contact_ids:
-            if not holds_contact(session, cid, user.id, now):
-                raise Forbidden(f"contact {cid} is not in your queue: claim it first")
 
 
 @router.post("/prospects/{contact_id}/notes")
@@ -328,8 +324,7 @@ def note(
     body: str = Form(..., max_length=5000),
 ) -> Response:
     """Add a note to a prospect you hold (managers: any)."""
-    _may_act_on(request, user, [contact_id])
-    add_note(engine_of(request), contact_id, user.id, body)
+    add_note(engine_of(request), contact_id, user, body)
     return back(f"/prospects/{contact_id}")
 
 
@@ -341,7 +336,7 @@ def add_tags(
     tags: str = Form(..., max_length=400),
 ) -> Response:
     """Tag a prospect you hold (managers: any); several tags separated by commas."""
-    _may_act_on(request, user, [contact_id])
+    check_may_act_on_contacts(engine_of(request), user, [contact_id])
     tag_contacts(engine_of(request), [contact_id], split_tags(tags), actor=user.username)
     return back(f"/prospects/{contact_id}#tags")
 
@@ -354,7 +349,7 @@ def remove_tag(
     tag: str = Form(..., max_length=100),
 ) -> Response:
     """Take one tag off a prospect you hold (managers: any)."""
-    _may_act_on(request, user, [contact_id])
+    check_may_act_on_contacts(engine_of(request), user, [contact_id])
     untag_contacts(engine_of(request), [contact_id], [tag], actor=user.username)
     return back(f"/prospects/{contact_id}#tags")
 
@@ -378,12 +373,8 @@ async def trigger_campaign(request: Request, user: StaffUser = Depends(current_u
         ids = sorted({int(str(v)) for v in form.getlist("contact_ids")})
     except ValueError as exc:
         raise InputError("contact ids must be numbers") from exc
-    if not ids:
-        raise InputError("select at least one prospect")
-    if len(ids) > 500:
-        raise InputError("at most 500 prospects at once")
     next_url = safe_next(str(form.get("back_to") or form.get("next") or ""), "/queue")
-    await run_in_threadpool(_may_act_on, request, user, ids)
+    await run_in_threadpool(check_campaign_selection, engine_of(request), user, ids)
     result = await run_in_threadpool(_plan, request, user, name, ids)
     planned = "" if result.planned is None else result.planned  # a Prefect run plans later
     sep = "&" if "?" in next_url else "?"

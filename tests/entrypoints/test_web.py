@@ -19,12 +19,13 @@ from crm.models import (
     Identity,
     Note,
     OutboxMessage,
+    QueueAction,
     QueueItem,
     RawRecord,
     SourceInstance,
 )
 from crm.models import utcnow as now_utc
-from crm.sales import queue
+from crm.sales.claims import claim_item
 from flows.web.app import create_app
 from tests.helpers import queue_seed as seed
 from tests.helpers.queue_seed import PASSWORD, T0
@@ -285,13 +286,53 @@ def test_won_moves_the_prospect_to_paid(app, world, engine):
 def test_outcome_after_the_lease_expired_is_refused(app, world, engine):
     alice, token = login(app, "alice")
     item = world["items"][3]
-    queue.claim_item(engine, item["item_id"], world["staff"]["alice"], T0)
+    claim_item(engine, item["item_id"], world["staff"]["alice"], T0, zone=get_settings().zone)
     r = alice.post(
         f"/queue/items/{item['item_id']}/outcome",
         data={"csrf_token": token, "status": "contacted"},
     )
     assert r.status_code == 409
     assert "expired" in r.text and "claim it again" in r.text
+
+
+def test_queue_page_lists_a_run_out_lease_as_available_and_writes_nothing(app, world, engine):
+    item = world["items"][4]
+    zone = get_settings().zone
+    claim_item(engine, item["item_id"], world["staff"]["bob"], T0, zone=zone)  # long run out
+    alice, token = login(app, "alice")
+
+    def snapshot():
+        with transaction(engine) as s:
+            items = s.execute(select(QueueItem.__table__).order_by(QueueItem.id)).all()
+            actions = s.scalar(select(func.count()).select_from(QueueAction))
+            audited = s.scalar(select(func.count()).select_from(AuditEntry))
+        return items, actions, audited
+
+    before = snapshot()
+    for view in ("pool", "mine", "team"):
+        assert alice.get(f"/queue?view={view}").status_code == 200
+    page = alice.get("/queue?view=pool")
+    assert snapshot() == before
+    row = re.search(rf'<tr data-item="{item["item_id"]}">(.*?)</tr>', page.text, re.S)
+    assert row is not None and f"/queue/items/{item['item_id']}/claim" in row.group(1)
+    assert "bob" not in row.group(1)
+    # The write path sweeps it (with its history) and hands it over.
+    r = alice.post(f"/queue/items/{item['item_id']}/claim", data={"csrf_token": token})
+    assert r.status_code == 303
+    with transaction(engine) as s:
+        acts = s.execute(
+            select(QueueAction.action, QueueAction.user_id)
+            .where(QueueAction.item_id == item["item_id"])
+            .order_by(QueueAction.id)
+        ).all()
+        held = s.get(QueueItem, item["item_id"])
+        assert (held.status, held.assignee_id) == ("claimed", world["staff"]["alice"])
+    staff = world["staff"]
+    assert [tuple(a) for a in acts] == [
+        ("claim", staff["bob"]),
+        ("expired", None),
+        ("claim", staff["alice"]),
+    ]
 
 
 def test_claim_next_and_empty_pool(app, world):

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, insert, select
 
 from crm.core.db import transaction
+from crm.core.vocabulary import QueueStatus
 from crm.models import (
     Community,
     Contact,
@@ -24,6 +26,7 @@ from crm.models import (
 from crm.sales.users import hash_password
 
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+ZONE = ZoneInfo("Asia/Shanghai")  # the business day of claim limits in these tests
 PASSWORD = "correct horse battery"
 
 
@@ -143,7 +146,7 @@ def prospects(
             session.flush()
             item = QueueItem(
                 contact_id=contact.id,
-                status="pool",
+                status=QueueStatus.POOL,
                 open_key=contact.id,
                 sla_due_at=now + timedelta(hours=1 + i),
                 priority=0,
@@ -181,7 +184,7 @@ def bulk_pool(engine: Engine, n: int, *, now: datetime = T0) -> None:
             [
                 {
                     "contact_id": first + i + 1,
-                    "status": "pool",
+                    "status": QueueStatus.POOL,
                     "open_key": first + i + 1,
                     "sla_due_at": now + timedelta(minutes=i),
                     "priority": i % 3,

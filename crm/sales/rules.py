@@ -1,0 +1,58 @@
+"""Plain sales rules: what an outcome needs, who may act on a prospect, how many at once."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from datetime import datetime
+
+from crm.core.errors import Forbidden, InputError
+from crm.core.vocabulary import QueueStatus
+from crm.sales.vocabulary import OUTCOMES
+
+MAX_REASON = 500
+# One campaign trigger from the workspace plans for at most this many prospects.
+MAX_CAMPAIGN_BATCH = 500
+
+
+def parse_outcome(status: str) -> QueueStatus:
+    """The outcome named by ``status``; InputError for anything else."""
+    if status not in OUTCOMES:
+        expected = ", ".join(o.value for o in OUTCOMES)
+        raise InputError(f"unknown outcome {status!r} (expected one of {expected})")
+    return QueueStatus(status)
+
+
+def check_outcome(
+    outcome: QueueStatus, reason: str | None, until: datetime | None, now: datetime
+) -> str | None:
+    """The cleaned reason, once the outcome has what it needs (lost: a reason; snoozed: a time)."""
+    reason = (reason or "").strip() or None
+    if reason is not None and len(reason) > MAX_REASON:
+        raise InputError(f"reason too long ({MAX_REASON} characters at most)")
+    if outcome is QueueStatus.LOST and reason is None:
+        raise InputError("a lost prospect needs a reason (--reason)")
+    if outcome is QueueStatus.SNOOZED:
+        if until is None:
+            raise InputError("snoozed needs a time to come back (until)")
+        if until.tzinfo is None:
+            raise InputError("snooze time must carry a time zone")
+        if until <= now:
+            raise InputError("snooze time must be in the future")
+    return reason
+
+
+def check_may_act_on(is_manager: bool, wanted: Iterable[int], held: Collection[int]) -> None:
+    """A salesperson acts only on contacts they hold; managers and admins on any."""
+    if is_manager:
+        return
+    for cid in wanted:
+        if cid not in held:
+            raise Forbidden(f"contact {cid} is not in your queue: claim it first")
+
+
+def check_campaign_batch(contact_ids: Collection[int]) -> None:
+    """A campaign trigger names at least one prospect and at most :data:`MAX_CAMPAIGN_BATCH`."""
+    if not contact_ids:
+        raise InputError("select at least one prospect")
+    if len(contact_ids) > MAX_CAMPAIGN_BATCH:
+        raise InputError(f"at most {MAX_CAMPAIGN_BATCH} prospects at once")
