@@ -524,6 +524,21 @@ def test_trigger_a_follow_up_campaign(app, world, engine):
         )
 
 
+def test_campaign_trigger_batch_limit_and_empty_selection(app, world):
+    alice, token = login(app, "alice")
+    too_many = alice.post(
+        "/campaigns/trigger",
+        data={
+            "csrf_token": token,
+            "campaign": "prospect-nudge",
+            "contact_ids": list(range(1, 502)),
+        },
+    )
+    assert too_many.status_code == 400 and "at most 500 prospects at once" in too_many.text
+    empty = alice.post("/campaigns/trigger", data={"csrf_token": token, "campaign": "x"})
+    assert empty.status_code == 400 and "select at least one prospect" in empty.text
+
+
 def test_tags_on_a_held_prospect(app, world):
     alice, token = login(app, "alice")
     bob, b_token = login(app, "bob")
