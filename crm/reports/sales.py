@@ -22,7 +22,7 @@ from crm.reports.window import ReportWindow
 
 CLAIM_ACTION = "claim"
 ASSIGNED_ACTION = "assigned"
-# Actions that move an item between people without working it (crm.sales.queue's vocabulary).
+# Actions that move an item between people without working it (crm.sales.vocabulary.ActionKind).
 HANDLING_ACTIONS = ("claim", "assign", "assigned", "reassign", "release", "expired")
 
 

@@ -18,7 +18,7 @@ from crm.sales.leases import expire_leases
 from crm.sales.listing import SORTS, list_queue
 from crm.sales.outcomes import record_outcome
 from crm.sales.users import user_id_by_name
-from crm.sales.vocabulary import OUTCOMES, AssignStrategy
+from crm.sales.vocabulary import OUTCOMES, AssignStrategy, QueueView
 from flows.cli.common import engine, print_json, print_table, settings
 
 app = typer.Typer(help="Work the prospect queue.", no_args_is_help=True)
@@ -34,7 +34,7 @@ def _user(name: str) -> int:
 
 @app.command("list")
 def list_(
-    view: str = typer.Option("pool", help="pool, mine, team, closed or all."),
+    view: str = typer.Option(QueueView.POOL.value, help="pool, mine, team, closed or all."),
     user: str | None = typer.Option(None, "--user", help="Whose queue, for --view mine."),
     sort: str = typer.Option("sla", help=f"Sort key: {', '.join(SORTS)}."),
     desc: bool = typer.Option(False, "--desc", help="Sort descending."),
@@ -139,7 +139,9 @@ def assign(
 
 @app.command("assign-pool")
 def assign_pool(
-    strategy: str = typer.Option("round_robin", help=f"How to hand out pool items: {_STRATEGIES}."),
+    strategy: str = typer.Option(
+        AssignStrategy.ROUND_ROBIN.value, help=f"How to hand out pool items: {_STRATEGIES}."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Hand pool items to active sales staff within their claim limits."""

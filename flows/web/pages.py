@@ -14,6 +14,7 @@ from crm.core.audit import audit
 from crm.core.db import transaction
 from crm.core.errors import InputError
 from crm.core.settings import Settings
+from crm.core.vocabulary import QueueStatus
 from crm.models import utcnow
 from crm.sales import claims, outcomes
 from crm.sales.access import check_campaign_selection, check_may_act_on_contacts, holds_contact
@@ -135,7 +136,7 @@ def _local_time(request: Request, value: str | None) -> datetime | None:
 def queue_page(
     request: Request,
     user: StaffUser = Depends(current_user),
-    view: str = Query("mine"),
+    view: str = Query(QueueView.MINE.value),
     source_kind: str | None = Query(None, max_length=32),
     promoter: str | None = Query(None, max_length=100),
     post: str | None = Query(None, max_length=500),
@@ -152,7 +153,7 @@ def queue_page(
 ) -> Response:
     """My queue, the pool, the team's held items or closed ones, filtered and sorted."""
     if view not in VIEWS:
-        view = "mine"
+        view = QueueView.MINE
     if sort not in SORTS:
         sort = "sla"
     filters = QueueFilters(
@@ -277,7 +278,7 @@ def outcome(
         user.id,
         status,
         reason=reason,
-        until=_local_time(request, until) if status == "snoozed" else None,
+        until=_local_time(request, until) if status == QueueStatus.SNOOZED else None,
     )
     return back(safe_next(next, "/queue"))
 
