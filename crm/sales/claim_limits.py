@@ -1,7 +1,7 @@
 """Per-person claim limits: a daily number of claims and a number of prospects held at once.
 
 These are a salesperson's limits, not the platforms' caps on operator accounts
-(``crm.outreach.caps``). The database columns (``daily_claim_cap``, ``holding_cap``), the
+(``crm.outreach.limits``). The database columns (``daily_claim_cap``, ``holding_cap``), the
 CLI flags and the web form keep their historical names; the messages people read too.
 """
 
