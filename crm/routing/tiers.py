@@ -19,11 +19,10 @@ from sqlalchemy.orm import Session
 from crm.core.audit import audit
 from crm.core.db import dialect_insert, is_postgres
 from crm.core.errors import InputError
-from crm.core.settings import get_settings
 from crm.core.vocabulary import ContactStatus, QueueStatus, Tier
 from crm.models import Contact, Membership, QueueItem, TierChange, UTCDateTime, utcnow
 from crm.routing.placement import place_contacts
-from crm.routing.rules import Rules, configured_rules
+from crm.routing.rules import Rules
 from crm.routing.tier_rules import Move, Transition
 
 
@@ -224,14 +223,13 @@ def mark_paid(
     *,
     reason: str,
     actor: str,
+    rules: Rules,
     now: datetime | None = None,
-    rules: Rules | None = None,
 ) -> Transition | None:
     """Move a contact to paid (a sales "won" outcome); history and a paid-group invitation.
 
     Runs in the caller's transaction. Returns None when the contact already is paid.
-    ``rules`` are the rules in force (for the paid groups); without them, those the settings
-    name: the sales queue does not pass its rules down yet.
+    ``rules`` are the rules in force (they pick the paid group).
     """
     at = now or utcnow()
     contact = session.get(Contact, contact_id, with_for_update=True)
@@ -266,6 +264,5 @@ def mark_paid(
         at=at,
     )
     session.flush()
-    in_force = rules if rules is not None else configured_rules(get_settings())
-    place_contacts(session, {Tier.PAID: [contact.id]}, in_force, now=at)
+    place_contacts(session, {Tier.PAID: [contact.id]}, rules, now=at)
     return move

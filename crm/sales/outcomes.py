@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from crm.core.db import transaction
 from crm.core.vocabulary import QueueStatus
 from crm.models import QueueItem, utcnow
+from crm.routing.rules import Rules
 from crm.routing.tiers import mark_paid
 from crm.sales.held_items import acting_user, held_item, sweeping_late_actions
 from crm.sales.history import Action, record
@@ -36,10 +37,14 @@ def record_outcome(
     *,
     reason: str | None = None,
     until: datetime | None = None,
+    rules: Rules,
     now: datetime | None = None,
     lease: timedelta = DEFAULT_LEASE,
 ) -> OutcomeRecorded:
-    """Record contacted / qualified / won (→ paid) / lost (reason required) / snoozed (until)."""
+    """Record contacted / qualified / won (→ paid) / lost (reason required) / snoozed (until).
+
+    ``rules`` are the rules in force: a won prospect is invited to their paid group.
+    """
     now = now or utcnow()
     outcome = parse_outcome(status)
     reason = check_outcome(outcome, reason, until, now)
@@ -57,6 +62,7 @@ def record_outcome(
                     item.contact_id,
                     reason=f"sales won: {reason}" if reason else "sales won",
                     actor=actor.username,
+                    rules=rules,
                     now=now,
                 )
         elif outcome is QueueStatus.SNOOZED:

@@ -9,6 +9,7 @@ import typer
 
 from crm.core.db import transaction
 from crm.core.errors import InputError
+from crm.routing.rules import configured_rules
 from crm.sales.assign import assign as assign_item
 from crm.sales.assign import assign_pool as assign_the_pool
 from crm.sales.claims import claim_item, claim_next
@@ -109,7 +110,8 @@ def outcome(
             if holder is None:
                 raise InputError(f"queue item {item} is not held by anyone: pass --user")
             uid = int(holder)
-    result = record_outcome(engine(), item, uid, status, reason=reason, until=when)
+    rules = configured_rules(settings())
+    result = record_outcome(engine(), item, uid, status, reason=reason, until=when, rules=rules)
     if as_json:
         print_json(result)
         return

@@ -16,6 +16,7 @@ from crm.core.errors import InputError
 from crm.core.settings import Settings
 from crm.core.vocabulary import QueueStatus
 from crm.models import utcnow
+from crm.routing.rules import configured_rules
 from crm.sales import claims, outcomes
 from crm.sales.access import check_campaign_selection, check_may_act_on_contacts, holds_contact
 from crm.sales.claim_usage import claim_limit_status
@@ -279,6 +280,7 @@ def outcome(
         status,
         reason=reason,
         until=_local_time(request, until) if status == QueueStatus.SNOOZED else None,
+        rules=configured_rules(settings_of(request)),
     )
     return back(safe_next(next, "/queue"))
 

@@ -96,11 +96,16 @@ def test_open_to_paid(engine: Engine) -> None:
 
     with transaction(engine) as s:
         move = mark_paid(
-            s, keen, reason="won: bought the course", actor="sales:li", now=NOW + timedelta(hours=1)
+            s,
+            keen,
+            reason="won: bought the course",
+            actor="sales:li",
+            rules=RULES,
+            now=NOW + timedelta(hours=1),
         )
         assert move is not None and move.key == "prospect->paid"
     with transaction(engine) as s:
-        assert mark_paid(s, keen, reason="again", actor="sales:li", now=NOW) is None
+        assert mark_paid(s, keen, reason="again", actor="sales:li", rules=RULES, now=NOW) is None
 
     # Nothing moves any more; re-running routes changes nothing and sends no second invite.
     assert route(engine, rules=RULES, now=NOW + timedelta(hours=2)).as_dict()["moves"] == {}

@@ -14,6 +14,7 @@ from crm.core.db import make_engine, transaction
 from crm.core.errors import Conflict, Forbidden, InputError
 from crm.core.vocabulary import QueueStatus
 from crm.models import AuditEntry, Contact, QueueAction, QueueItem, SourceInstance
+from crm.routing.rules import load_rules
 from crm.sales.assign import assign, assign_pool
 from crm.sales.claim_usage import claim_limit_status, set_claim_limits
 from crm.sales.claims import claim_item, claim_next, release
@@ -24,6 +25,8 @@ from crm.sales.users import add_user
 from crm.sales.vocabulary import DEFAULT_LEASE
 from tests.helpers import queue_seed as seed
 from tests.helpers.queue_seed import T0, ZONE
+
+RULES = load_rules()
 
 HAS_TIERS = importlib.util.find_spec("crm.routing.tiers") is not None
 
@@ -66,12 +69,12 @@ def test_expired_lease_returns_to_pool_and_late_outcome_is_refused(engine, staff
     claim_item(engine, item, staff["alice"], T0, zone=ZONE)
     later = T0 + DEFAULT_LEASE + timedelta(minutes=1)
     with pytest.raises(Conflict, match=r"lease .* expired"):
-        record_outcome(engine, item, staff["alice"], "contacted", now=later)
+        record_outcome(engine, item, staff["alice"], "contacted", rules=RULES, now=later)
     # Someone else may take it now (lazy expiry in the claim).
     got = claim_next(engine, staff["bob"], later, zone=ZONE)
     assert got.item_id == item
     with pytest.raises(Forbidden, match="not yours"):
-        record_outcome(engine, item, staff["alice"], "contacted", now=later)
+        record_outcome(engine, item, staff["alice"], "contacted", rules=RULES, now=later)
 
 
 def test_a_refused_late_outcome_returns_the_item_to_the_pool(engine, staff):
@@ -79,7 +82,7 @@ def test_a_refused_late_outcome_returns_the_item_to_the_pool(engine, staff):
     claim_item(engine, item, staff["alice"], T0, zone=ZONE)
     later = T0 + DEFAULT_LEASE + timedelta(minutes=1)
     for late in (
-        lambda: record_outcome(engine, item, staff["alice"], "contacted", now=later),
+        lambda: record_outcome(engine, item, staff["alice"], "contacted", rules=RULES, now=later),
         lambda: record_attempt(engine, item, staff["alice"], "called", now=later),
         lambda: release(engine, item, staff["alice"], later),
     ):
@@ -181,17 +184,17 @@ def test_outcomes_contacted_qualified_snoozed_lost(engine, staff):
     item = items[0]["item_id"]
     claim_item(engine, item, staff["alice"], T0, zone=ZONE)
     record_attempt(engine, item, staff["alice"], "called, no answer", now=T0)
-    r = record_outcome(engine, item, staff["alice"], "contacted", now=T0)
+    r = record_outcome(engine, item, staff["alice"], "contacted", rules=RULES, now=T0)
     assert r.status == "contacted"
-    record_outcome(engine, item, staff["alice"], "qualified", now=T0)
+    record_outcome(engine, item, staff["alice"], "qualified", rules=RULES, now=T0)
     with pytest.raises(InputError, match="future"):
-        record_outcome(engine, item, staff["alice"], "snoozed", until=T0, now=T0)
+        record_outcome(engine, item, staff["alice"], "snoozed", until=T0, rules=RULES, now=T0)
     until = T0 + timedelta(days=2)
-    r = record_outcome(engine, item, staff["alice"], "snoozed", until=until, now=T0)
+    r = record_outcome(engine, item, staff["alice"], "snoozed", until=until, rules=RULES, now=T0)
     assert r.lease_expires_at == until + DEFAULT_LEASE
     with pytest.raises(InputError, match="reason"):
-        record_outcome(engine, item, staff["alice"], "lost", now=T0)
-    record_outcome(engine, item, staff["alice"], "lost", reason="budget", now=T0)
+        record_outcome(engine, item, staff["alice"], "lost", rules=RULES, now=T0)
+    record_outcome(engine, item, staff["alice"], "lost", reason="budget", rules=RULES, now=T0)
     with transaction(engine) as s:
         row = s.get(QueueItem, item)
         assert (row.status, row.open_key, row.outcome_reason) == ("lost", None, "budget")
@@ -216,7 +219,7 @@ def test_sales_cannot_act_on_someone_elses_item(engine, staff):
 def test_won_marks_the_contact_paid(engine, staff):
     items = seed.prospects(engine, 1)
     claim_item(engine, items[0]["item_id"], staff["alice"], T0, zone=ZONE)
-    record_outcome(engine, items[0]["item_id"], staff["alice"], "won", now=T0)
+    record_outcome(engine, items[0]["item_id"], staff["alice"], "won", rules=RULES, now=T0)
     with transaction(engine) as s:
         assert s.get(Contact, items[0]["contact_id"]).tier == "paid"
         assert s.get(QueueItem, items[0]["item_id"]).status == "won"
@@ -226,7 +229,7 @@ def test_assign_and_reassign(engine, staff):
     items = seed.prospects(engine, 1)
     item = items[0]["item_id"]
     assign(engine, item, staff["alice"], staff["mia"], T0)
-    record_outcome(engine, item, staff["alice"], "contacted", now=T0)
+    record_outcome(engine, item, staff["alice"], "contacted", rules=RULES, now=T0)
     r = assign(engine, item, staff["bob"], staff["mia"], T0)
     assert r.from_user_id == staff["alice"]
     with transaction(engine) as s:
@@ -235,7 +238,7 @@ def test_assign_and_reassign(engine, staff):
         caps = claim_limit_status(s, staff["bob"], T0, zone=ZONE)
     assert caps.claimed_today == 1  # assignments count against the daily cap
     with pytest.raises(Forbidden):
-        record_outcome(engine, item, staff["alice"], "qualified", now=T0)
+        record_outcome(engine, item, staff["alice"], "qualified", rules=RULES, now=T0)
 
 
 def test_assign_pool_round_robin_load_and_owner(engine, staff):
