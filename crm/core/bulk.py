@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 from crm.core.db import is_postgres
 
 
-def _json(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """A value as compact JSON text, the way bulk writes store dicts and lists."""
     return json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
 
 
@@ -32,7 +33,7 @@ def _sqlite_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return _sqlite_time(value)
     if isinstance(value, dict | list):
-        return _json(value)
+        return json_text(value)
     return value
 
 
@@ -69,7 +70,7 @@ def _copy_value(value: Any) -> str:
     if isinstance(value, str):
         return value.translate(_COPY_ESCAPES)
     if isinstance(value, dict | list):
-        return _json(value).translate(_COPY_ESCAPES)
+        return json_text(value).translate(_COPY_ESCAPES)
     return str(value)
 
 
