@@ -1,29 +1,17 @@
-"""Quarantined rows: listing them, letting them go, and taking a corrected record in.
+"""The quarantine: input we could not accept, kept with why; listing it and letting rows go.
 
-A row quarantined after its raw record was stored keeps that record's key, often a natural
-id such as ``event_id``; re-importing the row with the mistake fixed would then be skipped as
-already seen, and the fix could never get in. So a record whose stored version was quarantined
-and whose content differs is a *correction*: it is stored under a revision key (the key plus a
-hash of its content) and resolved like any new record; once it goes through, the original's
-quarantine entry is closed as ``corrected``. Re-reading the original bad row, or the same
-correction, adds nothing. After a correction went through, later versions are skipped like any
-re-export of a processed record (the first good version wins, as everywhere in ingestion).
-Imports settle their corrections in the batch that resolves them; objects pushed to the
-webhooks are stored pending and settled when the pending records are resolved.
-
-A record without an id of its own is keyed by its content, and a row rejected before a raw
-record existed (an unreadable line) has no key at all: the fixed form of either is simply a
-new record, and the old entry is closed by ``dismiss``.
+Entries close as ``corrected`` when a fixed record goes through (see
+:mod:`crm.intake.corrections`), as ``superseded`` when a later attempt replaces them, or as
+``dismissed`` when an operator says nobody will fix them.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select, text, update
@@ -31,170 +19,100 @@ from sqlalchemy.orm import Session
 
 from crm.core.audit import audit
 from crm.core.bulk import stage
+from crm.core.db import dialect_insert
 from crm.core.errors import InputError
 from crm.models import QuarantinedRow, UTCDateTime, utcnow
 
-CORRECTED = "corrected"
-DISMISSED = "dismissed"
-SUPERSEDED = "superseded"
-_KEY_MAX = 300  # raw_records.record_key
-_IN_CHUNK = 5_000  # ids per IN list (SQLite's bound-parameter limit)
 
+class Resolution(StrEnum):
+    """How a quarantine entry was closed (``quarantine.resolution``)."""
 
-_REVISION = re.compile(r"~[0-9a-f]{16}$")
-
-
-def revision_key(key: str, blob: str) -> str:
-    """The key a correction is stored under: the record's key and a hash of its content."""
-    digest = hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
-    return f"{key[: _KEY_MAX - 17]}~{digest}"
+    CORRECTED = "corrected"
+    DISMISSED = "dismissed"
+    SUPERSEDED = "superseded"
 
 
 @dataclass(frozen=True, slots=True)
-class Candidate:
-    """A staged record whose key is stored, as quarantined, under ``raw_id``."""
+class QuarantineRow:
+    """A row to quarantine: where it came from, its raw content, and why."""
 
-    idx: int
-    sid: int
-    key: str
-    blob: str  # its JSON, without the ``ignore`` fields
-    raw_id: int
-    ignore: tuple[str, ...] = ()  # fields we filled in ourselves: not compared, not hashed
-
-
-def corrections(session: Session, hits: Sequence[Candidate]) -> tuple[list[Candidate], int]:
-    """Which of ``hits`` correct their quarantined record: (the corrections, how many are the
-    same bad row read again). The rest repeat a record that was corrected already."""
-    raw_ids = sorted({h.raw_id for h in hits})
-    stored: dict[int, Any] = {}
-    closed: set[int] = set()
-    for chunk in _chunks(raw_ids):
-        for raw_id, payload in session.execute(
-            text("SELECT id, payload FROM raw_records WHERE id IN :ids").bindparams(
-                bindparam("ids", expanding=True)
-            ),
-            {"ids": chunk},
-        ):
-            stored[int(raw_id)] = json.loads(payload) if isinstance(payload, str) else payload
-        # A record is corrected once any entry of its family closed as corrected.
-        for raw_id, first_id in session.execute(
-            select(QuarantinedRow.raw_record_id, QuarantinedRow.original_raw_record_id).where(
-                or_(
-                    QuarantinedRow.raw_record_id.in_(chunk),
-                    QuarantinedRow.original_raw_record_id.in_(chunk),
-                ),
-                QuarantinedRow.resolution == CORRECTED,
-            )
-        ):
-            closed.add(first_id if first_id is not None else raw_id)
-    fixes: list[Candidate] = []
-    same = 0
-    for hit in hits:
-        if json.loads(hit.blob) == _without(stored.get(hit.raw_id), hit.ignore):
-            same += 1
-        elif hit.raw_id not in closed:
-            fixes.append(
-                Candidate(hit.idx, hit.sid, revision_key(hit.key, hit.blob), hit.blob, hit.raw_id)
-            )
-    return fixes, same
+    source_instance_id: int | None
+    raw_record_id: int | None
+    origin: str
+    row_number: int | None
+    raw_content: str
+    reason: str
 
 
-def _without(payload: Any, fields: tuple[str, ...]) -> Any:
-    if not fields or not isinstance(payload, dict):
-        return payload
-    return {k: v for k, v in payload.items() if k not in fields}
+def quarantine_fingerprint(*parts: object) -> str:
+    """A stable fingerprint so replaying the same bad row does not pile up entries."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode("utf-8"))
+    return digest.hexdigest()
 
 
-def settle_corrections(
-    session: Session,
-    attempts: Sequence[tuple[int, int, int | None, bool]],
-    *,
-    origin: str,
-    now: datetime,
-) -> int:
-    """Update the quarantine after corrections were resolved; returns how many went through.
-
-    ``attempts``: (original raw id, the correction's raw id, its row number, whether it went
-    through). One that went through closes every open (or dismissed) entry of its record as
-    ``corrected``; one quarantined again keeps only its own entry open (linked to the
-    original), the older attempts' are ``superseded``. Three set-based statements per batch.
-    """
-    if not attempts:
-        return 0
+def write_quarantine(session: Session, rows: Sequence[QuarantineRow], now: datetime) -> None:
+    """Quarantine rows in one statement, each once (by origin and fingerprint)."""
+    if not rows:
+        return
+    conflict = "ON CONFLICT (origin, fingerprint) DO NOTHING"
     stage(
         session,
-        "_q_fix",
-        [("orig", "bigint"), ("new", "bigint"), ("ok", "integer"), ("note", "text")],
+        "_q_stage",
         [
-            (orig, new, int(ok), _note("by" if ok else "replaced by", origin, new, row))
-            for orig, new, row, ok in attempts
+            ("source_instance_id", "bigint"),
+            ("raw_record_id", "bigint"),
+            ("origin", "text"),
+            ("row_number", "integer"),
+            ("raw_content", "text"),
+            ("reason", "text"),
+            ("fingerprint", "text"),
+        ],
+        [
+            (
+                r.source_instance_id,
+                r.raw_record_id,
+                r.origin,
+                r.row_number,
+                r.raw_content.replace("\x00", "\\x00"),
+                r.reason,
+                quarantine_fingerprint(r.origin, r.row_number, r.raw_content, r.reason),
+            )
+            for r in rows
         ],
     )
-
-    # The entries of each staged record's family, as (entry id, staged row): two equality
-    # joins, each through an index (an OR inside one join condition is a nested loop).
-    def family(ok: int) -> str:
-        return f"""(SELECT q.id AS qid, f.new, f.note FROM _q_fix f
-                     JOIN quarantine q ON q.raw_record_id = f.orig WHERE f.ok = {ok}
-                    UNION ALL
-                    SELECT q.id, f.new, f.note FROM _q_fix f
-                     JOIN quarantine q ON q.original_raw_record_id = f.orig WHERE f.ok = {ok})"""
-
-    statements = (
-        # A dismissed entry was given up on, yet here is its fix: it counts as corrected.
-        f"""UPDATE quarantine SET resolved_at = :now, resolution = '{CORRECTED}',
-              resolution_note = m.note, corrected_by_raw_record_id = m.new
-            FROM {family(1)} m WHERE quarantine.id = m.qid
-              AND (quarantine.resolved_at IS NULL OR quarantine.resolution = '{DISMISSED}')""",
-        """UPDATE quarantine SET original_raw_record_id = f.orig
-            FROM _q_fix f WHERE f.ok = 0 AND quarantine.raw_record_id = f.new""",
-        f"""UPDATE quarantine SET resolved_at = :now, resolution = '{SUPERSEDED}',
-              resolution_note = m.note
-            FROM {family(0)} m WHERE quarantine.id = m.qid
-              AND quarantine.resolved_at IS NULL AND quarantine.raw_record_id <> m.new""",
+    session.execute(
+        text(
+            "INSERT INTO quarantine (source_instance_id, raw_record_id, origin, row_number,"
+            " raw_content, reason, fingerprint, created_at)"
+            " SELECT source_instance_id, raw_record_id, origin, row_number, raw_content,"
+            " substr(reason, 1, 500), fingerprint, :now FROM _q_stage WHERE true " + conflict
+        ).bindparams(bindparam("now", type_=UTCDateTime())),
+        {"now": now},
     )
-    for sql in statements:
-        if ":now" in sql:
-            session.execute(
-                text(sql).bindparams(bindparam("now", type_=UTCDateTime())), {"now": now}
-            )
-        else:
-            session.execute(text(sql))
-    return sum(1 for *_, ok in attempts if ok)
 
 
-def settle_resolved_revisions(
-    session: Session, raw_ids: Sequence[tuple[int, str]], *, origin: str, now: datetime
-) -> int:
-    """:func:`settle_corrections` for raw records resolved after being stored as pending.
-
-    ``raw_ids``: (raw id, record key) of the records just resolved; the corrections among
-    them carry a revision key, and their original is the quarantined record under the key
-    without it.
-    """
-    revisions = [rid for rid, key in raw_ids if _REVISION.search(key)]
-    attempts: list[tuple[int, int, int | None, bool]] = []
-    for chunk in _chunks(revisions):
-        found = session.execute(
-            text(
-                "SELECT o.id, r.id, r.status FROM raw_records r JOIN raw_records o"
-                " ON o.source_instance_id = r.source_instance_id"
-                " AND o.record_key = substr(r.record_key, 1, length(r.record_key) - 17)"
-                " AND o.status = 'quarantined' WHERE r.id IN :ids"
-                # Replaying the raw log resolves corrections again: their entries are closed.
-                " AND EXISTS (SELECT 1 FROM quarantine q"
-                "  WHERE (q.raw_record_id = o.id OR q.original_raw_record_id = o.id)"
-                f"  AND (q.resolved_at IS NULL OR q.resolution = '{DISMISSED}'))"
-            ).bindparams(bindparam("ids", expanding=True)),
-            {"ids": chunk},
-        )
-        attempts += [(int(o), int(r), None, status == "processed") for o, r, status in found]
-    return settle_corrections(session, attempts, origin=origin, now=now)
-
-
-def _note(verb: str, origin: str, raw_id: int, row: int | None) -> str:
-    where = f"row {row} of {origin}" if row is not None else origin
-    return f"{verb} {where} (raw record {raw_id})"[:500]
+def quarantine_one(
+    session: Session,
+    *,
+    origin: str,
+    raw_content: str,
+    reason: str,
+    source_id: int | None = None,
+    row_number: int | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Keep one input we could not accept (a pushed object); the same twice is kept once."""
+    fingerprint = hashlib.sha256(f"{row_number}\x00{raw_content}".encode()).hexdigest()
+    stmt = dialect_insert(session, QuarantinedRow).values(
+        source_instance_id=source_id,
+        origin=origin,
+        row_number=row_number,
+        raw_content=raw_content,
+        reason=reason[:500],
+        fingerprint=fingerprint,
+        created_at=now or utcnow(),
+    )
+    session.execute(stmt.on_conflict_do_nothing(index_elements=["origin", "fingerprint"]))
 
 
 def corrected_versions(raw_ids: Select[Any]) -> Select[Any]:
@@ -213,13 +131,28 @@ def corrected_versions(raw_ids: Select[Any]) -> Select[Any]:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class QuarantineEntry:
+    """One quarantined row as listed: where from, which row, why, the raw text, its closing."""
+
+    id: int
+    origin: str
+    row: int | None
+    reason: str
+    raw: str  # the first 500 characters
+    at: datetime
+    resolved_at: datetime | None
+    resolution: Resolution | None
+    resolution_note: str | None
+
+
 def list_quarantine(
     session: Session,
     *,
     limit: int = 50,
     include_resolved: bool = False,
     origin: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[QuarantineEntry]:
     """The newest quarantined rows (open ones unless ``include_resolved``), and why."""
     stmt = select(QuarantinedRow).order_by(QuarantinedRow.id.desc()).limit(limit)
     if not include_resolved:
@@ -227,17 +160,17 @@ def list_quarantine(
     if origin:
         stmt = stmt.where(QuarantinedRow.origin.contains(origin, autoescape=True))
     return [
-        {
-            "id": q.id,
-            "origin": q.origin,
-            "row": q.row_number,
-            "reason": q.reason,
-            "raw": q.raw_content[:500],
-            "at": q.created_at,
-            "resolved_at": q.resolved_at,
-            "resolution": q.resolution,
-            "resolution_note": q.resolution_note,
-        }
+        QuarantineEntry(
+            id=q.id,
+            origin=q.origin,
+            row=q.row_number,
+            reason=q.reason,
+            raw=q.raw_content[:500],
+            at=q.created_at,
+            resolved_at=q.resolved_at,
+            resolution=Resolution(q.resolution) if q.resolution else None,
+            resolution_note=q.resolution_note,
+        )
         for q in session.scalars(stmt)
     ]
 
@@ -248,6 +181,18 @@ def open_count(session: Session) -> int:
     return int(session.scalar(stmt) or 0)
 
 
+@dataclass(frozen=True, slots=True)
+class Dismissed:
+    """The entries a dismissal closed."""
+
+    ids: tuple[int, ...]
+
+    @property
+    def count(self) -> int:
+        """How many entries were closed."""
+        return len(self.ids)
+
+
 def dismiss(
     session: Session,
     ids: Sequence[int] = (),
@@ -256,11 +201,10 @@ def dismiss(
     actor: str,
     note: str,
     now: datetime | None = None,
-) -> int:
+) -> Dismissed:
     """Close open entries nobody will correct (by id, or every open one from ``origin``).
 
-    Ids that do not exist are refused; ids already closed are left as they are. Returns how
-    many entries were closed.
+    Ids that do not exist are refused; ids already closed are left as they are.
     """
     note = note.strip()
     if not note:
@@ -275,19 +219,18 @@ def dismiss(
         if missing:
             raise InputError(f"no quarantined row {', '.join(map(str, missing))}")
     now = now or utcnow()
-    conditions = [QuarantinedRow.resolved_at.is_(None)]
     chosen: list[ColumnElement[bool]] = []
     if ids:
         chosen.append(QuarantinedRow.id.in_(list(ids)))
     if origin:
         chosen.append(QuarantinedRow.origin.contains(origin, autoescape=True))
-    closed = list(
+    closed = sorted(
         session.scalars(
             update(QuarantinedRow)
-            .where(*conditions, or_(*chosen))
+            .where(QuarantinedRow.resolved_at.is_(None), or_(*chosen))
             .values(
                 resolved_at=now,
-                resolution=DISMISSED,
+                resolution=Resolution.DISMISSED.value,
                 resolution_note=f"by {actor}: {note}"[:500],
             )
             .returning(QuarantinedRow.id)
@@ -300,12 +243,7 @@ def dismiss(
             actor,
             "quarantine.dismiss",
             object_type="quarantine",
-            details={"ids": sorted(closed)[:1000], "count": len(closed), "note": note[:200]},
+            details={"ids": closed[:1000], "count": len(closed), "note": note[:200]},
             at=now,
         )
-    return len(closed)
-
-
-def _chunks(values: list[int]) -> Iterator[list[int]]:
-    for start in range(0, len(values), _IN_CHUNK):
-        yield values[start : start + _IN_CHUNK]
+    return Dismissed(tuple(closed))
