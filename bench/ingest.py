@@ -27,7 +27,7 @@ from sqlalchemy import Engine, func, select, text
 
 from bench.common import CpuMeter, database, per_row_us
 from crm.core.db import transaction
-from crm.intake.service import BATCH_SIZE, ingest_path
+from crm.intake.pipeline import BATCH_SIZE, ingest_path
 from crm.models import Contact
 from crm.sample.data import SAMPLE_AS_OF, write_member_csv
 

@@ -40,7 +40,7 @@ def write_sample(directory: str, contacts: int) -> dict[str, str]:
 @task(name="ingest-file")
 def ingest_file(database_url: str, kind: str, path: str, as_of: datetime | None) -> dict[str, Any]:
     """Import one file of one source kind; re-importing the same file adds nothing."""
-    from crm.intake.service import ingest_path
+    from crm.intake.pipeline import ingest_path
 
     report = ingest_path(engine_for(database_url), kind, Path(path), now=as_of)
     return report.as_dict()

@@ -1,6 +1,6 @@
 """Ingestion flows: import an export file, or every new file dropped in the inbox folder.
 
-The flows call the same services as the CLI (crm.intake.service); a task imports a whole file
+The flows call the same services as the CLI (crm.intake.pipeline); a task imports a whole file
 in batches of thousands of rows, never a task per row.
 """
 
@@ -35,7 +35,7 @@ def ingest_file_task(
     platform: str | None = None,
 ) -> dict[str, Any]:
     """Import one file (all its batches); InputError is not retried by the caller's flow."""
-    from crm.intake.service import ingest_path
+    from crm.intake.pipeline import ingest_path
 
     report = ingest_path(
         engine_for(database_url), kind, Path(path), group=group, account=account, platform=platform
@@ -46,7 +46,7 @@ def ingest_file_task(
 @task(name="resolve-pending", retries=2, retry_delay_seconds=[2, 10])
 def resolve_pending_task(database_url: str) -> dict[str, Any]:
     """Resolve raw records left pending (web sign-ups, webhook leads, replays)."""
-    from crm.intake.service import process_pending
+    from crm.intake.pending import process_pending
 
     return process_pending(engine_for(database_url)).as_dict()
 

@@ -23,10 +23,13 @@ def pull_wecom_groups_task(database_url: str) -> dict[str, Any]:
     """Pull every customer group's members; resumes at the stored cursor after a failure."""
     import httpx
 
+    from crm.core.settings import get_settings
     from crm.intake.wecom import client_from_settings, pull_wecom_groups
 
+    # Read at each run, not the worker's cached settings: a retry sees changed credentials.
     with httpx.Client(timeout=30) as http:
-        return pull_wecom_groups(engine_for(database_url), client_from_settings(http)).as_dict()
+        client = client_from_settings(get_settings(), http)
+        return pull_wecom_groups(engine_for(database_url), client).as_dict()
 
 
 @task(name="resolve-sign-ups")

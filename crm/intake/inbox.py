@@ -19,10 +19,12 @@ from sqlalchemy.orm import Session
 from crm.contacts.normalize import clean_text, normalize_platform
 from crm.core.db import dialect_insert, transaction
 from crm.core.vocabulary import EventKind, RecordStatus, SourceKind
-from crm.intake.quarantine import Candidate, corrections
+from crm.intake.corrections import Candidate, corrections
+from crm.intake.pending import process_pending
+from crm.intake.quarantine import quarantine_one
 from crm.intake.records import IngestReport, SourceSpec
-from crm.intake.service import ensure_source, process_pending
-from crm.models import QuarantinedRow, RawRecord, utcnow
+from crm.intake.sources import ensure_source
+from crm.models import RawRecord, utcnow
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ def store_pending(
 ) -> Stored:
     """Append (record key, payload) pairs as pending raw records; a known key adds nothing,
     unless its record was quarantined and this one differs: a correction (see
-    :mod:`crm.intake.quarantine`), stored under a revision key."""
+    :mod:`crm.intake.corrections`), stored under a revision key."""
     at = now or utcnow()
     records = list(records)
     if not records:
@@ -108,30 +110,6 @@ def _corrections(
         return []
     fixes, _ = corrections(session, hits)
     return [(fix.key, records[fix.idx][1]) for fix in fixes]
-
-
-def quarantine(
-    session: Session,
-    *,
-    origin: str,
-    raw_content: str,
-    reason: str,
-    source_id: int | None = None,
-    row_number: int | None = None,
-    now: datetime | None = None,
-) -> None:
-    """Keep input we could not accept, with why; the same bad input twice is kept once."""
-    fingerprint = hashlib.sha256(f"{row_number}\x00{raw_content}".encode()).hexdigest()
-    stmt = dialect_insert(session, QuarantinedRow).values(
-        source_instance_id=source_id,
-        origin=origin,
-        row_number=row_number,
-        raw_content=raw_content,
-        reason=reason[:500],
-        fingerprint=fingerprint,
-        created_at=now or utcnow(),
-    )
-    session.execute(stmt.on_conflict_do_nothing(index_elements=["origin", "fingerprint"]))
 
 
 def content_key(payload: dict[str, Any]) -> str:
@@ -249,7 +227,9 @@ def accept_pushed(
             result.accepted += stored.stored
             result.duplicates += stored.duplicates
         for n, raw, reason in refused:
-            quarantine(session, origin=origin, raw_content=raw, reason=reason, row_number=n, now=at)
+            quarantine_one(
+                session, origin=origin, raw_content=raw, reason=reason, row_number=n, now=at
+            )
             result.rejected += 1
             result.reasons.append(f"#{n}: {reason}")
     return result

@@ -22,10 +22,9 @@ from crm.contacts.queries import resolve_contact_id
 from crm.core.clock import parse_expiry
 from crm.core.db import transaction
 from crm.core.errors import InputError
-from crm.core.settings import get_settings
 from crm.core.vocabulary import SourceKind
 from crm.intake.records import SourceSpec
-from crm.intake.service import ensure_source
+from crm.intake.sources import ensure_source
 from crm.models import QrCode, utcnow
 
 _SALT = "qunflow.qr-signup.v1"
@@ -99,9 +98,7 @@ class QrResult:
         }
 
 
-def _secret(secret_key: SecretStr | str | None) -> str:
-    if secret_key is None:
-        secret_key = get_settings().secret_key
+def _secret(secret_key: SecretStr | str) -> str:
     return secret_key.get_secret_value() if isinstance(secret_key, SecretStr) else secret_key
 
 
@@ -110,7 +107,7 @@ def parse_duration(text: str) -> timedelta:
     return parse_expiry(text, longest=MAX_EXPIRY)
 
 
-def sign_token(claims: QrClaims, secret_key: SecretStr | str | None = None) -> str:
+def sign_token(claims: QrClaims, secret_key: SecretStr | str) -> str:
     """The URL-safe signed token for ``claims``."""
     body: dict[str, Any] = {
         "i": claims.code_id,
@@ -125,7 +122,7 @@ def sign_token(claims: QrClaims, secret_key: SecretStr | str | None = None) -> s
 
 
 def verify_token(
-    token: str, secret_key: SecretStr | str | None = None, *, now: datetime | None = None
+    token: str, secret_key: SecretStr | str, *, now: datetime | None = None
 ) -> QrClaims:
     """The claims of a genuine, unexpired token; InvalidToken or ExpiredToken otherwise."""
     try:
@@ -145,12 +142,12 @@ def verify_token(
     return claims
 
 
-def sign_nonce(code_id: str, nonce: str, secret_key: SecretStr | str | None = None) -> str:
+def sign_nonce(code_id: str, nonce: str, secret_key: SecretStr | str) -> str:
     """A one-time form nonce bound to its code, so a form post must come from a served page."""
     return str(URLSafeSerializer(_secret(secret_key), salt=_NONCE_SALT).dumps([code_id, nonce]))
 
 
-def verify_nonce(code_id: str, signed: str, secret_key: SecretStr | str | None = None) -> str:
+def verify_nonce(code_id: str, signed: str, secret_key: SecretStr | str) -> str:
     """The nonce inside ``signed`` if it was issued for ``code_id``; InvalidToken otherwise."""
     try:
         bound, nonce = URLSafeSerializer(_secret(secret_key), salt=_NONCE_SALT).loads(signed)
@@ -176,7 +173,7 @@ def create_qr(
     out_dir: Path,
     referrer_contact_id: int | None = None,
     base_url: str,
-    secret_key: SecretStr | str | None = None,
+    secret_key: SecretStr | str,
     now: datetime | None = None,
 ) -> QrResult:
     """Create a sign-up code: a qr_codes row, its source instance, and PNG + SVG images."""
@@ -224,22 +221,37 @@ def create_qr(
     return QrResult(code_id, url, token, png, svg, claims.expires_at, source_id)
 
 
-def list_qr(engine: Engine, *, now: datetime | None = None) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class QrCodeInfo:
+    """A sign-up code as listed: who shows it, where, for which campaign, until when."""
+
+    code_id: str
+    promoter: str | None
+    location: str | None
+    campaign: str | None
+    referrer_contact_id: int | None
+    source_instance_id: int | None
+    created_at: datetime
+    expires_at: datetime
+    expired: bool
+
+
+def list_qr(engine: Engine, *, now: datetime | None = None) -> list[QrCodeInfo]:
     """Every code, newest first, with whether it is still valid."""
     at = now or utcnow()
     with transaction(engine) as session:
         rows = session.scalars(select(QrCode).order_by(QrCode.created_at.desc(), QrCode.id.desc()))
         return [
-            {
-                "code_id": q.token_id,
-                "promoter": q.promoter,
-                "location": q.location,
-                "campaign": q.campaign,
-                "referrer_contact_id": q.referrer_contact_id,
-                "source_instance_id": q.source_instance_id,
-                "created_at": q.created_at,
-                "expires_at": q.expires_at,
-                "expired": q.expires_at <= at,
-            }
+            QrCodeInfo(
+                code_id=q.token_id,
+                promoter=q.promoter,
+                location=q.location,
+                campaign=q.campaign,
+                referrer_contact_id=q.referrer_contact_id,
+                source_instance_id=q.source_instance_id,
+                created_at=q.created_at,
+                expires_at=q.expires_at,
+                expired=q.expires_at <= at,
+            )
             for q in rows
         ]

@@ -2,7 +2,7 @@
 
 An adapter turns a file, an API or a web form into :class:`RawItem` objects, each with a
 stable ``record_key`` (re-reading the same input yields the same keys), attached to one
-:class:`SourceSpec`. :func:`crm.intake.service.ingest_items` stores them in the append-only
+:class:`SourceSpec`. :func:`crm.intake.pipeline.ingest_items` stores them in the append-only
 raw log and resolves them into contacts, identities, touches and events.
 
 Payload keys the resolver understands (all optional, strings unless noted):

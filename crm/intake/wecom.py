@@ -26,10 +26,12 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, update
 
 from crm.core.db import transaction
-from crm.core.errors import QunflowError
+from crm.core.errors import ConfigError, QunflowError
+from crm.core.settings import Settings
 from crm.core.vocabulary import SourceKind
+from crm.intake.pipeline import ingest_items
 from crm.intake.records import IngestReport, RawItem, RejectedRow, SourceSpec
-from crm.intake.service import ensure_source, ingest_items
+from crm.intake.sources import ensure_source
 from crm.models import SourceInstance
 
 TOKEN_ERRCODES = frozenset({40001, 40014, 42001})  # invalid credential / token, token expired
@@ -292,12 +294,8 @@ def feed_spec(corp_id: str) -> SourceSpec:
     )
 
 
-def client_from_settings(http: httpx.Client, **kwargs: Any) -> WeComClient:
+def client_from_settings(settings: Settings, http: httpx.Client, **kwargs: Any) -> WeComClient:
     """A client built from QUNFLOW_WECOM_* settings; ConfigError if they are missing."""
-    from crm.core.errors import ConfigError
-    from crm.core.settings import get_settings
-
-    settings = get_settings()
     if not settings.wecom_corp_id or settings.wecom_secret is None:
         raise ConfigError("QUNFLOW_WECOM_CORP_ID and QUNFLOW_WECOM_SECRET must be set")
     return WeComClient(

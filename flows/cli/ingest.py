@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import typer
@@ -40,7 +41,7 @@ def _run(
     account: str | None = None,
     platform: str | None = None,
 ) -> IngestReport:
-    from crm.intake.service import ingest_path
+    from crm.intake.pipeline import ingest_path
 
     return ingest_path(engine(), kind, path, group=group, account=account, platform=platform)
 
@@ -93,7 +94,7 @@ def qr_signups_file(
 @app.command("pending")
 def pending(as_json: bool = _JSON) -> None:
     """Resolve raw records still pending (web sign-ups, webhook leads, replays)."""
-    from crm.intake.service import process_pending
+    from crm.intake.pending import process_pending
 
     _report(process_pending(engine()), as_json)
 
@@ -125,7 +126,8 @@ def quarantine_list(
     if include_resolved:
         columns.append("resolution")
     print_table(
-        [{**r, "origin": Path(r["origin"]).name, "raw": r["raw"][:40]} for r in rows], columns
+        [{**dataclasses.asdict(r), "origin": Path(r.origin).name, "raw": r.raw[:40]} for r in rows],
+        columns,
     )
 
 
@@ -149,6 +151,6 @@ def quarantine_dismiss(
             session, ids or [], origin=origin, actor=actor or getpass.getuser(), note=note
         )
     if as_json:
-        print_json({"dismissed": closed})
+        print_json({"dismissed": closed.count})
     else:
-        typer.echo(f"dismissed {closed} quarantined row(s)")
+        typer.echo(f"dismissed {closed.count} quarantined row(s)")

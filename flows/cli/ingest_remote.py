@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from crm.intake.records import IngestReport
-from flows.cli.common import engine, print_json
+from flows.cli.common import engine, print_json, settings
 
 
 def _print(report: IngestReport, as_json: bool) -> None:
@@ -39,5 +39,5 @@ def wecom_groups(
     from crm.intake.wecom import client_from_settings, pull_wecom_groups
 
     with httpx.Client(timeout=30) as http:
-        report = pull_wecom_groups(engine(), client_from_settings(http))
+        report = pull_wecom_groups(engine(), client_from_settings(settings(), http))
     _print(report, as_json)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import typer
@@ -54,5 +55,6 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print one JSON arr
         print_json(rows)
         return
     print_table(
-        rows, ["code_id", "promoter", "location", "campaign", "referrer_contact_id", "expires_at"]
+        [dataclasses.asdict(r) for r in rows],
+        ["code_id", "promoter", "location", "campaign", "referrer_contact_id", "expires_at"],
     )

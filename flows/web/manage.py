@@ -178,7 +178,7 @@ def quarantine_dismiss(
     require_manager(user)
     with transaction(engine_of(request)) as session:
         closed = dismiss(session, ids, actor=user.username, note=note)
-    return back(f"/manage/quarantine?dismissed={closed}")
+    return back(f"/manage/quarantine?dismissed={closed.count}")
 
 
 @router.get("/admin/contacts/{contact_id}/export")

@@ -16,7 +16,7 @@ from crm.contacts.queries import contact_detail
 from crm.contacts.tags import clean_tag, split_tags, tag_contacts
 from crm.core.db import transaction
 from crm.core.errors import InputError
-from crm.intake.resolve import merge_contacts
+from crm.intake.merge import merge_contacts
 from crm.models import Contact, ContactTag
 from crm.outreach.planning import plan_campaign
 from tests.helpers.followups import make_contacts, settings_for

@@ -11,8 +11,8 @@ from sqlalchemy import Engine, func, select, text
 from crm.core.db import make_engine, transaction
 from crm.core.locks import Lock, hold
 from crm.core.vocabulary import SourceKind
+from crm.intake.pipeline import ingest_items
 from crm.intake.records import RawItem, SourceSpec
-from crm.intake.service import ingest_items
 from crm.models import Contact
 from crm.routing.route import route
 from crm.routing.rules import load_rules

@@ -397,7 +397,7 @@ def test_manager_assigns_sets_caps_and_sees_pages(app, world, engine):
 
 
 def test_manager_sees_and_dismisses_quarantined_rows(app, world, engine, tmp_path):
-    from crm.intake.service import ingest_path
+    from crm.intake.pipeline import ingest_path
     from crm.models import QuarantinedRow
 
     bad = tmp_path / "bad-events.jsonl"

@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from crm.core.db import make_engine, transaction
-from crm.intake.service import ingest_path
+from crm.intake.pipeline import ingest_path
 from crm.models import Contact, Identity, RawRecord, Touch
 from crm.sample.data import SAMPLE_AS_OF, write_member_csv
 
@@ -23,7 +23,7 @@ SCRIPT = textwrap.dedent(
     import os, signal, sys
     from sqlalchemy import event
     from crm.core.db import make_engine
-    from crm.intake.service import ingest_path
+    from crm.intake.pipeline import ingest_path
     from crm.sample.data import SAMPLE_AS_OF
 
     engine = make_engine(sys.argv[1])

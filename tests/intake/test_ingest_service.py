@@ -12,8 +12,9 @@ from sqlalchemy import Engine, delete, func, select
 from crm.core.db import transaction
 from crm.core.errors import InputError
 from crm.core.vocabulary import SourceKind
+from crm.intake.pending import process_pending, replay
+from crm.intake.pipeline import ingest_items, ingest_path
 from crm.intake.records import RawItem, RejectedRow, SourceSpec
-from crm.intake.service import ingest_items, ingest_path, process_pending, replay
 from crm.models import (
     AuditEntry,
     Consent,

@@ -288,7 +288,7 @@ def test_unusable_objects_in_a_signed_body_are_quarantined(engine):
 
 def test_a_pushed_lead_fixed_after_quarantine_gets_in_once(engine):
     from crm.intake.inbox import ingest_qr_signups
-    from crm.intake.service import replay
+    from crm.intake.pending import replay
     from crm.models import Touch
 
     client = TestClient(make_app(engine))

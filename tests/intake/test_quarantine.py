@@ -17,8 +17,8 @@ from sqlalchemy import Engine, func, select
 from crm.compliance.privacy import erase_contact
 from crm.core.db import transaction
 from crm.core.errors import InputError
+from crm.intake.pipeline import ingest_path
 from crm.intake.quarantine import dismiss, list_quarantine
-from crm.intake.service import ingest_path
 from crm.models import AuditEntry, Event, QuarantinedRow, RawRecord
 
 NOW = datetime(2026, 11, 20, 4, tzinfo=UTC)
@@ -120,20 +120,20 @@ def test_dismissing_rows_keeps_them_with_the_reason(engine: Engine, tmp_path: Pa
     ingest_path(engine, "events", _events(tmp_path / "a.jsonl", *rows[:2]), now=NOW)
     ingest_path(engine, "events", _events(tmp_path / "b.jsonl", rows[2]), now=NOW)
     with transaction(engine) as s:
-        ids = [r["id"] for r in list_quarantine(s)]
+        ids = [r.id for r in list_quarantine(s)]
         assert len(ids) == 3
         with pytest.raises(InputError, match="no quarantined row 999"):
             dismiss(s, [ids[0], 999], actor="ops", note="test rows")
         with pytest.raises(InputError, match="needs a note"):
             dismiss(s, [ids[0]], actor="ops", note="  ")
     with transaction(engine) as s:
-        assert dismiss(s, origin="a.jsonl", actor="ops", note="test rows", now=NOW) == 2
-        assert dismiss(s, origin="a.jsonl", actor="ops", note="again", now=NOW) == 0
+        assert dismiss(s, origin="a.jsonl", actor="ops", note="test rows", now=NOW).count == 2
+        assert dismiss(s, origin="a.jsonl", actor="ops", note="again", now=NOW).count == 0
     with transaction(engine) as s:
         left = list_quarantine(s)
-        assert [r["origin"].rsplit("/", 1)[-1] for r in left] == ["b.jsonl"]
-        gone = [r for r in list_quarantine(s, include_resolved=True) if r["resolution"]]
-        assert {r["resolution_note"] for r in gone} == {"by ops: test rows"}
+        assert [r.origin.rsplit("/", 1)[-1] for r in left] == ["b.jsonl"]
+        gone = [r for r in list_quarantine(s, include_resolved=True) if r.resolution]
+        assert {r.resolution_note for r in gone} == {"by ops: test rows"}
         entry = s.scalars(select(AuditEntry).where(AuditEntry.action == "quarantine.dismiss")).one()
         assert entry.details["count"] == 2 and entry.actor == "ops"
 
@@ -141,7 +141,7 @@ def test_dismissing_rows_keeps_them_with_the_reason(engine: Engine, tmp_path: Pa
 def test_a_fix_for_a_dismissed_row_still_gets_in(engine: Engine, tmp_path: Path):
     ingest_path(engine, "events", _events(tmp_path / "bad.jsonl", _purchase("某天")), now=NOW)
     with transaction(engine) as s:
-        assert dismiss(s, origin="bad.jsonl", actor="ops", note="no date known", now=NOW) == 1
+        assert dismiss(s, origin="bad.jsonl", actor="ops", note="no date known", now=NOW).count == 1
     fixed = _events(tmp_path / "fixed.jsonl", _purchase("2026-11-18 10:00"))
     assert ingest_path(engine, "events", fixed, now=NOW).corrected == 1
     state = _state(engine)

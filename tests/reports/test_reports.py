@@ -382,8 +382,8 @@ def test_manager_report_has_tables_and_charts(engine: Engine) -> None:
 
 def test_the_same_post_id_on_two_platforms_is_two_posts(engine: Engine) -> None:
     from crm.core.vocabulary import SourceKind
+    from crm.intake.pipeline import ingest_items
     from crm.intake.records import RawItem, SourceSpec
-    from crm.intake.service import ingest_items
 
     at = datetime(2026, 3, 5, 4, tzinfo=UTC)  # inside START..END
     for platform, phones in (("douyin", ["13800138000", "13800138001"]), ("xhs", ["13900139000"])):

@@ -1,0 +1,106 @@
+"""Opening an export file: which format and text encoding it is, and whether it is one at all.
+
+CSV (UTF-8, UTF-8 with BOM, GBK/GB18030 — detected from the bytes), XLSX and JSON Lines. A
+file that is not what it claims raises :class:`crm.core.errors.InputError` before anything
+is stored.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Iterator
+from pathlib import Path
+
+from crm.core.errors import InputError
+from crm.intake.columns import IDENTITY_COLUMNS, HeaderSeen, Row
+from crm.intake.csv_reader import csv_rows
+from crm.intake.jsonl_reader import jsonl_rows
+from crm.intake.records import RejectedRow
+from crm.intake.xlsx_reader import xlsx_rows
+
+_SNIFF_BYTES = 64 * 1024
+_CHECK_ROWS = 50  # rows read on open, at most, to find an identity column
+
+
+def detect_encoding(sample: bytes, name: str) -> str:
+    """The text encoding of a file's first bytes: UTF-8 (with or without BOM) or GB18030."""
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    if b"\x00" in sample:
+        raise InputError(f"{name}: binary data, not a text export")
+    for encoding in ("utf-8", "gb18030"):
+        try:
+            sample.decode(encoding)
+            return encoding
+        except UnicodeDecodeError as exc:
+            # The sample may end in the middle of a character; only earlier errors count.
+            if exc.start >= len(sample) - 4 and len(sample) >= _SNIFF_BYTES:
+                return encoding
+    raise InputError(f"{name}: cannot tell the text encoding (not UTF-8 or GBK/GB18030)")
+
+
+class FileReader:
+    """Streams a file as (row number, canonical dict) or RejectedRow; checks the file on open."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.name = path.name
+        self.header = HeaderSeen()
+        if not path.exists():
+            raise InputError(f"{path}: no such file")
+        if path.is_dir():
+            raise InputError(f"{path}: is a directory, not a file")
+        if path.stat().st_size == 0:
+            raise InputError(f"{self.name}: the file is empty")
+        suffix = path.suffix.lower()
+        if suffix in (".xlsx", ".xlsm"):
+            self.format = "xlsx"
+        elif suffix in (".jsonl", ".ndjson", ".json"):
+            self.format = "jsonl"
+        else:
+            self.format = "csv"
+        with path.open("rb") as fh:
+            head = fh.read(_SNIFF_BYTES)
+        if self.format == "xlsx":
+            if not head.startswith(b"PK\x03\x04"):
+                raise InputError(f"{self.name}: not an XLSX workbook")
+            self.encoding = "binary"
+        else:
+            self.encoding = detect_encoding(head, self.name)
+
+    def check(self, require_identity: bool = True) -> None:
+        """Read ahead until the header and a first row prove the file is what it claims."""
+        columns: set[str] = set()
+        seen_row = rejected = False
+        for n, item in enumerate(self.rows()):
+            if isinstance(item, RejectedRow):
+                rejected = True
+                if n >= _CHECK_ROWS:
+                    break
+                continue
+            seen_row = True
+            columns |= set(item[1])
+            if n >= _CHECK_ROWS or (columns & IDENTITY_COLUMNS):
+                break
+        if not seen_row:
+            if rejected:
+                return  # every row so far is bad: they will be quarantined one by one
+            if self.header.seen:
+                raise InputError(f"{self.name}: no data rows, only a header")
+            raise InputError(f"{self.name}: no readable rows ({self.format})")
+        if require_identity and not (columns & IDENTITY_COLUMNS):
+            known = sorted(self.header.columns or columns)[:8]
+            raise InputError(
+                f"{self.name}: no recognizable columns (need a phone, WeChat id, email or"
+                f" handle column; found: {', '.join(known) or 'none'})"
+            )
+
+    def rows(self) -> Iterator[Row | RejectedRow]:
+        """Every row of the file, streamed (call again to re-read)."""
+        if self.format == "xlsx":
+            return xlsx_rows(self.path, self.header)
+        if self.format == "jsonl":
+            return jsonl_rows(self.path, self.encoding, self.header)
+        return csv_rows(self.path, self.encoding, self.header)
