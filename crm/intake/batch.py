@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from crm.contacts.normalize import clean_text, parse_bool
@@ -29,8 +30,13 @@ _EVENT_DETAILS = (
     "post",
     "community",
 )
-OPT_OUT = "opt_out"  # consents.kind of an opt-out
-CONSENT = "consent"  # consents.kind of an explicit consent
+
+
+class ConsentKind(StrEnum):
+    """What a consents row records: an explicit consent or an opt-out."""
+
+    CONSENT = "consent"
+    OPT_OUT = "opt_out"
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +236,7 @@ class ConsentRow:
     """A consent or opt-out a record states, with the raw record as evidence."""
 
     contact_id: int
-    kind: str
+    kind: ConsentKind
     channel: str | None
     source: str
     recorded_at: datetime
@@ -283,13 +289,20 @@ def events_and_consents(
                 channel = clean_text(payload.get("channel")) or None
                 consents.append(
                     ConsentRow(
-                        r.contact_id, OPT_OUT, channel, "opt_out event", r.occurred_at, row.raw_id
+                        r.contact_id,
+                        ConsentKind.OPT_OUT,
+                        channel,
+                        "opt_out event",
+                        r.occurred_at,
+                        row.raw_id,
                     )
                 )
         if "consent" in payload and parse_bool(payload.get("consent")):
             info = batch.sources.get(r.row.source_instance_id)
             form = f"{(info.kind if info else None) or 'import'} form"
             consents.append(
-                ConsentRow(r.contact_id, CONSENT, None, form, r.occurred_at, r.row.raw_id)
+                ConsentRow(
+                    r.contact_id, ConsentKind.CONSENT, None, form, r.occurred_at, r.row.raw_id
+                )
             )
     return events, consents

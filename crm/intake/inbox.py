@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -123,6 +124,15 @@ def content_key(payload: dict[str, Any]) -> str:
 LEADS_ORIGIN = "POST /hooks/leads"
 EVENTS_ORIGIN = "POST /hooks/events"
 MAX_PUSHED_OBJECTS = 1000
+
+
+class PushKind(StrEnum):
+    """What a webhook receives: self-media leads or activity events."""
+
+    LEADS = "leads"
+    EVENTS = "events"
+
+
 EVENTS_SOURCE = SourceSpec(kind=SourceKind.API, key="hooks:events", name="事件推送")
 
 
@@ -187,14 +197,14 @@ def _event_check(obj: dict[str, Any]) -> None:
 
 def accept_pushed(
     engine: Engine,
-    kind: str,
+    kind: PushKind,
     objects: list[Any],
     *,
     now: datetime | None = None,
 ) -> PushResult:
-    """Store pushed leads (``kind="leads"``) or events (``"events"``) as pending raw records."""
+    """Store pushed leads or events as pending raw records; refused objects are quarantined."""
     at = now or utcnow()
-    origin = LEADS_ORIGIN if kind == "leads" else EVENTS_ORIGIN
+    origin = LEADS_ORIGIN if kind == PushKind.LEADS else EVENTS_ORIGIN
     result = PushResult()
     specs: dict[tuple[str, str], SourceSpec] = {}
     by_source: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
@@ -207,7 +217,7 @@ def accept_pushed(
             too_long = [k for k, v in obj.items() if isinstance(v, str) and len(v) > 2000]
             if too_long:
                 raise ValueError(f"field too long: {', '.join(sorted(too_long))}")
-            if kind == "leads":
+            if kind == PushKind.LEADS:
                 spec = _lead_spec(obj)
             else:
                 _event_check(obj)

@@ -284,7 +284,7 @@ def _write_events(session: Session, batch: Batch, now: datetime) -> None:
         [
             (
                 c.contact_id,
-                c.kind,
+                c.kind.value,
                 c.channel,
                 "marketing",
                 c.source,

@@ -20,7 +20,7 @@ import templates as templates_pkg
 from crm.core.db import make_engine
 from crm.core.errors import InputError
 from crm.core.settings import Settings, get_settings
-from crm.intake.inbox import accept_pushed, accept_signup
+from crm.intake.inbox import PushKind, accept_pushed, accept_signup
 from crm.intake.qr import ExpiredToken, InvalidToken, QrClaims, new_nonce, sign_nonce, verify_nonce
 from crm.intake.qr import verify_token as verify_qr_token
 from crm.intake.signatures import SIGNATURE_HEADER, verify
@@ -139,7 +139,7 @@ async def signup_submit(request: Request, token: str) -> HTMLResponse:
     return _page("signup_thanks.html", campaign=claims.campaign)
 
 
-async def _hook(request: Request, kind: str) -> Response:
+async def _hook(request: Request, kind: PushKind) -> Response:
     body = await request.body()
     if len(body) > MAX_HOOK_BODY:
         return JSONResponse({"error": "body too large"}, status_code=413)
@@ -160,13 +160,13 @@ async def _hook(request: Request, kind: str) -> Response:
 @router.post("/hooks/leads")
 async def hook_leads(request: Request) -> Response:
     """Leads pushed by a self-media platform connector, signed with the webhook secret."""
-    return await _hook(request, "leads")
+    return await _hook(request, PushKind.LEADS)
 
 
 @router.post("/hooks/events")
 async def hook_events(request: Request) -> Response:
     """Activity events pushed by another system, signed with the webhook secret."""
-    return await _hook(request, "events")
+    return await _hook(request, PushKind.EVENTS)
 
 
 # --- unsubscribe links (退订) ------------------------------------------------------------
