@@ -1,4 +1,4 @@
-"""Cadence arithmetic (pure): offsets, local times, send windows and quiet hours.
+"""Time arithmetic (pure): durations, local wall times, send windows and quiet hours.
 
 Every function takes aware datetimes and a ZoneInfo, and returns aware UTC datetimes, so
 "the evening before at 20:00" lands on the contact's wall clock across midnight and zones.
