@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -15,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from crm.core.errors import ConfigError
+from crm.core.keys import KEYS_FILE, check_secret, stored_secret
 
 ENV_PREFIX = "QUNFLOW_"
 
@@ -70,12 +72,18 @@ class Settings(BaseSettings):
 
     # --- secrets -------------------------------------------------------------
     secret_key: SecretStr = Field(
-        default=SecretStr("change-me-in-production"),
-        description="Signs QR sign-up tokens and web sessions. Set a long random value.",
+        default_factory=lambda data: _generated(data, "secret_key"),
+        description=(
+            "Signs web sessions, QR sign-up tokens and unsubscribe links. Unset: a random key "
+            f"generated once into the data directory ({KEYS_FILE}, mode 0600)."
+        ),
     )
     webhook_secret: SecretStr = Field(
-        default=SecretStr("change-me-webhook"),
-        description="Shared HMAC secret for pushed leads and events (X-Qunflow-Signature).",
+        default_factory=lambda data: _generated(data, "webhook_secret"),
+        description=(
+            "Shared HMAC secret for pushed leads and events (X-Qunflow-Signature). Unset: "
+            f"generated like the secret key; senders read it from {KEYS_FILE}."
+        ),
     )
     public_base_url: str = Field(
         default="http://127.0.0.1:8000",
@@ -106,6 +114,19 @@ class Settings(BaseSettings):
     outbound_webhook_url: str | None = Field(
         default=None, description="URL the signed webhook channel posts messages to."
     )
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _data_dir_given(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("set but empty: unset it for the default, or name a directory")
+        return value
+
+    @field_validator("secret_key", "webhook_secret")
+    @classmethod
+    def _not_public(cls, value: SecretStr) -> SecretStr:
+        check_secret(value.get_secret_value())
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -154,6 +175,13 @@ class Settings(BaseSettings):
         if url.get_backend_name() == "postgresql":
             url = url.set(drivername="postgresql+psycopg")
         return url.render_as_string(hide_password=False)
+
+
+def _generated(data: dict[str, Any], name: str) -> SecretStr:
+    # Runs only when the secret is not set; data_dir is validated before it (field order).
+    if "data_dir" not in data:  # data_dir itself was refused: that error is reported
+        return SecretStr("")
+    return SecretStr(stored_secret(Path(data["data_dir"]), name))
 
 
 def get_settings(**overrides: object) -> Settings:

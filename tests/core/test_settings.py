@@ -1,8 +1,15 @@
 from __future__ import annotations
 
+import json
+import os
+import stat
+import subprocess
+import sys
+
 import pytest
 
 from crm.core.errors import ConfigError
+from crm.core.keys import KEYS_FILE
 from crm.core.settings import get_settings
 
 
@@ -35,3 +42,56 @@ def test_bad_value_names_the_variable(monkeypatch, var, value, needle):
     assert message.startswith(var + ":")
     assert needle in message
     assert "\n" not in message
+
+
+def test_a_fresh_install_generates_its_own_secrets_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("QUNFLOW_DATA_DIR", str(tmp_path / "a"))
+    first = get_settings()
+    again = get_settings()
+    key, hook = first.secret_key.get_secret_value(), first.webhook_secret.get_secret_value()
+    assert len(key) >= 32 and len(hook) >= 32 and key != hook
+    assert again.secret_key.get_secret_value() == key  # a restart keeps sessions valid
+    assert again.webhook_secret.get_secret_value() == hook
+    stored = tmp_path / "a" / KEYS_FILE
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    assert json.loads(stored.read_text()) == {"secret_key": key, "webhook_secret": hook}
+    monkeypatch.setenv("QUNFLOW_DATA_DIR", str(tmp_path / "b"))
+    assert get_settings().secret_key.get_secret_value() != key  # every install its own
+
+
+def test_first_starts_at_once_agree_on_one_key(tmp_path):
+    env = dict(os.environ, QUNFLOW_DATA_DIR=str(tmp_path))
+    env.pop("QUNFLOW_SECRET_KEY", None)
+    code = (
+        "from crm.core.settings import get_settings;"
+        " print(get_settings().secret_key.get_secret_value())"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    keys = {p.communicate(timeout=120)[0].strip() for p in procs}
+    assert len(keys) == 1 and all(keys)
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "needle"),
+    [
+        ("QUNFLOW_SECRET_KEY", "change-me-in-production", "published default"),
+        ("QUNFLOW_WEBHOOK_SECRET", "change-me-webhook", "published default"),
+        ("QUNFLOW_SECRET_KEY", "short", "too short"),
+        ("QUNFLOW_DATA_DIR", "", "set but empty"),
+    ],
+)
+def test_public_or_weak_secrets_and_an_empty_data_dir_are_refused(monkeypatch, var, value, needle):
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError) as info:
+        get_settings()
+    assert str(info.value).startswith(var + ":") and needle in str(info.value)
+
+
+def test_a_published_key_in_the_secrets_file_is_refused(tmp_path, monkeypatch):
+    (tmp_path / KEYS_FILE).write_text(json.dumps({"secret_key": "change-me-in-production"}))
+    monkeypatch.setenv("QUNFLOW_DATA_DIR", str(tmp_path))
+    with pytest.raises(ConfigError, match="published default"):
+        get_settings()
