@@ -55,6 +55,9 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = get_settings()
+    note = settings.loopback_note()
+    if note:
+        print(note, file=sys.stderr, flush=True)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     env = prefect_env(settings.data_dir, args.prefect_port)
     bin_dir = Path(sys.executable).parent

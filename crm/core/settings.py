@@ -5,9 +5,11 @@ Read through :func:`get_settings` only, never at import time, and pass the resul
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -160,6 +162,25 @@ class Settings(BaseSettings):
         ):
             raise ValueError("use the psycopg 3 driver: postgresql+psycopg://…")
         return value
+
+    @property
+    def public_url_is_loopback(self) -> bool:
+        """True when the public base URL names this machine: phones cannot open its links."""
+        host = urlsplit(self.public_base_url).hostname or ""
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return host == "localhost" or host.endswith(".localhost")
+
+    def loopback_note(self) -> str | None:
+        """The warning to show when QR codes and links would point at this machine only."""
+        if not self.public_url_is_loopback:
+            return None
+        return (
+            f"note: QUNFLOW_PUBLIC_BASE_URL is {self.public_base_url}, an address of this"
+            " machine: phones cannot open the QR codes and links made with it; set it to the"
+            " address phones reach"
+        )
 
     @property
     def zone(self) -> ZoneInfo:

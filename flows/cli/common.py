@@ -26,6 +26,13 @@ def settings() -> Settings:
     return get_settings()
 
 
+def warn_if_loopback(cfg: Settings) -> None:
+    """Say so when QR codes and message links would point at this machine only."""
+    note = cfg.loopback_note()
+    if note:
+        typer.echo(note, err=True)
+
+
 @cache
 def database() -> Engine:
     """The configured database, whatever its schema; fails with one line if unreachable."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from crm.intake.qr import create_qr, list_qr, parse_duration
-from flows.cli.common import engine, print_json, print_table, settings
+from flows.cli.common import engine, print_json, print_table, settings, warn_if_loopback
 
 app = typer.Typer(help="Create and list sign-up QR codes.", no_args_is_help=True)
 
@@ -28,6 +28,7 @@ def create(
     """Create a signed sign-up code and write it as PNG and SVG."""
     duration = parse_duration(expires)
     cfg = settings()
+    warn_if_loopback(cfg)
     result = create_qr(
         engine(),
         promoter=promoter,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from flows.cli.common import engine, settings
+from flows.cli.common import engine, settings, warn_if_loopback
 
 
 def web(
@@ -16,5 +16,6 @@ def web(
 
     from flows.web.app import create_app
 
+    warn_if_loopback(settings())
     app = create_app(settings(), engine())
     uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)

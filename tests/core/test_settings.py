@@ -95,3 +95,19 @@ def test_a_published_key_in_the_secrets_file_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("QUNFLOW_DATA_DIR", str(tmp_path))
     with pytest.raises(ConfigError, match="published default"):
         get_settings()
+
+
+@pytest.mark.parametrize(
+    ("url", "loopback"),
+    [
+        ("http://127.0.0.1:8000", True),
+        ("http://localhost:8000", True),
+        ("http://[::1]:8000", True),
+        ("https://crm.example.com", False),
+        ("http://192.168.1.20:8000", False),
+    ],
+)
+def test_a_loopback_public_url_is_noticed(url, loopback):
+    s = get_settings(public_base_url=url)
+    assert s.public_url_is_loopback is loopback
+    assert (s.loopback_note() is not None) is loopback

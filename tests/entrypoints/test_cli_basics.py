@@ -182,3 +182,12 @@ def test_typos_are_refused_before_anything_changes(engine, cli_env, tmp_path):
     with transaction(engine) as s:
         assert s.scalar(select(func.count()).select_from(Consent)) == 0
         assert s.scalar(select(func.count()).select_from(QrCode)) == 0
+
+
+def test_qr_create_warns_when_its_links_point_at_this_machine(cli_env, tmp_path):
+    args = ["qr", "create", "--promoter", "小张", "--location", "徐家汇", "--campaign", "spring"]
+    args += ["--out", str(tmp_path / "qr")]
+    local = run(args, dict(cli_env, QUNFLOW_PUBLIC_BASE_URL="http://127.0.0.1:8000"))
+    assert "QUNFLOW_PUBLIC_BASE_URL" in local.stderr and "phones cannot open" in local.stderr
+    public = run(args, dict(cli_env, QUNFLOW_PUBLIC_BASE_URL="https://crm.example.com"))
+    assert "QUNFLOW_PUBLIC_BASE_URL" not in public.stderr
