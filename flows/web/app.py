@@ -20,6 +20,7 @@ from crm.core.settings import Settings, get_settings
 from flows.web import manage, pages, public
 from flows.web.auth import CsrfFailed, LoginThrottle, NotLoggedIn, Sessions
 from flows.web.common import csrf_protect, current_user, lang_of, render
+from flows.web.guards import Guards
 from flows.web.i18n import translator
 
 PUBLIC_PREFIXES = ("/login", "/healthz", "/s/", "/hooks/", "/u/")
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     def home() -> Response:
         return RedirectResponse("/queue", status_code=303)
 
+    app.add_middleware(Guards)
     return app
 
 
