@@ -28,7 +28,6 @@ def create(
     """Create a signed sign-up code and write it as PNG and SVG."""
     duration = parse_duration(expires)
     cfg = settings()
-    warn_if_loopback(cfg)
     result = create_qr(
         engine(),
         promoter=promoter,
@@ -40,6 +39,7 @@ def create(
         base_url=cfg.public_base_url,
         secret_key=cfg.secret_key,
     )
+    warn_if_loopback(cfg)  # after the code is made: a refusal stays one line
     if as_json:
         print_json(result.as_dict())
         return
