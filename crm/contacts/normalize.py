@@ -28,7 +28,19 @@ _INVISIBLE = dict.fromkeys(
 # In nicknames the zero-width joiner glues emoji sequences (👨‍👩‍👧): keep it there.
 _INVISIBLE_NAME = {k: v for k, v in _INVISIBLE.items() if k != ord("\u200d")}
 
-MOBILE_CN = re.compile(r"1[3-9]\d{9}")
+
+def _cn_mobile_pattern() -> str:
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region("CN")
+    pattern = metadata.mobile.national_number_pattern if metadata and metadata.mobile else None
+    if not pattern:  # pragma: no cover - phonenumbers always carries CN
+        raise RuntimeError("phonenumbers has no mainland mobile pattern")
+    return str(pattern)
+
+
+# Mainland mobile numbers exactly as phonenumbers' own metadata defines them, so the fast path
+# below agrees with the full parser: a loose ``1[3-9]`` + 9 digits took unassigned prefixes
+# (140-149, 154, 160, 174x, 194 …) for valid mobiles.
+MOBILE_CN = re.compile(_cn_mobile_pattern())
 _PHONE_JUNK = re.compile(r"[\s\-().\[\]/·—_]+")
 _WECHAT_ID = re.compile(r"[a-z][a-z0-9_-]{5,19}")
 _WXID = re.compile(r"wxid_[a-z0-9_-]{4,40}")

@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from crm.contacts.normalize import MOBILE_CN
+
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高郑梁谢宋唐许韩冯邓曹彭曾肖田董潘袁蔡蒋余"
 _GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红鹏辉晨阳欣怡子涵浩宇思雨"
 _NICK_EXTRA = ["", "", "", "", "🌸", "😊", "🍀", "~", "（宝妈）", "-深圳", "🐱", "_学习中"]
@@ -40,12 +42,22 @@ _SPAN = 10 * 24 * 60  # every sample time falls in the ten days after _BASE
 SAMPLE_AS_OF = _BASE + timedelta(days=14)
 
 
+def _assigned(mobile: str) -> str:
+    """A generated number moved into an assigned mobile range (13x) if it fell outside one.
+
+    No random draw is spent on it, so every other value of the sample stays the same.
+    """
+    return mobile if MOBILE_CN.fullmatch(mobile) else "13" + mobile[2:]
+
+
 def person(seed: int, i: int) -> dict[str, Any]:
     """Person number ``i``: a name, a mainland mobile, usually a WeChat id, maybe a handle."""
     rnd = random.Random(f"{seed}:{i}")
     name = rnd.choice(_SURNAMES) + "".join(rnd.choice(_GIVEN) for _ in range(rnd.randint(1, 2)))
     name += rnd.choice(_NICK_EXTRA)
-    mobile = "1" + rnd.choice("3456789") + "".join(rnd.choice("0123456789") for _ in range(9))
+    mobile = _assigned(
+        "1" + rnd.choice("3456789") + "".join(rnd.choice("0123456789") for _ in range(9))
+    )
     if rnd.random() < 0.1:
         wechat = "wxid_" + "".join(rnd.choice(_LETTERS + "0123456789") for _ in range(12))
     else:
@@ -258,7 +270,7 @@ def _qr_signups(seed: int, rnd: random.Random, cut: list[int], n: int) -> list[d
     signups = []
     for i in range(cut[5], n):
         p = person(seed, i)
-        phone = p["phone"] or "1" + str(3 + i % 7) + f"{i:09d}"[-9:]
+        phone = p["phone"] or _assigned("1" + str(3 + i % 7) + f"{i:09d}"[-9:])
         signups.append(
             {
                 "name": p["name"],
@@ -321,7 +333,7 @@ def _events(seed: int, rnd: random.Random, n: int) -> list[dict[str, Any]]:
         events.append(
             {
                 "event": "referral",
-                "phone": invited["phone"] or "1" + str(3 + i % 7) + f"{n + i:09d}"[-9:],
+                "phone": invited["phone"] or _assigned("1" + str(3 + i % 7) + f"{n + i:09d}"[-9:]),
                 "name": invited["name"],
                 "referrer_phone": inviter["phone"],
                 "referrer_wechat_id": inviter["wechat_id"],
