@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from crm.contacts.attribution import first_touches
 from crm.models import SourceInstance, Touch
 from crm.reports.attribution import dimension
-from crm.reports.window import ReportWindow, local_day
+from crm.reports.window import ReportWindow, data_span, local_day
 
 
 def arrivals(session: Session, window: ReportWindow, *, by: str = "source") -> dict[str, Any]:
@@ -21,7 +21,9 @@ def arrivals(session: Session, window: ReportWindow, *, by: str = "source") -> d
     """
     in_range = (Touch.touched_at >= window.start) & (Touch.touched_at < window.end)
     firsts = first_touches(select(Touch.contact_id).where(in_range))
-    day = local_day(Touch.touched_at, window, window.start, window.end)
+    day = local_day(
+        Touch.touched_at, window, *data_span(session, Touch.touched_at, window.start, window.end)
+    )
     key, label = dimension(by)
 
     def grouped(*cols: Any) -> list[Any]:

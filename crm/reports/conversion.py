@@ -18,7 +18,7 @@ from crm.contacts.attribution import first_touches
 from crm.core.vocabulary import TIER_ORDER
 from crm.models import SourceInstance, TierChange, Touch
 from crm.reports.attribution import NONE_LABEL, dimension
-from crm.reports.window import ReportWindow, local_day, week_of
+from crm.reports.window import ReportWindow, data_span, local_day, week_of
 
 TIERS = tuple(t.value for t in TIER_ORDER)
 STEPS = tuple(f"{a}->{b}" for a, b in itertools.pairwise(TIERS))
@@ -113,7 +113,8 @@ def _by_week(session: Session, window: ReportWindow) -> list[dict[str, Any]]:
     cfirsts = first_touches(c_touched)
     # Most contacts of the cohort weeks changed tier: one pass over all changes is cheaper.
     top_rank = _top_rank_of(window.as_of, None)
-    day = local_day(cfirsts.c.touched_at, window, cstart, window.end)
+    span = data_span(session, cfirsts.c.touched_at, cstart, window.end)
+    day = local_day(cfirsts.c.touched_at, window, *span)
     day_rows = session.execute(
         select(day.label("day"), *_funnel_cols(top_rank))
         .select_from(cfirsts)

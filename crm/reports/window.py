@@ -15,8 +15,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, case, literal_column
+from sqlalchemy import String, case, func, literal_column, select
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -172,6 +173,22 @@ def offset_segments(zone: ZoneInfo, start: datetime, end: datetime) -> list[tupl
         probe = nxt
     segments.append((end, current))
     return segments
+
+
+def data_span(
+    session: Session, col: Any, start: datetime, end: datetime
+) -> tuple[datetime, datetime]:
+    """The part of [start, end) that holds values of ``col``: (start, start) when none does.
+
+    A report over a century of days must cost what its rows cost, not what its range spans:
+    the local-day arithmetic below walks the span it is given.
+    """
+    lo, hi = session.execute(
+        select(func.min(col), func.max(col)).where(col >= start, col < end)
+    ).one()
+    if lo is None or hi is None:
+        return start, start
+    return max(start, lo), min(end, hi + timedelta(microseconds=1))
 
 
 def local_day(col: Any, window: ReportWindow, start: datetime, end: datetime) -> ColumnElement[str]:
