@@ -9,18 +9,24 @@ file's mtime on lookup); dispatch looks each template up once per batch and rend
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from crm.core.errors import InputError
 
 DEFAULT_LOCALE = "zh-CN"
 SUFFIX = ".txt.j2"
+# A follow-up is a chat message or a short email: far below this. An operator's template that
+# grows past it is a mistake (or ``{{ 'a' * 10**9 }}``, which took 25 s and 1 GB unbounded).
+MAX_MESSAGE_CHARS = 20_000
+# Loop steps over range() in one render, all loops together (nested loops multiply).
+MAX_RANGE_STEPS = 10_000
 
 
 class TemplateError(InputError):
@@ -46,11 +52,46 @@ def bundled_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "templates" / "messages"
 
 
+class _Bounded(SandboxedEnvironment):
+    """The sandbox, with ``*`` and ``**`` refused when their result would be huge."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*" and _repeat_size(left, right) > MAX_MESSAGE_CHARS:
+            raise SecurityError(f"repeating text or a list past {MAX_MESSAGE_CHARS} items")
+        numbers = isinstance(left, int | float) and isinstance(right, int | float)
+        if operator == "**" and numbers and abs(right) > 64 and abs(left) > 1:
+            raise SecurityError("power too large")
+        return super().call_binop(context, operator, left, right)
+
+
+def _repeat_size(left: Any, right: Any) -> int:
+    for seq, times in ((left, right), (right, left)):
+        if isinstance(seq, str | list | tuple) and isinstance(times, int):
+            return len(seq) * times
+    return 0
+
+
+class _RangeBudget:
+    """``range`` for one render: every loop step counts against :data:`MAX_RANGE_STEPS`."""
+
+    def __init__(self) -> None:
+        self.left = MAX_RANGE_STEPS
+
+    def __call__(self, *args: int) -> range:
+        steps = range(*args)
+        self.left -= len(steps)
+        if self.left < 0:
+            raise SecurityError(f"loops past {MAX_RANGE_STEPS} steps in one message")
+        return steps
+
+
 @lru_cache(maxsize=8)
 def environment(operator_dir: Path | None = None) -> SandboxedEnvironment:
     """The sandboxed environment for message text: undefined names are errors, no autoescape."""
     search = [str(p) for p in (operator_dir, bundled_dir()) if p is not None]
-    return SandboxedEnvironment(
+    return _Bounded(
         loader=jinja2.FileSystemLoader(search),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
@@ -96,12 +137,12 @@ class MessageTemplate:
             try:
                 ctx = self._env.context_class(
                     self._env,
-                    {**self._globals, **context},
+                    {**self._globals, "range": _RangeBudget(), **context},
                     tpl.name,
                     tpl.blocks,
                     globals=self._globals,
                 )
-                return str(self._env.concat(tpl.root_render_func(ctx))).strip()
+                return _bounded_text(tpl.root_render_func(ctx)).strip()
             except Exception:
                 self._env.handle_exception()  # rewrites the traceback to template lines
         except jinja2.TemplateError as exc:
@@ -133,6 +174,18 @@ def render(
 ) -> str:
     """Render a message template; raises TemplateError with the template's name and line."""
     return load(name, locale=locale, operator_dir=operator_dir).render(context)
+
+
+def _bounded_text(chunks: Iterable[str]) -> str:
+    # Read the render as it streams: a runaway template stops at the limit, not at the end.
+    parts: list[str] = []
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > MAX_MESSAGE_CHARS:
+            raise SecurityError(f"message longer than {MAX_MESSAGE_CHARS} characters")
+        parts.append(chunk)
+    return "".join(parts)
 
 
 def _line_of(exc: BaseException) -> int | None:

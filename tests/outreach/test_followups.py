@@ -470,3 +470,26 @@ def test_cli_plans_and_dispatches(engine, cli_env, tmp_path) -> None:
     assert bad.returncode == 1 and "no campaign 'nope'" in bad.stderr
     with transaction(engine) as s:
         assert counts(s) == {"sent": 2}
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("{{ 'a' * 10**9 }}", "repeating"),
+        ("{{ [1] * 10**8 }}", "repeating"),
+        ("{{ 2 ** 100000 }}", "power"),
+        ("{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}", "loops"),
+        ("{% for i in range(9000) %}{{ 'long line of text' }}{% endfor %}", "longer than"),
+    ],
+)
+def test_runaway_templates_stop_at_their_limits(tmp_path: Path, text: str, needle: str) -> None:
+    (tmp_path / "zh-CN").mkdir()
+    (tmp_path / "zh-CN" / "runaway.txt.j2").write_text(text, "utf-8")
+    with pytest.raises(TemplateError) as err:
+        render("runaway", {}, operator_dir=tmp_path)
+    assert needle in str(err.value) and err.value.template == "runaway"
+    # An ordinary loop and repetition within the limits still render.
+    (tmp_path / "zh-CN" / "fine.txt.j2").write_text(
+        "{% for i in range(3) %}{{ i }}{% endfor %}{{ '-' * 5 }}", "utf-8"
+    )
+    assert render("fine", {}, operator_dir=tmp_path) == "012-----"
