@@ -25,7 +25,7 @@ from crm.intake.qr import (
 )
 from crm.models import Contact, QrCode, SourceInstance
 
-KEY = "test-secret-key"
+KEY = "test-secret-key-0123456789"
 QR_CREATE = (".venv/bin/qunflow", "qr", "create")
 NOW = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 

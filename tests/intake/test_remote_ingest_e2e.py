@@ -26,7 +26,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette's httpx2 notice
     from fastapi.testclient import TestClient
 
-SECRET = "e2e-secret-key"
+SECRET = "e2e-secret-key-0123456789"
 
 
 def test_signup_then_cli_creates_the_contact_with_promoter_on_its_touch(engine, cli_env, tmp_path):
