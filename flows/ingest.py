@@ -25,7 +25,25 @@ def _url(database_url: str | None) -> str:
     return database_url or settings().sqlalchemy_url
 
 
-@task(name="ingest-file", retries=2, retry_delay_seconds=[2, 10])
+def _retry_unless_bad_input(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry what may pass next time (a busy database), not a file that is not acceptable."""
+    from crm.core.errors import InputError
+
+    try:
+        state.result()
+    except InputError:
+        return False
+    except Exception:
+        return True
+    return True
+
+
+@task(
+    name="ingest-file",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=_retry_unless_bad_input,
+)
 def ingest_file_task(
     database_url: str,
     kind: str,
@@ -34,7 +52,7 @@ def ingest_file_task(
     account: str | None = None,
     platform: str | None = None,
 ) -> dict[str, Any]:
-    """Import one file (all its batches); InputError is not retried by the caller's flow."""
+    """Import one file (all its batches); InputError is not retried."""
     from crm.intake.pipeline import ingest_path
 
     report = ingest_path(
@@ -89,6 +107,10 @@ def publish(results: dict[str, dict[str, Any]], key: str) -> None:
     corrected = sum(r["corrected"] for r in rows)
     if corrected:
         lines += ["", f"Corrected quarantined records: {corrected}."]
+    failed = [r["file"] for r in rows if r["error"]]
+    if failed:
+        lines += ["", f"Files not imported (moved to failed/): {len(failed)}.", ""]
+        lines += [f"- {name}" for name in failed[:20]]
     if reasons:
         lines += ["", "## Quarantine reasons", ""]
         lines += [f"- {n} × {r}" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:10]]
@@ -118,6 +140,36 @@ def ingest_file_flow(
     return report
 
 
+def _import_one(url: str, kind: str, path: Path, logger: Any) -> dict[str, Any]:
+    """Import one inbox file and move it to done/ or, with the reason beside it, to failed/."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    from crm.core.errors import InputError
+
+    try:
+        report = ingest_file_task(url, kind, str(path))
+    except (OperationalError, InterfaceError):
+        raise  # the database, not the file: leave it for the next run
+    except InputError as exc:
+        reason = str(exc)
+        logger.warning("refused %s: %s", path.name, reason)
+    except Exception as exc:
+        reason = f"import failed ({type(exc).__name__}: {exc})"[:2000]
+        logger.exception("could not import %s", path.name)
+    else:
+        _move(path, path.parent / "done")
+        return report
+    failed = path.parent / "failed"
+    _move(path, failed)
+    (failed / f"{path.name}.reason.txt").write_text(reason + "\n", encoding="utf-8")
+    return {"error": reason}
+
+
+def _move(path: Path, target: Path) -> None:
+    target.mkdir(exist_ok=True)
+    shutil.move(str(path), target / path.name)
+
+
 @flow(name="ingest-folder", on_failure=[on_failure], on_crashed=[on_failure])
 def ingest_folder_flow(
     folder: str | None = Field(
@@ -129,11 +181,11 @@ def ingest_folder_flow(
 ) -> dict[str, dict[str, Any]]:
     """Import files dropped in inbox/<kind>/ (peer-group, self-media, events, qr-signups).
 
-    A file imported (or refused as not what it claims) moves to inbox/<kind>/done/ or
-    inbox/<kind>/failed/, so the next run only sees new files; pending raw records are resolved.
+    A file imported moves to inbox/<kind>/done/; a file that cannot be imported moves to
+    inbox/<kind>/failed/ with <name>.reason.txt saying why, and the next files go on. Only a
+    database that cannot be reached stops the run (the file stays for the next one). Pending
+    raw records are resolved.
     """
-    from crm.core.errors import InputError
-
     logger = get_run_logger()
     url = _url(database_url)
     inbox = Path(folder) if folder else settings().data_dir / "inbox"
@@ -143,15 +195,9 @@ def ingest_folder_flow(
         if not directory.is_dir():
             continue
         for path in sorted(p for p in directory.iterdir() if p.suffix.lower() in _SUFFIXES):
-            try:
-                results[f"{kind}/{path.name}"] = ingest_file_task(url, kind, str(path))
-                target = directory / "done"
-            except InputError as exc:
-                logger.warning("refused %s: %s", path.name, exc)
-                results[f"{kind}/{path.name}"] = {"error": str(exc)}
-                target = directory / "failed"
-            target.mkdir(exist_ok=True)
-            shutil.move(str(path), target / path.name)
+            if not path.is_file():
+                continue
+            results[f"{kind}/{path.name}"] = _import_one(url, kind, path, logger)
     results["pending"] = resolve_pending_task(url)
     publish(results, "ingest-folder")
     check_after_ingest(url)

@@ -25,8 +25,16 @@ _INVISIBLE = dict.fromkeys(
         "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u180e",
     )
 )
-# In nicknames the zero-width joiner glues emoji sequences (👨‍👩‍👧): keep it there.
+# Control characters (C0, DEL, C1) carry nothing a person typed and can drive a terminal
+# (escape sequences, bell, backspace) when a stored name is printed: they are removed. Tab, line
+# feed and carriage return are ordinary whitespace in messages and notes and stay there.
+_WHITESPACE = "\t\n\r"
+_CONTROL = {c: None for c in (*range(0x20), *range(0x7F, 0xA0)) if chr(c) not in _WHITESPACE}
+_INVISIBLE.update(_CONTROL)
+# In nicknames the zero-width joiner glues emoji sequences (👨‍👩‍👧): keep it there; a name is one
+# line, so its tabs and line breaks become spaces.
 _INVISIBLE_NAME = {k: v for k, v in _INVISIBLE.items() if k != ord("\u200d")}
+_INVISIBLE_NAME.update(dict.fromkeys(map(ord, _WHITESPACE), " "))
 
 
 def _cn_mobile_pattern() -> str:
@@ -60,21 +68,24 @@ class Norm:
 
 
 def clean_text(raw: object) -> str:
-    """NFKC (full-width to half-width), invisible characters removed, whitespace trimmed."""
+    """NFKC (full-width to half-width), invisible and control characters removed, trimmed."""
     if raw is None:
         return ""
     text = raw if isinstance(raw, str) else str(raw)
     if text.isascii():
-        return text.strip()  # ASCII is NFKC-stable and has no invisible characters
+        if text.isprintable():
+            return text.strip()  # ASCII is NFKC-stable and has no invisible characters
+        return text.translate(_INVISIBLE).strip()
     return unicodedata.normalize("NFKC", text).translate(_INVISIBLE).strip()
 
 
 def clean_name(raw: object) -> str:
-    """A nickname kept verbatim (emoji, full-width and all); only invisible padding removed."""
+    """A nickname kept verbatim (emoji, full-width and all); invisible and control characters
+    removed, line breaks and tabs made spaces."""
     if raw is None:
         return ""
     text = raw if isinstance(raw, str) else str(raw)
-    if text.isascii():
+    if text.isascii() and text.isprintable():
         return text.strip()
     return text.translate(_INVISIBLE_NAME).strip()
 

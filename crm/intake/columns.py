@@ -62,8 +62,8 @@ def canonical_row(header: list[str], values: list[Any]) -> dict[str, Any]:
         if value is None or value == "" or not key:
             continue
         if isinstance(value, str):
-            if value.isascii():
-                value = value.strip()  # what clean_text/clean_name do to ASCII, cheaper
+            if value.isascii() and value.isprintable():
+                value = value.strip()  # what clean_text/clean_name do to such text, cheaper
             else:
                 value = clean_name(value) if key in _VERBATIM else clean_text(value)
             if value == "":

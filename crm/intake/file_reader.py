@@ -8,6 +8,7 @@ is stored.
 from __future__ import annotations
 
 import codecs
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from crm.intake.columns import IDENTITY_COLUMNS, HeaderSeen, Row
 from crm.intake.csv_reader import csv_rows
 from crm.intake.jsonl_reader import jsonl_rows
 from crm.intake.records import RejectedRow
+from crm.intake.xlsx_limits import check_workbook
 from crm.intake.xlsx_reader import xlsx_rows
 
 _SNIFF_BYTES = 64 * 1024
@@ -48,11 +50,17 @@ class FileReader:
         self.path = path
         self.name = path.name
         self.header = HeaderSeen()
-        if not path.exists():
-            raise InputError(f"{path}: no such file")
-        if path.is_dir():
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            raise InputError(f"{path}: no such file") from None
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+        if stat.S_ISDIR(info.st_mode):
             raise InputError(f"{path}: is a directory, not a file")
-        if path.stat().st_size == 0:
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"{path}: not a regular file")
+        if info.st_size == 0:
             raise InputError(f"{self.name}: the file is empty")
         suffix = path.suffix.lower()
         if suffix in (".xlsx", ".xlsm"):
@@ -61,11 +69,15 @@ class FileReader:
             self.format = "jsonl"
         else:
             self.format = "csv"
-        with path.open("rb") as fh:
-            head = fh.read(_SNIFF_BYTES)
+        try:
+            with path.open("rb") as fh:
+                head = fh.read(_SNIFF_BYTES)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
         if self.format == "xlsx":
             if not head.startswith(b"PK\x03\x04"):
                 raise InputError(f"{self.name}: not an XLSX workbook")
+            check_workbook(path)
             self.encoding = "binary"
         else:
             self.encoding = detect_encoding(head, self.name)

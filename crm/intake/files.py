@@ -19,14 +19,17 @@ from crm.core.errors import InputError
 from crm.core.vocabulary import SourceKind
 from crm.intake.columns import RAW_KEEP
 from crm.intake.file_reader import FileReader
-from crm.intake.records import RawItem, RejectedRow, SourceSpec
+from crm.intake.records import NOT_STANDARD_JSON, RawItem, RejectedRow, SourceSpec
 
 _NATURAL_KEYS = ("record_id", "lead_id", "event_id", "id", "submission_id")
 
 
 def _record_key(payload: dict[str, Any]) -> tuple[str, str]:
-    """The record key of a row and its payload as JSON (encoded once, for the raw log too)."""
-    blob = json.dumps(payload, ensure_ascii=False, sort_keys=True, default=str)
+    """The record key of a row and its payload as JSON (encoded once, for the raw log too).
+
+    ValueError for NaN or Infinity: no JSON column may receive them (see rawlog.strict_json).
+    """
+    blob = json.dumps(payload, ensure_ascii=False, sort_keys=True, default=str, allow_nan=False)
     for key in _NATURAL_KEYS:
         value = payload.get(key)
         if value not in (None, ""):
@@ -90,7 +93,12 @@ class FileAdapter:
             if isinstance(spec, str):
                 yield RejectedRow(n, json.dumps(payload, ensure_ascii=False)[:RAW_KEEP], spec)
                 continue
-            key, blob = _record_key(payload)
+            try:
+                key, blob = _record_key(payload)
+            except ValueError:
+                raw = json.dumps(payload, ensure_ascii=False, default=str)[:RAW_KEEP]
+                yield RejectedRow(n, raw, NOT_STANDARD_JSON)
+                continue
             yield RawItem(
                 record_key=key,
                 payload=payload,

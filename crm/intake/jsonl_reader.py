@@ -1,32 +1,130 @@
-"""JSON Lines exports: one object per line, keys mapped like column headers."""
+"""JSON Lines exports: one object per line, keys mapped like column headers.
+
+A line that is not a JSON object within bounds (nesting depth, number size, line length, only
+standard JSON: no ``NaN`` or ``Infinity``) becomes a :class:`RejectedRow` with its reason; the
+rest of the file is read on.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
 from crm.contacts.normalize import canonical_header, clean_text
 from crm.core.errors import InputError
 from crm.intake.columns import RAW_KEEP, HeaderSeen, Row, checked_row
 from crm.intake.records import RejectedRow
 
+# An export's record has a few dozen fields of at most MAX_FIELD_CHARS (2,000) characters; a
+# line a hundred times that is not a record, and reading it whole would hold it all in memory.
+MAX_LINE_CHARS = 200_000
+# Payloads are flat objects with one level of nesting (screening answers): 32 levels is far
+# beyond any export, and well below what recursive JSON code (ours, the drivers') survives.
+MAX_DEPTH = 32
+# Phones and ids are at most ~20 digits; amounts fewer. Python refuses ints over 4,300 digits
+# only after spending the time; 100 digits is plenty and cheap to refuse.
+MAX_NUMBER_DIGITS = 100
+
+_READ = 64 * 1024  # characters read at a time when skipping the rest of an overlong line
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+class _Refused(ValueError):
+    """A line that parses but is outside what we store."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _Refused(f"non-standard JSON number: {name}")
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_NUMBER_DIGITS:
+        raise _Refused(f"number longer than {MAX_NUMBER_DIGITS} digits")
+    return int(text)
+
+
+def _bounded_float(text: str) -> float:
+    if len(text) > MAX_NUMBER_DIGITS:
+        raise _Refused(f"number longer than {MAX_NUMBER_DIGITS} digits")
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _Refused("number out of range (Infinity)")
+    return value
+
+
+def _depth(text: str) -> int:
+    """How deeply a line's arrays and objects nest (brackets inside strings do not count)."""
+    depth = deepest = 0
+    for match in _TOKENS.finditer(text):
+        bracket = match.group()
+        if bracket in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif bracket in "]}":
+            depth -= 1
+    return deepest
+
+
+def parse_line(text: str) -> Any:
+    """One line's JSON value; ValueError (with the reason) if it is not JSON within bounds."""
+    if (text.count("[") + text.count("{")) > MAX_DEPTH and _depth(text) > MAX_DEPTH:
+        raise _Refused(f"nested deeper than {MAX_DEPTH} levels")
+    try:
+        return json.loads(
+            text,
+            parse_constant=_refuse_constant,
+            parse_int=_bounded_int,
+            parse_float=_bounded_float,
+        )
+    except _Refused:
+        raise
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON: {exc.msg}") from exc
+    except (ValueError, RecursionError) as exc:  # pragma: no cover - bounded above
+        raise ValueError(f"invalid JSON: {exc}") from exc
+
+
+def _lines(fh: IO[str]) -> Iterator[tuple[int, str, bool]]:
+    """(line number, text, whole) for each line; an overlong line is cut and the rest skipped."""
+    n = 0
+    while True:
+        line = fh.readline(MAX_LINE_CHARS + 1)
+        if not line:
+            return
+        n += 1
+        if len(line) <= MAX_LINE_CHARS or line.endswith("\n"):
+            yield n, line, True
+            continue
+        while True:  # the rest of the overlong line, without holding it
+            rest = fh.readline(_READ)
+            if not rest or rest.endswith("\n"):
+                break
+        yield n, line, False
+
 
 def jsonl_rows(path: Path, encoding: str, header_seen: HeaderSeen) -> Iterator[Row | RejectedRow]:
     """One row per object line; a file whose first lines are all invalid is not JSON Lines."""
     good = bad = 0
     with path.open("r", encoding=encoding, errors="replace") as fh:
-        for n, line in enumerate(fh, start=1):
+        for n, line, whole in _lines(fh):
             text = line.strip()
             if not text:
                 continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
+            if not whole:
                 bad += 1
-                if good == 0 and bad >= 5:
-                    raise InputError(f"{path.name}: not JSON Lines ({exc.msg})") from exc
-                yield RejectedRow(n, text[:RAW_KEEP], f"invalid JSON: {exc.msg}")
+                reason = f"line longer than {MAX_LINE_CHARS} characters"
+                yield RejectedRow(n, text[:RAW_KEEP], reason)
+                continue
+            try:
+                obj = parse_line(text)
+            except ValueError as exc:
+                bad += 1
+                if good == 0 and bad >= 5 and str(exc).startswith("invalid JSON"):
+                    raise InputError(f"{path.name}: not JSON Lines (line {n}: {exc})") from exc
+                yield RejectedRow(n, text[:RAW_KEEP], str(exc))
                 continue
             if not isinstance(obj, dict):
                 bad += 1

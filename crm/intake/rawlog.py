@@ -8,6 +8,7 @@ stored as pending (pushed, replayed) are marked with their outcome when resolved
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,10 +23,20 @@ from crm.intake.batch import Outcome, PendingRow
 from crm.intake.corrections import Candidate, corrections
 from crm.intake.prepare import Prepared, prepare
 from crm.intake.probes import index_probes, probe_join
-from crm.intake.records import RawItem, RejectedRow, SourceSpec
+from crm.intake.records import NOT_STANDARD_JSON, RawItem, RejectedRow, SourceSpec
 from crm.models import UTCDateTime
 
 _KEY_MAX = 300  # raw_records.record_key
+_RAW_KEEP = 10_000  # crm.intake.columns.RAW_KEEP: quarantined raw content kept
+
+
+def strict_json(value: Any) -> str:
+    """:func:`crm.core.bulk.json_text`, refusing NaN and Infinity (ValueError): PostgreSQL's
+    JSON types reject them and a COPY would lose the whole batch; SQLite would store them as
+    JSON no other reader accepts."""
+    return json.dumps(
+        value, ensure_ascii=False, default=str, separators=(",", ":"), allow_nan=False
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +61,17 @@ def stage_chunk(
             staged.append(item)
             continue
         spec = item.source or source
-        payload, blob = item.payload, item.payload_json or json_text(item.payload)
-        if "\\u0000" in blob:
-            # PostgreSQL text and jsonb cannot hold NUL characters; they carry nothing anyway.
-            payload = _without_nul(payload)
-            blob = json_text(payload)
+        payload = item.payload
+        try:
+            blob = item.payload_json or strict_json(payload)
+            if "\\u0000" in blob:
+                # PostgreSQL text and jsonb cannot hold NUL characters; they carry nothing anyway.
+                payload = _without_nul(payload)
+                blob = strict_json(payload)
+        except ValueError:
+            raw = json_text(payload)[:_RAW_KEEP]
+            staged.append(RejectedRow(item.row_number, raw, NOT_STANDARD_JSON))
+            continue
         # Normalized for the spec's platform; resolution checks it against the stored source.
         prepared = prepare(payload, platform=spec.platform, json_size=len(blob))
         staged.append(Staged(item, spec, _key(item.record_key), payload, blob, prepared))

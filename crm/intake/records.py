@@ -60,6 +60,10 @@ class RawItem:
     payload_json: str | None = None  # the payload already encoded as JSON, if the adapter has it
 
 
+# Why a record holding NaN or Infinity is refused: no JSON column may receive them.
+NOT_STANDARD_JSON = "non-standard JSON number (NaN or Infinity)"
+
+
 @dataclass(frozen=True)
 class RejectedRow:
     """Input that could not even become a raw record (undecodable, wrong shape)."""

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from crm.contacts.normalize import clean_text
 from crm.core.db import transaction
 from crm.intake.records import IngestReport
 from flows.cli.common import engine, print_json, print_table
@@ -126,7 +127,11 @@ def quarantine_list(
     if include_resolved:
         columns.append("resolution")
     print_table(
-        [{**dataclasses.asdict(r), "origin": Path(r.origin).name, "raw": r.raw[:40]} for r in rows],
+        [
+            # Raw rows are kept as they came: their control characters are not for a terminal.
+            {**dataclasses.asdict(r), "origin": Path(r.origin).name, "raw": clean_text(r.raw[:40])}
+            for r in rows
+        ],
         columns,
     )
 
