@@ -31,10 +31,8 @@ _INVISIBLE = dict.fromkeys(
 _WHITESPACE = "\t\n\r"
 _CONTROL = {c: None for c in (*range(0x20), *range(0x7F, 0xA0)) if chr(c) not in _WHITESPACE}
 _INVISIBLE.update(_CONTROL)
-# In nicknames the zero-width joiner glues emoji sequences (👨‍👩‍👧): keep it there; a name is one
-# line, so its tabs and line breaks become spaces.
+# In nicknames the zero-width joiner glues emoji sequences (👨‍👩‍👧): keep it there.
 _INVISIBLE_NAME = {k: v for k, v in _INVISIBLE.items() if k != ord("\u200d")}
-_INVISIBLE_NAME.update(dict.fromkeys(map(ord, _WHITESPACE), " "))
 
 
 def _cn_mobile_pattern() -> str:
@@ -80,8 +78,8 @@ def clean_text(raw: object) -> str:
 
 
 def clean_name(raw: object) -> str:
-    """A nickname kept verbatim (emoji, full-width and all); invisible and control characters
-    removed, line breaks and tabs made spaces."""
+    """A nickname kept verbatim (emoji, full-width, tabs and line breaks and all); only
+    invisible and control characters removed."""
     if raw is None:
         return ""
     text = raw if isinstance(raw, str) else str(raw)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crm.contacts.normalize import (
     canonical_header,
@@ -12,6 +16,7 @@ from crm.contacts.normalize import (
     clean_text,
     extract_identities,
     normalize_email,
+    normalize_external_userid,
     normalize_handle,
     normalize_phone,
     normalize_platform,
@@ -189,3 +194,47 @@ def test_extract_referrer_identities() -> None:
 
 def test_oversized_fields() -> None:
     assert oversized_fields({"note": "x" * 2001, "name": "ok"}) == ["note"]
+
+
+@pytest.mark.parametrize("clean", [clean_text, clean_name])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("a\x1b[31mred\x1b[0m", "a[31mred[0m"),  # ESC: a terminal colour sequence, disarmed
+        ("bell\x07\x08\x7f", "bell"),  # BEL, backspace, DEL
+        ("nul\x00x", "nulx"),
+        ("王\x1b]0;title\x07芳", "王]0;title芳"),  # an OSC sequence in a Chinese name
+        ("c1\x9b2J", "c12J"),  # C1 control sequence introducer
+    ],
+)
+def test_control_characters_are_stripped_from_stored_text(
+    clean: Callable[[object], str], raw: str, expected: str
+) -> None:
+    assert clean(raw) == expected
+
+
+def test_ordinary_whitespace_stays_in_text_and_names() -> None:
+    assert clean_name(" 王\t芳\n乙\r ") == "王\t芳\n乙"
+    assert clean_text("a\tb\nc") == "a\tb\nc"
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.text())
+def test_no_control_character_survives_cleaning(raw: str) -> None:
+    for clean in (clean_text, clean_name):
+        out = clean(raw)
+        assert not [ch for ch in out if unicodedata.category(ch) == "Cc" and ch not in "\t\n\r"]
+        assert out == out.strip()
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.one_of(st.text(), st.integers(), st.floats(), st.none(), st.booleans()))
+def test_normalizers_take_any_value_without_raising(raw: object) -> None:
+    for norm in (normalize_phone, normalize_wechat_id, normalize_email, normalize_external_userid):
+        result = norm(raw)
+        assert (result.value is None) or isinstance(result.value, str)
+    normalize_handle("xhs", raw)
+    canonical_header(raw)
+    parse_bool(raw)
+    parse_time(raw)
+    extract_identities({"phone": raw, "wechat_id": raw, "email": raw, "handle": raw})
