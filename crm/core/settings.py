@@ -87,6 +87,24 @@ class Settings(BaseSettings):
             f"generated like the secret key; senders read it from {KEYS_FILE}."
         ),
     )
+    webhook_tolerance_seconds: int = Field(
+        # Five minutes either way: room for a sender's retries and clock drift, short for a
+        # replay of a captured request.
+        default=300,
+        ge=1,
+        le=86_400,
+        description=(
+            "How far X-Qunflow-Timestamp of a pushed request may be from our clock, either "
+            "way, in seconds; older or newer signed requests are refused (401)."
+        ),
+    )
+    webhook_accept_untimed: bool = Field(
+        default=False,
+        description=(
+            "Also accept pushed requests signed the old way (HMAC of the body alone, no "
+            "X-Qunflow-Timestamp), which stay valid forever once captured. For migrating only."
+        ),
+    )
     public_base_url: str = Field(
         default="http://127.0.0.1:8000",
         description="Base URL of the web app as phones reach it; printed into QR codes.",

@@ -22,6 +22,7 @@ from crm.core.db import dialect_insert, transaction
 from crm.core.vocabulary import EventKind, RecordStatus, SourceKind
 from crm.intake.corrections import Candidate, corrections
 from crm.intake.pending import process_pending
+from crm.intake.pushed_json import storable_text, unstorable
 from crm.intake.quarantine import quarantine_one
 from crm.intake.records import IngestReport, SourceSpec
 from crm.intake.sources import ensure_source
@@ -123,7 +124,6 @@ def content_key(payload: dict[str, Any]) -> str:
 
 LEADS_ORIGIN = "POST /hooks/leads"
 EVENTS_ORIGIN = "POST /hooks/events"
-MAX_PUSHED_OBJECTS = 1000
 
 
 class PushKind(StrEnum):
@@ -210,10 +210,13 @@ def accept_pushed(
     by_source: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
     refused: list[tuple[int, str, str]] = []
     for n, obj in enumerate(objects, start=1):
-        raw = json.dumps(obj, ensure_ascii=False, sort_keys=True)
+        raw = storable_text(obj)
         try:
             if not isinstance(obj, dict):
                 raise ValueError("not a JSON object")
+            why = unstorable(obj)
+            if why:
+                raise ValueError(why)
             too_long = [k for k, v in obj.items() if isinstance(v, str) and len(v) > 2000]
             if too_long:
                 raise ValueError(f"field too long: {', '.join(sorted(too_long))}")

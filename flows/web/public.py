@@ -6,7 +6,7 @@ otherwise they are built from the environment on first use.
 
 from __future__ import annotations
 
-import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,10 @@ from crm.core.db import make_engine
 from crm.core.errors import InputError
 from crm.core.settings import Settings, get_settings
 from crm.intake.inbox import PushKind, accept_pushed, accept_signup
+from crm.intake.pushed_json import BodyRefused, parse_pushed
 from crm.intake.qr import ExpiredToken, InvalidToken, QrClaims, new_nonce, sign_nonce, verify_nonce
 from crm.intake.qr import verify_token as verify_qr_token
-from crm.intake.signatures import SIGNATURE_HEADER, verify
+from crm.intake.signatures import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from crm.intake.signup import questions_for, validate_signup
 
 router = APIRouter()
@@ -140,16 +141,22 @@ async def signup_submit(request: Request, token: str) -> HTMLResponse:
 
 async def _hook(request: Request, kind: PushKind) -> Response:
     body = await request.body()  # at most guards.MAX_BODY: larger bodies are refused unread
-    secret = _settings(request).webhook_secret
-    if not verify(body, request.headers.get(SIGNATURE_HEADER), secret):
-        return JSONResponse({"error": "bad or missing signature"}, status_code=401)
+    settings = _settings(request)
+    verdict = verify(
+        body,
+        signature=request.headers.get(SIGNATURE_HEADER),
+        timestamp=request.headers.get(TIMESTAMP_HEADER),
+        secret=settings.webhook_secret,
+        now=time.time(),
+        tolerance=settings.webhook_tolerance_seconds,
+        accept_untimed=settings.webhook_accept_untimed,
+    )
+    if not verdict.ok:
+        return JSONResponse({"error": verdict.reason}, status_code=401)
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return JSONResponse({"error": "body is not JSON"}, status_code=400)
-    objects = data if isinstance(data, list) else [data]
-    if not objects:
-        return JSONResponse({"error": "no objects in body"}, status_code=400)
+        objects = parse_pushed(body)
+    except BodyRefused as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
     result = await run_in_threadpool(accept_pushed, _engine(request), kind, objects)
     return JSONResponse(result.as_dict(), status_code=202)
 

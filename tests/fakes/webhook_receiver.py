@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlparse
 class Received:
     accepted: dict[str, dict[str, Any]] = field(default_factory=dict)
     posts: Counter[str] = field(default_factory=Counter)  # raw POSTs per key (incl. deduped)
+    signed: dict[str, tuple[bytes, dict[str, str]]] = field(default_factory=dict)  # last POST
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -42,10 +43,12 @@ def webhook_receiver() -> Iterator[tuple[str, Received]]:
             self._send(200 if hit else 404, {"id": key} if hit else {})
 
         def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            raw = self.rfile.read(int(self.headers["Content-Length"]))
+            body = json.loads(raw)
             key = self.headers["Idempotency-Key"]
             with got.lock:
                 got.posts[key] += 1
+                got.signed[key] = (raw, dict(self.headers.items()))
                 got.accepted.setdefault(key, body)
             self._send(200, {"id": key})
 

@@ -25,20 +25,19 @@ from sqlalchemy import func, select
 from crm.core.db import transaction
 from crm.core.settings import get_settings
 from crm.intake.qr import QrClaims, sign_token
-from crm.intake.signatures import sign
+from crm.intake.signatures import sign, sign_untimed, signed_headers
 from crm.models import QuarantinedRow, RawRecord, SourceInstance
-from flows.web import public
+from flows.web.app import create_app
 
 SECRET = "signing-key-for-tests"
 HOOK_SECRET = "hook-secret-for-tests"
 
 
-def make_app(engine) -> FastAPI:
-    app = FastAPI()
-    app.include_router(public.router)
-    app.state.engine = engine
-    app.state.settings = get_settings(secret_key=SECRET, webhook_secret=HOOK_SECRET)
-    return app
+def make_app(engine, **settings) -> FastAPI:
+    """The whole web app (guards, error pages) around the test database."""
+    return create_app(
+        get_settings(secret_key=SECRET, webhook_secret=HOOK_SECRET, **settings), engine
+    )
 
 
 def token(**kw) -> str:
@@ -223,17 +222,23 @@ LEADS = [
 
 
 def post_signed(client: TestClient, path: str, data, secret: str = HOOK_SECRET, header=None):
-    body = json.dumps(data, ensure_ascii=False).encode()
-    headers = {"Content-Type": "application/json"}
-    if header is not False:
-        headers["X-Qunflow-Signature"] = header or sign(body, secret)
+    body = data if isinstance(data, bytes) else json.dumps(data, ensure_ascii=False).encode()
+    headers = {"Content-Type": "application/json", **signed_headers(body, secret, now())}
+    if header is False:
+        del headers["X-Qunflow-Signature"]
+    elif header is not None:
+        headers["X-Qunflow-Signature"] = header
     return client.post(path, content=body, headers=headers)
+
+
+def now() -> int:
+    return int(time.time())
 
 
 @pytest.mark.parametrize("path", ["/hooks/leads", "/hooks/events"])
 @pytest.mark.parametrize(
     "how",
-    ["missing", "wrong-secret", "garbage", "other-body", "no-prefix"],
+    ["missing", "wrong-secret", "garbage", "other-body", "no-prefix", "other-time", "untimed"],
 )
 def test_bad_or_missing_signature_is_401_and_nothing_stored(engine, path, how):
     client = TestClient(make_app(engine))
@@ -241,16 +246,69 @@ def test_bad_or_missing_signature_is_401_and_nothing_stored(engine, path, how):
     body = json.dumps(data, ensure_ascii=False).encode()
     header = {
         "missing": False,
-        "wrong-secret": sign(body, "not-the-secret"),
+        "wrong-secret": sign(body, "not-the-secret", now()),
         "garbage": "sha256=zz",
-        "other-body": sign(body + b" ", HOOK_SECRET),
-        "no-prefix": sign(body, HOOK_SECRET).removeprefix("sha256="),
+        "other-body": sign(body + b" ", HOOK_SECRET, now()),
+        "no-prefix": sign(body, HOOK_SECRET, now()).removeprefix("sha256="),
+        "other-time": sign(body, HOOK_SECRET, now() - 1),
+        "untimed": sign_untimed(body, HOOK_SECRET),  # the old format, sent with a timestamp
     }[how]
     response = post_signed(client, path, data, header=header)
     assert response.status_code == 401
+    assert response.json() == {"error": "bad or missing signature"}
     assert raw_count(engine) == 0
     with transaction(engine) as s:
         assert s.scalar(select(func.count()).select_from(SourceInstance)) == 0
+
+
+@pytest.mark.parametrize(
+    ("shift", "side"), [(-400, "behind"), (400, "ahead of"), (-4000, "behind")]
+)
+def test_a_signed_push_outside_the_tolerance_is_401(engine, shift, side):
+    client = TestClient(make_app(engine))
+    body = json.dumps(LEADS).encode()
+    sent = now() + shift
+    headers = signed_headers(body, HOOK_SECRET, sent)
+    response = client.post("/hooks/leads", content=body, headers=headers)
+    assert response.status_code == 401
+    error = response.json()["error"]
+    assert re.fullmatch(
+        rf"X-Qunflow-Timestamp is \d+ s {side} the receiver's clock \(allowed: 300 s\): .*", error
+    )
+    assert raw_count(engine) == 0
+    # Within the tolerance (here widened by the setting) the same request is taken.
+    wide = TestClient(make_app(engine, webhook_tolerance_seconds=5000))
+    again = wide.post("/hooks/leads", content=body, headers=headers)
+    assert again.status_code == 202 and again.json()["accepted"] == 2
+
+
+@pytest.mark.parametrize("stamp", ["yesterday", "-5", "1e9", "9" * 13, "17 00", "0x10"])
+def test_a_timestamp_that_is_not_unix_seconds_is_401(engine, stamp):
+    client = TestClient(make_app(engine))
+    body = json.dumps(LEADS).encode()
+    headers = {"X-Qunflow-Timestamp": stamp, "X-Qunflow-Signature": sign(body, HOOK_SECRET, now())}
+    response = client.post("/hooks/leads", content=body, headers=headers)
+    assert response.status_code == 401
+    assert response.json() == {"error": "X-Qunflow-Timestamp must be Unix seconds (digits)"}
+    assert raw_count(engine) == 0
+
+
+def test_the_untimed_signature_is_accepted_only_when_allowed(engine):
+    body = json.dumps(LEADS).encode()
+    old_style = {"X-Qunflow-Signature": sign_untimed(body, HOOK_SECRET)}
+    refused = TestClient(make_app(engine)).post("/hooks/leads", content=body, headers=old_style)
+    assert refused.status_code == 401
+    assert refused.json()["error"].startswith("missing X-Qunflow-Timestamp")
+    assert raw_count(engine) == 0
+    lenient = TestClient(make_app(engine, webhook_accept_untimed=True))
+    forged = {"X-Qunflow-Signature": sign_untimed(body, "not-the-secret")}
+    assert lenient.post("/hooks/leads", content=body, headers=forged).status_code == 401
+    assert raw_count(engine) == 0
+    taken = lenient.post("/hooks/leads", content=body, headers=old_style)
+    assert taken.status_code == 202 and taken.json()["accepted"] == 2
+    # A timestamped request is still held to the tolerance when untimed ones are allowed.
+    stale = signed_headers(body, HOOK_SECRET, now() - 3600)
+    assert lenient.post("/hooks/leads", content=body, headers=stale).status_code == 401
 
 
 def test_signed_leads_are_stored_per_post_and_replays_add_nothing(engine):
@@ -323,14 +381,85 @@ def test_a_pushed_lead_fixed_after_quarantine_gets_in_once(engine):
     assert raw_count(engine) == 3
 
 
-def test_signed_body_that_is_not_json_is_400(engine):
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"not json", "body is not JSON: Expecting value at line 1 column 1"),
+        (b"[" * 100_000 + b"]" * 100_000, "JSON nested deeper than 32 levels"),
+        (b"[" * 40 + b"]" * 40, "JSON nested deeper than 32 levels"),
+        (b'{"a": ' * 33 + b"1" + b"}" * 33, "JSON nested deeper than 32 levels"),
+        (b'{"platform": "xhs", "post": "n", "id": ' + b"7" * 5000 + b"}", "has 5000 digits"),
+        (b'{"platform": "xhs", "post": "n", "score": 0.' + b"1" * 50 + b"}", "has 52 characters"),
+        (b'[{"platform": "xhs", "post": "n", "score": NaN}]', "NaN is not JSON"),
+        (b'{"platform": "xhs", "post": "n", "score": -Infinity}', "-Infinity is not JSON"),
+        (b'{"platform": "xhs", "post": "n", "score": 1e999}', "number 1e999 is out of range"),
+        (b"[]", "no objects in body"),
+        (b"[" + b",".join([b"{}"] * 1001) + b"]", "1001 objects in one body (at most 1000)"),
+        ('{"handle": "张"}'.encode("utf-16"), "body is not UTF-8 text"),
+    ],
+)
+def test_a_signed_body_that_is_not_acceptable_json_is_400_with_the_reason(engine, body, reason):
     client = TestClient(make_app(engine))
-    body = b"not json"
-    response = client.post(
-        "/hooks/leads", content=body, headers={"X-Qunflow-Signature": sign(body, HOOK_SECRET)}
-    )
+    response = post_signed(client, "/hooks/leads", body)
     assert response.status_code == 400
+    assert reason in response.json()["error"]
     assert raw_count(engine) == 0
+    with transaction(engine) as s:
+        assert s.scalar(select(func.count()).select_from(QuarantinedRow)) == 0
+
+
+def test_nesting_up_to_the_limit_is_stored(engine):
+    client = TestClient(make_app(engine))
+    deep: object = "end"
+    for _ in range(30):  # with the list and the lead itself: 32 levels
+        deep = {"x": deep}
+    lead = {
+        "platform": "xhs",
+        "post": "n-1",
+        "handle": "a",
+        "meta": deep,
+        "id": 12345678901234567890,
+    }
+    response = post_signed(client, "/hooks/leads", [lead])
+    assert response.status_code == 202 and response.json()["accepted"] == 1
+    with transaction(engine) as s:
+        key, payload = s.execute(select(RawRecord.record_key, RawRecord.payload)).one()
+    assert key == "id:12345678901234567890"
+    assert payload["meta"] == deep
+
+
+def test_objects_that_cannot_be_stored_are_quarantined_and_the_rest_accepted(engine):
+    client = TestClient(make_app(engine))
+    good = {"event": "share", "phone": "13700137000"}
+    body = (
+        "["
+        + json.dumps(good)
+        + r', {"event": "share", "phone": "13700137001", "note": "a\u0000b"}'
+        + r', {"event": "share", "meta": {"who": ["x", "\ud83d"]}}'
+        + r', {"event": "share", "\u0000": 1}'
+        + r', {"event": "share", "handle": "\ud83d\ude00"}'  # a whole pair is a character
+        + "]"
+    ).encode()
+    response = post_signed(client, "/hooks/events", body)
+    assert response.status_code == 202
+    answer = response.json()
+    assert (answer["accepted"], answer["rejected"]) == (2, 3)
+    assert answer["reasons"] == [
+        '#2: text at ["note"] holds a NUL character (\\u0000), which cannot be stored',
+        '#3: text at ["meta"]["who"][1] holds a lone surrogate (\\ud83d), which is not a character',
+        '#4: field name ["\\u0000"] holds a NUL character (\\u0000), which cannot be stored',
+    ]
+    with transaction(engine) as s:
+        rows = s.execute(
+            select(QuarantinedRow.row_number, QuarantinedRow.raw_content).order_by(
+                QuarantinedRow.row_number
+            )
+        ).all()
+        payloads = s.scalars(select(RawRecord.payload)).all()
+    assert [n for n, _ in rows] == [2, 3, 4]
+    assert '"note": "a\\u0000b"' in rows[0][1]  # kept as it came, escaped
+    assert json.loads(rows[1][1])["meta"]["who"][1] == "\ud83d"
+    assert sorted(p.get("handle", "") for p in payloads) == ["", "😀"]
 
 
 def test_unsubscribe_link_asks_then_opts_out(engine, tmp_path):

@@ -1,25 +1,23 @@
-"""A signed generic webhook: POST JSON with an HMAC-SHA256 signature and an Idempotency-Key."""
+"""A signed generic webhook: POST JSON with an HMAC-SHA256 signature and an Idempotency-Key.
+
+Signed the way Qunflow's own webhooks check pushes (:mod:`crm.intake.signatures`):
+``X-Qunflow-Timestamp`` and ``X-Qunflow-Signature: sha256=HMAC(secret, "<timestamp>.<body>")``,
+so a receiver can refuse a captured request replayed later.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
+import time
 
 import httpx
 from pydantic import SecretStr
 
 from crm.core.errors import PermanentChannelError, TransientChannelError
+from crm.intake.signatures import signed_headers
 from crm.outreach.channels.base import OutgoingMessage, SendResult
 
-SIGNATURE_HEADER = "X-Qunflow-Signature"
 KEY_HEADER = "Idempotency-Key"
-
-
-def sign(secret: SecretStr, body: bytes) -> str:
-    """The signature header value for a body: ``sha256=<hex>``."""
-    digest = hmac.new(secret.get_secret_value().encode(), body, hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
 
 
 class WebhookChannel:
@@ -54,7 +52,7 @@ class WebhookChannel:
         ).encode()
         headers = {
             "Content-Type": "application/json",
-            SIGNATURE_HEADER: sign(self._secret, body),
+            **signed_headers(body, self._secret, int(time.time())),  # signed as it is sent
             KEY_HEADER: message.idempotency_key,
         }
         try:
