@@ -15,6 +15,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "password": "密码",
         "bad_login": "用户名或密码错误",
         "too_many": "尝试次数过多，请稍后再试",
+        "signup_busy": "现在报名的人太多，您的报名还没有提交：请稍等一分钟，再点一次“提交报名”。",
         "my_queue": "我的客户",
         "pool": "公海池",
         "team": "团队在跟进",
@@ -144,6 +145,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "password": "Password",
         "bad_login": "Wrong user name or password",
         "too_many": "Too many attempts; try again later",
+        "signup_busy": (
+            "Too many sign-ups right now; yours was not sent yet: wait a minute, then press"
+            " the submit button again."
+        ),
         "my_queue": "My queue",
         "pool": "Pool",
         "team": "Team (held)",

@@ -26,6 +26,9 @@ from crm.intake.qr import ExpiredToken, InvalidToken, QrClaims, new_nonce, sign_
 from crm.intake.qr import verify_token as verify_qr_token
 from crm.intake.signatures import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from crm.intake.signup import questions_for, validate_signup
+from crm.intake.signup_throttle import SignupThrottle
+from flows.web.common import lang_of
+from flows.web.i18n import translator
 
 router = APIRouter()
 
@@ -55,9 +58,25 @@ def _engine(request: Request) -> Engine:
     return engine
 
 
-def _page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+def _throttle(request: Request) -> SignupThrottle:
+    state = request.app.state
+    if getattr(state, "signup_throttle", None) is None:
+        state.signup_throttle = SignupThrottle()
+    throttle: SignupThrottle = state.signup_throttle
+    return throttle
+
+
+def _client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _page(
+    name: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any
+) -> HTMLResponse:
     html = _env.get_template(name).render(**context)
-    return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+    return HTMLResponse(
+        html, status_code=status, headers={"Cache-Control": "no-store", **(headers or {})}
+    )
 
 
 def _claims_or_page(request: Request, token: str) -> QrClaims | HTMLResponse:
@@ -87,11 +106,15 @@ def _form_page(
     form: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     nonce: str | None = None,
+    busy_for: int = 0,
 ) -> HTMLResponse:
     settings = _settings(request)
+    status = 429 if busy_for else 422 if errors else 200
     return _page(
         "signup.html",
-        422 if errors else 200,
+        status,
+        {"Retry-After": str(busy_for)} if busy_for else None,
+        notice=translator(lang_of(request))("signup_busy") if busy_for else None,
         action=f"/s/{token}",
         campaign=claims.campaign,
         location=claims.location,
@@ -133,6 +156,11 @@ async def signup_submit(request: Request, token: str) -> HTMLResponse:
     if not checked.ok:
         return _form_page(
             request, token, claims, form=form, errors=checked.errors, nonce=form["nonce"]
+        )
+    admitted = _throttle(request).admit(claims.code_id, _client_address(request))
+    if not admitted.ok:  # the form comes back as filled in, to be sent again in a moment
+        return _form_page(
+            request, token, claims, form=form, nonce=form["nonce"], busy_for=admitted.retry_after
         )
     engine = _engine(request)
     await run_in_threadpool(accept_signup, engine, claims.source_spec(), nonce, checked.values)

@@ -207,6 +207,57 @@ def test_wechat_id_alone_is_enough(engine):
         assert s.scalar(select(RawRecord.payload))["wechat_id"] == "zhang_san88"
 
 
+def sign_up(client: TestClient, t: str, phone: str):
+    nonce = nonce_of(client.get(f"/s/{t}").text)
+    return client.post(f"/s/{t}", data={**GOOD, "phone": phone, "nonce": nonce})
+
+
+def test_a_burst_of_sign_ups_from_one_address_is_held_at_the_limit(engine):
+    from crm.intake.signup_throttle import SIGNUPS_PER_ADDRESS
+
+    client = TestClient(make_app(engine))
+    t = token()
+    answers = [sign_up(client, t, f"1380013{n:04d}") for n in range(50)]
+    assert [a.status_code for a in answers] == [200] * SIGNUPS_PER_ADDRESS + [429] * (
+        50 - SIGNUPS_PER_ADDRESS
+    )
+    assert raw_count(engine) == SIGNUPS_PER_ADDRESS
+    busy = answers[-1]
+    assert "现在报名的人太多" in busy.text
+    assert 'value="张三"' in busy.text and 'value="13800130049"' in busy.text  # kept to resend
+    assert 1 <= int(busy.headers["Retry-After"]) <= 60
+    english = client.post(f"/s/{t}?lang=en", data={**GOOD, "nonce": nonce_of(busy.text)})
+    assert english.status_code == 429 and "Too many sign-ups right now" in english.text
+    # Another code from another address is not held back by this one.
+    other = TestClient(make_app(engine), client=("203.0.113.9", 4000))
+    assert sign_up(other, token(code_id="code02"), "13900139000").status_code == 200
+
+
+def test_sign_ups_through_one_code_are_held_at_the_limit_across_addresses(engine):
+    from crm.intake.signup_throttle import SIGNUPS_PER_CODE
+
+    app = make_app(engine)
+    t = token()
+    codes = []
+    for n in range(SIGNUPS_PER_CODE + 2):
+        client = TestClient(app, client=(f"198.51.100.{n}", 4000))
+        codes.append(sign_up(client, t, f"1370013{n:04d}").status_code)
+    assert codes == [200] * SIGNUPS_PER_CODE + [429, 429]
+    assert raw_count(engine) == SIGNUPS_PER_CODE
+    fresh = TestClient(app, client=("198.51.100.250", 4000))
+    assert sign_up(fresh, token(code_id="code02"), "13600136000").status_code == 200
+
+
+def test_a_form_with_mistakes_does_not_use_up_the_allowance(engine):
+    from crm.intake.signup_throttle import SIGNUPS_PER_ADDRESS
+
+    client = TestClient(make_app(engine))
+    t = token()
+    for _ in range(SIGNUPS_PER_ADDRESS + 5):
+        assert sign_up(client, t, "12345").status_code == 422
+    assert sign_up(client, t, "13800138000").status_code == 200
+
+
 # --- webhooks ----------------------------------------------------------------------------
 
 LEADS = [
