@@ -109,6 +109,13 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8000",
         description="Base URL of the web app as phones reach it; printed into QR codes.",
     )
+    trusted_proxies: str = Field(
+        default="",
+        description=(
+            "Comma-separated IPs or CIDRs of reverse proxies in front of the web app: only "
+            "from these is X-Forwarded-For believed for the client address. Default: none."
+        ),
+    )
 
     # --- WeCom ---------------------------------------------------------------
     wecom_corp_id: str | None = Field(default=None, description="WeCom corp id (corpid).")
@@ -147,6 +154,17 @@ class Settings(BaseSettings):
     def _not_public(cls, value: SecretStr) -> SecretStr:
         check_secret(value.get_secret_value())
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        for part in parts:
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"not an IP address or CIDR: {part!r}") from exc
+        return ",".join(parts)
 
     @field_validator("timezone")
     @classmethod

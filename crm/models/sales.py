@@ -24,6 +24,9 @@ class User(Base):
     locale: Mapped[str] = mapped_column(String(16), default="zh-CN", server_default="zh-CN")
     daily_claim_cap: Mapped[int] = mapped_column(default=50, server_default="50")
     holding_cap: Mapped[int] = mapped_column(default=30, server_default="30")
+    # Carried in every session cookie; bumped on logout, a new password, a new role or
+    # disabling, so every cookie issued before stops working at once.
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

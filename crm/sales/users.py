@@ -38,6 +38,7 @@ class StaffUser:
     role: UserRole
     locale: str
     active: bool
+    session_version: int = 0
 
     @property
     def is_manager(self) -> bool:
@@ -63,7 +64,14 @@ def _staff(user: User) -> StaffUser:
         role=UserRole(user.role),
         locale=user.locale,
         active=user.active,
+        session_version=user.session_version,
     )
+
+
+def _end_sessions(user: User) -> None:
+    # Every session cookie carries the version it was issued under; a cookie from before
+    # this bump no longer matches and the workspace sends its holder to the login form.
+    user.session_version = User.session_version + 1
 
 
 def hash_password(password: str) -> str:
@@ -156,14 +164,47 @@ def set_password(engine: Engine, username: str, password: str, *, actor: str = "
     with transaction(engine) as session:
         user = _by_name(session, username)
         user.password_hash = hash_password(password)
+        _end_sessions(user)
         audit(session, actor, "user.password", object_type="user", object_id=user.id)
 
 
+def set_role(engine: Engine, username: str, role: str, *, actor: str = "system") -> StaffUser:
+    """Give a user another role; their open sessions end (they log in again as the new role)."""
+    checked = _check_role(role)
+    with transaction(engine) as session:
+        user = _by_name(session, username)
+        before = user.role
+        user.role = checked.value
+        _end_sessions(user)
+        audit(
+            session,
+            actor,
+            "user.role",
+            object_type="user",
+            object_id=user.id,
+            details={"from": before, "to": checked.value},
+        )
+        session.flush()
+        session.refresh(user)
+        return _staff(user)
+
+
+def end_sessions(engine: Engine, user_id: int, *, actor: str) -> None:
+    """Log a user out everywhere (the workspace's logout): every session cookie of theirs ends."""
+    with transaction(engine) as session:
+        user = session.get(User, user_id)
+        if user is None:
+            raise NotFound(f"user {user_id} does not exist")
+        _end_sessions(user)
+        audit(session, actor, "logout", object_type="user", object_id=user.id)
+
+
 def set_active(engine: Engine, username: str, active: bool, *, actor: str = "system") -> None:
-    """Enable or disable a login (disabled users keep their history)."""
+    """Enable or disable a login (disabled users keep their history; their sessions end)."""
     with transaction(engine) as session:
         user = _by_name(session, username)
         user.active = active
+        _end_sessions(user)
         audit(
             session,
             actor,

@@ -12,7 +12,7 @@ from crm.core.db import transaction
 from crm.core.errors import InputError
 from crm.core.vocabulary import UserRole
 from crm.sales.claim_usage import set_claim_limits
-from crm.sales.users import add_user, clean_username, list_users
+from crm.sales.users import add_user, clean_username, list_users, set_active, set_password, set_role
 from flows.cli.common import engine, print_json, print_table
 
 app = typer.Typer(help="Staff accounts: sales, managers, admins.", no_args_is_help=True)
@@ -84,3 +84,39 @@ def caps(
         f"{result.username}: {result.daily_claim_limit} claims a day, "
         f"holding at most {result.holding_limit}"
     )
+
+
+@app.command("password")
+def password(
+    name: str = typer.Argument(..., help="Login name."),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password from the first line of stdin."
+    ),
+) -> None:
+    """Set a new password; the user's open workspace sessions end."""
+    set_password(engine(), clean_username(name), _read_password(password_stdin), actor="cli")
+    typer.echo(f"{name}: password changed, sessions ended")
+
+
+@app.command("set-role")
+def role(
+    name: str = typer.Argument(..., help="Login name."),
+    new_role: UserRole = typer.Argument(..., help="sales, manager or admin."),
+) -> None:
+    """Give a user another role; their open workspace sessions end."""
+    user = set_role(engine(), name, new_role.value, actor="cli")
+    typer.echo(f"{user.username}: now {user.role}, sessions ended")
+
+
+@app.command("disable")
+def disable(name: str = typer.Argument(..., help="Login name.")) -> None:
+    """Disable a login (history stays); their open workspace sessions end."""
+    set_active(engine(), name, False, actor="cli")
+    typer.echo(f"{name}: disabled, sessions ended")
+
+
+@app.command("enable")
+def enable(name: str = typer.Argument(..., help="Login name.")) -> None:
+    """Enable a disabled login again."""
+    set_active(engine(), name, True, actor="cli")
+    typer.echo(f"{name}: enabled")

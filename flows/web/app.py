@@ -18,7 +18,7 @@ from crm.core.db import make_engine
 from crm.core.errors import QunflowError
 from crm.core.settings import Settings, get_settings
 from flows.web import manage, pages, public
-from flows.web.auth import CsrfFailed, LoginThrottle, NotLoggedIn, Sessions
+from flows.web.auth import CsrfFailed, LoginThrottle, NotLoggedIn, Sessions, parse_networks
 from flows.web.common import csrf_protect, current_user, lang_of, render
 from flows.web.guards import Guards
 from flows.web.i18n import translator
@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         secure=settings.public_base_url.startswith("https://"),
     )
     app.state.throttle = LoginThrottle()
+    app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
     app.state.jinja = Environment(
         loader=FileSystemLoader(template_dir()),
         autoescape=select_autoescape(["html"], default_for_string=True, default=True),

@@ -45,12 +45,13 @@ def _load_user(engine: Engine, user_id: int) -> StaffUser | None:
 
 
 async def current_user(request: Request) -> StaffUser:
-    """The logged-in, active user; NotLoggedIn otherwise (pages redirect to /login)."""
+    """The logged-in, active user whose sessions were not ended since this cookie was issued;
+    NotLoggedIn otherwise (pages redirect to /login)."""
     data = sessions_of(request).read(request)
     if data is None:
         raise NotLoggedIn()
     user = await run_in_threadpool(_load_user, engine_of(request), data.user_id)
-    if user is None or not user.active:
+    if user is None or not user.active or user.session_version != data.version:
         raise NotLoggedIn()
     request.state.user = user
     request.state.csrf = data.csrf

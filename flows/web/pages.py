@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -21,11 +22,11 @@ from crm.sales import claims, outcomes
 from crm.sales.access import check_campaign_selection, check_may_act_on_contacts, holds_contact
 from crm.sales.claim_usage import claim_limit_status
 from crm.sales.listing import SORTS, QueueFilters, filter_choices, list_queue
-from crm.sales.users import StaffUser, authenticate, list_users
+from crm.sales.users import StaffUser, authenticate, end_sessions, list_users
 from crm.sales.vocabulary import OUTCOMES, QueueView
 from crm.sales.workspace import add_note, prospect_page
 from flows import trigger
-from flows.web.auth import LoginThrottle, tokens_match
+from flows.web.auth import LoginThrottle, client_address, tokens_match
 from flows.web.common import (
     back,
     current_user,
@@ -80,17 +81,23 @@ async def login(
     if not tokens_match(sessions.read_prelogin(request), csrf_token):
         return PlainTextResponse("CSRF token missing or wrong", status_code=403)
     throttle: LoginThrottle = request.app.state.throttle
-    address = request.client.host if request.client else "unknown"
+    address = client_address(
+        request.client.host if request.client else None,
+        request.headers.get("x-forwarded-for"),
+        request.app.state.trusted_proxies,
+    )
     t = translator(lang_of(request))
-    if throttle.blocked(username, address):
-        return _login_page(request, status=429, error=t("too_many"), username=username)
+    wait = throttle.admit(username, address)
+    if wait > 0:
+        page = _login_page(request, status=429, error=t("too_many"), username=username)
+        page.headers["Retry-After"] = str(math.ceil(wait))
+        return page
     user = await run_in_threadpool(authenticate, engine_of(request), username, password)
     if user is None:
-        throttle.failed(username, address)
         return _login_page(request, status=401, error=t("bad_login"), username=username)
-    throttle.succeeded(username)
+    throttle.succeeded(username, address)
     redirect = RedirectResponse("/queue", status_code=303)
-    sessions.issue(redirect, user.id)
+    sessions.issue(redirect, user.id, user.session_version)
     await run_in_threadpool(_audit_event, request, user, "login")
     return redirect
 
@@ -102,8 +109,8 @@ def _audit_event(request: Request, user: StaffUser, action: str) -> None:
 
 @router.post("/logout")
 def logout(request: Request, user: StaffUser = Depends(current_user)) -> Response:
-    """End the session."""
-    _audit_event(request, user, "logout")
+    """End the session, and every other session of this user."""
+    end_sessions(engine_of(request), user.id, actor=user.username)
     response = back("/login")
     sessions_of(request).clear(response)
     return response

@@ -27,6 +27,7 @@ from crm.models import (
 from crm.models import utcnow as now_utc
 from crm.sales.claims import claim_item
 from flows.web.app import create_app
+from flows.web.auth import LoginThrottle
 from tests.helpers import queue_seed as seed
 from tests.helpers.queue_seed import PASSWORD, T0
 
@@ -145,26 +146,47 @@ def test_session_cookie_flags_and_logout(app, world):
     assert client.get("/queue").status_code == 303
 
 
-def test_login_failures_are_throttled(app, world):
-    client = TestClient(app, follow_redirects=False)
+def _try_login(client: TestClient, name: str, password: str, **headers: str):
+    page = client.get("/login")
+    return client.post(
+        "/login",
+        data={"username": name, "password": password, "csrf_token": _token(page.text)},
+        headers=headers,
+    )
+
+
+def test_login_failures_slow_the_guesser_not_the_owner(engine, world):
+    settings = get_settings(secret_key="test-secret-key-0123456789", trusted_proxies="10.0.0.1")
+    app = create_app(settings, engine)
+    clock = [1000.0]
+    app.state.throttle = LoginThrottle(clock=lambda: clock[0])
+    guesser = TestClient(app, follow_redirects=False, client=("192.0.2.66", 40000))
     for _ in range(5):
-        page = client.get("/login")
-        r = client.post(
-            "/login", data={"username": "bob", "password": "nope", "csrf_token": _token(page.text)}
-        )
-        assert r.status_code == 401
-        assert "用户名或密码错误" in r.text
-    page = client.get("/login")
-    r = client.post(
-        "/login", data={"username": "bob", "password": PASSWORD, "csrf_token": _token(page.text)}
+        r = _try_login(guesser, "bob", "nope")
+        assert r.status_code == 401 and "用户名或密码错误" in r.text
+    r = _try_login(guesser, "bob", PASSWORD)  # even the right password waits its turn there
+    assert r.status_code == 429 and r.headers["retry-after"] == "1"
+    # A forged X-Forwarded-For from an untrusted peer does not give the guesser a new address.
+    assert (
+        _try_login(guesser, "bob", PASSWORD, **{"x-forwarded-for": "203.0.113.5"}).status_code
+        == 429
     )
-    assert r.status_code == 429
-    # Another user from the same address is not locked out yet.
-    page = client.get("/login")
-    r = client.post(
-        "/login", data={"username": "alice", "password": PASSWORD, "csrf_token": _token(page.text)}
-    )
-    assert r.status_code == 303
+    # Another user from the same address is not slowed yet.
+    colleague = TestClient(app, follow_redirects=False, client=("192.0.2.66", 40001))
+    assert _try_login(colleague, "alice", PASSWORD).status_code == 303
+    # Bob himself, elsewhere, logs in while the guesser waits; through the trusted proxy too.
+    owner = TestClient(app, follow_redirects=False, client=("198.51.100.7", 40000))
+    assert _try_login(owner, "bob", PASSWORD).status_code == 303
+    proxied = TestClient(app, follow_redirects=False, client=("10.0.0.1", 40000))
+    forwarded = {"x-forwarded-for": "192.0.2.66, 198.51.100.8"}  # the proxy appended the last
+    assert _try_login(proxied, "bob", PASSWORD, **forwarded).status_code == 303
+    # The guesser's next try waits longer after each failure.
+    clock[0] += 1.0
+    assert _try_login(guesser, "bob", "nope").status_code == 401
+    r = _try_login(guesser, "bob", "nope")
+    assert r.status_code == 429 and r.headers["retry-after"] == "2"
+    clock[0] += 2.0
+    assert _try_login(guesser, "bob", PASSWORD).status_code == 303
 
 
 def test_nicknames_render_as_text(app, world):

@@ -24,7 +24,7 @@ with warnings.catch_warnings():
 
 def _cookie(key: str, user_id: int) -> str:
     serializer = URLSafeTimedSerializer(key, salt="qunflow.session")
-    return str(serializer.dumps({"u": user_id, "c": "x" * 32, "t": time.time()}))
+    return str(serializer.dumps({"u": user_id, "v": 0, "c": "x" * 32, "t": time.time()}))
 
 
 def test_a_cookie_forged_with_a_published_default_key_is_refused(engine, tmp_path):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 06:04:45.981081
+Create Date: 2026-12-03 01:20:37.095630
 """
 
 from collections.abc import Sequence
@@ -94,6 +94,7 @@ def upgrade() -> None:
     sa.Column('locale', sa.String(length=16), server_default='zh-CN', nullable=False),
     sa.Column('daily_claim_cap', sa.Integer(), server_default='50', nullable=False),
     sa.Column('holding_cap', sa.Integer(), server_default='30', nullable=False),
+    sa.Column('session_version', sa.Integer(), server_default='0', nullable=False),
     sa.Column('created_at', crm.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('username', name=op.f('uq_users_username'))
