@@ -2,23 +2,72 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime, tzinfo
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import Request
+from fastapi import Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from crm.core.db import transaction
-from crm.core.errors import Forbidden
+from crm.core.errors import Forbidden, InputError
 from crm.core.settings import Settings
 from crm.sales.users import StaffUser, get_user
 from flows.web.auth import LANG_COOKIE, CsrfFailed, NotLoggedIn, Sessions, tokens_match
 from flows.web.i18n import normalize_lang, translator
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+# Every id column is a BIGINT (SQLite's INTEGER is as wide): a larger number is no id and would
+# overflow the driver, so it is a 400 at the door.
+ID_MAX = 2**63 - 1
+PathId = Annotated[int, Path(ge=1, le=ID_MAX)]
+# Scores are sums of rule points (tens to hundreds); a filter beyond this finds nothing anyway.
+SCORE_MAX = 1_000_000
+# Dates people type into the workspace: far enough either side of today for any real use,
+# and far from the edges where converting between time zones overflows.
+FIRST_YEAR, LAST_YEAR = 2000, 2100
+
+
+def bounded_int(value: str | None, name: str, low: int, high: int) -> int | None:
+    """A whole number typed into a field, within [low, high]; blank is None; InputError else."""
+    if value is None or value.strip() == "":
+        return None
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise InputError(f"{name}: not a number: {value!r}") from exc
+    if not low <= number <= high:
+        raise InputError(f"{name}: {value} is out of range ({low} to {high})")
+    return number
+
+
+def check_id(value: int, name: str) -> int:
+    """An id within the range of the id columns; InputError naming the field otherwise."""
+    if not 1 <= value <= ID_MAX:
+        raise InputError(f"{name}: {value} is no id (1 to {ID_MAX})")
+    return value
+
+
+def check_day(value: date | None, name: str) -> date | None:
+    """A day within :data:`FIRST_YEAR` to :data:`LAST_YEAR`; InputError naming the field."""
+    if value is not None and not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise InputError(f"{name}: {value} is outside the years {FIRST_YEAR} to {LAST_YEAR}")
+    return value
+
+
+def local_time(value: str | None, name: str, zone: tzinfo) -> datetime | None:
+    """A date and time typed in local time (or with an offset), within the year window."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InputError(f"{name}: not a date and time: {value!r}") from exc
+    check_day(parsed.date(), name)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=zone)
 
 
 def engine_of(request: Request) -> Engine:

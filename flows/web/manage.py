@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse
+from pydantic import Field
 from starlette.responses import Response
 
 from crm.compliance.privacy import erase_contact, export_contact
@@ -24,7 +25,10 @@ from crm.sales.users import StaffUser, list_users
 from crm.sales.vocabulary import AssignStrategy
 from crm.sales.workspace import audit_page
 from flows.web.common import (
+    ID_MAX,
+    PathId,
     back,
+    check_day,
     current_user,
     engine_of,
     render,
@@ -41,9 +45,9 @@ QUARANTINE_PAGE = 200
 @router.post("/queue/items/{item_id}/assign")
 def assign(
     request: Request,
-    item_id: int,
+    item_id: PathId,
     user: StaffUser = Depends(current_user),
-    to_user: int = Form(...),
+    to_user: int = Form(..., ge=1, le=ID_MAX),
     next: str | None = Form(None),
 ) -> Response:
     """Assign or reassign a prospect to a person."""
@@ -64,7 +68,7 @@ def team(request: Request, user: StaffUser = Depends(current_user)) -> Response:
 @router.post("/manage/users/{user_id}/caps")
 def caps(
     request: Request,
-    user_id: int,
+    user_id: PathId,
     user: StaffUser = Depends(current_user),
     claims: int = Form(..., ge=0, le=10_000),
     holding: int = Form(..., ge=0, le=10_000),
@@ -113,6 +117,8 @@ def funnel(
 ) -> Response:
     """Funnel numbers by source or promoter (from the reports module)."""
     require_manager(user)
+    check_day(start, "start")
+    check_day(end, "end")
     with transaction(engine_of(request)) as session:
         report = manager_report(
             session, start_day=start, end_day=end, by=by, tz=settings_of(request).zone
@@ -126,7 +132,7 @@ def audit_log(
     user: StaffUser = Depends(current_user),
     actor: str | None = Query(None, max_length=100),
     action: str | None = Query(None, max_length=64),
-    before: int | None = Query(None, ge=1),
+    before: int | None = Query(None, ge=1, le=ID_MAX),
 ) -> Response:
     """The audit log, newest first."""
     require_manager(user)
@@ -171,7 +177,7 @@ def quarantine(
 def quarantine_dismiss(
     request: Request,
     user: StaffUser = Depends(current_user),
-    ids: list[int] = Form([]),
+    ids: list[Annotated[int, Field(ge=1, le=ID_MAX)]] = Form([]),
     note: str = Form("", max_length=400),
 ) -> Response:
     """Close the chosen rows nobody will correct, with the note saying why."""
@@ -182,7 +188,9 @@ def quarantine_dismiss(
 
 
 @router.get("/admin/contacts/{contact_id}/export")
-def export(request: Request, contact_id: int, user: StaffUser = Depends(current_user)) -> Response:
+def export(
+    request: Request, contact_id: PathId, user: StaffUser = Depends(current_user)
+) -> Response:
     """Everything held on one contact, as a JSON download (admins)."""
     require_admin(user)
     with transaction(engine_of(request)) as session:
@@ -210,7 +218,7 @@ def _json_default(value: Any) -> Any:
 @router.post("/admin/contacts/{contact_id}/erase")
 def erase(
     request: Request,
-    contact_id: int,
+    contact_id: PathId,
     user: StaffUser = Depends(current_user),
     confirm: str = Form(""),
 ) -> Response:

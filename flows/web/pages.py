@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
@@ -28,10 +27,15 @@ from crm.sales.workspace import add_note, prospect_page
 from flows import trigger
 from flows.web.auth import LoginThrottle, client_address, tokens_match
 from flows.web.common import (
+    SCORE_MAX,
+    PathId,
     back,
+    bounded_int,
+    check_id,
     current_user,
     engine_of,
     lang_of,
+    local_time,
     render,
     safe_next,
     sessions_of,
@@ -119,27 +123,6 @@ def logout(request: Request, user: StaffUser = Depends(current_user)) -> Respons
 # --- the queue -------------------------------------------------------------------------------
 
 
-def _int(value: str | None) -> int | None:
-    if value is None or value.strip() == "":
-        return None
-    try:
-        return int(value)
-    except ValueError as exc:
-        raise InputError(f"not a number: {value!r}") from exc
-
-
-def _local_time(request: Request, value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise InputError(f"not a date and time: {value!r}") from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=settings_of(request).zone)
-    return parsed
-
-
 @router.get("/queue", response_class=HTMLResponse)
 def queue_page(
     request: Request,
@@ -171,9 +154,9 @@ def queue_page(
         group=group or None,
         tag=tag or None,
         tier=tier or None,
-        min_score=_int(min_score),
-        max_score=_int(max_score),
-        due_before=_local_time(request, due_before),
+        min_score=bounded_int(min_score, "min_score", -SCORE_MAX, SCORE_MAX),
+        max_score=bounded_int(max_score, "max_score", -SCORE_MAX, SCORE_MAX),
+        due_before=local_time(due_before, "due_before", settings_of(request).zone),
     )
     now = utcnow()  # a GET writes nothing: run-out leases are listed as available
     with transaction(engine_of(request)) as session:
@@ -235,7 +218,7 @@ def claim_next(request: Request, user: StaffUser = Depends(current_user)) -> Res
 @router.post("/queue/items/{item_id}/claim")
 def claim(
     request: Request,
-    item_id: int,
+    item_id: PathId,
     user: StaffUser = Depends(current_user),
     next: str | None = Form(None),
 ) -> Response:
@@ -247,7 +230,7 @@ def claim(
 @router.post("/queue/items/{item_id}/release")
 def release(
     request: Request,
-    item_id: int,
+    item_id: PathId,
     user: StaffUser = Depends(current_user),
     next: str | None = Form(None),
 ) -> Response:
@@ -259,7 +242,7 @@ def release(
 @router.post("/queue/items/{item_id}/attempt")
 def attempt(
     request: Request,
-    item_id: int,
+    item_id: PathId,
     user: StaffUser = Depends(current_user),
     note: str = Form("", max_length=2000),
     next: str | None = Form(None),
@@ -272,7 +255,7 @@ def attempt(
 @router.post("/queue/items/{item_id}/outcome")
 def outcome(
     request: Request,
-    item_id: int,
+    item_id: PathId,
     user: StaffUser = Depends(current_user),
     status: str = Form(..., max_length=16),
     reason: str = Form("", max_length=500),
@@ -286,7 +269,11 @@ def outcome(
         user.id,
         status,
         reason=reason,
-        until=_local_time(request, until) if status == QueueStatus.SNOOZED else None,
+        until=(
+            local_time(until, "until", settings_of(request).zone)
+            if status == QueueStatus.SNOOZED
+            else None
+        ),
         rules=configured_rules(settings_of(request)),
     )
     return back(safe_next(next, "/queue"))
@@ -297,7 +284,7 @@ def outcome(
 
 @router.get("/prospects/{contact_id}", response_class=HTMLResponse)
 def prospect(
-    request: Request, contact_id: int, user: StaffUser = Depends(current_user)
+    request: Request, contact_id: PathId, user: StaffUser = Depends(current_user)
 ) -> Response:
     """Everything about a prospect: identities, touches, events, why this score, history."""
     now = utcnow()
@@ -329,7 +316,7 @@ def prospect(
 @router.post("/prospects/{contact_id}/notes")
 def note(
     request: Request,
-    contact_id: int,
+    contact_id: PathId,
     user: StaffUser = Depends(current_user),
     body: str = Form(..., max_length=5000),
 ) -> Response:
@@ -341,7 +328,7 @@ def note(
 @router.post("/prospects/{contact_id}/tags")
 def add_tags(
     request: Request,
-    contact_id: int,
+    contact_id: PathId,
     user: StaffUser = Depends(current_user),
     tags: str = Form(..., max_length=400),
 ) -> Response:
@@ -354,7 +341,7 @@ def add_tags(
 @router.post("/prospects/{contact_id}/tags/remove")
 def remove_tag(
     request: Request,
-    contact_id: int,
+    contact_id: PathId,
     user: StaffUser = Depends(current_user),
     tag: str = Form(..., max_length=100),
 ) -> Response:
@@ -380,9 +367,9 @@ async def trigger_campaign(request: Request, user: StaffUser = Depends(current_u
     if not name:
         raise InputError("choose a campaign")
     try:
-        ids = sorted({int(str(v)) for v in form.getlist("contact_ids")})
+        ids = sorted({check_id(int(str(v)), "contact_ids") for v in form.getlist("contact_ids")})
     except ValueError as exc:
-        raise InputError("contact ids must be numbers") from exc
+        raise InputError("contact_ids: contact ids must be numbers") from exc
     next_url = safe_next(str(form.get("back_to") or form.get("next") or ""), "/queue")
     await run_in_threadpool(check_campaign_selection, engine_of(request), user, ids)
     result = await run_in_threadpool(_plan, request, user, name, ids)

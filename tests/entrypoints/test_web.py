@@ -71,8 +71,8 @@ def login(app, name: str, password: str = PASSWORD) -> tuple[TestClient, str]:
     return client, _token(queue_page.text)
 
 
-def all_routes(routes, prefix: str = "") -> list[tuple[str, set[str]]]:
-    """(path, methods) of every endpoint, looking through included routers.
+def api_routes(routes, prefix: str = "") -> list[tuple[str, APIRoute]]:
+    """(full path, route) of every endpoint, looking through included routers.
 
     FastAPI 0.150 keeps included routers as branches instead of copying their routes.
     """
@@ -81,10 +81,15 @@ def all_routes(routes, prefix: str = "") -> list[tuple[str, set[str]]]:
         inner = getattr(route, "original_router", None)
         if inner is not None:
             ctx = getattr(route, "include_context", None)
-            out += all_routes(inner.routes, prefix + (getattr(ctx, "prefix", "") or ""))
+            out += api_routes(inner.routes, prefix + (getattr(ctx, "prefix", "") or ""))
         elif isinstance(route, APIRoute):
-            out.append((prefix + route.path, set(route.methods)))
+            out.append((prefix + route.path, route))
     return out
+
+
+def all_routes(routes) -> list[tuple[str, set[str]]]:
+    """(path, methods) of every endpoint."""
+    return [(path, set(route.methods)) for path, route in api_routes(routes)]
 
 
 def _fill(path: str) -> str:
