@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from crm.core.errors import Forbidden, InputError
 from crm.core.vocabulary import QueueStatus
@@ -12,6 +12,9 @@ from crm.sales.vocabulary import OUTCOMES
 MAX_REASON = 500
 # One campaign trigger from the workspace plans for at most this many prospects.
 MAX_CAMPAIGN_BATCH = 500
+# A snooze holds a prospect out of the pool; a quarter is as far ahead as a follow-up is planned,
+# past that the prospect belongs back in the pool (or lost) rather than parked with someone.
+MAX_SNOOZE = timedelta(days=90)
 
 
 def parse_outcome(status: str) -> QueueStatus:
@@ -38,6 +41,8 @@ def check_outcome(
             raise InputError("snooze time must carry a time zone")
         if until <= now:
             raise InputError("snooze time must be in the future")
+        if until > now + MAX_SNOOZE:
+            raise InputError(f"snooze time must be within {MAX_SNOOZE.days} days from now")
     return reason
 
 

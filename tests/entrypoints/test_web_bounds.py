@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import re
 import warnings
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
+from crm.core.db import transaction
 from crm.core.settings import get_settings
-from crm.models import utcnow
+from crm.models import QueueItem, utcnow
+from crm.sales.rules import MAX_SNOOZE
 from flows.web.app import create_app
 from tests.entrypoints.test_web import api_routes, login
 from tests.helpers import queue_seed as seed
@@ -104,3 +108,23 @@ def test_out_of_range_values_are_named_in_a_400_page(app):
         assert r.status_code == 400, url
         assert r.headers["content-type"].startswith("text/html")
         assert named in r.text, url
+
+
+def test_a_snooze_is_at_most_ninety_days(app, engine):
+    client, token = login(app, "alice")
+    got = client.post("/queue/claim-next", data={"csrf_token": token})
+    assert got.status_code == 303
+    with transaction(engine) as s:
+        item = s.scalar(select(QueueItem.id).where(QueueItem.status == "claimed"))
+    zone = get_settings().zone
+
+    def snooze(days: int):
+        until = (utcnow() + timedelta(days=days)).astimezone(zone)
+        return client.post(
+            f"/queue/items/{item}/outcome",
+            data={"csrf_token": token, "status": "snoozed", "until": f"{until:%Y-%m-%dT%H:%M}"},
+        )
+
+    far = snooze(MAX_SNOOZE.days + 1)
+    assert far.status_code == 400 and "within 90 days" in far.text
+    assert snooze(MAX_SNOOZE.days - 1).status_code == 303

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import UTC, datetime, timedelta
 
 from crm.core.db import make_engine
+from crm.sales.rules import MAX_SNOOZE
 from tests.helpers import queue_seed as seed
 
 
@@ -78,9 +80,44 @@ def test_users_and_queue_commands(cli_env, db_url):
         run(cli_env, "queue", "list", "--view", "mine", "--user", "ann", "--json").stdout
     )
     assert [i["item_id"] for i in mine["items"]] == [items[1]["item_id"]]
+    held = str(items[1]["item_id"])
+    far = (datetime.now(UTC) + MAX_SNOOZE + timedelta(days=1)).isoformat()
+    parked = run(cli_env, "queue", "outcome", held, "snoozed", "--until", far, ok=False)
+    assert parked.returncode == 2 and "within 90 days" in parked.stderr
+    soon = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+    assert "snoozed" in run(cli_env, "queue", "outcome", held, "snoozed", "--until", soon).stdout
     run(cli_env, "queue", "assign", str(items[2]["item_id"]), "--to", "ann", "--by", "max")
     refused = run(
         cli_env, "queue", "assign", str(items[2]["item_id"]), "--to", "max", "--by", "ann", ok=False
     )
     assert refused.returncode == 1 and "managers" in refused.stderr
     assert json.loads(run(cli_env, "queue", "expire", "--json").stdout) == {"expired": 0}
+
+
+def test_password_role_and_disable_commands(cli_env, db_url):
+    run(
+        cli_env, "users", "add", "ann", "--role", "sales", "--password-stdin", stdin="s3cret-pass\n"
+    )
+    assert (
+        "sessions ended"
+        in run(
+            cli_env, "users", "password", "ann", "--password-stdin", stdin="an0ther-pass\n"
+        ).stdout
+    )
+    assert "now manager" in run(cli_env, "users", "set-role", "ann", "manager").stdout
+    bad = run(cli_env, "users", "set-role", "ann", "boss", ok=False)
+    assert bad.returncode == 2
+    run(cli_env, "users", "disable", "ann")
+    users = json.loads(run(cli_env, "users", "list", "--json").stdout)
+    assert [(u["role"], u["active"]) for u in users if u["username"] == "ann"] == [
+        ("manager", False)
+    ]
+    run(cli_env, "users", "enable", "ann")
+    eng = make_engine(db_url)
+    try:
+        from crm.sales.users import authenticate
+
+        assert authenticate(eng, "ann", "an0ther-pass") is not None
+        assert authenticate(eng, "ann", "s3cret-pass") is None
+    finally:
+        eng.dispose()

@@ -19,6 +19,7 @@ from crm.sales.claim_limits import (
 )
 from crm.sales.rules import (
     MAX_CAMPAIGN_BATCH,
+    MAX_SNOOZE,
     check_campaign_batch,
     check_may_act_on,
     check_outcome,
@@ -91,6 +92,9 @@ def test_outcomes_need_what_they_need():
     with pytest.raises(InputError, match="time zone"):
         check_outcome(QueueStatus.SNOOZED, None, datetime(2026, 3, 5), NOW)
     assert check_outcome(QueueStatus.SNOOZED, None, NOW + timedelta(days=1), NOW) is None
+    assert check_outcome(QueueStatus.SNOOZED, None, NOW + MAX_SNOOZE, NOW) is None
+    with pytest.raises(InputError, match="within 90 days"):
+        check_outcome(QueueStatus.SNOOZED, None, NOW + MAX_SNOOZE + timedelta(seconds=1), NOW)
 
 
 def test_salespeople_act_only_on_contacts_they_hold_managers_on_any():
