@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, and_, case, func, select
 from sqlalchemy.orm import Session
 
+from crm.compliance.privacy import export_contact
 from crm.contacts.queries import contact_detail, resolve_contact_id
 from crm.core.audit import audit
 from crm.core.db import transaction
@@ -16,8 +17,10 @@ from crm.core.errors import InputError
 from crm.core.vocabulary import OutboxState
 from crm.models import AuditEntry, Note, OutboxMessage, QueueItem, User, utcnow
 from crm.sales.access import require_may_act_on
+from crm.sales.disclosure import mask_identity, may_see_contact_details
 from crm.sales.history import ActionEntry, item_actions
 from crm.sales.items import ItemView, item_for_contact
+from crm.sales.leases import available_now, held_now
 from crm.sales.users import StaffUser
 
 MAX_NOTE = 5000
@@ -48,18 +51,58 @@ class NoteEntry:
 
 @dataclass(frozen=True)
 class ProspectPage:
-    """A prospect in full: the contact (as ``contact_detail`` gives it) and its sales side."""
+    """A prospect as its viewer may see it: the contact (as ``contact_detail`` gives it, with
+    identities masked when ``masked``) and its sales side."""
 
     contact: dict[str, Any]
     queue_item: ItemView | None
     queue_history: list[ActionEntry]
     messages: list[MessageEntry]
     notes: list[NoteEntry]
+    masked: bool
 
 
-def prospect_page(session: Session, contact_id: int) -> ProspectPage:
-    """A contact in full plus its queue item, queue history, messages and notes."""
+def _needs_to_know(session: Session, cid: int, viewer: StaffUser, now: datetime) -> bool:
+    if viewer.is_manager:
+        return may_see_contact_details(is_manager=True, holds=False, claimable=False)
+    mine = and_(held_now(now), QueueItem.assignee_id == viewer.id)
+    holds, claimable = session.execute(
+        select(
+            func.max(case((mine, 1), else_=0)), func.max(case((available_now(now), 1), else_=0))
+        ).where(QueueItem.contact_id == cid, QueueItem.open_key.is_not(None))
+    ).one()
+    return may_see_contact_details(is_manager=False, holds=bool(holds), claimable=bool(claimable))
+
+
+def _disclose(session: Session, detail: dict[str, Any], viewer: StaffUser, now: datetime) -> bool:
+    """Mask the identities the viewer has no need to know; audit a full reveal. True if masked."""
+    cid = int(detail["id"])
+    identities = detail["identities"]
+    if not _needs_to_know(session, cid, viewer, now):
+        detail["identities"] = [
+            {**i, "value": mask_identity(i["kind"], i["value"])} for i in identities
+        ]
+        return True
+    if identities:
+        audit(
+            session,
+            viewer.username,
+            "contact.reveal",
+            object_type="contact",
+            object_id=cid,
+            details={"kinds": sorted({i["kind"] for i in identities})},
+            at=now,
+        )
+    return False
+
+
+def prospect_page(
+    session: Session, contact_id: int, viewer: StaffUser, now: datetime
+) -> ProspectPage:
+    """A contact plus its queue item, history, messages and notes, as ``viewer`` may see it:
+    phone and ids in full only with a need to know (every full view is audited)."""
     detail = contact_detail(session, contact_id)
+    masked = _disclose(session, detail, viewer, now)
     cid = int(detail["id"])
     item_ids = session.scalars(select(QueueItem.id).where(QueueItem.contact_id == cid)).all()
     messages = session.scalars(
@@ -93,7 +136,15 @@ def prospect_page(session: Session, contact_id: int) -> ProspectPage:
             for m in messages
         ],
         notes=[NoteEntry(by=who, body=n.body, at=n.created_at) for n, who in notes],
+        masked=masked,
     )
+
+
+def export_for(session: Session, contact_id: int, *, actor: str) -> dict[str, Any]:
+    """Everything held on a contact (a PIPL access request), audited with who took it."""
+    data = export_contact(session, contact_id)
+    audit(session, actor, "contact.export", object_type="contact", object_id=contact_id)
+    return data
 
 
 def add_note(

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import typer
 
-from crm.compliance.privacy import erase_contact, export_contact
+from crm.compliance.privacy import erase_contact
 from crm.contacts.queries import contact_detail, list_contacts
 from crm.contacts.tags import clean_tag, split_tags, tag_contacts, tag_counts, untag_contacts
 from crm.core.db import transaction
 from crm.core.errors import InputError
 from crm.core.vocabulary import Tier
+from crm.sales.workspace import export_for
 from flows.cli.common import engine, json_text, print_json, print_table
 
 app = typer.Typer(
@@ -87,7 +88,7 @@ def export(
 ) -> None:
     """Everything held on one contact as one JSON document (a PIPL access request)."""
     with transaction(engine()) as session:
-        data = export_contact(session, contact_id)
+        data = export_for(session, contact_id, actor=getpass.getuser())
     if out is None:
         print_json(data)
         return

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import Field
 from starlette.responses import Response
 
-from crm.compliance.privacy import erase_contact, export_contact
+from crm.compliance.privacy import erase_contact
 from crm.core.db import transaction
 from crm.core.errors import InputError
 from crm.intake.quarantine import dismiss, list_quarantine
@@ -23,7 +23,7 @@ from crm.sales.assign import assign_pool as assign_the_pool
 from crm.sales.claim_usage import set_claim_limits, team_claim_limits
 from crm.sales.users import StaffUser, list_users
 from crm.sales.vocabulary import AssignStrategy
-from crm.sales.workspace import audit_page
+from crm.sales.workspace import audit_page, export_for
 from flows.web.common import (
     ID_MAX,
     PathId,
@@ -194,10 +194,7 @@ def export(
     """Everything held on one contact, as a JSON download (admins)."""
     require_admin(user)
     with transaction(engine_of(request)) as session:
-        data = export_contact(session, contact_id)
-        from crm.core.audit import audit
-
-        audit(session, user.username, "contact.export", object_type="contact", object_id=contact_id)
+        data = export_for(session, contact_id, actor=user.username)
     body = json.dumps(data, ensure_ascii=False, indent=2, default=_json_default)
     return Response(
         body,

@@ -289,7 +289,7 @@ def prospect(
     """Everything about a prospect: identities, touches, events, why this score, history."""
     now = utcnow()
     with transaction(engine_of(request)) as session:
-        data = prospect_page(session, contact_id)
+        data = prospect_page(session, contact_id, user, now)
         mine = holds_contact(session, data.contact["id"], user.id, now)
         staff = [u for u in list_users(session) if u.active] if user.is_manager else []
     item = data.queue_item
@@ -299,6 +299,7 @@ def prospect(
         request,
         "prospect.html",
         c=data.contact,
+        masked=data.masked,
         item=item,
         outbox=data.messages,
         notes=data.notes,

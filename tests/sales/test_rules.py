@@ -17,6 +17,7 @@ from crm.sales.claim_limits import (
     check_may_receive,
     local_day_start,
 )
+from crm.sales.disclosure import mask_identity, may_see_contact_details
 from crm.sales.rules import (
     MAX_CAMPAIGN_BATCH,
     MAX_SNOOZE,
@@ -110,3 +111,17 @@ def test_a_campaign_trigger_takes_one_to_500_prospects():
     with pytest.raises(InputError, match="at most 500 prospects at once"):
         check_campaign_batch(list(range(MAX_CAMPAIGN_BATCH + 1)))
     check_campaign_batch(list(range(MAX_CAMPAIGN_BATCH)))
+
+
+def test_contact_details_are_masked_without_a_need_to_know():
+    assert may_see_contact_details(is_manager=True, holds=False, claimable=False)
+    assert may_see_contact_details(is_manager=False, holds=True, claimable=False)
+    assert may_see_contact_details(is_manager=False, holds=False, claimable=True)
+    assert not may_see_contact_details(is_manager=False, holds=False, claimable=False)
+    assert mask_identity("phone", "13800138000") == "138****8000"
+    assert mask_identity("phone", "+8613800138000") == "+86138****8000"
+    assert mask_identity("phone", "12345") == "***45"
+    assert mask_identity("wechat_id", "wx_zhang_san") == "wx_***"
+    assert mask_identity("wechat_id", "ab") == "***"
+    assert mask_identity("email", "zhang.san@example.com") == "z***@example.com"
+    assert mask_identity("wecom_external_userid", "wmABCDEFG") == "wmA***"
