@@ -75,8 +75,10 @@ def test_usage_errors_are_short_and_exit_2(tmp_path):
 
 
 def test_contact_export_and_erase_on_request(engine, cli_env, tmp_path):
+    from sqlalchemy import select
+
     from crm.core.db import transaction
-    from crm.models import Contact, Identity
+    from crm.models import AuditEntry, Contact, Identity
 
     with transaction(engine) as s:
         c = Contact(display_name="王小明", tier="open")
@@ -89,6 +91,13 @@ def test_contact_export_and_erase_on_request(engine, cli_env, tmp_path):
     doc = json.loads(out.read_text("utf-8"))
     assert doc["contact"]["name"] == "王小明"
     assert [i["value"] for i in doc["contact"]["identities"]] == ["+8613800138000"]
+    with transaction(engine) as s:
+        exported = s.execute(
+            select(AuditEntry.actor, AuditEntry.object_id).where(
+                AuditEntry.action == "contact.export"
+            )
+        ).all()
+    assert [e.object_id for e in exported] == [str(cid)] and exported[0].actor  # the login name
 
     refused = run(["contacts", "erase", str(cid)], cli_env, check=False)
     assert refused.returncode == 2 and "--yes" in refused.stderr
