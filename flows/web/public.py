@@ -27,6 +27,7 @@ from crm.intake.qr import verify_token as verify_qr_token
 from crm.intake.signatures import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from crm.intake.signup import questions_for, validate_signup
 from crm.intake.signup_throttle import SignupThrottle
+from flows.web.auth import client_address
 from flows.web.common import lang_of
 from flows.web.i18n import translator
 
@@ -67,7 +68,12 @@ def _throttle(request: Request) -> SignupThrottle:
 
 
 def _client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    # Behind a trusted reverse proxy (QUNFLOW_TRUSTED_PROXIES) the address it forwards.
+    return client_address(
+        request.client.host if request.client else None,
+        request.headers.get("x-forwarded-for"),
+        request.app.state.trusted_proxies,
+    )
 
 
 def _page(
