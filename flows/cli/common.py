@@ -89,12 +89,17 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Iterable[str] | None = 
         typer.echo("  ".join(_pad(v, w) for v, w in zip(row, widths, strict=True)))
 
 
+# Tabs, line breaks and any other control character in a stored value (a nickname may keep
+# its tab or newline) would break the table or move the terminal's cursor: shown as a space.
+_CONTROLS = dict.fromkeys([*range(0x00, 0x20), *range(0x7F, 0xA0)], " ")
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M")
-    return str(value)
+    return str(value).translate(_CONTROLS)
 
 
 def _width(text: str) -> int:
