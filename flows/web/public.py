@@ -27,7 +27,7 @@ from crm.intake.qr import verify_token as verify_qr_token
 from crm.intake.signatures import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from crm.intake.signup import questions_for, validate_signup
 from crm.intake.signup_throttle import SignupThrottle
-from flows.web.auth import client_address
+from flows.web.auth import Network, client_address, parse_networks
 from flows.web.common import lang_of
 from flows.web.i18n import translator
 
@@ -72,8 +72,16 @@ def _client_address(request: Request) -> str:
     return client_address(
         request.client.host if request.client else None,
         request.headers.get("x-forwarded-for"),
-        request.app.state.trusted_proxies,
+        _trusted_proxies(request),
     )
+
+
+def _trusted_proxies(request: Request) -> tuple[Network, ...]:
+    state = request.app.state
+    if getattr(state, "trusted_proxies", None) is None:
+        state.trusted_proxies = parse_networks(_settings(request).trusted_proxies)
+    proxies: tuple[Network, ...] = state.trusted_proxies
+    return proxies
 
 
 def _page(
