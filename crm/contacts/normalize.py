@@ -217,6 +217,7 @@ for _key, _aliases in {
     ],
     "email": ["邮箱", "电子邮箱", "email", "e-mail", "mail"],
     "wecom_external_userid": ["external_userid", "外部联系人id", "wecom_external_userid"],
+    "unionid": ["unionid"],
     "occurred_at": [
         "入群时间",
         "加入时间",
@@ -350,7 +351,8 @@ def parse_bool(raw: object) -> bool:
     return clean_text(raw).lower() in {"true", "1", "yes", "y", "是", "同意", "已同意", "✓", "√"}
 
 
-IDENTITY_FIELDS = ("phone", "wechat_id", "wecom_external_userid", "email", "handle")
+# unionid: one person across the WeChat apps of one developer account (WeCom, mini program, MP).
+IDENTITY_FIELDS = ("phone", "wechat_id", "wecom_external_userid", "unionid", "email", "handle")
 
 
 @dataclass(frozen=True)
@@ -389,6 +391,9 @@ def extract_identities(
         elif field_name == "handle":
             norm = normalize_handle(payload.get(prefix + "platform") or platform, raw)
             kind = "platform_handle"
+        elif field_name == "unionid":
+            norm = normalize_external_userid(raw)
+            kind = "unionid"
         else:
             norm = normalize_external_userid(raw)
             kind = "wecom_external_userid"

@@ -122,6 +122,21 @@ class Settings(BaseSettings):
     wecom_secret: SecretStr | None = Field(
         default=None, description="Secret of the WeCom customer-contact application."
     )
+    wecom_token: SecretStr | None = Field(
+        default=None,
+        description="Token of the WeCom callback (接收事件服务器 Token); signs each callback.",
+    )
+    wecom_aes_key: SecretStr | None = Field(
+        default=None,
+        description="EncodingAESKey of the WeCom callback: 43 characters from the admin console.",
+    )
+    wecom_welcome_window_seconds: float = Field(
+        # WeCom allows send_welcome_msg within 20 s of the event; keep a margin for the call.
+        default=18.0,
+        gt=0,
+        le=20,
+        description="How long after an add_external_contact event a welcome is still sent.",
+    )
     wecom_base_url: str = Field(
         default="https://qyapi.weixin.qq.com/cgi-bin",
         description="WeCom API base URL; tests point it at a local server.",

@@ -9,6 +9,7 @@ class IdentityKind(StrEnum):
     PHONE = "phone"
     WECHAT_ID = "wechat_id"
     WECOM_EXTERNAL_USERID = "wecom_external_userid"
+    UNIONID = "unionid"  # the same person across WeChat apps of one developer account
     EMAIL = "email"
     PLATFORM_HANDLE = "platform_handle"
 
@@ -60,6 +61,8 @@ class EventKind(StrEnum):
     PURCHASE = "purchase"
     VIOLATION = "violation"
     OPT_OUT = "opt_out"
+    # WeCom churn (流失): the customer deleted the staff member, or the staff member the customer.
+    CHURN = "churn"
 
 
 class ContactStatus(StrEnum):

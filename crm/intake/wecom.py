@@ -140,6 +140,20 @@ class WeComClient:
                     continue
                 raise
 
+    def get(self, api: str, params: dict[str, str]) -> dict[str, Any]:
+        """GET ``api`` with ``params`` and the access token; retried and refreshed as needed."""
+        refreshed = False
+        while True:
+            query = {**params, "access_token": self.access_token()}
+            try:
+                return self._with_retries(api, partial(self._send, "GET", api, query, None))
+            except WeComApiError as exc:
+                if exc.errcode in TOKEN_ERRCODES and not refreshed:
+                    refreshed = True
+                    self.invalidate_token()
+                    continue
+                raise
+
     def _with_retries(self, api: str, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         attempt = 0
         while True:

@@ -17,6 +17,7 @@ from crm.models.groups import Community, Membership
 from crm.models.outbox import OutboxAttempt, OutboxMessage
 from crm.models.sales import QueueAction, QueueItem, User
 from crm.models.sources import QrCode, QuarantinedRow, RawRecord, SourceInstance
+from crm.models.wecom import WecomCallback, WecomChatVersion, WecomContactWay, WecomJoinWay
 
 __all__ = [
     "Alert",
@@ -45,5 +46,9 @@ __all__ = [
     "Touch",
     "UTCDateTime",
     "User",
+    "WecomCallback",
+    "WecomChatVersion",
+    "WecomContactWay",
+    "WecomJoinWay",
     "utcnow",
 ]

@@ -36,6 +36,7 @@ COUNTED_KINDS = (
     EventKind.VIOLATION,
     EventKind.OPT_OUT,
     EventKind.PURCHASE,
+    EventKind.CHURN,
 )
 EVIDENCE_SIGNALS = (
     "intent",
@@ -46,6 +47,7 @@ EVIDENCE_SIGNALS = (
     "ads",
     "violations",
     "opt_out",
+    "churn",
 )
 
 
@@ -227,4 +229,5 @@ def _evidence_of(ids: Callable[..., list[int]], engaged_kinds: Sequence[str]) ->
         "ads": ids(EventKind.VIOLATION, flagged=True),
         "violations": ids(EventKind.VIOLATION),
         "opt_out": ids(EventKind.OPT_OUT),
+        "churn": ids(EventKind.CHURN),
     }

@@ -43,6 +43,7 @@ _LINES: tuple[tuple[str, str | tuple[EventKind, ...] | None], ...] = (
     ("ads", "ad"),
     ("violations", (EventKind.VIOLATION,)),
     ("opt_out", (EventKind.OPT_OUT,)),
+    ("churn", (EventKind.CHURN,)),
     ("silence", None),
 )
 _COUNTED = {
@@ -54,6 +55,7 @@ _COUNTED = {
     "opt_out": EventKind.OPT_OUT,
     "purchase": EventKind.PURCHASE,
     "answer": EventKind.ANSWER,
+    "churn": EventKind.CHURN,
 }
 # Each event's kind as a small number, compared in the aggregates' filters a dozen times per
 # event: comparing the kind's text instead was about a tenth of the whole statement.
@@ -196,6 +198,7 @@ _POINTS_SQL = f"""points AS (
            CASE WHEN f.n_ads > 0 THEN :ad_weight ELSE 0 END AS p_ads,
            :violation_weight * (f.n_violation - f.n_ads) AS p_violations,
            CASE WHEN f.opted_out THEN :opt_out_weight ELSE 0 END AS p_opt_out,
+           :churn_weight * f.n_churn AS p_churn,
            CASE WHEN f.silent_days >= :silence_days THEN :silence_weight ELSE 0 END AS p_silence
     FROM facts f LEFT JOIN kinds k ON k.rank = f.source_rank
     OFFSET 0
@@ -275,6 +278,7 @@ def _params(rules: Rules, lo: int, hi: int, now: datetime) -> dict[str, Any]:
         "ad_weight": sig.negative.ad_weight,
         "violation_weight": sig.negative.violation_weight,
         "opt_out_weight": sig.negative.opt_out_weight,
+        "churn_weight": sig.negative.churn_weight,
         "silence_days": sig.negative.silence_days,
         "silence_weight": sig.negative.silence_weight,
     }

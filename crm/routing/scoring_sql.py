@@ -228,6 +228,7 @@ def _event_aggregates(ranked: Subquery, rules: Rules, now: datetime, pg: bool) -
         "ads": ads,
         "violations": r.kind == violation,
         "opt_out": r.kind == EventKind.OPT_OUT.value,
+        "churn": r.kind == EventKind.CHURN.value,
     }
     return (
         select(

@@ -25,6 +25,7 @@ _ACTIVITY_ATTENDED = EventKind.ACTIVITY_ATTENDED.value
 _VIOLATION = EventKind.VIOLATION.value
 _OPT_OUT = EventKind.OPT_OUT.value
 _PURCHASE = EventKind.PURCHASE.value
+_CHURN = EventKind.CHURN.value
 
 
 class Scored(NamedTuple):
@@ -67,6 +68,13 @@ def evaluate_tally(facts: ContactFacts, t: Tally, rules: Rules, now: datetime) -
     _add_source(lines, facts.sources, t.intent, rules)
     _add_engagement(lines, facts, t, rules)
     _add_penalties(lines, ads, violations, opted_out, silent_days, rules)
+    lines.add("churn", rules.signals.negative.churn_weight * counts.get(_CHURN, 0), "churn")
+    lines.add(
+        "silence",
+        rules.signals.negative.silence_weight
+        if silent_days >= rules.signals.negative.silence_days
+        else 0,
+    )
     return Scored(
         contact_id=facts.contact_id,
         score=sum(p["points"] for p in lines.parts),
@@ -164,7 +172,6 @@ def _add_penalties(
     lines.add("ads", neg.ad_weight if ads else 0, "ads")
     lines.add("violations", neg.violation_weight * violations, "violations")
     lines.add("opt_out", neg.opt_out_weight if opted_out else 0, "opt_out")
-    lines.add("silence", neg.silence_weight if silent_days >= neg.silence_days else 0)
 
 
 def _round(value: float) -> int:

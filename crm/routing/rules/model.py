@@ -110,6 +110,8 @@ class NegativeSignal(_Strict):
     ad_weight: int = Field(default=-100, le=0)
     violation_weight: int = Field(default=-15, le=0)
     opt_out_weight: int = Field(default=-50, le=0)
+    # Each WeCom churn event (the customer deleted the staff member, or was deleted).
+    churn_weight: int = Field(default=-20, le=0)
     silence_days: int = Field(default=21, ge=1)
     silence_weight: int = Field(default=-10, le=0)
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-03 01:20:37.095630
+Create Date: 2026-12-03 05:56:20.609962
 """
 
 from collections.abc import Sequence
@@ -98,6 +98,41 @@ def upgrade() -> None:
     sa.Column('created_at', crm.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('username', name=op.f('uq_users_username'))
+    )
+    op.create_table('wecom_callbacks',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('natural_key', sa.String(length=300), nullable=False),
+    sa.Column('event', sa.String(length=64), nullable=False),
+    sa.Column('change_type', sa.String(length=64), nullable=True),
+    sa.Column('fields', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('raw_xml', sa.Text(), nullable=False),
+    sa.Column('created_at_wecom', crm.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('received_at', crm.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('status', sa.String(length=16), server_default='pending', nullable=False),
+    sa.Column('claimed_by', sa.String(length=100), nullable=True),
+    sa.Column('claim_expires_at', crm.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('attempts', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('processed_at', crm.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('outcome', sa.String(length=500), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_wecom_callbacks')),
+    sa.UniqueConstraint('natural_key', name=op.f('uq_wecom_callbacks_natural_key'))
+    )
+    with op.batch_alter_table('wecom_callbacks', schema=None) as batch_op:
+        batch_op.create_index('ix_wecom_callbacks_open', ['id'], unique=False, postgresql_where=sa.text("status IN ('pending', 'claimed')"), sqlite_where=sa.text("status IN ('pending', 'claimed')"))
+
+    op.create_table('wecom_join_ways',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('tier', sa.String(length=16), nullable=False),
+    sa.Column('state', sa.String(length=30), nullable=False),
+    sa.Column('config_id', sa.String(length=100), nullable=False),
+    sa.Column('chat_ids', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('auto_create_room', sa.Boolean(), server_default='0', nullable=False),
+    sa.Column('room_base_name', sa.String(length=40), nullable=True),
+    sa.Column('qr_code', sa.String(length=500), nullable=True),
+    sa.Column('created_at', crm.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_wecom_join_ways')),
+    sa.UniqueConstraint('config_id', name=op.f('uq_wecom_join_ways_config_id')),
+    sa.UniqueConstraint('state', name=op.f('uq_wecom_join_ways_state'))
     )
     op.create_table('consents',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -368,6 +403,30 @@ def upgrade() -> None:
     with op.batch_alter_table('raw_records', schema=None) as batch_op:
         batch_op.create_index('ix_raw_records_pending', ['id'], unique=False, postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"))
 
+    op.create_table('wecom_chat_versions',
+    sa.Column('community_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('member_version', sa.String(length=100), nullable=True),
+    sa.Column('reconciled_at', crm.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['community_id'], ['communities.id'], name=op.f('fk_wecom_chat_versions_community_id_communities')),
+    sa.PrimaryKeyConstraint('community_id', name=op.f('pk_wecom_chat_versions'))
+    )
+    op.create_table('wecom_contact_ways',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('state', sa.String(length=30), nullable=False),
+    sa.Column('config_id', sa.String(length=100), nullable=True),
+    sa.Column('staff', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('promoter', sa.String(length=100), nullable=True),
+    sa.Column('location', sa.String(length=200), nullable=True),
+    sa.Column('campaign', sa.String(length=100), nullable=True),
+    sa.Column('qr_code', sa.String(length=500), nullable=True),
+    sa.Column('source_instance_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('created_at', crm.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('deleted_at', crm.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['source_instance_id'], ['source_instances.id'], name=op.f('fk_wecom_contact_ways_source_instance_id_source_instances')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_wecom_contact_ways')),
+    sa.UniqueConstraint('config_id', name=op.f('uq_wecom_contact_ways_config_id')),
+    sa.UniqueConstraint('state', name=op.f('uq_wecom_contact_ways_state'))
+    )
     op.create_table('events',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('contact_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -470,6 +529,8 @@ def downgrade() -> None:
         batch_op.drop_index('ix_events_contact_time')
 
     op.drop_table('events')
+    op.drop_table('wecom_contact_ways')
+    op.drop_table('wecom_chat_versions')
     with op.batch_alter_table('raw_records', schema=None) as batch_op:
         batch_op.drop_index('ix_raw_records_pending', postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"))
 
@@ -525,6 +586,11 @@ def downgrade() -> None:
         batch_op.drop_index('ix_consents_contact_kind')
 
     op.drop_table('consents')
+    op.drop_table('wecom_join_ways')
+    with op.batch_alter_table('wecom_callbacks', schema=None) as batch_op:
+        batch_op.drop_index('ix_wecom_callbacks_open', postgresql_where=sa.text("status IN ('pending', 'claimed')"), sqlite_where=sa.text("status IN ('pending', 'claimed')"))
+
+    op.drop_table('wecom_callbacks')
     op.drop_table('users')
     with op.batch_alter_table('contacts', schema=None) as batch_op:
         batch_op.drop_index('ix_contacts_tier_score')
