@@ -9,19 +9,35 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select, update
 
 from crm.core.db import transaction
 from crm.core.vocabulary import OutboxState
 from crm.models import Community, Identity, OperatorAccount, OutboxMessage, utcnow
+from crm.outreach.wecom_limits import Per, mass_limit, next_window
+
+# status 3: the customer already got its mass messages of this window (创建企业群发).
+MASS_LIMIT_REACHED = "wecom_mass_limit"
 
 
 def poll_confirmations(
-    engine: Engine, channel: Any, *, now: datetime | None = None, limit: int = 500
+    engine: Engine,
+    channel: Any,
+    *,
+    now: datetime | None = None,
+    limit: int = 500,
+    mass_per: Per | str = Per.MONTH,
+    zone: ZoneInfo | None = None,
 ) -> dict[str, int]:
-    """Ask WeCom what became of mass-message tasks awaiting a staff member's confirmation."""
+    """Ask WeCom what became of mass-message tasks awaiting a staff member's confirmation.
+
+    A recipient that already received its allowance (``status = 3``) is deferred to the next
+    window of the mass-message limit in force (``mass_per``), not failed."""
     now = now or utcnow()
+    in_force = mass_limit(mass_per)
+    next_start = next_window(now, zone or ZoneInfo("Asia/Shanghai"), in_force.per)
     done: Counter[str] = Counter()
     external_id = (
         select(Identity.value)
@@ -57,15 +73,20 @@ def poll_confirmations(
             status = channel.confirmation(r.provider_message_id, recipient, r.handle, group=group)
             if status is None:
                 done["pending"] += 1
-            elif status in ("sent", "duplicate"):
-                reason = None if status == "sent" else "contact already received it"
-                settled.setdefault((OutboxState.SENT.value, reason), []).append(r.id)
+            elif status == "sent":
+                settled.setdefault((OutboxState.SENT.value, None), []).append(r.id)
+            elif status == "duplicate":
+                limit_reason = f"{MASS_LIMIT_REACHED}: {in_force.name} ({in_force.date})"
+                settled.setdefault((OutboxState.DEFERRED.value, limit_reason), []).append(r.id)
             else:
                 settled.setdefault((OutboxState.FAILED.value, f"wecom: {status}"), []).append(r.id)
         for (state, reason), ids in settled.items():
             values: dict[str, Any] = {"state": state, "reason": reason, "updated_at": now}
             if state == OutboxState.SENT.value:
                 values["sent_at"] = now
+            if state == OutboxState.DEFERRED.value:
+                # A new task is created at the next window: the old msgid is spent.
+                values.update(due_at=next_start, provider_message_id=None, sending_at=None)
             session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(**values))
             done[state] += len(ids)
     return dict(done)

@@ -26,6 +26,8 @@ class WecomState:
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
     join_ways: dict[str, dict[str, Any]] = field(default_factory=dict)
     fail_next: list[int] = field(default_factory=list)  # errcodes to answer next sends with
+    # Customers whose mass-message allowance is spent: a confirmed task reports status 3.
+    limit_reached: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def confirm(self, msgid: str) -> None:
@@ -94,7 +96,11 @@ def _handler(state: WecomState) -> type[BaseHTTPRequestHandler]:
                 status = 1 if task.get("confirmed") else 0
                 # One row per recipient: external_userid for 1:1 tasks, chat_id for groups.
                 rows = [
-                    {"external_userid": u, "userid": task.get("sender"), "status": status}
+                    {
+                        "external_userid": u,
+                        "userid": task.get("sender"),
+                        "status": 3 if status and u in state.limit_reached else status,
+                    }
                     for u in task.get("external_userid", [])
                 ] + [
                     {"chat_id": c, "userid": task.get("sender"), "status": status}

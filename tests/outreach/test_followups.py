@@ -441,6 +441,35 @@ def test_wecom_server_receives_message_task_and_confirmation(engine, tmp_path) -
         ch.close()
 
 
+def test_wecom_status_3_defers_to_the_next_mass_message_window(engine, tmp_path) -> None:
+    from zoneinfo import ZoneInfo
+
+    from crm.outreach.wecom_limits import next_window
+
+    with wecom_msg_server() as (base, state):
+        st, ids, now = _plan_hello(engine, tmp_path, channel="wecom", n=2)
+        make_account(engine, "zhangsan", "wecom")
+        with transaction(engine) as s:
+            for r in s.scalars(select(OutboxMessage)):
+                r.account_id = 1
+        ch = WecomChannel(base, state.corp_id, SecretStr(state.secret), client=httpx.Client())
+        dispatch(engine, now=now, channels={"wecom": ch}, settings=st)
+        state.limit_reached.add(f"wm{ids[0]}")
+        for task in list(state.tasks.values()):
+            state.confirm(task["msgid"])
+        zone = ZoneInfo("Asia/Shanghai")
+        assert poll_confirmations(engine, ch, now=now, mass_per="week", zone=zone) == {
+            "sent": 1,
+            "deferred": 1,
+        }
+        by_state = {r.state: r for r in rows(engine)}
+        deferred = by_state["deferred"]
+        assert deferred.reason.startswith("wecom_mass_limit: wecom.contact.mass_message.week")
+        assert deferred.due_at == next_window(now, zone, "week") and deferred.due_at > now
+        assert deferred.provider_message_id is None
+        ch.close()
+
+
 # --- CLI -----------------------------------------------------------------------------------
 
 
