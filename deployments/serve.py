@@ -52,6 +52,20 @@ CATALOG: tuple[Spec, ...] = (
         tags=("ingest",),
     ),
     Spec(
+        "flows.wecom_live:wecom_inbox_flow",
+        "wecom-inbox",
+        interval_seconds=60,
+        description="Process WeCom callbacks the web app did not finish; today's live intake.",
+        tags=("ingest", "wecom"),
+    ),
+    Spec(
+        "flows.wecom_live:wecom_reconcile_flow",
+        "wecom-reconcile",
+        cron="*/30 * * * *",
+        description="Reconcile WeCom group memberships with groupchat/get (member_version).",
+        tags=("ingest", "wecom"),
+    ),
+    Spec(
         "flows.ingest_remote:qr_signups_flow",
         "qr-signups",
         interval_seconds=120,
