@@ -91,3 +91,36 @@ def rotate(
     else:
         assert data.qr_expires_at is not None  # a rotated code always has one
         typer.echo(f"group {data.name}: QR valid until {data.qr_expires_at:%Y-%m-%d %H:%M}")
+
+
+@app.command("join-way")
+def join_way(
+    tier: Tier = typer.Option(..., "--tier", help="The tier whose WeCom groups the code spans."),
+    room_base_name: str | None = typer.Option(
+        None, "--room-base-name", help="Name prefix of groups WeCom opens when the last is full."
+    ),
+    auto_create_room: bool = typer.Option(
+        True, "--auto-create-room/--no-auto-create-room", help="Open a new group when full."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """A WeCom group live code (groupchat/add_join_way) over the tier's first five groups."""
+    import httpx
+
+    from crm.intake.wecom import client_from_settings
+    from crm.routing.wecom_join_ways import create_join_way
+    from flows.cli.common import settings
+
+    with httpx.Client(timeout=15) as http:
+        way = create_join_way(
+            engine(),
+            client_from_settings(settings(), http),
+            tier,
+            auto_create_room=auto_create_room,
+            room_base_name=room_base_name,
+        )
+    if as_json:
+        print_json(dataclasses.asdict(way))
+    else:
+        typer.echo(f"tier {way.tier}: {len(way.chat_ids)} group(s), state {way.state}")
+        typer.echo(way.qr_code)

@@ -49,6 +49,7 @@ class FakeLiveWeCom(FakeWeCom):
     welcomes: list[dict[str, Any]] = field(default_factory=list)
     used_codes: set[str] = field(default_factory=set)
     being_sent: int = 0  # answer 41096 this many times first
+    join_ways: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -59,6 +60,8 @@ class FakeLiveWeCom(FakeWeCom):
                 ("POST", "/externalcontact/del_contact_way"): self._del_contact_way,
                 ("GET", "/externalcontact/get"): self._get_customer,
                 ("POST", "/externalcontact/send_welcome_msg"): self._send_welcome,
+                ("POST", "/externalcontact/groupchat/add_join_way"): self._add_join_way,
+                ("POST", "/externalcontact/groupchat/get_join_way"): self._get_join_way,
             }
         )
 
@@ -110,6 +113,25 @@ class FakeLiveWeCom(FakeWeCom):
             self.used_codes.add(code)
             self.welcomes.append(body)
         return {"errcode": 0, "errmsg": "ok"}
+
+    def _add_join_way(self, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        chats = body.get("chat_id_list") or []
+        if not 1 <= len(chats) <= 5:
+            return {"errcode": 40058, "errmsg": "chat_id_list takes 1 to 5 chats"}
+        if body.get("auto_create_room", 1) == 1 and not body.get("room_base_name"):
+            return {"errcode": 40058, "errmsg": "room_base_name required with auto_create_room"}
+        if len(str(body.get("state") or "")) > 30:
+            return {"errcode": 40058, "errmsg": "state exceeds 30 characters"}
+        config_id = secrets.token_hex(16)
+        self.join_ways[config_id] = dict(body)
+        return {"errcode": 0, "errmsg": "ok", "config_id": config_id}
+
+    def _get_join_way(self, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        way = self.join_ways.get(str(body.get("config_id")))
+        if way is None:
+            return {"errcode": 41044, "errmsg": "invalid config_id"}
+        qr = f"https://wework.qpic.cn/join/{body['config_id']}"
+        return {"errcode": 0, "errmsg": "ok", "join_way": {**way, "qr_code": qr}}
 
     # --- test controls -------------------------------------------------------------
     def add_customer(self, external_userid: str, name: str, staff: str, state: str) -> None:

@@ -459,3 +459,21 @@ def test_qr_cli_creates_lists_updates_and_deletes_wecom_codes(cli_env):
         assert len(missing.stderr.strip().splitlines()) == 1
         no_staff = run("qr", "create", "--wecom")
         assert no_staff.returncode == 2 and "--staff" in no_staff.stderr
+
+
+def test_join_way_spans_five_groups_of_a_tier_and_becomes_their_qr_code(engine, live):
+    from crm.core.vocabulary import Tier
+    from crm.routing.wecom_join_ways import create_join_way
+
+    with transaction(engine) as s:
+        for n in range(6):
+            s.add(Community(name=f"活跃群{n}", platform="wecom", external_id=f"wrJoin{n}",
+                            tier="active", position=n))  # fmt: skip
+    way = create_join_way(engine, live.client(), Tier.ACTIVE, room_base_name="活跃群")
+    sent = live.fake.join_ways[way.config_id]
+    assert sent["chat_id_list"] == [f"wrJoin{n}" for n in range(5)]
+    assert sent["auto_create_room"] == 1 and sent["room_base_name"] == "活跃群"
+    assert len(sent["state"]) <= 30
+    with transaction(engine) as s:
+        urls = dict(s.execute(select(Community.external_id, Community.qr_code_url)).all())
+    assert {urls[f"wrJoin{n}"] for n in range(5)} == {way.qr_code} and urls["wrJoin5"] is None
