@@ -137,6 +137,13 @@ MESSAGES: dict[str, dict[str, str]] = {
         "items": "条",
         "no_items": "没有符合条件的客户",
         "by": "按",
+        # WeCom live intake: reasons stored on outbox rows, alerts and sources.
+        "welcome_late": "欢迎语未发送：已超过企业微信规定的 20 秒窗口",
+        "welcome_already_sent": "欢迎语已由其他应用或成员发出（41051），不再重试",
+        "welcome_failed": "欢迎语发送失败",
+        "wecom_churn": "客户已流失（删除了成员或被成员删除），该成员不再给此客户发消息",
+        "wecom_mass_limit": "客户本周期的企业群发接收次数已满，顺延到下一个周期",
+        "unknown_code": "未知渠道码",
     },
     "en": {
         "app": "Qunflow sales workspace",
@@ -272,6 +279,15 @@ MESSAGES: dict[str, dict[str, str]] = {
         "items": "items",
         "no_items": "No prospects match",
         "by": "by",
+        # WeCom live intake: reasons stored on outbox rows, alerts and sources.
+        "welcome_late": "Welcome not sent: past WeCom's 20-second window",
+        "welcome_already_sent": "Welcome already sent by another app or the staff member (41051)",
+        "welcome_failed": "Welcome could not be sent",
+        "wecom_churn": "Customer churned (deleted or was deleted by the staff member): no more"
+        " messages from that staff member",
+        "wecom_mass_limit": "The customer's mass-message allowance is spent: deferred to the next"
+        " window",
+        "unknown_code": "Unknown channel code",
     },
 }
 

@@ -29,3 +29,15 @@ def test_next_window_starts_at_local_midnight() -> None:
     assert next_window(now, SH, "day") == new_year
     assert next_window(now, SH, "month") == new_year
     assert next_window(now, SH, "week") == datetime(2027, 1, 3, 16, 0, tzinfo=UTC)  # Monday
+
+
+def test_every_wecom_reason_key_is_in_the_catalog_in_both_languages() -> None:
+    from crm.outreach.confirmations import MASS_LIMIT_REACHED
+    from crm.outreach.wecom_callbacks import CHURN_SKIP
+    from crm.outreach.wecom_welcome import WelcomeOutcome
+    from flows.web.i18n import MESSAGES
+
+    keys = {o.value for o in WelcomeOutcome} - {"sent", "welcome_duplicate"}
+    keys |= {CHURN_SKIP, MASS_LIMIT_REACHED, "unknown_code"}
+    for lang in ("zh", "en"):
+        assert keys <= set(MESSAGES[lang]), keys - set(MESSAGES[lang])
