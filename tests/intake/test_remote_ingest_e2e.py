@@ -125,7 +125,8 @@ def test_wecom_pull_creates_contacts_once(engine):
 
     with transaction(engine) as s:
         assert s.scalar(select(func.count()).select_from(Contact)) == 5
-        assert set(s.scalars(select(Identity.kind))) == {"wecom_external_userid"}
+        # unionid links the same person across WeChat apps: an identity of its own
+        assert set(s.scalars(select(Identity.kind))) == {"wecom_external_userid", "unionid"}
         groups = s.scalars(
             select(SourceInstance.group_name).where(SourceInstance.key.like("wecom-group:%"))
         ).all()
