@@ -3,10 +3,10 @@
 QunflowError
 ├── ConfigError        a setting is invalid                      exit 2
 ├── InputError         a file or value given by the user is bad  exit 2 / HTTP 400
-├── NotFound           the named thing does not exist            exit 1 / HTTP 404
-├── Conflict           someone else got there first (claims)     exit 1 / HTTP 409
-├── Forbidden          not allowed for this user                 exit 1 / HTTP 403
-└── ChannelError       a delivery channel refused or failed
+├── NotFound           the named thing does not exist            exit 2 / HTTP 404
+├── Conflict           a duplicate, or someone got there first   exit 2 / HTTP 409
+├── Forbidden          not allowed for this user                 exit 2 / HTTP 403
+└── ChannelError       a delivery channel refused or failed      exit 1
     ├── TransientChannelError   retry later with backoff
     └── PermanentChannelError   do not retry; keep the provider's message
 """
@@ -38,18 +38,21 @@ class InputError(QunflowError):
 class NotFound(QunflowError):
     """The thing asked for does not exist."""
 
+    exit_code = 2
     http_status = 404
 
 
 class Conflict(QunflowError):
     """The action lost a race or breaks a uniqueness rule."""
 
+    exit_code = 2
     http_status = 409
 
 
 class Forbidden(QunflowError):
     """The acting user may not do this."""
 
+    exit_code = 2
     http_status = 403
 
 

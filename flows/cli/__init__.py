@@ -89,9 +89,12 @@ def main() -> None:
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.TyperException as exc:
-        # Usage errors (a bad option value, a missing argument, no command given) print
-        # click's own message and usage line; no traceback.
-        show = getattr(exc, "show", None)
-        if callable(show):
-            show()
+        # Click's usage errors (a bad option value, a missing argument, an unknown command)
+        # become one line naming the command, like every other user error. A group called
+        # without a command has already printed its help: nothing to add.
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        if message.strip():
+            ctx = getattr(exc, "ctx", None)
+            where = ctx.command_path if ctx is not None else "qunflow"
+            sys.stderr.write(f"{where}: {' '.join(message.split())} (see --help)\n")
         sys.exit(int(getattr(exc, "exit_code", 2)))

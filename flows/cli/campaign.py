@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from crm.contacts.queries import resolve_contact_id
+from crm.core.db import transaction
 from crm.core.errors import InputError
 from crm.outreach.campaign_file import describe
 from flows.cli.common import engine, print_json, print_table, settings
@@ -50,6 +52,10 @@ def run(
         if not sep or not key:
             raise InputError(f"--param {item!r}: expected KEY=VALUE")
         params[key] = value
+    if contact:  # a mistyped id would otherwise plan nothing without a word
+        with transaction(engine()) as session:
+            for contact_id in contact:
+                resolve_contact_id(session, contact_id)
     report = trigger_campaign(
         engine(),
         name,

@@ -496,7 +496,7 @@ def test_cli_plans_and_dispatches(engine, cli_env, tmp_path) -> None:
     assert zone.returncode == 2 and "'Asia/Shangai': not an IANA time zone" in zone.stderr
     assert "a2" not in run("accounts", "list").stdout
     bad = run("campaign", "run", "nope")
-    assert bad.returncode == 1 and "no campaign 'nope'" in bad.stderr
+    assert bad.returncode == 2 and "no campaign 'nope'" in bad.stderr
     with transaction(engine) as s:
         assert counts(s) == {"sent": 2}
 

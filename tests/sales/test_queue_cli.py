@@ -46,7 +46,7 @@ def test_users_and_queue_commands(cli_env, db_url):
         stdin="s3cret-pass\n",
         ok=False,
     )
-    assert dup.returncode == 1 and "already exists" in dup.stderr
+    assert dup.returncode == 2 and "already exists" in dup.stderr
     short = run(
         cli_env,
         "users",
@@ -75,7 +75,7 @@ def test_users_and_queue_commands(cli_env, db_url):
     assert "lost" in done.stdout
     run(cli_env, "queue", "claim", "--user", "ann")
     capped = run(cli_env, "queue", "claim", "--user", "ann", ok=False)
-    assert capped.returncode == 1 and "claim cap" in capped.stderr
+    assert capped.returncode == 2 and "claim cap" in capped.stderr
     mine = json.loads(
         run(cli_env, "queue", "list", "--view", "mine", "--user", "ann", "--json").stdout
     )
@@ -90,7 +90,7 @@ def test_users_and_queue_commands(cli_env, db_url):
     refused = run(
         cli_env, "queue", "assign", str(items[2]["item_id"]), "--to", "max", "--by", "ann", ok=False
     )
-    assert refused.returncode == 1 and "managers" in refused.stderr
+    assert refused.returncode == 2 and "managers" in refused.stderr
     assert json.loads(run(cli_env, "queue", "expire", "--json").stdout) == {"expired": 0}
 
 
