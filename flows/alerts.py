@@ -4,28 +4,45 @@ from __future__ import annotations
 
 from typing import Any
 
+from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from crm.reports.alerts import check_quarantine, flow_failed, open_alerts
+from crm.reports.alerts import OpenAlerts, check_quarantine, flow_failed, open_alerts
 from flows.runtime import engine, engine_for
 
 ALERTS_KEY = "qunflow-alerts"
 
 
-def publish_alerts(database_url: str | None = None) -> list[dict[str, Any]]:
+def alerts_markdown(alerts: OpenAlerts) -> str:
+    """The artifact's text: every open alert listed, or how many more are open."""
+    lines = ["# Open alerts", ""]
+    lines += [f"- **{a.kind}** ({a.subject}): {a.message}" for a in alerts.items] or ["none"]
+    if alerts.total > len(alerts.items):
+        lines.append(f"- … and {alerts.total - len(alerts.items)} more: `qunflow alerts list`")
+    return "\n".join(lines)
+
+
+def publish_alerts(database_url: str | None = None) -> OpenAlerts:
     """Publish the open alerts as one markdown artifact (the UI keeps its history by key)."""
     alerts = open_alerts(engine_for(database_url) if database_url else engine())
-    lines = ["# Open alerts", ""]
-    lines += [f"- **{a['kind']}** ({a['subject']}): {a['message']}" for a in alerts] or ["none"]
     create_markdown_artifact(
-        key=ALERTS_KEY, markdown="\n".join(lines), description=f"{len(alerts)} open alert(s)"
+        key=ALERTS_KEY,
+        markdown=alerts_markdown(alerts),
+        description=f"{alerts.total} open alert(s)",
     )
     return alerts
+
+
+@flow(name="publish-alerts")
+def publish_alerts_flow(database_url: str | None = None) -> int:
+    """Refresh the artifact after alerts were acknowledged outside a flow; the open count."""
+    return publish_alerts(database_url).total
 
 
 def on_failure(flow: Any, flow_run: Any, state: Any) -> None:
     """Flow hook (failed or crashed run): record the alert where operators look."""
     flow_failed(engine(), flow.name, state.message or state.type.value, run_id=str(flow_run.id))
+    publish_alerts()  # the artifact shows the new alert at once, not after the next import
 
 
 def check_after_ingest(database_url: str | None = None, threshold: int = 50) -> bool:

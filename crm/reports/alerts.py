@@ -2,37 +2,76 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 
-from crm.core.audit import raise_alert, resolve_alerts
+from crm.core.audit import audit, raise_alert, resolve_alerts
 from crm.core.db import transaction
+from crm.core.errors import InputError, NotFound
 from crm.models import Alert, QuarantinedRow, utcnow
 
 QUARANTINE_KIND = "quarantine_growth"
 
 
-def open_alerts(engine: Engine, *, limit: int = 50) -> list[dict[str, Any]]:
-    """Unresolved alerts, newest first."""
+@dataclass(frozen=True)
+class OpenAlert:
+    """One unresolved alert as an operator reads it."""
+
+    id: int
+    kind: str
+    subject: str
+    message: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class OpenAlerts:
+    """The newest open alerts and how many are open in all (a page may show fewer)."""
+
+    total: int
+    items: list[OpenAlert]
+
+
+def open_alerts(engine: Engine, *, limit: int = 50) -> OpenAlerts:
+    """Unresolved alerts, newest first, with their total count."""
     with transaction(engine) as session:
+        total = session.scalar(
+            select(func.count()).select_from(Alert).where(Alert.resolved_at.is_(None))
+        )
         rows = session.scalars(
             select(Alert)
             .where(Alert.resolved_at.is_(None))
             .order_by(Alert.created_at.desc(), Alert.id.desc())
             .limit(limit)
         ).all()
-        return [
-            {
-                "id": a.id,
-                "kind": a.kind,
-                "subject": a.subject,
-                "message": a.message,
-                "at": a.created_at,
-            }
-            for a in rows
-        ]
+        items = [OpenAlert(a.id, a.kind, a.subject, a.message, a.created_at) for a in rows]
+    return OpenAlerts(total=total or 0, items=items)
+
+
+def acknowledge_alerts(
+    engine: Engine, ids: Sequence[int], *, actor: str, at: datetime | None = None
+) -> list[int]:
+    """Close open alerts by id (someone has seen to them); refuses ids that are not open."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        raise InputError("no alert id given (see `qunflow alerts list`)")
+    at = at or utcnow()
+    with transaction(engine) as session:
+        found = set(
+            session.scalars(
+                select(Alert.id).where(Alert.id.in_(wanted), Alert.resolved_at.is_(None))
+            )
+        )
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            raise NotFound(f"no open alert {', '.join(map(str, missing))}")
+        session.execute(update(Alert).where(Alert.id.in_(wanted)).values(resolved_at=at))
+        for alert_id in wanted:
+            audit(session, actor, "alert.ack", object_type="alert", object_id=alert_id, at=at)
+    return wanted
 
 
 def check_quarantine(

@@ -9,6 +9,7 @@ import typer
 
 from crm.core.errors import QunflowError
 from flows.cli import (
+    alerts,
     campaign,
     caps,
     contacts,
@@ -26,6 +27,7 @@ from flows.cli import (
     users,
     web,
 )
+from flows.cli.common import print_utc
 
 app = typer.Typer(
     name="qunflow",
@@ -47,8 +49,12 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_print_version, is_eager=True, help="Print the version."
     ),
+    utc: bool = typer.Option(
+        False, "--utc", help="Print times in UTC, not in QUNFLOW_TIMEZONE (for scripts)."
+    ),
 ) -> None:
     """Qunflow: community lead funnels — ingest, score, route, follow up, report."""
+    print_utc(utc)
 
 
 app.add_typer(db.app, name="db")
@@ -72,6 +78,7 @@ app.command("dispatch")(dispatch.run)
 app.command("caps")(caps.caps)
 app.add_typer(caps.accounts, name="accounts")
 app.command("optout")(optout.optout)
+app.add_typer(alerts.app, name="alerts")
 
 
 def main() -> None:

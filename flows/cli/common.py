@@ -6,13 +6,14 @@ import dataclasses
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from enum import Enum
 from functools import cache
 from typing import Any
 
 import typer
+from rich.cells import cell_len
 from sqlalchemy import Engine
 
 from crm.core.db import check_connection, make_engine
@@ -24,6 +25,34 @@ from crm.core.settings import Settings, get_settings
 def settings() -> Settings:
     """The settings for this process (read once, on first use)."""
     return get_settings()
+
+
+# Times print in the team's zone (QUNFLOW_TIMEZONE), as the web shows them; the root --utc
+# switch prints UTC instead, for scripts.
+_UTC_OUTPUT = {"on": False}
+
+
+def print_utc(on: bool) -> None:
+    """Print times in UTC instead of the team's zone (the root ``--utc`` switch)."""
+    _UTC_OUTPUT["on"] = on
+
+
+def output_zone() -> tzinfo:
+    """The zone times are printed in."""
+    return UTC if _UTC_OUTPUT["on"] else settings().zone
+
+
+def when(value: datetime | None) -> str:
+    """A stored moment as a reader wants it: local time with its offset, or UTC."""
+    if value is None:
+        return ""
+    if value.tzinfo is None:  # stored moments are UTC
+        value = value.replace(tzinfo=UTC)
+    local = value.astimezone(output_zone())
+    if _UTC_OUTPUT["on"]:
+        return f"{local:%Y-%m-%d %H:%M} UTC"
+    offset = local.strftime("%z")
+    return f"{local:%Y-%m-%d %H:%M} {offset[:3]}:{offset[3:]}"
 
 
 def warn_if_loopback(cfg: Settings) -> None:
@@ -75,7 +104,7 @@ def print_json(data: Any) -> None:
 
 
 def print_table(rows: Sequence[dict[str, Any]], columns: Iterable[str] | None = None) -> None:
-    """A plain aligned table; wide (CJK) characters count double."""
+    """A plain aligned table; columns line up whatever the script (CJK counts double)."""
     rows = list(rows)
     cols = list(columns) if columns is not None else (list(rows[0]) if rows else [])
     if not rows:
@@ -83,10 +112,10 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Iterable[str] | None = 
         return
     cells = [[_cell(r.get(c)) for c in cols] for r in rows]
     widths = [max(_width(c), *(_width(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    typer.echo("  ".join(_pad(c, w) for c, w in zip(cols, widths, strict=True)))
+    typer.echo("  ".join(_pad(c, w) for c, w in zip(cols, widths, strict=True)).rstrip())
     typer.echo("  ".join("-" * w for w in widths))
     for row in cells:
-        typer.echo("  ".join(_pad(v, w) for v, w in zip(row, widths, strict=True)))
+        typer.echo("  ".join(_pad(v, w) for v, w in zip(row, widths, strict=True)).rstrip())
 
 
 # Tabs, line breaks and any other control character in a stored value (a nickname may keep
@@ -98,14 +127,13 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
+        return when(value)
     return str(value).translate(_CONTROLS)
 
 
 def _width(text: str) -> int:
-    import unicodedata
-
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    # Rich's cell widths: CJK and emoji take two cells, combining marks none.
+    return cell_len(text)
 
 
 def _pad(text: str, width: int) -> str:

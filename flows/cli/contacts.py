@@ -14,7 +14,7 @@ from crm.core.db import transaction
 from crm.core.errors import InputError
 from crm.core.vocabulary import Tier
 from crm.sales.workspace import export_for
-from flows.cli.common import engine, json_text, print_json, print_table
+from flows.cli.common import engine, json_text, print_json, print_table, when
 
 app = typer.Typer(
     help="Look at contacts in the CRM; export or erase one on request.", no_args_is_help=True
@@ -71,12 +71,10 @@ def show(
         typer.echo(f"  {part['signal']:<22} {part['points']:>+5}")
     typer.echo("touches:")
     for t in data["touches"]:
-        typer.echo(f"  {t['at']:%Y-%m-%d %H:%M}  {t['source_kind']:<11} {t['source']}")
+        typer.echo(f"  {when(t['at'])}  {t['source_kind']:<11} {t['source']}")
     typer.echo("tier history:")
     for h in data["tier_history"]:
-        typer.echo(
-            f"  {h['at']:%Y-%m-%d %H:%M}  {h['from'] or '-'} -> {h['to'] or '-'}  {h['reason']}"
-        )
+        typer.echo(f"  {when(h['at'])}  {h['from'] or '-'} -> {h['to'] or '-'}  {h['reason']}")
 
 
 @app.command()

@@ -10,7 +10,7 @@ from crm.core.clock import parse_expiry
 from crm.core.db import transaction
 from crm.core.vocabulary import Theme, Tier
 from crm.routing.groups import add_group, list_groups, rotate_qr
-from flows.cli.common import engine, print_json, print_table
+from flows.cli.common import engine, print_json, print_table, when
 
 app = typer.Typer(help="Groups per tier and their QR codes (群活码).", no_args_is_help=True)
 
@@ -90,7 +90,7 @@ def rotate(
         print_json(data)
     else:
         assert data.qr_expires_at is not None  # a rotated code always has one
-        typer.echo(f"group {data.name}: QR valid until {data.qr_expires_at:%Y-%m-%d %H:%M}")
+        typer.echo(f"group {data.name}: QR valid until {when(data.qr_expires_at)}")
 
 
 @app.command("join-way")

@@ -10,7 +10,14 @@ import typer
 from crm.core.errors import InputError
 from crm.intake.qr import create_qr, list_qr, parse_duration
 from flows.cli import qr_wecom
-from flows.cli.common import engine, print_json, print_table, settings, warn_if_loopback
+from flows.cli.common import (
+    engine,
+    print_json,
+    print_table,
+    settings,
+    warn_if_loopback,
+    when,
+)
 
 app = typer.Typer(help="Create and list sign-up QR codes.", no_args_is_help=True)
 
@@ -66,7 +73,7 @@ def create(
     if as_json:
         print_json(result.as_dict())
         return
-    typer.echo(f"code {result.code_id}, valid until {result.expires_at:%Y-%m-%d %H:%M} UTC")
+    typer.echo(f"code {result.code_id}, valid until {when(result.expires_at)}")
     typer.echo(result.url)
     typer.echo(f"{result.png}\n{result.svg}")
 

@@ -20,7 +20,7 @@ from crm.sales.listing import SORTS, list_queue
 from crm.sales.outcomes import record_outcome
 from crm.sales.users import user_id_by_name
 from crm.sales.vocabulary import OUTCOMES, AssignStrategy, QueueView
-from flows.cli.common import engine, print_json, print_table, settings
+from flows.cli.common import engine, print_json, print_table, settings, when
 
 app = typer.Typer(help="Work the prospect queue.", no_args_is_help=True)
 
@@ -76,7 +76,7 @@ def claim(
         return
     typer.echo(
         f"{user} claimed item {got.item_id} (contact {got.contact_id}) "
-        f"until {got.lease_expires_at:%Y-%m-%d %H:%M} UTC"
+        f"until {when(got.lease_expires_at)}"
     )
 
 
@@ -94,14 +94,14 @@ def outcome(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Record an outcome on a held item: contacted, qualified, won, lost, snoozed."""
-    when = None
+    moment = None
     if until is not None:
         try:
-            when = datetime.fromisoformat(until)
+            moment = datetime.fromisoformat(until)
         except ValueError as exc:
             raise InputError(f"--until: not an ISO time: {until!r}") from exc
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=settings().zone)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=settings().zone)
     with transaction(engine()) as session:
         if user is not None:
             uid = user_id_by_name(session, user)
@@ -111,7 +111,7 @@ def outcome(
                 raise InputError(f"queue item {item} is not held by anyone: pass --user")
             uid = int(holder)
     rules = configured_rules(settings())
-    result = record_outcome(engine(), item, uid, status, reason=reason, until=when, rules=rules)
+    result = record_outcome(engine(), item, uid, status, reason=reason, until=moment, rules=rules)
     if as_json:
         print_json(result)
         return
