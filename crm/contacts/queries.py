@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
+from crm.contacts.naming import contact_label
 from crm.core.errors import NotFound
 from crm.models import (
     Community,
@@ -68,6 +69,7 @@ def list_contacts(
         {
             "id": c.id,
             "name": c.display_name,
+            "label": contact_label(c.display_name, idents.get(c.id, {}).items()),
             "tier": c.tier,
             "score": c.score,
             "phone": idents.get(c.id, {}).get("phone"),
@@ -102,10 +104,12 @@ def contact_detail(session: Session, contact_id: int, *, event_limit: int = 200)
     cid = resolve_contact_id(session, contact_id)
     contact = session.get(Contact, cid)
     assert contact is not None
+    identities = _identities(session, cid)
     return {
         "id": contact.id,
         "requested_id": contact_id,
         "name": contact.display_name,
+        "label": contact_label(contact.display_name, ((i["kind"], i["value"]) for i in identities)),
         "status": contact.status,
         "tier": contact.tier,
         "score": contact.score,
@@ -115,7 +119,7 @@ def contact_detail(session: Session, contact_id: int, *, event_limit: int = 200)
         "last_active_at": contact.last_active_at,
         "referred_by": contact.referred_by_id,
         "tags": _tags(session, [cid]).get(cid, []),
-        "identities": _identities(session, cid),
+        "identities": identities,
         "touches": _touches(session, cid),
         "events": _events(session, cid, event_limit),
         "tier_history": _tier_history(session, cid),

@@ -80,6 +80,13 @@ app.add_typer(caps.accounts, name="accounts")
 app.command("optout")(optout.optout)
 app.add_typer(alerts.app, name="alerts")
 
+# Click's plain help for every group: flags carry no `<bool>` metavar and a list of choices
+# stays whole on its line (Rich's option table folds it mid-word at 80 columns).
+app.rich_markup_mode = None
+for _group in app.registered_groups:
+    if _group.typer_instance is not None:
+        _group.typer_instance.rich_markup_mode = None
+
 
 def main() -> None:
     """Console entry point: user errors become one line on stderr and an exit code."""

@@ -14,7 +14,7 @@ from crm.core.db import transaction
 from crm.core.errors import InputError
 from crm.core.vocabulary import Tier
 from crm.sales.workspace import export_for
-from flows.cli.common import engine, json_text, print_json, print_table, when
+from flows.cli.common import engine, json_text, print_json, print_table
 
 app = typer.Typer(
     help="Look at contacts in the CRM; export or erase one on request.", no_args_is_help=True
@@ -43,6 +43,7 @@ def list_(
         return
     for item in page["items"]:
         item["tags"] = ", ".join(item["tags"])
+        item["name"] = item["label"]  # a contact known only by a handle shows the handle
     print_table(page["items"], ["id", "name", "tier", "score", "phone", "wechat_id", "tags"])
     typer.echo(f"{len(page['items'])} of {page['total']}")
 
@@ -58,23 +59,33 @@ def show(
     if as_json:
         print_json(data)
         return
-    typer.echo(f"#{data['id']} {data['name'] or ''}  tier={data['tier']}  score={data['score']}")
+    typer.echo(f"#{data['id']} {data['label']}  tier={data['tier']}  score={data['score']}")
     if data["requested_id"] != data["id"]:
         typer.echo(f"(contact {data['requested_id']} was merged into {data['id']})")
     if data["tags"]:
         typer.echo("tags: " + ", ".join(data["tags"]))
-    typer.echo("identities:")
-    for ident in data["identities"]:
-        typer.echo(f"  {ident['kind']:<22} {ident['value']}")
-    typer.echo("score breakdown:")
-    for part in data["score_breakdown"]:
-        typer.echo(f"  {part['signal']:<22} {part['points']:>+5}")
-    typer.echo("touches:")
-    for t in data["touches"]:
-        typer.echo(f"  {when(t['at'])}  {t['source_kind']:<11} {t['source']}")
-    typer.echo("tier history:")
-    for h in data["tier_history"]:
-        typer.echo(f"  {when(h['at'])}  {h['from'] or '-'} -> {h['to'] or '-'}  {h['reason']}")
+    sections = {
+        "identities": [{"kind": i["kind"], "value": i["value"]} for i in data["identities"]],
+        "score breakdown": [
+            {
+                "signal": p["signal"],
+                "points": f"{p['points']:+d}",
+                "events": ", ".join(map(str, p.get("events", []))),
+            }
+            for p in data["score_breakdown"]
+        ],
+        "touches": [
+            {"at": t["at"], "source kind": t["source_kind"], "source": t["source"]}
+            for t in data["touches"]
+        ],
+        "tier history": [
+            {"at": h["at"], "from": h["from"] or "-", "to": h["to"] or "-", "reason": h["reason"]}
+            for h in data["tier_history"]
+        ],
+    }
+    for title, rows in sections.items():  # one table each: columns line up in any script
+        typer.echo(f"\n{title}:")
+        print_table(rows)
 
 
 @app.command()

@@ -201,3 +201,38 @@ def test_qr_create_warns_when_its_links_point_at_this_machine(cli_env, tmp_path)
     assert "QUNFLOW_PUBLIC_BASE_URL" in local.stderr and "phones cannot open" in local.stderr
     public = run(args, dict(cli_env, QUNFLOW_PUBLIC_BASE_URL="https://crm.example.com"))
     assert "QUNFLOW_PUBLIC_BASE_URL" not in public.stderr
+
+
+def test_help_shows_no_bool_metavar_and_keeps_choices_whole(tmp_path):
+    env = dict(os.environ, QUNFLOW_DATA_DIR=str(tmp_path), COLUMNS="80")
+    for args in (["groups", "add", "--help"], ["contacts", "list", "--help"], ["--help"]):
+        out = run(args, env).stdout
+        assert "<bool>" not in out and "--help" in out, args
+    assert "<open|active|prospect|paid>" in run(["groups", "add", "--help"], env).stdout
+
+
+def test_contacts_known_by_a_handle_show_it_and_the_breakdown_lines_up(engine, cli_env):
+    from rich.cells import cell_len
+
+    from crm.core.db import transaction
+    from crm.models import Contact, Identity
+
+    breakdown = [
+        {"signal": "source:self_media+intent", "points": 30, "events": [3, 1]},
+        {"signal": "engagement", "points": 5, "events": []},
+    ]
+    with transaction(engine) as s:
+        known = Contact(tier="active", display_name="王小明", score=35, score_breakdown=breakdown)
+        handle_only = Contact(tier="open")
+        s.add_all([known, handle_only])
+        s.flush()
+        s.add(Identity(contact_id=handle_only.id, kind="platform_handle", value="xiaohongshu:小鹿"))
+        ids = known.id, handle_only.id
+    listed = run(["contacts", "list"], cli_env).stdout
+    assert "xiaohongshu:小鹿" in listed
+    shown = run(["contacts", "show", str(ids[1])], cli_env).stdout
+    assert shown.splitlines()[0].startswith(f"#{ids[1]} xiaohongshu:小鹿  tier=open")
+    lines = run(["contacts", "show", str(ids[0])], cli_env).stdout.splitlines()
+    at = lines.index("score breakdown:")
+    header, rows = lines[at + 1], lines[at + 3 : at + 5]
+    assert {cell_len(r[: r.rindex("+")]) for r in rows} == {header.index("points")}
