@@ -127,6 +127,7 @@ def funnel_flow(
     summary["this_run"] = {
         "groups": groups,
         "ingested": ingested,
+        "totals": ingest_totals(ingested),
         "routed": routed,
         "planned": planned,
     }
@@ -150,23 +151,33 @@ def _publish(summary: dict[str, Any]) -> None:
     )
 
 
+def ingest_totals(ingested: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """This run's imports added up; ``already_quarantined`` rows were quarantined before."""
+    names = ("read", "new_contacts", "matched", "skipped_duplicates", "quarantined", "events")
+    totals = {name: sum(int(r.get(name, 0)) for r in ingested.values()) for name in names}
+    totals["already_quarantined"] = sum(
+        int(r.get("reasons", {}).get("already quarantined", 0)) for r in ingested.values()
+    )
+    return totals
+
+
 def funnel_summary_lines(summary: dict[str, Any]) -> list[str]:
-    """The summary as readable lines (CLI and markdown artifact)."""
+    """The summary as readable lines (CLI and markdown artifact), with the JSON's figures."""
     run = summary.get("this_run", {})
-    ingested = run.get("ingested", {})
-    new = sum(r.get("new_contacts", 0) for r in ingested.values())
-    read = sum(r.get("read", 0) for r in ingested.values())
-    quarantined = sum(r.get("quarantined", 0) for r in ingested.values())
+    t = run.get("totals") or ingest_totals(run.get("ingested", {}))
     moves = run.get("routed", {}).get("moves", {})
     states = ", ".join(f"{k} {v}" for k, v in summary["followups"]["by_state"].items())
     lines = [
-        f"contacts: {summary['contacts']} active; {summary['duplicate_records']} records were "
-        f"duplicates of a known contact, {summary['merged']} contacts merged, "
-        f"{summary['removed']} removed",
+        f"contacts: {summary['contacts']} active from {summary['raw_records']} raw records; "
+        f"{summary['duplicate_records']} records were duplicates of a known contact, "
+        f"{summary['merged']} contacts merged, {summary['removed']} removed",
         "by source (first touch): "
         + ", ".join(f"{k} {v}" for k, v in summary["by_source"].items()),
         "by tier: " + ", ".join(f"{k} {v}" for k, v in summary["by_tier"].items()),
-        f"this run: read {read} records, {new} new contacts, {quarantined} quarantined; "
+        f"this run: read {t['read']} rows: {t['new_contacts']} new contacts, "
+        f"{t['matched']} matched ({t['skipped_duplicates']} already imported), "
+        f"{t['quarantined'] - t['already_quarantined']} newly quarantined "
+        f"({t['already_quarantined']} already quarantined); "
         + (
             "moves " + ", ".join(f"{k} {v}" for k, v in moves.items()) if moves else "no tier moves"
         ),

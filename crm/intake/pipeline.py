@@ -42,7 +42,7 @@ from crm.core.locks import Lock, hold
 from crm.core.vocabulary import RecordStatus
 from crm.intake.corrections import Attempt, settle_corrections
 from crm.intake.prepare import reason_key
-from crm.intake.quarantine import QuarantineRow, write_quarantine
+from crm.intake.quarantine import QuarantineRow, quarantined_before, write_quarantine
 from crm.intake.rawlog import Keyed, Staged, insert_raw, new_records, stage_chunk
 from crm.intake.records import IngestReport, RawItem, RejectedRow, SourceSpec, batched
 from crm.intake.resolve import place_people, prepare_batch, write_records, write_rejected
@@ -196,8 +196,9 @@ def _ingest_batch(
         _quarantine_unreadable(session, source, parts.rejected, report, origin=origin, now=now)
         new = new_records(session, parts.keyed)
         duplicates = len(chunk) - len(parts.rejected) - len(new.rows)
-        report.skipped_duplicates += duplicates
-        # A re-read row that was quarantined the first time is still quarantined.
+        # A re-read row that was quarantined the first time is still quarantined; the rest
+        # matched their contact again and add nothing (skipped_duplicates is part of matched).
+        report.skipped_duplicates += duplicates - new.rereads
         report.matched += duplicates - new.rereads
         report.quarantined += new.rereads
         if new.rereads:
@@ -265,8 +266,9 @@ def _quarantine_unreadable(
         QuarantineRow(default_sid, None, origin, r.row_number, r.raw_content, r.reason)
         for r in rejected
     ]
+    known = quarantined_before(session, rows)  # a re-import of the same bad row adds nothing
     write_quarantine(session, rows, now)
     report.quarantined += len(rejected)
-    for r in rejected:
-        key = reason_key(r.reason)
+    for r, seen in zip(rejected, known, strict=True):
+        key = "already quarantined" if seen else reason_key(r.reason)
         report.reasons[key] = report.reasons.get(key, 0) + 1

@@ -50,6 +50,24 @@ def quarantine_fingerprint(*parts: object) -> str:
     return digest.hexdigest()
 
 
+def _fingerprint(row: QuarantineRow) -> str:
+    return quarantine_fingerprint(row.origin, row.row_number, row.raw_content, row.reason)
+
+
+def quarantined_before(session: Session, rows: Sequence[QuarantineRow]) -> list[bool]:
+    """For each row, whether the same row (origin and fingerprint) is already quarantined."""
+    prints = [_fingerprint(r) for r in rows]
+    origins = {r.origin for r in rows}
+    found = set(
+        session.execute(
+            select(QuarantinedRow.origin, QuarantinedRow.fingerprint).where(
+                QuarantinedRow.origin.in_(origins), QuarantinedRow.fingerprint.in_(set(prints))
+            )
+        ).tuples()
+    )
+    return [(r.origin, p) in found for r, p in zip(rows, prints, strict=True)]
+
+
 def write_quarantine(session: Session, rows: Sequence[QuarantineRow], now: datetime) -> None:
     """Quarantine rows in one statement, each once (by origin and fingerprint)."""
     if not rows:
@@ -75,7 +93,7 @@ def write_quarantine(session: Session, rows: Sequence[QuarantineRow], now: datet
                 r.row_number,
                 r.raw_content.replace("\x00", "\\x00"),
                 r.reason,
-                quarantine_fingerprint(r.origin, r.row_number, r.raw_content, r.reason),
+                _fingerprint(r),
             )
             for r in rows
         ],

@@ -60,6 +60,24 @@ def test_demo_twice_reports_the_same_funnel(cli_env, tmp_path):
     assert sum(r["new_contacts"] for r in again["ingested"].values()) == 0
     assert again["routed"]["moves"] == {} or all(v == 0 for v in again["routed"]["moves"].values())
     assert again["planned"]["planned"] == 0 and again["routed"]["placed"] == 0
+    # Nothing new: every row read again matched as already imported or was already quarantined.
+    totals = again["totals"]
+    assert totals["quarantined"] == totals["already_quarantined"] == first["quarantined"]
+    assert (
+        totals["skipped_duplicates"] == totals["matched"] == totals["read"] - totals["quarantined"]
+    )
+    for report in again["ingested"].values():
+        assert report["skipped_duplicates"] <= report["matched"]
+
+    # The readable summary prints the JSON's own figures.
+    text = subprocess.run([QUNFLOW, "demo"], env=env, capture_output=True, text=True, timeout=600)
+    line = next(x for x in text.stdout.splitlines() if x.startswith("this run:"))
+    assert line.startswith(
+        f"this run: read {totals['read']} rows: 0 new contacts, {totals['matched']} matched "
+        f"({totals['skipped_duplicates']} already imported), 0 newly quarantined "
+        f"({totals['already_quarantined']} already quarantined); no tier moves"
+    ), line
+    assert f"from {second['raw_records']} raw records" in text.stdout
 
 
 def test_demo_prints_a_readable_summary(cli_env, tmp_path):

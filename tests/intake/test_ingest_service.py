@@ -117,7 +117,9 @@ def test_reimport_adds_nothing_and_counts_hold(engine: Engine, tmp_path: Path) -
     for rep in (first, again):
         assert rep.read == rep.new_contacts + rep.matched + rep.quarantined
     assert again.new_contacts == 0 and again.quarantined == first.quarantined == 2
-    assert again.skipped_duplicates == again.read
+    # Every row read again is either matched as already imported or already quarantined.
+    assert again.skipped_duplicates == again.matched == again.read - again.quarantined
+    assert again.reasons == {"already quarantined": 2}
 
 
 def test_messy_sample_every_row_accounted_for(engine: Engine, tmp_path: Path) -> None:
