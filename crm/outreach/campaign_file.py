@@ -73,9 +73,14 @@ def campaign_names(settings: Settings) -> list[str]:
 
 
 def triggerable_names(settings: Settings) -> list[str]:
-    """Campaigns that can be started without parameters (event campaigns need their event)."""
+    """Campaigns that can be started without parameters (event campaigns need their event).
+
+    Those written to people come first, so a menu for chosen prospects starts on one of them
+    rather than on a campaign that posts in their groups.
+    """
     defined = load_campaigns(settings.campaigns_path)
-    return sorted(n for n, c in defined.items() if not needs_parameters(c))
+    usable = [(c.target == "groups", n) for n, c in defined.items() if not needs_parameters(c)]
+    return [n for _, n in sorted(usable)]
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from crm.sales.vocabulary import OUTCOMES, QueueView
 from crm.sales.workspace import add_note, prospect_page
 from flows import trigger
 from flows.web.auth import LoginThrottle, client_address, tokens_match
+from flows.web.breakdown import explain, word_for
 from flows.web.common import (
     SCORE_MAX,
     PathId,
@@ -295,6 +296,13 @@ def prospect(
     item = data.queue_item
     lease_over = bool(item and item.lease_expires_at and item.lease_expires_at < now)
     breakdown_total = sum(int(p.get("points", 0)) for p in data.contact["score_breakdown"])
+    half_life = configured_rules(settings_of(request)).signals.engagement.half_life_days
+    signals = explain(
+        data.contact["score_breakdown"],
+        data.contact["events"],
+        translator(lang_of(request)),
+        half_life_days=half_life,
+    )
     return render(
         request,
         "prospect.html",
@@ -308,6 +316,8 @@ def prospect(
         lease_over=lease_over,
         can_act=mine or user.is_manager,
         breakdown_total=breakdown_total,
+        signals=signals,
+        word=word_for,
         staff=staff,
         campaigns=_campaign_names(settings_of(request)),
         outcomes=OUTCOMES,

@@ -131,15 +131,23 @@ def test_sales_finds_claims_and_wins_a_prospect(server, browser) -> None:
     rows.first.locator("button.claim-button").click()
     page.wait_for_url("**/prospects/**")
     breakdown = page.locator("#breakdown")
-    assert "intent_keywords" in breakdown.inner_text()
-    assert "source_qr" in breakdown.inner_text()
+    assert "意向（提到学费、试听等）" in breakdown.inner_text()
+    assert "来源：地推扫码" in breakdown.inner_text()
     assert page.locator("#item-status").inner_text() in ("已认领", "claimed")
     page.screenshot(path=str(SHOTS / "03-prospect-claimed.png"), full_page=True)
+    prospect_url = page.url.split("?")[0]
+    for lang in ("zh", "en"):  # the prospect page in both languages, on a desk and a phone
+        for device, width in (("desktop", 1366), ("phone", 390)):
+            page.set_viewport_size({"width": width, "height": 900})
+            page.goto(f"{prospect_url}?lang={lang}")
+            page.screenshot(path=str(SHOTS / f"03-prospect-{lang}-{device}.png"), full_page=True)
+    page.set_viewport_size({"width": 1366, "height": 900})
+    page.goto(f"{prospect_url}?lang=zh")
 
     page.select_option("#outcome-status", "won")
     page.click("#record-outcome")
     page.wait_for_load_state()
-    assert page.locator("#tier").inner_text() == "paid"
+    assert page.locator("#tier").inner_text() == "付费"
     assert "sales won" in page.content()  # the tier history says why
     page.screenshot(path=str(SHOTS / "04-prospect-won-paid.png"), full_page=True)
 

@@ -305,7 +305,7 @@ def test_won_moves_the_prospect_to_paid(app, world, engine):
     )
     assert r.status_code == 303
     page = alice.get(f"/prospects/{item['contact_id']}")
-    assert '<strong id="tier">paid</strong>' in page.text
+    assert '<strong id="tier">付费</strong>' in page.text
     with transaction(engine) as s:
         assert s.get(Contact, item["contact_id"]).tier == "paid"
 
@@ -367,7 +367,7 @@ def test_claim_next_and_empty_pool(app, world):
     r = alice.post("/queue/claim-next", data={"csrf_token": token})
     assert r.status_code == 303 and r.headers["location"].startswith("/prospects/")
     page = alice.get(r.headers["location"])
-    assert "为什么是这个分数" in page.text and "intent_keywords" in page.text
+    assert "为什么是这个分数" in page.text and "意向（提到学费、试听等）" in page.text
     assert "多少钱" in page.text  # event timeline
     assert "score above 40" in page.text  # tier history
 
@@ -605,3 +605,46 @@ def test_people_get_error_pages_and_programs_get_json(app, world):
     anonymous = TestClient(app, follow_redirects=False)
     assert "页面不存在" in anonymous.get("/nothing-here").text
     assert anonymous.get("/hooks/nothing").json() == {"detail": "Not Found"}
+
+
+def test_score_breakdown_reads_in_words_with_its_evidence(app, world, engine):
+    from datetime import timedelta
+
+    from crm.models import Contact, Event
+
+    cid = world["items"][0]["contact_id"]
+    with transaction(engine) as s:
+        asked = Event(
+            contact_id=cid,
+            kind="message",
+            occurred_at=now_utc() - timedelta(days=2),
+            payload={"message": "学费多少？可以试听吗"},
+        )
+        s.add(asked)
+        s.flush()
+        contact = s.get(Contact, cid)
+        contact.tier = "prospect"
+        contact.score_breakdown = [
+            {"signal": "source:self_media+intent", "points": 25, "events": []},
+            {"signal": "intent", "points": 40, "events": [asked.id]},
+            {"signal": "engagement", "points": 3, "events": [asked.id]},
+        ]
+    client, _ = login(app, "alice")
+    zh = client.get(f"/prospects/{cid}").text
+    table = zh[zh.index('id="breakdown"') : zh.index('id="tags"')]
+    for words in (
+        "来源：自媒体 + 咨询意向",
+        "意向（提到学费、试听等）",
+        "「学费多少？可以试听吗」",
+    ):
+        assert words in table
+    assert "发言" in table and "半衰期 14 天" in table and "+40" in table
+    assert "source:" not in table and "events:" not in table and "engagement" not in table
+    assert '<strong id="tier">意向</strong>' in zh
+    en = client.get(f"/prospects/{cid}?lang=en").text
+    table = en[en.index('id="breakdown"') : en.index('id="tags"')]
+    assert "Source: Self-media + enquiry intent" in table and "half-life 14 days" in table
+    manager, _ = login(app, "mia")  # may act on any prospect: the follow-up menu shows
+    page = manager.get(f"/prospects/{cid}").text
+    menu = re.search(r'<select name="campaign"[^>]*>\s*<option[^>]*value="([^"]+)"', page)
+    assert menu and menu.group(1) != "group-rules"  # a campaign written to the person first

@@ -97,8 +97,8 @@ def prospects(
                 tier="prospect",
                 score=score,
                 score_breakdown=[
-                    {"signal": "source_qr", "points": 30},
-                    {"signal": "intent_keywords", "points": score - 30},
+                    {"signal": "source:qr_signup", "points": 30},
+                    {"signal": "intent", "points": score - 30},
                 ],
                 rules_version="test-1",
                 first_seen_at=now - timedelta(days=3),
