@@ -187,6 +187,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "status.removed": "已移出",
         "status.merged": "已合并",
         "status.erased": "已删除",
+        "sort.sla": "跟进截止时间",
+        "sort.priority": "优先级",
+        "sort.created": "进入队列时间",
+        "sort.score": "分数",
+        "sort.updated": "最近更新",
     },
     "en": {
         "app": "Qunflow sales workspace",
@@ -374,6 +379,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "status.removed": "removed",
         "status.merged": "merged",
         "status.erased": "erased",
+        "sort.sla": "SLA due",
+        "sort.priority": "Priority",
+        "sort.created": "Queued at",
+        "sort.score": "Score",
+        "sort.updated": "Last updated",
     },
 }
 

@@ -200,6 +200,7 @@ def queue_page(
         choices=choices,
         limits=limits,
         sorts=list(SORTS),
+        word=word_for,
         staff=staff,
         campaigns=_campaign_names(settings_of(request)),
         msg=msg,

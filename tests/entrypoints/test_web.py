@@ -648,3 +648,13 @@ def test_score_breakdown_reads_in_words_with_its_evidence(app, world, engine):
     page = manager.get(f"/prospects/{cid}").text
     menu = re.search(r'<select name="campaign"[^>]*>\s*<option[^>]*value="([^"]+)"', page)
     assert menu and menu.group(1) != "group-rules"  # a campaign written to the person first
+
+
+def test_queue_menus_and_columns_show_words_not_codes(app, world):
+    client, _ = login(app, "alice")
+    page = client.get("/queue?view=pool").text
+    sort_menu = page[page.index('<select name="sort">') :].split("</select>")[0]
+    assert ">跟进截止时间<" in sort_menu and ">sla<" not in sort_menu
+    table = page[page.index('id="queue-table"') :]
+    assert "地推扫码" in table and "qr_signup" not in table.split("<tbody>")[1].split("</tbody>")[0]
+    assert ">意向<" in table
