@@ -455,7 +455,7 @@ def test_qr_cli_creates_lists_updates_and_deletes_wecom_codes(cli_env):
         assert way["config_id"] not in fake.contact_ways
         assert json.loads(run("qr", "list", "--wecom", "--json").stdout) == []
         missing = run("qr", "delete", "no-such-state")
-        assert missing.returncode == 1 and "no channel live code" in missing.stderr
+        assert missing.returncode == 2 and "no channel live code" in missing.stderr
         assert len(missing.stderr.strip().splitlines()) == 1
         no_staff = run("qr", "create", "--wecom")
         assert no_staff.returncode == 2 and "--staff" in no_staff.stderr
