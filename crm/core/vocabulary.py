@@ -116,7 +116,8 @@ class UserRole(StrEnum):
 
 
 class CapAction(StrEnum):
-    GROUP_JOIN = "group_join"
+    GROUP_JOIN = "group_join"  # the account itself joins a group (by scanning its code)
+    GROUP_INVITE = "group_invite"  # the account invites a contact, who is the one joining
     FRIEND_ADD = "friend_add"
     MESSAGE = "message"
 

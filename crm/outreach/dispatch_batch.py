@@ -32,7 +32,15 @@ from crm.outreach.channels.base import Channel, OutgoingMessage
 from crm.outreach.dispatch_caps import BatchCaps, Reserved, release_keys
 from crm.outreach.dispatch_render import Templates, render_message
 from crm.outreach.dispatch_send import send_row
-from crm.outreach.outbox import Claimed, Outcome, claim, mark, mark_sending
+from crm.outreach.outbox import (
+    ADDRESSED_CHANNELS,
+    NO_ADDRESS,
+    Claimed,
+    Outcome,
+    claim,
+    mark,
+    mark_sending,
+)
 from crm.outreach.templates import TemplateError
 
 
@@ -179,10 +187,13 @@ class Dispatcher:
         return self.channels[row.channel]
 
     def _precheck(self, row: Claimed, now: datetime) -> Outcome | None:
-        # Opted out since planning: skip. No such channel here, or outside the row's send
-        # window: defer (a row possibly at the provider stays marked so).
+        # Opted out since planning, or no address: skip. No such channel here, or outside the
+        # row's send window: defer (a row possibly at the provider stays marked so).
         if row.opted_out:
             return Outcome(row.id, row.token, OutboxState.SKIPPED, reason=OPTED_OUT)
+        if row.contact_id is not None and row.channel in ADDRESSED_CHANNELS and not row.address:
+            # Marked sent, it would have reached nobody (a send list row with no one to send to).
+            return Outcome(row.id, row.token, OutboxState.SKIPPED, reason=NO_ADDRESS)
         if row.channel not in self.channels:
             return Outcome(
                 row.id,

@@ -24,12 +24,16 @@ from crm.core.db import is_postgres
 from crm.core.vocabulary import OutboxState
 from crm.models import OutboxAttempt, UTCDateTime
 
+# The reason a row is skipped when its contact has no address on its channel.
+NO_ADDRESS = "no address"
 LOOKUP_CHANNELS = ("webhook", "wecom", "wechat", "file", "null", "console")
 # The identity kind each channel addresses a contact by.
 ADDRESS_KIND_SQL = (
     "CASE outbox.channel WHEN 'email' THEN 'email' WHEN 'wecom' THEN 'wecom_external_userid' "
     "WHEN 'wechat' THEN 'wechat_id' END"
 )
+# The channels that reach a contact only through an address of theirs (the kinds above).
+ADDRESSED_CHANNELS = frozenset({"email", "wecom", "wechat"})
 
 
 @dataclass(slots=True)

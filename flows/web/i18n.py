@@ -144,6 +144,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "wecom_churn": "客户已流失（删除了成员或被成员删除），该成员不再给此客户发消息",
         "wecom_mass_limit": "客户本周期的企业群发接收次数已满，顺延到下一个周期",
         "unknown_code": "未知渠道码",
+        # outbox reasons (crm.outreach.outbox)
+        "no address": "无联系地址：该渠道没有此联系人的地址，也没有可改用的渠道",
     },
     "en": {
         "app": "Qunflow sales workspace",
@@ -288,6 +290,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "wecom_mass_limit": "The customer's mass-message allowance is spent: deferred to the next"
         " window",
         "unknown_code": "Unknown channel code",
+        "no address": "no address: the contact has none on this channel, nor on another one",
     },
 }
 
