@@ -146,6 +146,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "unknown_code": "未知渠道码",
         # outbox reasons (crm.outreach.outbox)
         "no address": "无联系地址：该渠道没有此联系人的地址，也没有可改用的渠道",
+        "qr code expiring": "群二维码即将过期：更换二维码（groups rotate-qr）后再发送邀请",
     },
     "en": {
         "app": "Qunflow sales workspace",
@@ -291,6 +292,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         " window",
         "unknown_code": "Unknown channel code",
         "no address": "no address: the contact has none on this channel, nor on another one",
+        "qr code expiring": "QR code expiring: the invitation waits for a fresh code (rotate-qr)",
     },
 }
 
