@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, TextualSelect, bindparam, insert, text
+from sqlalchemy import JSON, TextualSelect, bindparam, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from crm.core.db import is_postgres
 from crm.core.vocabulary import OutboxState
-from crm.models import OutboxAttempt, UTCDateTime
+from crm.models import OutboxAttempt, OutboxMessage, UTCDateTime
 
 # The reason a row is skipped when its contact has no address on its channel.
 NO_ADDRESS = "no address"
@@ -371,3 +371,14 @@ def counts(session: Session) -> dict[str, int]:
     """Outbox rows per state."""
     rows = session.execute(text("SELECT state, COUNT(*) FROM outbox GROUP BY state")).all()
     return {str(s): int(n) for s, n in rows}
+
+
+def still_coming(session: Session, now: datetime) -> tuple[int, datetime | None]:
+    """Rows planned or deferred but not yet due, and the earliest time one falls due."""
+    o = OutboxMessage
+    n, first = session.execute(
+        select(func.count(), func.min(o.due_at)).where(
+            o.state.in_((OutboxState.PLANNED.value, OutboxState.DEFERRED.value)), o.due_at > now
+        )
+    ).one()
+    return int(n), first

@@ -530,6 +530,35 @@ def test_cli_plans_and_dispatches(engine, cli_env, tmp_path) -> None:
         assert counts(s) == {"sent": 2}
 
 
+TWO_STEPS = """
+[[campaign]]
+name = "hello"
+anchor = "tier_entered"
+audience = { tiers = ["open"] }
+max_late = "30d"
+steps = [
+  { name = "hi", offset = "0m", channel = "file", template = "welcome" },
+  { name = "later", offset = "2d", channel = "file", template = "welcome" },
+]
+"""
+
+
+def test_dispatch_says_what_is_still_coming(engine, cli_env, tmp_path) -> None:
+    entered = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    make_contacts(engine, 2, entered=entered)
+    env = dict(cli_env, QUNFLOW_CAMPAIGNS_PATH=str(tmp_path / "c.toml"))
+    (tmp_path / "c.toml").write_text(TWO_STEPS, "utf-8")
+    run = lambda *a: subprocess.run(  # noqa: E731
+        [".venv/bin/qunflow", *a], env=env, capture_output=True, text=True, check=False
+    )
+    assert json.loads(run("campaign", "run", "hello", "--json").stdout)["planned"] == 4
+    doc = json.loads(run("dispatch", "--until-idle", "--channel", "file", "--json").stdout)
+    assert (doc["sent"], doc["not_due"]) == (2, 2)
+    assert datetime.fromisoformat(doc["next_due_at"]) == entered + timedelta(days=2)
+    text = run("dispatch", "--until-idle", "--channel", "file").stdout.splitlines()
+    assert text[-1] == f"not_due=2 next_due_at={(entered + timedelta(days=2)).isoformat()}"
+
+
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
