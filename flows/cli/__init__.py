@@ -69,7 +69,7 @@ app.command("report")(report.report)
 
 app.add_typer(campaign.app, name="campaign")
 app.command("dispatch")(dispatch.run)
-app.command("caps")(caps.caps)
+app.add_typer(caps.caps_app, name="caps")
 app.add_typer(caps.accounts, name="accounts")
 app.command("optout")(optout.optout)
 

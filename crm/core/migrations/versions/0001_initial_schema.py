@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-03 05:56:20.609962
+Create Date: 2026-12-03 07:05:05.853894
 """
 
 from collections.abc import Sequence
@@ -276,11 +276,12 @@ def upgrade() -> None:
     sa.Column('window', sa.String(length=16), server_default='day', nullable=False),
     sa.Column('account_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('source', sa.String(length=300), nullable=False),
+    sa.Column('kind', sa.String(length=16), server_default='practice', nullable=False),
     sa.Column('effective_from', sa.Date(), nullable=False),
     sa.Column('created_at', crm.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['operator_accounts.id'], name=op.f('fk_platform_limits_account_id_operator_accounts')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_platform_limits')),
-    sa.UniqueConstraint('platform', 'scope', 'action', 'account_id', 'effective_from', name=op.f('uq_platform_limits_platform_scope_action_account_id_effective_from'))
+    sa.UniqueConstraint('platform', 'scope', 'action', 'window', 'account_id', 'effective_from', name=op.f('uq_platform_limits_platform_scope_action_window_account_id_effective_from'))
     )
     op.create_table('queue_actions',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
