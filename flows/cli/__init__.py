@@ -19,6 +19,7 @@ from flows.cli import (
     ingest,
     ingest_remote,
     optout,
+    peers,
     qr,
     queue,
     report,
@@ -71,6 +72,7 @@ app.add_typer(campaign.app, name="campaign")
 app.command("dispatch")(dispatch.run)
 app.add_typer(caps.caps_app, name="caps")
 app.add_typer(caps.accounts, name="accounts")
+app.add_typer(peers.app, name="peers")
 app.command("optout")(optout.optout)
 
 
