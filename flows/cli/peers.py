@@ -7,9 +7,11 @@ import dataclasses
 import typer
 
 from crm.core.db import transaction
-from crm.core.vocabulary import JoinMethod, PeerStatus
+from crm.core.vocabulary import JoinMethod, PeerStatus, PeerTaskState
 from crm.outreach.peer_plan import plan_joins, task_list
+from crm.outreach.peer_requests import plan_friend_requests, record_request
 from crm.outreach.peers import add_peer, list_peers, mark_joined, mark_left
+from crm.reports.peer_yield import peer_yield
 from flows.cli.common import engine, print_json, print_table, settings
 
 app = typer.Typer(
@@ -17,7 +19,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 _JSON = typer.Option(False, "--json", help="Print one JSON document.")
-_TASK_COLUMNS = ["id", "account", "day", "kind", "peer_group", "join_method", "join_ref"]
+_TASK_COLUMNS = ["id", "account", "day", "kind", "peer_group", "join_ref", "contact_id", "text"]
 
 
 @app.command("add")
@@ -68,10 +70,15 @@ def list_(
 @app.command("plan")
 def plan(
     account: str | None = typer.Option(None, "--account", help="Show only this account's list."),
+    purpose: str | None = typer.Option(
+        None, "--purpose", help="What we do, stated in each friend request (添加时直接表明目的)."
+    ),
+    locale: str | None = typer.Option(None, "--locale", help="Template locale: zh-CN or en."),
     as_json: bool = _JSON,
 ) -> None:
-    """Plan today's joins within each account's group_join headroom; print the task list."""
+    """Plan today's joins and friend requests within each account's caps; print the task list."""
     plan_joins(engine(), settings=settings())
+    plan_friend_requests(engine(), settings=settings(), purpose=purpose, locale=locale)
     with transaction(engine()) as session:
         tasks = task_list(session, settings=settings(), account=account)
     if as_json:
@@ -106,3 +113,26 @@ def left(
         print_json(peer)
     else:
         typer.echo(f"peer group {peer.name}: {peer.status}")
+
+
+@app.command("request")
+def request(
+    task: int = typer.Argument(..., help="The friend request's task id (from peers plan)."),
+    outcome: PeerTaskState = typer.Option(
+        ..., "--outcome", help="done (sent) | accepted | ignored"
+    ),
+) -> None:
+    """Record a friend request as sent, accepted or ignored."""
+    record_request(engine(), task, outcome)
+    typer.echo(f"friend request {task}: {outcome.value}")
+
+
+@app.command("yield")
+def yield_(as_json: bool = _JSON) -> None:
+    """Peer groups ranked by yield: harvested, accepted, reached active / prospect / paid."""
+    with transaction(engine()) as session:
+        rows = peer_yield(session)
+    if as_json:
+        print_json(rows)
+        return
+    print_table([dataclasses.asdict(r) for r in rows])
