@@ -44,15 +44,18 @@ class PlannedTask:
 
 
 def plan_joins(
-    engine: Engine, *, settings: Settings, now: datetime | None = None
+    engine: Engine, *, settings: Settings, now: datetime | None = None, from_hour: int = 0
 ) -> list[PlannedTask]:
-    """Plan today's peer-group joins for every operator account; returns the new tasks."""
+    """Plan today's peer-group joins for every operator account; returns the new tasks.
+
+    ``from_hour``: only accounts whose local time is past this hour (each account is planned
+    in its own morning, however often the flow runs)."""
     at = now or utcnow()
     with transaction(engine) as session:
         accounts = [
             a
             for a in sending_accounts(session, settings.zone).values()
-            if a.platform in JOIN_PLATFORMS
+            if a.platform in JOIN_PLATFORMS and at.astimezone(a.zone).hour >= from_hour
         ]
     out: list[PlannedTask] = []
     for acct in sorted(accounts, key=lambda a: a.id):

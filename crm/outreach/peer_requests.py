@@ -39,15 +39,17 @@ def plan_friend_requests(
     purpose: str | None = None,
     locale: str | None = None,
     now: datetime | None = None,
+    from_hour: int = 0,
 ) -> int:
-    """Plan today's friend requests for every account in a peer group; returns how many."""
+    """Plan today's friend requests for every account in a peer group; returns how many
+    (``from_hour``: only accounts whose local time is past this hour)."""
     at = now or utcnow()
     template = load(TEMPLATE, locale=locale, operator_dir=settings.templates_dir)
     with transaction(engine) as session:
         accounts = [
             a
             for a in sending_accounts(session, settings.zone).values()
-            if a.platform in JOIN_PLATFORMS
+            if a.platform in JOIN_PLATFORMS and at.astimezone(a.zone).hour >= from_hour
         ]
     total = 0
     for acct in sorted(accounts, key=lambda a: a.id):

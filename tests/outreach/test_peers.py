@@ -134,3 +134,29 @@ def test_peers_through_the_cli(cli_env) -> None:
     assert "peer group '没有这个群' does not exist" in missing.stderr
     bad = run("peers", "add", "x", "--join", "bribe")
     assert bad.returncode == 2
+
+
+def test_morning_flow_plans_each_account_in_its_own_morning(
+    prefect_harness, engine: Engine, db_url: str, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("QUNFLOW_DATABASE_URL", db_url)
+    monkeypatch.setenv("QUNFLOW_DATA_DIR", str(tmp_path / "data"))
+    from flows import peers, runtime
+
+    runtime.settings.cache_clear()
+    add_account(engine, "op-sh", Platform.WECHAT, timezone="Asia/Shanghai")
+    add_account(engine, "op-ny", Platform.WECHAT, timezone="America/New_York")
+    add_peer(engine, "群A", account="op-sh")
+    add_peer(engine, "群B", account="op-ny")
+    # 06:00 UTC: 14:00 in Shanghai (past its morning), 01:00 in New York (not yet).
+    at = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+    assert peers.peer_plan_flow(as_of=at) == {"joins": 1, "friend_requests": 0}
+    with transaction(engine) as s:
+        planned = [(t.account_id, t.day) for t in s.scalars(select(PeerTask))]
+    assert len(planned) == 1 and planned[0][1] == date(2026, 3, 2)
+    # 12:00 UTC: 07:00 in New York; Shanghai (20:00) has its plan for the day already.
+    later = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    assert peers.peer_plan_flow(as_of=later) == {"joins": 2, "friend_requests": 0}  # both lists
+    with transaction(engine) as s:
+        assert sorted(t.day for t in s.scalars(select(PeerTask))) == [date(2026, 3, 2)] * 2
+    runtime.settings.cache_clear()
