@@ -156,7 +156,7 @@ def mark_left(
 def find_peer(session: Session, ref: str) -> PeerGroup:
     """A peer group by name or id (NotFound names it)."""
     peer = session.scalar(select(PeerGroup).where(PeerGroup.name == ref))
-    if peer is None and ref.isdigit():
+    if peer is None and ref.isdigit() and len(ref) < 19:  # an id fits in a bigint
         peer = session.get(PeerGroup, int(ref))
     if peer is None:
         raise NotFound(f"peer group {ref!r} does not exist (add it: qunflow peers add)")
