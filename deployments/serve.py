@@ -115,6 +115,14 @@ CATALOG: tuple[Spec, ...] = (
         tags=("followups",),
     ),
     Spec(
+        "flows.peers:peer_plan_flow",
+        "peer-plan-morning",
+        cron="5 * * * *",
+        description="Each operator account's peer-group joins and friend requests, planned "
+        "once its local morning (07:00) has come.",
+        tags=("peers",),
+    ),
+    Spec(
         "flows.report:funnel_report_flow",
         "daily-0800",
         cron="0 8 * * *",

@@ -116,7 +116,8 @@ class UserRole(StrEnum):
 
 
 class CapAction(StrEnum):
-    GROUP_JOIN = "group_join"
+    GROUP_JOIN = "group_join"  # the account itself joins a group (by scanning its code)
+    GROUP_INVITE = "group_invite"  # the account invites a contact, who is the one joining
     FRIEND_ADD = "friend_add"
     MESSAGE = "message"
 
@@ -126,3 +127,32 @@ class Platform(StrEnum):
     WECOM = "wecom"
     EMAIL = "email"
     WEBHOOK = "webhook"
+
+
+class PeerStatus(StrEnum):
+    """Where our operator account stands with a peer group (同行群)."""
+
+    TO_JOIN = "to_join"
+    REQUESTED = "requested"  # asked to be let in (an introduction, an approval)
+    JOINED = "joined"
+    LEFT = "left"
+    REMOVED = "removed"  # the group's owner removed our account
+
+
+class JoinMethod(StrEnum):
+    QR = "qr"
+    LINK = "link"
+    INTRODUCTION = "introduction"
+
+
+class PeerTaskKind(StrEnum):
+    JOIN = "join"
+    FRIEND_REQUEST = "friend_request"
+
+
+class PeerTaskState(StrEnum):
+    PLANNED = "planned"
+    DONE = "done"  # joined / request sent
+    MISSED = "missed"  # its day passed undone; the group or contact is planned again
+    ACCEPTED = "accepted"  # a friend request the member accepted
+    IGNORED = "ignored"  # a friend request the member did not accept

@@ -15,6 +15,7 @@ from crm.models.contacts import (
 )
 from crm.models.groups import Community, Membership
 from crm.models.outbox import OutboxAttempt, OutboxMessage
+from crm.models.peers import PeerGroup, PeerTask
 from crm.models.sales import QueueAction, QueueItem, User
 from crm.models.sources import QrCode, QuarantinedRow, RawRecord, SourceInstance
 from crm.models.wecom import WecomCallback, WecomChatVersion, WecomContactWay, WecomJoinWay
@@ -35,6 +36,8 @@ __all__ = [
     "OperatorAccount",
     "OutboxAttempt",
     "OutboxMessage",
+    "PeerGroup",
+    "PeerTask",
     "PlatformLimit",
     "QrCode",
     "QuarantinedRow",

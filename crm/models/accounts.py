@@ -45,11 +45,13 @@ class PlatformLimit(Base):
     window: Mapped[str] = mapped_column(String(16), default="day", server_default="day")
     account_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("operator_accounts.id"))
     source: Mapped[str] = mapped_column(String(300))
+    # documented (published by the platform), practice, or override (one account's own)
+    kind: Mapped[str] = mapped_column(String(16), default="practice", server_default="practice")
     effective_from: Mapped[date] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (
-        UniqueConstraint("platform", "scope", "action", "account_id", "effective_from"),
+        UniqueConstraint("platform", "scope", "action", "window", "account_id", "effective_from"),
     )
 
 

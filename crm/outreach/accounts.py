@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from crm.core.db import transaction
@@ -17,7 +17,8 @@ from crm.core.errors import InputError
 from crm.core.vocabulary import CapAction, Platform
 from crm.models import CapUsage, OperatorAccount, PlatformLimit, utcnow
 from crm.outreach.ledger import account_subject
-from crm.outreach.limits import DEFAULT_LIMITS, LimitBook, Scope, Window, local_day
+from crm.outreach.limit_file import default_limits
+from crm.outreach.limits import LimitBook, LimitKind, Scope, Window, local_day
 
 PACING = "pacing:"  # an override ``pacing:ACTION=SECONDS`` sets the action's pacing interval
 
@@ -57,12 +58,18 @@ class AccountUsage:
     pacing_seconds: int
 
 
-def seed_default_limits(session: Session, *, today: date | None = None) -> int:
-    """Insert the default named limits unless limits exist already; returns rows added."""
-    if session.scalar(select(func.count()).select_from(PlatformLimit)):
-        return 0
-    since = today or date(2024, 1, 1)
-    for lim in DEFAULT_LIMITS:
+def seed_default_limits(session: Session) -> int:
+    """Insert the registry's default limits not stored yet (by name); returns rows added.
+
+    A default added to the registry later reaches existing databases; a stored default keeps
+    its value (an operator may have changed it).
+    """
+    defaults = default_limits()
+    stored = set(
+        session.scalars(select(PlatformLimit.name).where(PlatformLimit.account_id.is_(None)))
+    )
+    missing = [lim for lim in defaults if lim.name not in stored]
+    for lim in missing:
         session.add(
             PlatformLimit(
                 name=lim.name,
@@ -72,11 +79,52 @@ def seed_default_limits(session: Session, *, today: date | None = None) -> int:
                 window=lim.window.value,
                 limit=lim.limit,
                 source=lim.source,
-                effective_from=since,
+                kind=lim.kind.value,
+                effective_from=lim.since,
             )
         )
     session.flush()
-    return len(DEFAULT_LIMITS)
+    return len(missing)
+
+
+@dataclass(frozen=True)
+class LimitView:
+    """A stored limit as operators read it: value, source, since when, kind, whose."""
+
+    name: str
+    platform: str
+    scope: str
+    action: str
+    window: str
+    value: int
+    source: str
+    since: date
+    kind: str
+    account: str | None  # the overriding account's handle; None for a platform default
+
+
+def list_limits(session: Session) -> list[LimitView]:
+    """Every stored limit, defaults first (seeded on first use), then per-account overrides."""
+    seed_default_limits(session)
+    p, a = PlatformLimit, OperatorAccount
+    order = (p.account_id.is_not(None), a.handle, p.platform, p.scope, p.action, p.window)
+    stmt = select(p, a.handle).outerjoin(a, a.id == p.account_id)
+    rows = session.execute(stmt.order_by(*order, p.effective_from)).all()
+    return [
+        LimitView(
+            row.name,
+            row.platform,
+            row.scope,
+            row.action,
+            row.window,
+            row.limit,
+            row.source,
+            row.effective_from,
+            row.kind,
+            handle,
+        )
+        for row, handle in rows
+    ]
 
 
 def load_limits(session: Session, *, on: date | None = None) -> LimitBook:
@@ -165,11 +213,22 @@ def add_account(
         return AccountRecord(acct.id, acct.handle, acct.platform, acct.timezone)
 
 
+def _override_key(item: str) -> tuple[str, Window]:
+    # ACTION (a daily cap), pacing:ACTION (seconds between two), ACTION.WINDOW (any window).
+    if item.startswith(PACING):
+        return item.removeprefix(PACING), Window.INTERVAL
+    action, dot, window = item.rpartition(".")
+    if dot and window in {w.value for w in Window}:
+        return action, Window(window)
+    return item, Window.DAY
+
+
 def _check_overrides(limits: Mapping[str, int], timezone: str | None) -> None:
     # A misspelt action or zone is refused, not stored as a limit nothing ever checks.
     known = [a.value for a in CapAction]
+    known += sorted({d.action for d in default_limits() if d.scope == Scope.ACCOUNT} - set(known))
     for action in limits:
-        name = action.removeprefix(PACING)
+        name, _ = _override_key(action)
         if name not in known:
             raise InputError(
                 f"limit {action!r}: unknown action {name!r} (known: {', '.join(known)})"
@@ -186,8 +245,7 @@ def _set_override(
 ) -> None:
     # One override per (account, action, window, effective day): setting it again that day
     # changes its value; a later day adds a row, so the history of limits is kept.
-    window = Window.INTERVAL if action.startswith(PACING) else Window.DAY
-    name = action.removeprefix(PACING)
+    name, window = _override_key(action)
     existing = session.scalar(
         select(PlatformLimit).where(
             PlatformLimit.platform == acct.platform,
@@ -211,6 +269,7 @@ def _set_override(
             limit=value,
             account_id=acct.id,
             source="per-account override",
+            kind=LimitKind.OVERRIDE.value,
             effective_from=since,
         )
     )

@@ -43,7 +43,7 @@ class Step(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,60}$")
     template: str
     channel: str = "wecom"
-    action: Literal["message", "group_join", "friend_add"] = "message"
+    action: Literal["message", "group_invite", "group_join", "friend_add"] = "message"
     offset: str | None = None
     day_offset: int | None = None
     at: time | None = None

@@ -16,15 +16,17 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
-from crm.core.db import is_postgres, prepared_statements
+from crm.core.db import is_postgres, prepared_statements, transaction
 from crm.core.settings import Settings
 from crm.outreach.channels.base import Channel
 from crm.outreach.dispatch_batch import Dispatcher
+from crm.outreach.outbox import still_coming
 
 
 @dataclass(frozen=True)
 class DispatchReport:
-    """What a dispatch run did: outcomes overall and per sending account's handle."""
+    """What a dispatch run did: outcomes overall and per sending account's handle, and what is
+    still coming (rows planned or deferred for later, and when the first falls due)."""
 
     sent: int
     awaiting_confirmation: int
@@ -32,6 +34,8 @@ class DispatchReport:
     failed: int
     skipped: int
     per_account: dict[str, dict[str, int]]
+    not_due: int = 0
+    next_due_at: datetime | None = None
 
 
 def dispatch(
@@ -75,6 +79,8 @@ def dispatch(
     if errors:
         raise errors[0]
     total = d.tally.total
+    with transaction(engine) as session:
+        not_due, next_due_at = still_coming(session, d.now())
     return DispatchReport(
         sent=total["sent"],
         awaiting_confirmation=total["awaiting_confirmation"],
@@ -82,6 +88,8 @@ def dispatch(
         failed=total["failed"],
         skipped=total["skipped"],
         per_account={k: dict(v) for k, v in sorted(d.tally.per_account.items())},
+        not_due=not_due,
+        next_due_at=next_due_at,
     )
 
 

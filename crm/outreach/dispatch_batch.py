@@ -25,15 +25,25 @@ from crm.compliance.optout import OPTED_OUT
 from crm.core.clock import fit_window
 from crm.core.db import transaction
 from crm.core.settings import Settings
-from crm.core.vocabulary import OutboxState
+from crm.core.vocabulary import CapAction, OutboxState
 from crm.models import utcnow
 from crm.outreach.accounts import load_limits, sending_accounts
 from crm.outreach.channels.base import Channel, OutgoingMessage
 from crm.outreach.dispatch_caps import BatchCaps, Reserved, release_keys
 from crm.outreach.dispatch_render import Templates, render_message
 from crm.outreach.dispatch_send import send_row
-from crm.outreach.outbox import Claimed, Outcome, claim, mark, mark_sending
+from crm.outreach.outbox import (
+    ADDRESSED_CHANNELS,
+    NO_ADDRESS,
+    QR_EXPIRING,
+    Claimed,
+    Outcome,
+    claim,
+    mark,
+    mark_sending,
+)
 from crm.outreach.templates import TemplateError
+from crm.routing.rules.loader import configured_rules
 
 
 @dataclass
@@ -74,6 +84,8 @@ class Dispatcher:
         self.engine, self.channels, self.settings = engine, channels, settings
         self.batch, self.lease, self.fixed_now = batch, lease, now
         self.tally = Tally()
+        # An invitation's QR code must stay valid this long after sending (it is scanned later).
+        self.qr_margin = timedelta(hours=configured_rules(settings).placement.qr_margin_hours)
         with transaction(engine) as session:
             self.accounts = sending_accounts(session, settings.zone)
             self.caps = BatchCaps(load_limits(session), self.accounts, zone=settings.zone)
@@ -179,10 +191,13 @@ class Dispatcher:
         return self.channels[row.channel]
 
     def _precheck(self, row: Claimed, now: datetime) -> Outcome | None:
-        # Opted out since planning: skip. No such channel here, or outside the row's send
-        # window: defer (a row possibly at the provider stays marked so).
+        # Opted out since planning, or no address: skip. No such channel here, or outside the
+        # row's send window: defer (a row possibly at the provider stays marked so).
         if row.opted_out:
             return Outcome(row.id, row.token, OutboxState.SKIPPED, reason=OPTED_OUT)
+        if row.contact_id is not None and row.channel in ADDRESSED_CHANNELS and not row.address:
+            # Marked sent, it would have reached nobody (a send list row with no one to send to).
+            return Outcome(row.id, row.token, OutboxState.SKIPPED, reason=NO_ADDRESS)
         if row.channel not in self.channels:
             return Outcome(
                 row.id,
@@ -192,6 +207,9 @@ class Dispatcher:
                 due_at=now + timedelta(hours=1),
                 keep_sending=row.uncertain,
             )
+        expiring = self._qr_expiring(row, now)
+        if expiring is not None:
+            return expiring
         window, quiet = _span(row.context.get("window")), _span(row.context.get("quiet"))
         if window or quiet:
             zone = ZoneInfo(row.context.get("tz") or self.settings.timezone)
@@ -206,6 +224,23 @@ class Dispatcher:
                     keep_sending=row.uncertain,
                 )
         return None
+
+    def _qr_expiring(self, row: Claimed, now: datetime) -> Outcome | None:
+        # An invitation waits for a fresh code (groups rotate-qr) rather than carry one that
+        # expires before the contact could scan it.
+        if row.action != CapAction.GROUP_INVITE or not row.group:
+            return None
+        expires = row.group.get("qr_expires_at")
+        if expires is None or expires > now + self.qr_margin:  # no expiry recorded: as given
+            return None
+        return Outcome(
+            row.id,
+            row.token,
+            OutboxState.DEFERRED,
+            reason=QR_EXPIRING,
+            due_at=now + timedelta(hours=1),
+            keep_sending=row.uncertain,
+        )
 
     def _release_unsent(
         self, session: Session, outcomes: list[Outcome], reserved: Reserved

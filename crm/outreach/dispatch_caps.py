@@ -3,7 +3,9 @@ conditional upsert for the whole batch, and what a row that did not fit waits fo
 
 Every message counts against its sending account's daily cap for the action (in the
 account's local day, with pacing where the account's action has an interval); a group
-invitation also counts against the invited contact's own daily joins.
+invitation (``group_invite``) counts against the invited contact's own daily joins, since the
+contact is the one who scans, and against the inviting account only under a limit named
+``group_invite`` (none by default). ``group_join`` is an operator account joining a group.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from crm.core.vocabulary import OutboxState
+from crm.core.vocabulary import CapAction, OutboxState
 from crm.outreach.accounts import SendingAccount
 from crm.outreach.ledger import (
     Ask,
@@ -105,7 +107,7 @@ class BatchCaps:
             need = per_account.get(pk)
             if need is None:
                 need = per_account[pk] = self._account_asks(row.account_id, row.action, now)
-            if row.action == "group_join":
+            if row.action == CapAction.GROUP_INVITE:
                 need = need + self._contact_asks(row, now)
             needs.append(need)
         return needs

@@ -1,5 +1,5 @@
-"""Named platform limits as data: the defaults with their sources, which limit is in force,
-and the local day a daily cap counts in (pure).
+"""Named platform limits: what a limit is, which one is in force, and the local day a daily cap
+counts in (pure). The defaults are data, in limits.toml (read by crm.outreach.limit_file).
 
 A limit is named by (platform, scope, action, window): ``scope`` is whose allowance it is
 (an operator account, or a contact's own account), ``window`` is ``day`` (a daily cap) or
@@ -21,6 +21,8 @@ class Window(StrEnum):
 
     DAY = "day"  # actions per local calendar day
     INTERVAL = "interval"  # pacing: the minimum number of seconds between actions
+    TOTAL = "total"  # a standing count (friends an account holds, members a group holds)
+    VALIDITY = "validity"  # days a code stays valid
 
 
 class Scope(StrEnum):
@@ -28,17 +30,20 @@ class Scope(StrEnum):
 
     ACCOUNT = "account"  # an operator account
     CONTACT = "contact"  # a contact's own account (e.g. the groups it may join a day)
+    GROUP = "group"  # a group (its members, its QR code)
 
 
-TENCENT_JOIN_RULE = (
-    "Tencent: one WeChat account can join at most 10 groups a day by scanning a QR code "
-    "(DOMAIN.md, 注意事项)"
-)
+class LimitKind(StrEnum):
+    """Whether a platform publishes a limit or operators learnt it."""
+
+    DOCUMENTED = "documented"
+    PRACTICE = "practice"
+    OVERRIDE = "override"  # set for one account by an operator
 
 
 @dataclass(frozen=True, slots=True)
 class NamedLimit:
-    """A platform limit with where its value comes from."""
+    """A platform limit with where its value comes from, since when, and of which kind."""
 
     platform: str
     scope: Scope
@@ -46,29 +51,14 @@ class NamedLimit:
     window: Window
     limit: int
     source: str
+    since: date
+    kind: LimitKind
 
     @property
     def name(self) -> str:
         """The limit's name, e.g. ``wechat.account.message.day``."""
         return f"{self.platform}.{self.scope}.{self.action}.{self.window}"
 
-
-_A, _C, _D, _I = Scope.ACCOUNT, Scope.CONTACT, Window.DAY, Window.INTERVAL
-
-# The defaults seeded on first use.
-DEFAULT_LIMITS: tuple[NamedLimit, ...] = (
-    NamedLimit("wechat", _C, "group_join", _D, 10, TENCENT_JOIN_RULE),
-    NamedLimit("wechat", _A, "group_join", _D, 10, TENCENT_JOIN_RULE),
-    NamedLimit("wecom", _C, "group_join", _D, 10, TENCENT_JOIN_RULE),
-    NamedLimit("wecom", _A, "group_join", _D, 10, TENCENT_JOIN_RULE),
-    NamedLimit("wechat", _A, "friend_add", _D, 20, "practice: fast friend adds get restricted"),
-    NamedLimit("wechat", _A, "friend_add", _I, 60, "operator practice: pace friend requests"),
-    NamedLimit("wecom", _A, "friend_add", _D, 100, "operator practice for WeCom staff accounts"),
-    NamedLimit("wechat", _A, "message", _D, 200, "practice: few private messages a day"),
-    NamedLimit("wecom", _A, "message", _D, 1000, "practice; WeCom also limits per customer"),
-    NamedLimit("email", _A, "message", _D, 2000, "typical SMTP relay daily quota"),
-    NamedLimit("webhook", _A, "message", _D, 100000, "receiver's capacity"),
-)  # fmt: skip
 
 # A stored limit: (platform, scope, action, window, account id or None, effective from, value).
 LimitRow = tuple[str, str, str, str, int | None, date, int]

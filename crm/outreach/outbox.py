@@ -17,19 +17,25 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, TextualSelect, bindparam, insert, text
+from sqlalchemy import JSON, TextualSelect, bindparam, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from crm.core.db import is_postgres
 from crm.core.vocabulary import OutboxState
-from crm.models import OutboxAttempt, UTCDateTime
+from crm.models import OutboxAttempt, OutboxMessage, UTCDateTime
 
+# The reason a row is skipped when its contact has no address on its channel.
+NO_ADDRESS = "no address"
+# The reason an invitation waits: its group's QR code expires before the contact could scan it.
+QR_EXPIRING = "qr code expiring"
 LOOKUP_CHANNELS = ("webhook", "wecom", "wechat", "file", "null", "console")
 # The identity kind each channel addresses a contact by.
 ADDRESS_KIND_SQL = (
     "CASE outbox.channel WHEN 'email' THEN 'email' WHEN 'wecom' THEN 'wecom_external_userid' "
     "WHEN 'wechat' THEN 'wechat_id' END"
 )
+# The channels that reach a contact only through an address of theirs (the kinds above).
+ADDRESSED_CHANNELS = frozenset({"email", "wecom", "wechat"})
 
 
 @dataclass(slots=True)
@@ -100,7 +106,8 @@ SELECT upd.id, upd.campaign, upd.step, upd.contact_id, upd.channel, upd.template
      AND i.kind = {ADDRESS_KIND_SQL.replace("outbox.", "upd.")} ORDER BY i.id LIMIT 1) AS address,
   EXISTS (SELECT 1 FROM consents k WHERE k.contact_id = upd.contact_id AND k.kind = 'opt_out'
      AND (k.channel IS NULL OR k.channel = upd.channel)) AS opted_out,
-  g.name AS group_name, g.qr_code_url AS group_qr, g.external_id AS group_chat_id
+  g.name AS group_name, g.qr_code_url AS group_qr, g.external_id AS group_chat_id,
+  g.qr_expires_at AS group_qr_expires
 FROM upd
 LEFT JOIN contacts c ON c.id = upd.contact_id
 LEFT JOIN communities g ON g.id = upd.community_id
@@ -123,7 +130,9 @@ RETURNING {_CLAIM_RETURNS},
      AND (k.channel IS NULL OR k.channel = outbox.channel)) AS opted_out,
   (SELECT g.name FROM communities g WHERE g.id = outbox.community_id) AS group_name,
   (SELECT g.qr_code_url FROM communities g WHERE g.id = outbox.community_id) AS group_qr,
-  (SELECT g.external_id FROM communities g WHERE g.id = outbox.community_id) AS group_chat_id
+  (SELECT g.external_id FROM communities g WHERE g.id = outbox.community_id) AS group_chat_id,
+  (SELECT g.qr_expires_at FROM communities g WHERE g.id = outbox.community_id)
+    AS group_qr_expires
 """
 
 
@@ -132,7 +141,9 @@ def _claim_stmt(sql: str, *, typed: bool) -> TextualSelect:
         bindparam("now", type_=UTCDateTime()), bindparam("expires", type_=UTCDateTime())
     )
     # psycopg returns aware datetimes and parsed JSON already; SQLite needs the column types.
-    return stmt.columns(sending_at=UTCDateTime(), context=JSON()) if typed else stmt.columns()
+    if not typed:
+        return stmt.columns()
+    return stmt.columns(sending_at=UTCDateTime(), context=JSON(), group_qr_expires=UTCDateTime())
 
 
 _CLAIM_STMTS = {
@@ -175,6 +186,7 @@ def claim(
         group_name,
         group_qr,
         group_chat_id,
+        group_qr_expires,
     ) in session.execute(stmt, params).tuples().all():
         if isinstance(context, dict):
             ctx = context
@@ -183,7 +195,12 @@ def claim(
             ctx = contexts.get(raw) or contexts.setdefault(raw, json.loads(raw))
         group = None
         if community_id is not None:
-            group = {"name": group_name, "qr_code_url": group_qr, "chat_id": group_chat_id}
+            group = {
+                "name": group_name,
+                "qr_code_url": group_qr,
+                "chat_id": group_chat_id,
+                "qr_expires_at": group_qr_expires,
+            }
         out.append(
             Claimed(
                 int(id_),
@@ -354,3 +371,14 @@ def counts(session: Session) -> dict[str, int]:
     """Outbox rows per state."""
     rows = session.execute(text("SELECT state, COUNT(*) FROM outbox GROUP BY state")).all()
     return {str(s): int(n) for s, n in rows}
+
+
+def still_coming(session: Session, now: datetime) -> tuple[int, datetime | None]:
+    """Rows planned or deferred but not yet due, and the earliest time one falls due."""
+    o = OutboxMessage
+    n, first = session.execute(
+        select(func.count(), func.min(o.due_at)).where(
+            o.state.in_((OutboxState.PLANNED.value, OutboxState.DEFERRED.value)), o.due_at > now
+        )
+    ).one()
+    return int(n), first

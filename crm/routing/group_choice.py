@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from crm.core.vocabulary import Tier
 from crm.routing.rules.model import Rules
@@ -35,6 +36,21 @@ def room_left(qr_join_limit: int, capacity: int, members: int) -> int:
 def qr_needed_until(now: datetime, rules: Rules) -> datetime:
     """A QR code handed out now must stay valid past this (it is scanned later, on a phone)."""
     return now + timedelta(hours=rules.placement.qr_margin_hours)
+
+
+# What a copied example still holds: an ellipsis or an <angle-bracketed> blank to fill in.
+QR_PLACEHOLDERS = ("…", "...", "<", ">")
+
+
+def qr_url_problem(url: str) -> str | None:
+    """Why a group's QR link cannot be handed to contacts, or None when it is a usable URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in url):
+        return "not an http(s) URL"
+    for mark in QR_PLACEHOLDERS:
+        if mark in url:
+            return f"still holds the placeholder {mark!r}: paste the group's real link"
+    return None
 
 
 def takes_members(

@@ -13,7 +13,7 @@ from crm.core.db import transaction
 from crm.core.errors import Conflict, InputError, NotFound
 from crm.core.vocabulary import Theme, Tier
 from crm.models import Community, OperatorAccount, utcnow
-from crm.routing.group_choice import takes_members
+from crm.routing.group_choice import qr_url_problem, takes_members
 from crm.routing.placement import member_counts
 
 # A platform's group QR code is valid for seven days.
@@ -62,8 +62,8 @@ def add_group(
         raise InputError(str(exc)) from exc
     if capacity < 1 or qr_join_limit < 1:
         raise InputError("capacity and qr_join_limit must be at least 1")
-    if qr_url is not None and not qr_url.strip():
-        raise InputError("--qr-url must not be empty")
+    if qr_url is not None:
+        _check_qr_url("--qr-url", qr_url)
     with transaction(engine) as session:
         if session.scalar(select(Community.id).where(Community.name == name)) is not None:
             raise Conflict(f"a group named {name!r} already exists")
@@ -102,8 +102,7 @@ def rotate_qr(
 ) -> GroupView:
     """Give a group a fresh QR code (by name or id); it takes members again if it has room."""
     at = now or utcnow()
-    if not url.strip():
-        raise InputError("--url must not be empty")
+    _check_qr_url("--url", url)
     with transaction(engine) as session:
         group = _find_group(session, group_ref)
         group.qr_code_url = url
@@ -111,6 +110,13 @@ def rotate_qr(
         audit(session, actor, "group.rotate_qr", object_type="community", object_id=group.id, at=at)
         count = member_counts(session, [group.id]).get(group.id, 0)
         return _view(group, count, at)
+
+
+def _check_qr_url(option: str, url: str) -> None:
+    # The link is sent to every invited contact as is: a placeholder would reach them all.
+    problem = qr_url_problem(url)
+    if problem:
+        raise InputError(f"{option} {url!r}: {problem}")
 
 
 def list_groups(session: Session, *, now: datetime | None = None) -> list[GroupView]:

@@ -1,10 +1,12 @@
 """Group placement: inviting contacts waiting for a group of their tier, by the live code.
 
 An invitation is a membership row (``invited_at``) plus an outbox message
-(``campaign="tier-invite"``, ``action="group_join"``) that the follow-up dispatcher sends
-against the owner account's daily group-join cap. When no group has room the operator gets a
-``no_group_room`` alert and the contact stays pending: every route run places pending contacts
-again. Which group takes whom is :mod:`crm.routing.group_choice`.
+(``campaign="tier-invite"``, ``action="group_invite"``) that the follow-up dispatcher sends
+against the invited contact's own daily group joins (the contact is the one who scans); a
+contact with no handle on the group's platform is invited by email if it has an address. When
+no group has room the operator gets a ``no_group_room`` alert and the contact stays pending:
+every route run places pending contacts again. Which group takes whom is
+:mod:`crm.routing.group_choice`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sqlalchemy import (
     BigInteger,
     any_,
     bindparam,
+    case,
     exists,
     func,
     insert,
@@ -32,12 +35,13 @@ from sqlalchemy.orm import Session
 
 from crm.core.audit import raise_alert, resolve_alerts
 from crm.core.db import dialect_insert, is_postgres
-from crm.core.vocabulary import ContactStatus, EventKind, Tier
+from crm.core.vocabulary import CapAction, ContactStatus, EventKind, IdentityKind, Tier
 from crm.models import (
     Community,
     Consent,
     Contact,
     Event,
+    Identity,
     Membership,
     OutboxMessage,
     UTCDateTime,
@@ -216,9 +220,32 @@ def _invite(
         _invite_pg(session, tier, items, groups, now)
     else:
         _invite_rows(session, tier, items, groups, now)
+    _fall_back_to_email(session, now)
     touched = sorted(set(placed.values()))
     for gid, count in member_counts(session, touched).items():
         session.execute(update(Community).where(Community.id == gid).values(member_count=count))
+
+
+def _fall_back_to_email(session: Session, now: datetime) -> None:
+    # An invitation on a chat platform goes to a contact with no handle there by email when
+    # they have an address; with none at all dispatch skips it ("no address").
+    o = OutboxMessage
+    kind = case((o.channel == "wecom", IdentityKind.WECOM_EXTERNAL_USERID.value),
+                else_=IdentityKind.WECHAT_ID.value)  # fmt: skip
+    has = Identity.contact_id == o.contact_id
+    session.execute(
+        update(o)
+        .where(
+            o.campaign == INVITE_CAMPAIGN,
+            o.state == "planned",
+            o.created_at == now,
+            o.channel.in_(("wechat", "wecom")),
+            ~exists().where(has, Identity.kind == kind),
+            exists().where(has, Identity.kind == IdentityKind.EMAIL.value),
+        )
+        .values(channel="email")
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _invite_pg(
@@ -263,7 +290,7 @@ _INSERT_INVITES_PG = text(
     "INSERT INTO outbox (campaign, step, contact_id, channel, template, account_id,"
     " community_id, action, context, state, due_at, idempotency_key, created_at, updated_at)"
     " SELECT CAST(:campaign AS text), CAST(:tier AS text), m.cid, g.platform,"
-    " CAST(:template AS text), g.owner, m.gid, 'group_join',"
+    " CAST(:template AS text), g.owner, m.gid, 'group_invite',"
     " jsonb_build_object('tier', CAST(:tier AS text), 'group', g.name, 'qr_code_url', g.qr),"
     " 'planned', :now, CAST(:campaign AS text) || ':' || CAST(:tier AS text) || ':' || m.cid,"
     " :now, :now"
@@ -302,7 +329,7 @@ def _invite_rows(
                 "template": INVITE_TEMPLATE,
                 "account_id": groups[gid].owner_account_id,
                 "community_id": gid,
-                "action": "group_join",
+                "action": CapAction.GROUP_INVITE.value,
                 "context": {
                     "tier": tier.value,
                     "group": groups[gid].name,

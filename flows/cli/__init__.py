@@ -20,6 +20,7 @@ from flows.cli import (
     ingest,
     ingest_remote,
     optout,
+    peers,
     qr,
     queue,
     report,
@@ -75,8 +76,9 @@ app.command("report")(report.report)
 
 app.add_typer(campaign.app, name="campaign")
 app.command("dispatch")(dispatch.run)
-app.command("caps")(caps.caps)
+app.add_typer(caps.caps_app, name="caps")
 app.add_typer(caps.accounts, name="accounts")
+app.add_typer(peers.app, name="peers")
 app.command("optout")(optout.optout)
 app.add_typer(alerts.app, name="alerts")
 

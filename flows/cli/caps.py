@@ -11,14 +11,24 @@ from crm.core.db import transaction
 from crm.core.errors import InputError
 from crm.core.vocabulary import Platform
 from crm.models import OperatorAccount
-from crm.outreach.accounts import add_account, usage_today
+from crm.outreach.accounts import add_account, list_limits, usage_today
 from flows.cli.common import engine, print_json, print_table, settings
 
 accounts = typer.Typer(help="Operator accounts and their per-account limits.")
+caps_app = typer.Typer(
+    help="Today's usage and headroom per account; `caps limits` lists every limit.",
+    invoke_without_command=True,
+)
 
 
-def caps(as_json: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
+@caps_app.callback()
+def caps(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
     """Today's usage and headroom per account and action (local day of each account)."""
+    if ctx.invoked_subcommand is not None:
+        return
     with transaction(engine()) as session:
         rows = usage_today(session, zone=settings().zone)
     if as_json:
@@ -27,6 +37,20 @@ def caps(as_json: bool = typer.Option(False, "--json", help="Print one JSON docu
     print_table(
         [dataclasses.asdict(r) for r in rows],
         ["handle", "platform", "action", "day", "used", "cap", "headroom"],
+    )
+
+
+@caps_app.command("limits")
+def limits(as_json: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
+    """Every limit with its value, source, date and kind (documented, practice, override)."""
+    with transaction(engine()) as session:
+        rows = list_limits(session)
+    if as_json:
+        print_json(rows)
+        return
+    print_table(
+        [dataclasses.asdict(r) for r in rows],
+        ["name", "value", "kind", "since", "account", "source"],
     )
 
 
@@ -45,7 +69,9 @@ def add(
     handle: str = typer.Argument(..., help="The account's handle (WeCom userid, email, …)."),
     platform: Platform = typer.Option(..., "--platform", help="wechat, wecom, email, webhook."),
     limit: list[str] = typer.Option(
-        [], "--limit", help="ACTION=N per day (pacing:ACTION=SECONDS for pacing)."
+        [],
+        "--limit",
+        help="ACTION=N per day; pacing:ACTION=SECONDS; ACTION.WINDOW=N for another window.",
     ),
     timezone: str | None = typer.Option(None, "--timezone", help="IANA zone for its day."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),

@@ -64,3 +64,5 @@ def run(
     }
     print_table([{"account": a, **c} for a, c in result.per_account.items()])
     typer.echo(" ".join(f"{k}={v}" for k, v in totals.items()))
+    nxt = result.next_due_at
+    typer.echo(f"not_due={result.not_due}" + (f" next_due_at={nxt.isoformat()}" if nxt else ""))

@@ -9,6 +9,7 @@ import typer
 
 from crm.contacts.normalize import clean_text
 from crm.core.db import transaction
+from crm.core.errors import InputError
 from crm.intake.records import IngestReport
 from flows.cli.common import engine, print_json, print_table
 
@@ -54,9 +55,19 @@ def peer_group(
         None, help="Group name (default: a 群名称 column or the file name)."
     ),
     account: str | None = typer.Option(None, help="Operator account that harvested the list."),
+    peer: str | None = typer.Option(
+        None, "--peer", help="The peer group (qunflow peers) it was harvested in: links the join."
+    ),
     as_json: bool = _JSON,
 ) -> None:
     """Import a peer-group (同行群) member list."""
+    if peer is not None:
+        from crm.intake.peer_link import ingest_peer_list
+
+        if group or account:
+            raise InputError("--peer names the group and its account: drop --group / --account")
+        _report(ingest_peer_list(engine(), path, peer), as_json)
+        return
     _report(_run("peer-group", path, group=group, account=account), as_json)
 
 

@@ -193,6 +193,20 @@ MESSAGES: dict[str, dict[str, str]] = {
         "sort.created": "进入队列时间",
         "sort.score": "分数",
         "sort.updated": "最近更新",
+        "peers": "同行群任务",
+        "peers_intro": "今天每个运营号要进的同行群和要加的好友（按账号当地日期，已在额度内）。",
+        "peer_task": "任务",
+        "peer_group": "同行群",
+        "peer_how": "方式 / 验证语",
+        "peer_join": "进群",
+        "peer_friend_request": "加好友",
+        "peer_joined": "已进群",
+        "peer_done": "已发送",
+        "peer_accepted": "已通过",
+        "peer_ignored": "未通过",
+        # outbox reasons (crm.outreach.outbox)
+        "no address": "无联系地址：该渠道没有此联系人的地址，也没有可改用的渠道",
+        "qr code expiring": "群二维码即将过期：更换二维码（groups rotate-qr）后再发送邀请",
     },
     "en": {
         "app": "Qunflow sales workspace",
@@ -386,6 +400,22 @@ MESSAGES: dict[str, dict[str, str]] = {
         "sort.created": "Queued at",
         "sort.score": "Score",
         "sort.updated": "Last updated",
+        "peers": "Peer groups",
+        "peers_intro": (
+            "Today's peer groups to join and members to add, per operator account"
+            " (its local day, within its caps)."
+        ),
+        "peer_task": "Task",
+        "peer_group": "Peer group",
+        "peer_how": "How / message",
+        "peer_join": "Join",
+        "peer_friend_request": "Friend request",
+        "peer_joined": "Joined",
+        "peer_done": "Sent",
+        "peer_accepted": "Accepted",
+        "peer_ignored": "Ignored",
+        "no address": "no address: the contact has none on this channel, nor on another one",
+        "qr code expiring": "QR code expiring: the invitation waits for a fresh code (rotate-qr)",
     },
 }
 

@@ -200,3 +200,40 @@ def test_qr_signup_page_on_a_phone(server, browser) -> None:
     assert width <= 390  # nothing sticks out sideways on a phone
     page.screenshot(path=str(SHOTS / "08-qr-signup-phone.png"), full_page=True)
     context.close()
+
+
+def test_operator_works_the_peer_group_list(server, browser) -> None:
+    from crm.core.vocabulary import Platform
+    from crm.outreach.accounts import add_account
+    from crm.outreach.peer_plan import plan_joins
+    from crm.outreach.peers import add_peer
+
+    engine = server["engine"]
+    add_account(engine, "yunying_a01", Platform.WECHAT, limits={"group_join": 1})
+    add_peer(engine, "宝妈交流群3群", join_ref="https://weixin.qq.com/g/peer3")
+    add_peer(engine, "考研互助群")
+    assert len(plan_joins(engine, settings=get_settings(secret_key=SECRET))) == 1  # cap 1
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    base = server["base"]
+    page.goto(f"{base}/login")
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", seed.PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/queue")
+    page.click("header a[href='/peers']")
+    page.wait_for_url(f"{base}/peers")
+    rows = page.locator("#peer-tasks tbody tr.task-join")
+    assert rows.count() == 1
+    assert "宝妈交流群3群" in rows.first.inner_text()
+    assert "https://weixin.qq.com/g/peer3" in rows.first.inner_text()
+    page.screenshot(path=str(SHOTS / "09-peer-tasks.png"), full_page=True)
+    rows.first.locator("button").click()
+    page.wait_for_url(f"{base}/peers")
+    assert page.locator("#peer-tasks tbody tr.task-join").count() == 0
+    from crm.core.db import transaction
+    from crm.outreach.peers import list_peers
+
+    with transaction(engine) as s:
+        status = {p.name: p.status for p in list_peers(s)}
+    assert status == {"宝妈交流群3群": "joined", "考研互助群": "to_join"}
+    page.close()

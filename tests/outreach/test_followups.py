@@ -205,38 +205,67 @@ def test_send_window_defers_at_dispatch(engine, tmp_path) -> None:
     assert row.due_at.astimezone(SH) == datetime(2026, 3, 3, 9, 0, tzinfo=SH)
 
 
-def test_group_joins_respect_the_contacts_daily_cap(engine, tmp_path) -> None:
+def test_invitations_spend_the_contacts_joins_not_the_owners(engine, tmp_path) -> None:
+    # The owner invites 15 contacts into 12 groups each (180 invitations in one day, default
+    # limits): each contact scans at most 10 codes a day; the owner joins nothing.
     st = settings_for(tmp_path)
-    acct = make_account(engine, "wx-op", "wechat", group_join=100)
-    cid = make_contacts(engine, 1)[0]
+    acct = make_account(engine, "wx-op", "wechat")
+    cids = make_contacts(engine, 15)
     now = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
     with transaction(engine) as s:
-        for i in range(12):
-            g = Community(name=f"群{i}", tier="open", qr_code_url=f"https://qr/{i}")
-            s.add(g)
-            s.flush()
-            s.add(
-                OutboxMessage(
-                    campaign="placement", step=f"join-{g.id}", contact_id=cid, channel="file",
-                    template="tier_invitation", account_id=acct, community_id=g.id,
-                    action="group_join", due_at=now, idempotency_key=f"join-{cid}-{g.id}",
-                    context={"tz": "Asia/Shanghai"},
-                )
-            )  # fmt: skip
+        groups = [Community(name=f"群{i}", tier="open", qr_code_url=f"https://qr/{i}")
+                  for i in range(12)]  # fmt: skip
+        s.add_all(groups)
+        s.flush()
+        for cid in cids:
+            for g in groups:
+                s.add(
+                    OutboxMessage(
+                        campaign="placement", step=f"join-{g.id}", contact_id=cid,
+                        channel="file", template="tier_invitation", account_id=acct,
+                        community_id=g.id, action="group_invite", due_at=now,
+                        idempotency_key=f"join-{cid}-{g.id}", context={"tz": "Asia/Shanghai"},
+                    )
+                )  # fmt: skip
     out = tmp_path / "o.jsonl"
-    result = dispatch(engine, now=now, channels={"file": FileChannel(out)}, settings=st, batch=5)
-    assert result.sent == 10 and result.deferred == 2
+    result = dispatch(engine, now=now, channels={"file": FileChannel(out)}, settings=st, batch=7)
+    assert result.sent == 150 and result.deferred == 30
     deferred = [r for r in rows(engine) if r.state == "deferred"]
     assert {r.due_at for r in deferred} == {datetime(2026, 3, 2, 16, 0, tzinfo=UTC)}
     assert "https://qr/0" in out.read_text()
     with transaction(engine) as s:
         usage = {(u.subject, u.action): u.used for u in s.scalars(select(CapUsage))}
-    assert usage[(f"contact:{cid}", "group_join")] == 10
-    assert usage[(f"account:{acct}", "group_join")] == 10
+    assert {usage[(f"contact:{cid}", "group_join")] for cid in cids} == {10}
+    assert not [k for k in usage if k[0] == f"account:{acct}"]
     # the next local day they go
     nxt = dispatch(engine, now=datetime(2026, 3, 2, 16, 0, tzinfo=UTC),
                    channels={"file": FileChannel(out)}, settings=st)  # fmt: skip
-    assert nxt.sent == 2
+    assert nxt.sent == 30
+
+
+def test_an_invitation_limit_set_for_the_account_binds_as_its_own_action(engine, tmp_path) -> None:
+    st = settings_for(tmp_path)
+    acct = make_account(engine, "wx-op", "wechat", group_invite=3)
+    cids = make_contacts(engine, 5)
+    now = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
+    with transaction(engine) as s:
+        g = Community(name="群", tier="open", qr_code_url="https://qr/1")
+        s.add(g)
+        s.flush()
+        for cid in cids:
+            s.add(
+                OutboxMessage(
+                    campaign="placement", step="open", contact_id=cid, channel="file",
+                    template="tier_invitation", account_id=acct, community_id=g.id,
+                    action="group_invite", due_at=now, idempotency_key=f"join-{cid}",
+                )
+            )  # fmt: skip
+    result = dispatch(engine, now=now, channels={"file": FileChannel(tmp_path / "o")}, settings=st)
+    assert result.sent == 3 and result.deferred == 2
+    with transaction(engine) as s:
+        usage = {(u.subject, u.action): u.used for u in s.scalars(select(CapUsage))}
+    assert usage[(f"account:{acct}", "group_invite")] == 3
+    assert (f"account:{acct}", "group_join") not in usage
 
 
 class _Killed(BaseException):
@@ -499,6 +528,35 @@ def test_cli_plans_and_dispatches(engine, cli_env, tmp_path) -> None:
     assert bad.returncode == 2 and "no campaign 'nope'" in bad.stderr
     with transaction(engine) as s:
         assert counts(s) == {"sent": 2}
+
+
+TWO_STEPS = """
+[[campaign]]
+name = "hello"
+anchor = "tier_entered"
+audience = { tiers = ["open"] }
+max_late = "30d"
+steps = [
+  { name = "hi", offset = "0m", channel = "file", template = "welcome" },
+  { name = "later", offset = "2d", channel = "file", template = "welcome" },
+]
+"""
+
+
+def test_dispatch_says_what_is_still_coming(engine, cli_env, tmp_path) -> None:
+    entered = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    make_contacts(engine, 2, entered=entered)
+    env = dict(cli_env, QUNFLOW_CAMPAIGNS_PATH=str(tmp_path / "c.toml"))
+    (tmp_path / "c.toml").write_text(TWO_STEPS, "utf-8")
+    run = lambda *a: subprocess.run(  # noqa: E731
+        [".venv/bin/qunflow", *a], env=env, capture_output=True, text=True, check=False
+    )
+    assert json.loads(run("campaign", "run", "hello", "--json").stdout)["planned"] == 4
+    doc = json.loads(run("dispatch", "--until-idle", "--channel", "file", "--json").stdout)
+    assert (doc["sent"], doc["not_due"]) == (2, 2)
+    assert datetime.fromisoformat(doc["next_due_at"]) == entered + timedelta(days=2)
+    text = run("dispatch", "--until-idle", "--channel", "file").stdout.splitlines()
+    assert text[-1] == f"not_due=2 next_due_at={(entered + timedelta(days=2)).isoformat()}"
 
 
 @pytest.mark.parametrize(

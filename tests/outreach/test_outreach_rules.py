@@ -15,7 +15,8 @@ from crm.core.errors import ConfigError
 from crm.outreach.cadence import Cadence, Verdict
 from crm.outreach.campaign_file import describe, load_campaigns
 from crm.outreach.campaign_spec import CampaignFile
-from crm.outreach.limits import DEFAULT_LIMITS, LimitBook, local_day, next_day_start
+from crm.outreach.limit_file import default_limits
+from crm.outreach.limits import LimitBook, local_day, next_day_start
 from crm.outreach.plan_rows import Exclusion, group_channel, idempotency_key, pick_channel
 from crm.outreach.planning import PlanReport
 from flows.trigger import TriggerResult
@@ -87,7 +88,7 @@ def test_limit_book_prefers_the_accounts_own_latest_limit() -> None:
     assert book.daily("wecom", "account", "message", 7) is None  # no such limit: none binds
     assert book.interval("wechat", "friend_add", 7) == 60
     assert book.interval("wechat", "message", 7) == 0
-    names = [lim.name for lim in DEFAULT_LIMITS]
+    names = [lim.name for lim in default_limits()]
     assert "wechat.contact.group_join.day" in names and len(set(names)) == len(names)
     day = local_day(datetime(2026, 3, 2, 16, 30, tzinfo=UTC), SH)  # 00:30 on the 3rd
     assert day == date(2026, 3, 3)

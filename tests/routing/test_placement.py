@@ -3,6 +3,7 @@ keeps contacts pending (with an alert) when no group has room."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from sqlalchemy import Engine, func, select
@@ -65,7 +66,7 @@ def test_full_and_expiring_groups_roll_over(engine: Engine) -> None:
         invite = s.scalars(select(OutboxMessage).where(OutboxMessage.contact_id == ids[0])).one()
         counts = dict(s.execute(select(Community.name, Community.member_count)).all())
     assert invite.campaign == "tier-invite" and invite.step == "open"
-    assert invite.action == "group_join" and invite.template == "tier_invitation"
+    assert invite.action == "group_invite" and invite.template == "tier_invitation"
     assert invite.idempotency_key == f"tier-invite:open:{ids[0]}"
     assert invite.channel == "wechat" and invite.account_id is not None
     assert invite.due_at == NOW and invite.state == "planned"
@@ -155,3 +156,34 @@ def test_room_and_whether_a_group_takes_members() -> None:
 def test_no_room_message_names_tier_and_theme() -> None:
     assert no_room_message(Tier.ACTIVE, 2, None).startswith("2 contact(s) wait for a active group")
     assert "(theme paid)" in no_room_message(Tier.PAID, 1, "paid")
+
+
+def test_an_invitation_reaches_someone_or_is_skipped_as_no_address(
+    engine: Engine, tmp_path
+) -> None:
+    # One contact on WeChat, one with only an email (the fallback), one known only by phone.
+    from crm.models import Identity
+    from crm.outreach.channels.local import FileChannel
+    from crm.outreach.dispatch import dispatch
+    from tests.helpers.followups import settings_for
+
+    add_group(engine, "open-1", "open")
+    ids = [add_contact(engine, f"c{i}") for i in range(3)]
+    with transaction(engine) as s:
+        s.add(Identity(contact_id=ids[0], kind="wechat_id", value="wx_c0"))
+        s.add(Identity(contact_id=ids[1], kind="email", value="c1@example.com"))
+        s.add(Identity(contact_id=ids[2], kind="phone", value="+8613800000000"))
+    with transaction(engine) as s:
+        place_contacts(s, {Tier.OPEN: ids}, RULES, now=NOW)
+    sendlist, mails = tmp_path / "wechat.jsonl", tmp_path / "mail.jsonl"
+    channels = {"wechat": FileChannel(sendlist), "email": FileChannel(mails)}
+    result = dispatch(engine, now=NOW, channels=channels, settings=settings_for(tmp_path))
+    assert result.sent == 2 and result.skipped == 1
+    with transaction(engine) as s:
+        got = {
+            r.contact_id: (r.channel, r.state, r.reason) for r in s.scalars(select(OutboxMessage))
+        }
+    assert got[ids[0]][:2] == ("wechat", "sent") and got[ids[1]][:2] == ("email", "sent")
+    assert got[ids[2]] == ("wechat", "skipped", "no address")
+    assert [json.loads(line)["address"] for line in sendlist.read_text().splitlines()] == ["wx_c0"]
+    assert "c1@example.com" in mails.read_text()

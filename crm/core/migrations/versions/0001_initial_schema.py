@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-03 05:56:20.609962
+Create Date: 2026-12-03 07:05:15.814925
 """
 
 from collections.abc import Sequence
@@ -276,11 +276,12 @@ def upgrade() -> None:
     sa.Column('window', sa.String(length=16), server_default='day', nullable=False),
     sa.Column('account_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('source', sa.String(length=300), nullable=False),
+    sa.Column('kind', sa.String(length=16), server_default='practice', nullable=False),
     sa.Column('effective_from', sa.Date(), nullable=False),
     sa.Column('created_at', crm.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['operator_accounts.id'], name=op.f('fk_platform_limits_account_id_operator_accounts')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_platform_limits')),
-    sa.UniqueConstraint('platform', 'scope', 'action', 'account_id', 'effective_from', name=op.f('uq_platform_limits_platform_scope_action_account_id_effective_from'))
+    sa.UniqueConstraint('platform', 'scope', 'action', 'window', 'account_id', 'effective_from', name=op.f('uq_platform_limits_platform_scope_action_window_account_id_effective_from'))
     )
     op.create_table('queue_actions',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -371,6 +372,25 @@ def upgrade() -> None:
         batch_op.create_index('ix_outbox_contact', ['contact_id'], unique=False)
         batch_op.create_index('ix_outbox_state_due', ['state', 'due_at'], unique=False)
 
+    op.create_table('peer_groups',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('community', sa.String(length=200), nullable=True),
+    sa.Column('join_method', sa.String(length=16), server_default='qr', nullable=False),
+    sa.Column('join_ref', sa.String(length=500), nullable=True),
+    sa.Column('theme', sa.String(length=100), nullable=True),
+    sa.Column('notes', sa.String(length=1000), nullable=True),
+    sa.Column('status', sa.String(length=16), server_default='to_join', nullable=False),
+    sa.Column('account_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('joined_at', crm.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('left_at', crm.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('source_instance_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('created_at', crm.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['account_id'], ['operator_accounts.id'], name=op.f('fk_peer_groups_account_id_operator_accounts')),
+    sa.ForeignKeyConstraint(['source_instance_id'], ['source_instances.id'], name=op.f('fk_peer_groups_source_instance_id_source_instances')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_peer_groups')),
+    sa.UniqueConstraint('name', name=op.f('uq_peer_groups_name'))
+    )
     op.create_table('qr_codes',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('token_id', sa.String(length=32), nullable=False),
@@ -463,6 +483,27 @@ def upgrade() -> None:
     with op.batch_alter_table('outbox_attempts', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_outbox_attempts_outbox_id'), ['outbox_id'], unique=False)
 
+    op.create_table('peer_tasks',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('key', sa.String(length=64), nullable=False),
+    sa.Column('account_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('peer_group_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('contact_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('state', sa.String(length=16), server_default='planned', nullable=False),
+    sa.Column('text', sa.String(length=1000), nullable=True),
+    sa.Column('created_at', crm.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('done_at', crm.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['account_id'], ['operator_accounts.id'], name=op.f('fk_peer_tasks_account_id_operator_accounts')),
+    sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_peer_tasks_contact_id_contacts')),
+    sa.ForeignKeyConstraint(['peer_group_id'], ['peer_groups.id'], name=op.f('fk_peer_tasks_peer_group_id_peer_groups')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_peer_tasks')),
+    sa.UniqueConstraint('kind', 'key', 'day', name=op.f('uq_peer_tasks_kind_key_day'))
+    )
+    with op.batch_alter_table('peer_tasks', schema=None) as batch_op:
+        batch_op.create_index('ix_peer_tasks_account_day', ['account_id', 'day', 'state'], unique=False)
+
     op.create_table('quarantine',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('source_instance_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
@@ -520,6 +561,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_quarantine_original_raw_record_id')
 
     op.drop_table('quarantine')
+    with op.batch_alter_table('peer_tasks', schema=None) as batch_op:
+        batch_op.drop_index('ix_peer_tasks_account_day')
+
+    op.drop_table('peer_tasks')
     with op.batch_alter_table('outbox_attempts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_outbox_attempts_outbox_id'))
 
@@ -536,6 +581,7 @@ def downgrade() -> None:
 
     op.drop_table('raw_records')
     op.drop_table('qr_codes')
+    op.drop_table('peer_groups')
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_state_due')
         batch_op.drop_index('ix_outbox_contact')
