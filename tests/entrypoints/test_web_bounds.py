@@ -46,7 +46,15 @@ UNDECLARED_FORM = {"/campaigns/trigger": ("contact_ids", "campaign")}
 def app(engine):
     seed.users(engine)
     seed.prospects(engine, 2, now=utcnow())
-    return create_app(get_settings(secret_key="test-secret-key-0123456789"), engine)
+    # WeCom callbacks configured, so the walk reaches their signature check (not the 503 of
+    # an unconfigured integration).
+    settings = get_settings(
+        secret_key="test-secret-key-0123456789",
+        wecom_corp_id="ww-test-corp",
+        wecom_token="test-wecom-token",
+        wecom_aes_key="a" * 43,
+    )
+    return create_app(settings, engine)
 
 
 def _params(route) -> tuple[list[str], list[str], list[str]]:
