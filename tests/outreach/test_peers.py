@@ -130,7 +130,7 @@ def test_peers_through_the_cli(cli_env) -> None:
     assert peers["同行群0"]["status"] == "removed" and peers["同行群0"]["account"] == "op1"
     assert peers["同行群2"]["status"] == "to_join"
     missing = run("peers", "joined", "没有这个群")
-    assert missing.returncode == 1 and missing.stderr.count("\n") == 1  # NotFound
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1  # NotFound: a user error
     assert "peer group '没有这个群' does not exist" in missing.stderr
     bad = run("peers", "add", "x", "--join", "bribe")
     assert bad.returncode == 2
