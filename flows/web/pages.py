@@ -144,10 +144,8 @@ def queue_page(
     msg: str | None = Query(None, max_length=300),
 ) -> Response:
     """My queue, the pool, the team's held items or closed ones, filtered and sorted."""
-    if view not in VIEWS:
-        view = QueueView.MINE
-    if sort not in SORTS:
-        sort = "sla"
+    view = view if view in VIEWS else QueueView.MINE
+    sort = sort if sort in SORTS else "sla"
     filters = QueueFilters(
         source_kind=source_kind or None,
         promoter=promoter or None,
