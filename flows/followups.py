@@ -173,6 +173,7 @@ def dispatch_flow(
         "awaiting_confirmation": result.awaiting_confirmation,
         "deferred": result.deferred,
         "failed": result.failed,
+        **{f"confirmed_{k}": v for k, v in result.confirmations.items()},
     }
     create_markdown_artifact(
         key="dispatch-summary",

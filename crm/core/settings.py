@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -136,6 +136,14 @@ class Settings(BaseSettings):
         gt=0,
         le=20,
         description="How long after an add_external_contact event a welcome is still sent.",
+    )
+    wecom_mass_per: Literal["month", "week", "day"] = Field(
+        default="month",
+        description=(
+            "The enterprise mass-message (群发) limit set in the WeCom admin console: month (as "
+            "many a month as it has days, WeCom's default), week (7) or day (1). A customer "
+            "WeCom reports as already served (status 3) waits for the next such window."
+        ),
     )
     wecom_base_url: str = Field(
         default="https://qyapi.weixin.qq.com/cgi-bin",

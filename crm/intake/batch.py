@@ -302,7 +302,12 @@ def events_and_consents(
             form = f"{(info.kind if info else None) or 'import'} form"
             consents.append(
                 ConsentRow(
-                    r.contact_id, ConsentKind.CONSENT, None, form, r.occurred_at, r.row.raw_id
+                    r.contact_id,
+                    ConsentKind.CONSENT,
+                    clean_text(payload.get("consent_channel")) or None,
+                    clean_text(payload.get("consent_via"))[:100] or form,
+                    r.occurred_at,
+                    r.row.raw_id,
                 )
             )
     return events, consents

@@ -15,6 +15,8 @@ Payload keys the resolver understands (all optional, strings unless noted):
     note                     free text from the operator
     answers                  dict: screening question -> answer (门槛)
     consent                  bool: explicit marketing consent given on a sign-up form
+    consent_channel          the one channel the consent covers (default: all channels)
+    consent_via              how it was given, kept as the consent's source (default: form)
     event                    for activity records: message | share | referral | activity_attended
                              | answer | purchase | violation | opt_out
     referrer_*               for referrals: the inviter's phone / wechat_id / … (prefixed keys)

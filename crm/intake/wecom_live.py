@@ -213,6 +213,23 @@ class Resolved:
     source: SourceSpec
 
 
+SCAN_CONSENT_VIA = "wecom channel code scan"
+
+
+def scan_consent(state: str | None) -> dict[str, Any]:
+    """The consent a scan of a channel live code records (payload keys; none without a state).
+
+    A channel live code is an in-person QR source, and that source asks for consent before any
+    marketing (crm.compliance.optout.CONSENT_SOURCES). WeCom shows no form: the customer's own
+    request to add the staff member is that consent, for WeCom only, the channel they chose;
+    other channels still need the sign-up form's. An add without a state (the staff member
+    added them) is no scan and records none.
+    """
+    if not state:
+        return {}
+    return {"consent": True, "consent_channel": "wecom", "consent_via": SCAN_CONSENT_VIA}
+
+
 def resolve_new_customer(engine: Engine, client: WeComClient, cb: Claimed) -> Resolved:
     """add_external_contact: read the customer (externalcontact/get) and resolve the person."""
     f = cb.fields
@@ -236,6 +253,7 @@ def resolve_new_customer(engine: Engine, client: WeComClient, cb: Claimed) -> Re
         "state": state,
         "note": follow.get("remark") or None,
         "wecom_tags": [t.get("tag_name") for t in follow.get("tags") or [] if t.get("tag_name")],
+        **scan_consent(state),
     }
     item = RawItem(
         record_key=f"wecom:add:{external}:{staff}:{f.get('CreateTime', '')}",
@@ -246,6 +264,9 @@ def resolve_new_customer(engine: Engine, client: WeComClient, cb: Claimed) -> Re
     return Resolved(contact_of(engine, external), report, spec)
 
 
+# The source of a staff member's relationship events; planning and dispatch read churn by it.
+STAFF_SOURCE_PREFIX = "wecom-staff:"
+
 CHURN_EVENTS = {
     "del_follow_user": "customer_deleted_staff",
     "del_external_contact": "staff_deleted_customer",
@@ -253,13 +274,13 @@ CHURN_EVENTS = {
 
 
 def churn_spec(staff: str) -> SourceSpec:
-    """The feed of one staff member's WeCom relationship events."""
+    """The feed of one staff member's WeCom relationship events. No operator handle: that
+    would make a personal-WeChat account of the staff member; the key names them."""
     return SourceSpec(
         kind=SourceKind.API,
-        key=f"wecom-staff:{staff}",
+        key=f"{STAFF_SOURCE_PREFIX}{staff}",
         name=f"企业微信成员 {staff}",
         platform="wecom",
-        operator_handle=staff or None,
     )
 
 

@@ -87,6 +87,14 @@ def poll_confirmations(
             if state == OutboxState.DEFERRED.value:
                 # A new task is created at the next window: the old msgid is spent.
                 values.update(due_at=next_start, provider_message_id=None, sending_at=None)
-            session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(**values))
-            done[state] += len(ids)
+            # Still awaiting: a concurrent dispatch run may have settled the row already.
+            changed = session.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.id.in_(ids),
+                    OutboxMessage.state == OutboxState.AWAITING_CONFIRMATION.value,
+                )
+                .values(**values)
+            )
+            done[state] += int(getattr(changed, "rowcount", 0) or 0)
     return dict(done)

@@ -2,7 +2,9 @@
 
 Each batch (crm.outreach.dispatch_batch) claims with ``FOR UPDATE SKIP LOCKED`` (SQLite:
 inside ``BEGIN IMMEDIATE``), reserves caps before sending and marks every outcome, so any
-number of workers, in this process or others, never send a row twice or exceed a cap.
+number of workers, in this process or others, never send a row twice or exceed a cap. A run
+first reads the outcome of WeCom mass-message tasks awaiting confirmation
+(crm.outreach.confirmations), so the scheduled dispatch flow is what settles them.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import os
 import socket
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
@@ -19,6 +21,7 @@ from sqlalchemy import Engine
 from crm.core.db import is_postgres, prepared_statements, transaction
 from crm.core.settings import Settings
 from crm.outreach.channels.base import Channel
+from crm.outreach.confirmations import poll_confirmations
 from crm.outreach.dispatch_batch import Dispatcher
 from crm.outreach.outbox import still_coming
 
@@ -36,6 +39,8 @@ class DispatchReport:
     per_account: dict[str, dict[str, int]]
     not_due: int = 0
     next_due_at: datetime | None = None
+    # What WeCom said of mass-message tasks awaiting confirmation, asked before sending.
+    confirmations: dict[str, int] = field(default_factory=dict)
 
 
 def dispatch(
@@ -56,6 +61,7 @@ def dispatch(
     from crm.outreach.channels import build_channels
 
     chans = dict(channels) if channels is not None else build_channels(settings)
+    confirmations = _confirm(engine, chans, settings, now)
     d = Dispatcher(engine, chans, settings=settings, batch=batch, lease=lease, now=now)
     stop = threading.Event()
     base = f"{socket.gethostname()}:{os.getpid()}"
@@ -90,6 +96,21 @@ def dispatch(
         per_account={k: dict(v) for k, v in sorted(d.tally.per_account.items())},
         not_due=not_due,
         next_due_at=next_due_at,
+        confirmations=confirmations,
+    )
+
+
+def _confirm(
+    engine: Engine, chans: Mapping[str, Channel], settings: Settings, now: datetime | None
+) -> dict[str, int]:
+    """Read what became of WeCom mass-message tasks before sending: a customer already served
+    this window (status 3) is deferred to the next window of the limit in force. Asked
+    before sending, since tasks made by this run cannot have been confirmed yet."""
+    wecom = chans.get("wecom")
+    if wecom is None or not hasattr(wecom, "confirmation"):
+        return {}
+    return poll_confirmations(
+        engine, wecom, now=now, mass_per=settings.wecom_mass_per, zone=settings.zone
     )
 
 

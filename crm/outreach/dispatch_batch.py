@@ -1,8 +1,8 @@
 """One dispatch batch: claim → settle what cannot go now → reserve caps → render → send → mark.
 
-Per batch: claim (one statement) → skip opted-out rows → defer rows outside their send window
-→ reserve caps for the rest in one conditional upsert (deferring what does not fit to the
-next local day, or past the pacing interval) → render (a template error skips the row and
+Per batch: claim (one statement) → skip opted-out (or churned) rows → defer rows outside their
+send window → reserve caps for the rest in one conditional upsert (deferring what does not fit
+to the next local day, or past the pacing interval) → render (a template error skips the row and
 releases its reservation) → send, each with the row's idempotency key → mark all outcomes
 in one statement, every attempt logged.
 """
@@ -29,6 +29,7 @@ from crm.core.vocabulary import CapAction, OutboxState
 from crm.models import utcnow
 from crm.outreach.accounts import load_limits, sending_accounts
 from crm.outreach.channels.base import Channel, OutgoingMessage
+from crm.outreach.churn import CHURN_SKIP
 from crm.outreach.dispatch_caps import BatchCaps, Reserved, release_keys
 from crm.outreach.dispatch_render import Templates, render_message
 from crm.outreach.dispatch_send import send_row
@@ -191,10 +192,13 @@ class Dispatcher:
         return self.channels[row.channel]
 
     def _precheck(self, row: Claimed, now: datetime) -> Outcome | None:
-        # Opted out since planning, or no address: skip. No such channel here, or outside the
-        # row's send window: defer (a row possibly at the provider stays marked so).
+        # Opted out, or the sender churned with the contact, since planning, or no address:
+        # skip. No such channel here, or outside the row's send window: defer (a row possibly
+        # at the provider stays marked so).
         if row.opted_out:
             return Outcome(row.id, row.token, OutboxState.SKIPPED, reason=OPTED_OUT)
+        if row.churned:
+            return Outcome(row.id, row.token, OutboxState.SKIPPED, reason=CHURN_SKIP)
         if row.contact_id is not None and row.channel in ADDRESSED_CHANNELS and not row.address:
             # Marked sent, it would have reached nobody (a send list row with no one to send to).
             return Outcome(row.id, row.token, OutboxState.SKIPPED, reason=NO_ADDRESS)

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from crm.core.db import is_postgres
 from crm.core.vocabulary import OutboxState
 from crm.models import OutboxAttempt, OutboxMessage, UTCDateTime
+from crm.outreach.churn import churned_sql
 
 # The reason a row is skipped when its contact has no address on its channel.
 NO_ADDRESS = "no address"
@@ -61,6 +62,7 @@ class Claimed:
     address: str | None
     opted_out: bool
     group: dict[str, Any] | None = None
+    churned: bool = False  # the sending WeCom staff member and the contact churned (流失)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -106,6 +108,7 @@ SELECT upd.id, upd.campaign, upd.step, upd.contact_id, upd.channel, upd.template
      AND i.kind = {ADDRESS_KIND_SQL.replace("outbox.", "upd.")} ORDER BY i.id LIMIT 1) AS address,
   EXISTS (SELECT 1 FROM consents k WHERE k.contact_id = upd.contact_id AND k.kind = 'opt_out'
      AND (k.channel IS NULL OR k.channel = upd.channel)) AS opted_out,
+  (upd.channel = 'wecom' AND {churned_sql("upd")}) AS churned,
   g.name AS group_name, g.qr_code_url AS group_qr, g.external_id AS group_chat_id,
   g.qr_expires_at AS group_qr_expires
 FROM upd
@@ -128,6 +131,7 @@ RETURNING {_CLAIM_RETURNS},
      AND i.kind = {ADDRESS_KIND_SQL} ORDER BY i.id LIMIT 1) AS address,
   EXISTS (SELECT 1 FROM consents k WHERE k.contact_id = outbox.contact_id AND k.kind = 'opt_out'
      AND (k.channel IS NULL OR k.channel = outbox.channel)) AS opted_out,
+  (outbox.channel = 'wecom' AND {churned_sql("outbox")}) AS churned,
   (SELECT g.name FROM communities g WHERE g.id = outbox.community_id) AS group_name,
   (SELECT g.qr_code_url FROM communities g WHERE g.id = outbox.community_id) AS group_qr,
   (SELECT g.external_id FROM communities g WHERE g.id = outbox.community_id) AS group_chat_id,
@@ -183,6 +187,7 @@ def claim(
         contact_tier,
         address,
         opted_out,
+        churned,
         group_name,
         group_qr,
         group_chat_id,
@@ -222,6 +227,7 @@ def claim(
                 address,
                 bool(opted_out),
                 group,
+                churned=bool(churned),
             )
         )
     out.sort(key=lambda c: c.id)

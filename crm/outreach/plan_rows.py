@@ -28,6 +28,7 @@ class Exclusion(StrEnum):
     NO_CONSENT = "no_consent"  # a marketing campaign, no marketing consent on the channel
     NO_CHANNEL = "no_channel"  # no address on any of the step's channels
     TOO_LATE = "too_late"
+    WECOM_CHURN = "wecom_churn"  # the sending staff member and the contact churned (流失)
 
 
 def idempotency_key(campaign: str, step: str, recipient: int | str) -> str:

@@ -3,8 +3,10 @@
 The audience is read in one query (crm.outreach.audience), each step's due times come from
 crm.outreach.cadence, and rows go in chunks of ``INSERT … ON CONFLICT (campaign, step,
 contact_id) DO NOTHING`` (group posts: on their idempotency key): planning twice plans
-nothing twice. Opted-out contacts, contacts without consent for a marketing campaign and
-contacts without an address on the step's channels are not planned; the report counts them.
+nothing twice. Rows from a WeCom staff member who churned with the contact are skipped in the
+same transaction (reason ``wecom_churn``). Opted-out contacts, contacts without consent for a
+marketing campaign and contacts without an address on the step's channels are not planned; the
+report counts them.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from crm.outreach.audience import contacts_query, groups_query, step_accounts
 from crm.outreach.cadence import Cadence, Verdict
 from crm.outreach.campaign_file import find_campaign, load_campaigns, needs_parameters
 from crm.outreach.campaign_spec import Step
+from crm.outreach.churn import skip_churned
 from crm.outreach.plan_rows import (
     Exclusion,
     event_for,
@@ -85,14 +88,17 @@ def plan_campaign(
         else:
             rows = planner.contact_rows(session, accounts, contact_ids)
         inserted = insert_rows(session, rows, by_group=by_group)
+        if not by_group:
+            churned = skip_churned(session, campaign.name, planned_at=cadence.now)
+            planner.counts.excluded[Exclusion.WECOM_CHURN] += churned
     counts = planner.counts
-    planned = sum(inserted.values())
+    added = sum(inserted.values())
     return PlanReport(
         campaign=campaign.name,
         target=campaign.target,
         audience=counts.audience,
-        planned=planned,
-        already_planned=len(rows) - planned,
+        planned=added - counts.excluded[Exclusion.WECOM_CHURN],
+        already_planned=len(rows) - added,
         excluded={reason.value: counts.excluded[reason] for reason in Exclusion},
         not_yet_due=counts.not_yet_due,
         by_step=inserted,

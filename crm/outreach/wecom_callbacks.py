@@ -25,12 +25,12 @@ from crm.intake.wecom_chats import apply_chat_change
 from crm.intake.wecom_inbox import Claimed, claim_callbacks, finish_callback
 from crm.intake.wecom_live import CHURN_EVENTS, resolve_churn, resolve_new_customer
 from crm.models import Contact, OperatorAccount, OutboxMessage, utcnow
+from crm.outreach.churn import CHURN_SKIP
 from crm.outreach.wecom_welcome import send_welcome
 
 log = logging.getLogger(__name__)
 
 CHURN_ALERT = "wecom_churn"
-CHURN_SKIP = "wecom_churn"  # reason key of planned messages skipped after a churn
 
 
 @dataclass(frozen=True)

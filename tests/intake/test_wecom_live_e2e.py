@@ -477,3 +477,37 @@ def test_join_way_spans_five_groups_of_a_tier_and_becomes_their_qr_code(engine, 
     with transaction(engine) as s:
         urls = dict(s.execute(select(Community.external_id, Community.qr_code_url)).all())
     assert {urls[f"wrJoin{n}"] for n in range(5)} == {way.qr_code} and urls["wrJoin5"] is None
+
+
+def test_a_scan_records_consent_for_wecom_only_as_the_in_person_source_asks(engine, live):
+    from crm.compliance.optout import lacks_marketing_consent_clause
+    from crm.models import Consent
+
+    way = create_contact_way(engine, live.client(), staff=[STAFF], campaign="c1")
+    scanned, added = "wmConsentScan000001", "wmConsentNoState001"
+    live.fake.add_customer(scanned, "赵六", STAFF, way.state)
+    live.fake.add_customer(added, "钱七", STAFF, "")  # the staff member added them: no code
+    event = _add_event(live.fake, scanned, way.state, None, 3000)
+    for _ in range(2):  # a retry records the consent once
+        live.fake.push(live.url, event)
+    live.fake.push(live.url, _add_event(live.fake, added, "", None, 3001))
+    _settled(engine, 2)
+    with transaction(engine) as s:
+        ids = dict(s.execute(select(Identity.value, Identity.contact_id)).all())
+        consents = s.execute(
+            select(
+                Consent.contact_id, Consent.kind, Consent.channel, Consent.purpose, Consent.source
+            )
+        ).all()
+        lacks = {
+            (who, ch): s.scalar(select(lacks_marketing_consent_clause(ids[who], ch)))
+            for who in (scanned, added)
+            for ch in ("wecom", "email")
+        }
+    assert consents == [(ids[scanned], "consent", "wecom", "marketing", "wecom channel code scan")]
+    assert lacks == {
+        (scanned, "wecom"): False,  # the scan is the in-person source's consent, on WeCom
+        (scanned, "email"): True,  # other channels still need the sign-up form's
+        (added, "wecom"): True,
+        (added, "email"): True,
+    }

@@ -32,8 +32,8 @@ def test_next_window_starts_at_local_midnight() -> None:
 
 
 def test_every_wecom_reason_key_is_in_the_catalog_in_both_languages() -> None:
+    from crm.outreach.churn import CHURN_SKIP
     from crm.outreach.confirmations import MASS_LIMIT_REACHED
-    from crm.outreach.wecom_callbacks import CHURN_SKIP
     from crm.outreach.wecom_welcome import WelcomeOutcome
     from flows.web.i18n import MESSAGES
 
