@@ -1,34 +1,190 @@
-"""The ``qunflow`` command line. Each command group lives in its own module."""
+"""The ``qunflow`` command line. Each command group lives in its own module.
+
+A command's module is imported only when that command runs: ``--version`` and ``--help`` import
+none of them, and ``qunflow contacts list`` does not pay for Prefect, Jinja or the campaign models.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
-from importlib import metadata
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from crm.core.errors import QunflowError
-from flows.cli import (
-    alerts,
-    campaign,
-    caps,
-    contacts,
-    db,
-    demo,
-    dispatch,
-    groups,
-    ingest,
-    ingest_remote,
-    optout,
-    peers,
-    qr,
-    queue,
-    report,
-    route,
-    users,
-    web,
-)
-from flows.cli.common import print_utc
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One top-level command: where it lives, and the line ``--help`` shows for it."""
+
+    module: str
+    attr: str
+    group: bool  # a Typer sub-app (``qunflow db …``) rather than one command
+    help: str  # first paragraph of the command's own help; tests keep the two equal
+
+
+# In the order ``--help`` lists them (commands first, then groups, as Typer lists them).
+COMMANDS: dict[str, Entry] = {
+    "demo": Entry(
+        "flows.cli.demo",
+        "demo",
+        False,
+        "Migrate, load the bundled sample (three sources), and run the funnel flow once.",
+    ),
+    "web": Entry(
+        "flows.cli.web", "web", False, "Serve the web app with uvicorn until interrupted."
+    ),
+    "route": Entry(
+        "flows.cli.route",
+        "route",
+        False,
+        "Score every active contact and move them between tiers (open → active → prospect → paid).",
+    ),
+    "report": Entry(
+        "flows.cli.report",
+        "report",
+        False,
+        "Funnel report: UV, contribution, tier conversion, retention, sales and follow-ups.",
+    ),
+    "dispatch": Entry(
+        "flows.cli.dispatch",
+        "run",
+        False,
+        "Send due outbox messages: sent / deferred / failed / skipped counts.",
+    ),
+    "optout": Entry(
+        "flows.cli.optout",
+        "optout",
+        False,
+        "Opt a contact out: planned messages on that channel are skipped at once.",
+    ),
+    "db": Entry("flows.cli.db", "app", True, "Create and upgrade the CRM database schema."),
+    "contacts": Entry(
+        "flows.cli.contacts",
+        "app",
+        True,
+        "Look at contacts in the CRM; export or erase one on request.",
+    ),
+    "users": Entry("flows.cli.users", "app", True, "Staff accounts: sales, managers, admins."),
+    "queue": Entry("flows.cli.queue", "app", True, "Work the prospect queue."),
+    "qr": Entry("flows.cli.qr", "app", True, "Create and list sign-up QR codes."),
+    "rules": Entry("flows.cli.route", "rules_app", True, "Scoring and routing rules files."),
+    "groups": Entry(
+        "flows.cli.groups", "app", True, "Groups per tier and their QR codes (群活码)."
+    ),
+    "ingest": Entry(
+        "flows.cli.ingest", "app", True, "Import contacts and activity from source exports."
+    ),
+    "quarantine": Entry(
+        "flows.cli.ingest", "quarantine_app", True, "Rows that could not be imported, and why."
+    ),
+    "campaign": Entry(
+        "flows.cli.campaign",
+        "app",
+        True,
+        "Follow-up campaigns: list them, plan one into the outbox.",
+    ),
+    "caps": Entry(
+        "flows.cli.caps",
+        "caps_app",
+        True,
+        "Today's usage and headroom per account; `caps limits` lists every limit.",
+    ),
+    "accounts": Entry(
+        "flows.cli.caps", "accounts", True, "Operator accounts and their per-account limits."
+    ),
+    "peers": Entry(
+        "flows.cli.peers",
+        "app",
+        True,
+        "Peer groups (同行群): join them within each account's daily cap, harvest members.",
+    ),
+    "alerts": Entry(
+        "flows.cli.alerts",
+        "app",
+        True,
+        "Open alerts (no group room, quarantine growth, failed flow runs).",
+    ),
+}
+
+
+def _attach_ingest_remote(ingest_app: typer.Typer) -> None:
+    from flows.cli import ingest_remote
+
+    ingest_app.command("qr-signups")(ingest_remote.qr_signups)
+    ingest_app.command("wecom-groups")(ingest_remote.wecom_groups)
+
+
+# Commands another module adds to a group when that group is loaded.
+_EXTRAS: dict[str, Callable[[typer.Typer], None]] = {"ingest": _attach_ingest_remote}
+
+
+@cache
+def load_command(name: str) -> Any:
+    """The real click command for ``name``, importing its module now."""
+    entry = COMMANDS[name]
+    target: Any = getattr(importlib.import_module(entry.module), entry.attr)
+    holder = typer.Typer(add_completion=False, rich_markup_mode=None)
+    holder.callback()(lambda: None)  # a callback keeps the holder a group even with one command
+    if entry.group:
+        if name in _EXTRAS:
+            _EXTRAS[name](target)
+        target.rich_markup_mode = None  # Click's plain help, as for the root (below)
+        holder.add_typer(target, name=name)
+    else:
+        holder.command(name)(target)
+    group = typer.main.get_command(holder)
+    assert isinstance(group, TyperGroup)
+    return group.commands[name]
+
+
+class _LazyCommands(Mapping[str, Any]):
+    """COMMANDS by name; a command is loaded when looked up, so listing names imports nothing."""
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in COMMANDS:
+            raise KeyError(name)
+        return load_command(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(COMMANDS)
+
+    def __len__(self) -> int:
+        return len(COMMANDS)
+
+
+class LazyGroup(TyperGroup):
+    """The root group: lists every command from COMMANDS, imports one only to run it."""
+
+    _listing = False
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.commands = _LazyCommands()  # type: ignore[assignment]
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in COMMANDS:
+            return None
+        if self._listing:  # --help shows one line per command: no need to import it
+            return TyperCommand(cmd_name, help=COMMANDS[cmd_name].help)
+        return load_command(cmd_name)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
 
 app = typer.Typer(
     name="qunflow",
@@ -36,11 +192,14 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=LazyGroup,
 )
 
 
 def _print_version(value: bool) -> None:
     if value:
+        from importlib import metadata  # only here: reading package metadata costs ~25 ms
+
         typer.echo(f"qunflow {metadata.version('qunflow')}")
         raise typer.Exit()
 
@@ -55,39 +214,15 @@ def _root(
     ),
 ) -> None:
     """Qunflow: community lead funnels — ingest, score, route, follow up, report."""
+    from flows.cli.common import print_utc  # only when a command runs: it loads SQLAlchemy
+
     print_utc(utc)
 
 
-app.add_typer(db.app, name="db")
-app.add_typer(contacts.app, name="contacts")
-app.command("demo")(demo.demo)
-app.add_typer(users.app, name="users")
-app.add_typer(queue.app, name="queue")
-app.command("web")(web.web)
-app.add_typer(qr.app, name="qr")
-app.command("route")(route.route)
-app.add_typer(route.rules_app, name="rules")
-app.add_typer(groups.app, name="groups")
-app.add_typer(ingest.app, name="ingest")
-app.add_typer(ingest.quarantine_app, name="quarantine")
-ingest.app.command("qr-signups")(ingest_remote.qr_signups)
-ingest.app.command("wecom-groups")(ingest_remote.wecom_groups)
-app.command("report")(report.report)
-
-app.add_typer(campaign.app, name="campaign")
-app.command("dispatch")(dispatch.run)
-app.add_typer(caps.caps_app, name="caps")
-app.add_typer(caps.accounts, name="accounts")
-app.add_typer(peers.app, name="peers")
-app.command("optout")(optout.optout)
-app.add_typer(alerts.app, name="alerts")
-
 # Click's plain help for every group: flags carry no `<bool>` metavar and a list of choices
-# stays whole on its line (Rich's option table folds it mid-word at 80 columns).
+# stays whole on its line (Rich's option table folds it mid-word at 80 columns). Groups get
+# the same when they are loaded (load_command).
 app.rich_markup_mode = None
-for _group in app.registered_groups:
-    if _group.typer_instance is not None:
-        _group.typer_instance.rich_markup_mode = None
 
 
 def main() -> None:

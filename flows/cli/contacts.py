@@ -7,13 +7,11 @@ from pathlib import Path
 
 import typer
 
-from crm.compliance.privacy import erase_contact
 from crm.contacts.queries import contact_detail, list_contacts
 from crm.contacts.tags import clean_tag, split_tags, tag_contacts, tag_counts, untag_contacts
 from crm.core.db import transaction
 from crm.core.errors import InputError
 from crm.core.vocabulary import Tier
-from crm.sales.workspace import export_for
 from flows.cli.common import engine, json_text, print_json, print_table
 
 app = typer.Typer(
@@ -97,6 +95,8 @@ def export(
 ) -> None:
     """Everything held on one contact as one JSON document (a PIPL access request)."""
     with transaction(engine()) as session:
+        from crm.sales.workspace import export_for  # only this command needs it
+
         data = export_for(session, contact_id, actor=getpass.getuser())
     if out is None:
         print_json(data)
@@ -117,6 +117,8 @@ def erase(
     """Erase a contact's personal data on request (PIPL); keeps counts in the audit log."""
     if not yes:
         raise InputError(f"erasing contact {contact_id} cannot be undone: add --yes to confirm")
+    from crm.compliance.privacy import erase_contact  # only this command needs it
+
     done = erase_contact(engine(), contact_id, actor=actor or getpass.getuser())
     if as_json:
         print_json({"contact_id": contact_id, **done})

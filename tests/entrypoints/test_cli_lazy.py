@@ -1,0 +1,68 @@
+"""The CLI loads a command's module only to run that command, and still lists them all."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from flows.cli import COMMANDS, load_command
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_help_line_matches_the_command_it_stands_for(name):
+    command = load_command(name)
+    assert command.name == name
+    first_paragraph = (command.help or "").split("\n\n")[0].strip()
+    assert COMMANDS[name].help == first_paragraph, (
+        f"flows/cli/__init__.py: COMMANDS[{name!r}].help must be {first_paragraph!r}"
+    )
+
+
+def _modules_after(*argv: str) -> tuple[str, set[str]]:
+    probe = (
+        "import sys\n"
+        f"sys.argv = ['qunflow', *{list(argv)!r}]\n"
+        "from flows.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "sys.stderr.write('\\n'.join(sorted(sys.modules)))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    return proc.stdout, set(proc.stderr.split())
+
+
+def test_help_and_version_import_no_command_and_no_database_library():
+    for argv in (["--help"], ["--version"]):
+        out, modules = _modules_after(*argv)
+        assert not {m for m in modules if m.startswith("flows.cli.")}, argv
+        assert "sqlalchemy" not in modules and "prefect" not in modules, argv
+    out, _ = _modules_after("--help")
+    for name in COMMANDS:
+        assert f" {name} " in out, name
+
+
+def test_a_group_runs_with_the_commands_other_modules_add_to_it():
+    out, modules = _modules_after("ingest", "--help")
+    assert "qr-signups" in out and "wecom-groups" in out
+    assert "flows.cli.contacts" not in modules
+
+
+def test_a_plain_read_does_not_load_prefect_jinja_or_campaigns():
+    _, modules = _modules_after("contacts", "list", "--help")
+    assert "flows.cli.contacts" in modules
+    for heavy in ("prefect", "jinja2", "matplotlib", "crm.outreach.campaign_file", "alembic"):
+        assert heavy not in modules, heavy
+
+
+def test_a_typo_still_gets_a_suggestion():
+    proc = subprocess.run(
+        [sys.executable, "-c", "from flows.cli import main; main()", "contact"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "Did you mean 'contacts'?" in proc.stderr
