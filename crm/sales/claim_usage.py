@@ -10,20 +10,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import BindParameter, Engine, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from crm.core.audit import audit
 from crm.core.db import is_postgres, transaction
 from crm.core.errors import Forbidden, NotFound
 from crm.core.vocabulary import UserRole
-from crm.models import QueueAction, QueueItem, User
+from crm.models import QueueAction, QueueItem, User, UTCDateTime
 from crm.sales.claim_limits import ClaimLimits, check_limit_values, local_day_start
 from crm.sales.leases import held_now
-from crm.sales.vocabulary import COUNTED_CLAIMS
+from crm.sales.vocabulary import COUNTED_CLAIMS, HELD
 
 
 @dataclass(frozen=True)
@@ -85,28 +86,35 @@ def _usage(now: datetime, zone: ZoneInfo) -> tuple[Any, Any]:
     return holding, today
 
 
-def _one_person_usage(user_id: int, now: datetime, zone: ZoneInfo) -> tuple[Any, Any]:
+@lru_cache(maxsize=4)
+def _person_statement(lock: bool) -> Select[Any]:
+    """One person with their holding and today's claims; built once, run with parameters.
+
+    Every claim runs it: building the statement afresh cost more client CPU than the
+    database spent answering it.
+    """
+    uid: BindParameter[int] = bindparam("uid")
+    now = bindparam("now", type_=UTCDateTime())
     held = (
         select(func.count())
         .select_from(QueueItem)
-        .where(QueueItem.assignee_id == user_id, held_now(now))
+        .where(
+            QueueItem.assignee_id == uid,
+            QueueItem.status.in_(HELD),
+            QueueItem.lease_expires_at >= now,
+        )
         .scalar_subquery()
     )
     today = (
         select(func.count())
         .select_from(QueueAction)
         .where(
-            QueueAction.user_id == user_id,
+            QueueAction.user_id == uid,
             QueueAction.action.in_(COUNTED_CLAIMS),
-            QueueAction.at >= local_day_start(now, zone),
+            QueueAction.at >= bindparam("day_start", type_=UTCDateTime()),
         )
         .scalar_subquery()
     )
-    return held, today
-
-
-def _person(session: Session, user_id: int, now: datetime, zone: ZoneInfo, *, lock: bool) -> Any:
-    held, today = _one_person_usage(user_id, now, zone)
     stmt = select(
         User.id,
         User.username,
@@ -115,10 +123,14 @@ def _person(session: Session, user_id: int, now: datetime, zone: ZoneInfo, *, lo
         User.daily_claim_cap,
         held.label("holding"),
         today.label("claimed"),
-    ).where(User.id == user_id)
-    if lock and is_postgres(session):
-        stmt = stmt.with_for_update(of=User)
-    row = session.connection().execute(stmt).first()
+    ).where(User.id == uid)
+    return stmt.with_for_update(of=User) if lock else stmt
+
+
+def _person(session: Session, user_id: int, now: datetime, zone: ZoneInfo, *, lock: bool) -> Any:
+    stmt = _person_statement(lock and is_postgres(session))
+    params = {"uid": user_id, "now": now, "day_start": local_day_start(now, zone)}
+    row = session.connection().execute(stmt, params).first()
     if row is None:
         raise NotFound(f"user {user_id} does not exist")
     return row

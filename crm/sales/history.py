@@ -41,33 +41,36 @@ def record(session: Session, actions: Sequence[Action], *, actor: str, now: date
     if not actions:
         return
     conn = session.connection()
-    conn.execute(
-        insert(QueueAction),
-        [
-            {
-                "item_id": a.item_id,
-                "user_id": a.user_id,
-                "action": a.kind.value,
-                "note": a.note,
-                "at": now,
-            }
-            for a in actions
-        ],
-    )
-    conn.execute(
-        insert(AuditEntry),
-        [
-            {
-                "at": now,
-                "actor": actor,
-                "action": f"queue.{a.kind.value}",
-                "object_type": "queue_item",
-                "object_id": str(a.item_id),
-                "details": a.details,
-            }
-            for a in actions
-        ],
-    )
+    # One action (a claim) is one plain INSERT; several are one executemany.
+    one = len(actions) == 1
+    actions_rows = [
+        {
+            "item_id": a.item_id,
+            "user_id": a.user_id,
+            "action": a.kind.value,
+            "note": a.note,
+            "at": now,
+        }
+        for a in actions
+    ]
+    conn.execute(_INSERT_ACTION, actions_rows[0] if one else actions_rows)
+    audit_rows = [
+        {
+            "at": now,
+            "actor": actor,
+            "action": f"queue.{a.kind.value}",
+            "object_type": "queue_item",
+            "object_id": str(a.item_id),
+            "details": a.details,
+        }
+        for a in actions
+    ]
+    conn.execute(_INSERT_AUDIT, audit_rows[0] if one else audit_rows)
+
+
+# Built once: every claim appends an action and an audit entry.
+_INSERT_ACTION = insert(QueueAction)
+_INSERT_AUDIT = insert(AuditEntry)
 
 
 def item_actions(session: Session, item_ids: Sequence[int], limit: int = 100) -> list[ActionEntry]:
