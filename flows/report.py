@@ -16,12 +16,15 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import Field
 
 from crm.core.db import transaction
-from crm.reports import funnel_report, report_tables, resolve_range, summary_lines
+from crm.reports import funnel_report, report_tables, resolve_range
 from crm.reports.charts import data_uri, render_charts
 from flows.alerts import on_failure
 from flows.runtime import engine_for, settings
+from flows.web.dashboard import present_tables, summary
+from flows.web.i18n import translator
 
 Grouping = Literal["source", "kind", "promoter", "post", "group", "location", "campaign"]
+Lang = Literal["zh", "en"]
 KEY = "funnel-report"
 
 
@@ -37,13 +40,15 @@ def build_report(
 
 
 @task(name="draw-report-charts")
-def draw_charts(report: dict[str, Any], out_dir: str) -> dict[str, str]:
-    """Render the charts and save them as PNG files; returns name → file path."""
+def draw_charts(report: dict[str, Any], out_dir: str, lang: str) -> dict[str, str]:
+    """Render the charts that have data and save them as PNG files; returns name → file path."""
     window = report["window"]
     folder = Path(out_dir) / f"{window['start'][:10]}_{window['end'][:10]}_{report['by']}"
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for name, png in render_charts(report).items():
+    for name, png in render_charts(report, translator(lang)).items():
+        if png is None:
+            continue
         path = folder / f"{name}.png"
         path.write_bytes(png)
         paths[name] = str(path)
@@ -51,29 +56,28 @@ def draw_charts(report: dict[str, Any], out_dir: str) -> dict[str, str]:
 
 
 @task(name="publish-report-artifacts")
-def publish(report: dict[str, Any], charts: dict[str, str]) -> list[str]:
+def publish(report: dict[str, Any], charts: dict[str, str], lang: str) -> list[str]:
     """One markdown summary with the charts inline and a table artifact per report table."""
+    t = translator(lang)
     label = report["window"]["label"]
-    lines = [f"# {summary_lines(report)[0]}", ""]
-    lines += [f"- {line}" for line in summary_lines(report)[1:]]
+    head, *rest = summary(report, t)
+    lines = [f"# {head}", "", *(f"- {line}" for line in rest)]
     for name, path in charts.items():
-        lines += [
-            "",
-            f"## {name.capitalize()}",
-            "",
-            f"![{name}]({data_uri(Path(path).read_bytes())})",
-        ]
-    lines += ["", f"Chart files: `{Path(next(iter(charts.values()))).parent}`"] if charts else []
+        title = t(f"chart.{name}").format(
+            first=report["window"]["first_day"], last=report["window"]["last_day"]
+        )
+        lines += ["", f"## {title}", "", f"![{title}]({data_uri(Path(path).read_bytes())})"]
+    lines += ["", t("no_data")] if not charts else []
     keys = [f"{KEY}-summary"]
-    create_markdown_artifact(
-        key=keys[0], markdown="\n".join(lines), description=f"Funnel report {label}"
-    )
-    for name, rows in report_tables(report).items():
-        key = f"{KEY}-{name.replace('_', '-')}"
+    create_markdown_artifact(key=keys[0], markdown="\n".join(lines), description=head)
+    for table in present_tables(report_tables(report), t):
+        key = f"{KEY}-{table.name.replace('_', '-')}"
+        labels = [c.label for c in table.columns]
+        rows = [dict(zip(labels, row, strict=True)) for row in table.rows]
         create_table_artifact(
             key=key,
-            table=rows or [{"note": "no rows"}],
-            description=f"{name.replace('_', ' ')}, {label}",
+            table=rows or [{t("summary"): t("no_data")}],
+            description=f"{table.heading}, {label}",
         )
         keys.append(key)
     return keys
@@ -96,11 +100,12 @@ def funnel_report_flow(
     database_url: str | None = Field(
         None, description="CRM database URL (default: the configured one)."
     ),
+    lang: Lang = Field("zh", description="Language of the artifacts and charts (zh or en)."),
 ) -> dict[str, Any]:
     """Compute the funnel report and publish it as Prefect artifacts and chart images."""
     url = database_url or settings().sqlalchemy_url
     report = build_report(url, days, period, by, as_of)
-    charts = draw_charts(report, str(settings().data_dir / "reports"))
-    keys = publish(report, charts)
+    charts = draw_charts(report, str(settings().data_dir / "reports"), lang)
+    keys = publish(report, charts, lang)
     get_run_logger().info("funnel report %s: %s", report["window"]["label"], ", ".join(keys))
     return {"report": report, "charts": charts, "artifacts": keys}

@@ -1,7 +1,8 @@
 """Chart images of a funnel report (PNG): the funnel by tier, retention cohorts, arrivals.
 
-Drawn with matplotlib's Agg canvas directly (no pyplot, no display, no global state), with
-English labels only so no CJK font is needed.
+Drawn with matplotlib's Agg canvas directly (no pyplot, no display). Every label comes from
+the caller's ``t(key)`` (the message catalog), drawn in a CJK font so Chinese shows; counts
+have whole-number axes, and a chart with nothing to show is not drawn at all.
 """
 
 from __future__ import annotations
@@ -9,16 +10,29 @@ from __future__ import annotations
 import base64
 import io
 import json
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
 from crm.reports.conversion import TIERS
 
 CHARTS = ("funnel", "retention", "arrivals")
+# Fonts with CJK glyphs first (fonts-wqy-microhei on Debian), then matplotlib's own.
+FONTS = ["WenQuanYi Micro Hei", "Noto Sans CJK SC", "DejaVu Sans"]
+RETENTION = ("present_14", "active_14", "present_30", "active_30")
+_KINDS = ("peer_group", "self_media", "qr_signup", "referral", "api")
 
 
-def render_charts(report: dict[str, Any]) -> dict[str, bytes]:
-    """PNG bytes of each chart, keyed by name (see CHARTS).
+def chart_words(t: Callable[[str], str]) -> dict[str, str]:
+    """The catalog entries the charts use, in one language."""
+    keys = [f"chart.{k}" for k in ("funnel", "retention", "arrivals", "contacts", "percent")]
+    keys += [f"chart.{k}" for k in RETENTION] + ["stage.arrived"]
+    keys += [f"tier.{k}" for k in TIERS] + [f"source.{k}" for k in _KINDS]
+    return {k: t(k) for k in keys}
+
+
+def render_charts(report: dict[str, Any], t: Callable[[str], str]) -> dict[str, bytes | None]:
+    """PNG bytes of each chart, keyed by name (see CHARTS); None where there is no data.
 
     Drawing takes most of a manager page's time (≈0.1 s a chart) while the numbers behind
     the charts change only when new data arrives, so images are kept per distinct input.
@@ -29,24 +43,29 @@ def render_charts(report: dict[str, Any]) -> dict[str, bytes]:
         "window": {k: report["window"][k] for k in ("first_day", "last_day")},
         "retention": report["retention"]["cohorts"],
         "arrivals": report["arrivals"]["by_day_kind"],
+        "words": chart_words(t),
     }
     return dict(_drawn(json.dumps(inputs, sort_keys=True, default=str)))
 
 
 @lru_cache(maxsize=64)
-def _drawn(inputs_json: str) -> tuple[tuple[str, bytes], ...]:
+def _drawn(inputs_json: str) -> tuple[tuple[str, bytes | None], ...]:
+    from matplotlib import rc_context
+
     inputs = json.loads(inputs_json)
+    words = inputs["words"]
     report = {
         "conversion": {"cohort": inputs["cohort"]},
         "window": inputs["window"],
         "retention": {"cohorts": inputs["retention"]},
         "arrivals": {"by_day_kind": inputs["arrivals"]},
     }
-    return (
-        ("funnel", _funnel(report)),
-        ("retention", _retention(report)),
-        ("arrivals", _arrivals(report)),
-    )
+    with rc_context({"font.family": "sans-serif", "font.sans-serif": FONTS}):
+        return (
+            ("funnel", _funnel(report, words)),
+            ("retention", _retention(report, words)),
+            ("arrivals", _arrivals(report, words)),
+        )
 
 
 def data_uri(png: bytes) -> str:
@@ -70,69 +89,75 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-def _funnel(report: dict[str, Any]) -> bytes:
+def _whole_numbers(axis: Any) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _word(words: Mapping[str, str], prefix: str, code: str) -> str:
+    return words.get(f"{prefix}.{code}", code)
+
+
+def _funnel(report: dict[str, Any], words: Mapping[str, str]) -> bytes | None:
     cohort = report["conversion"]["cohort"]
     stages = ["arrived", *TIERS]
     values = [cohort[s] for s in stages]
+    if not any(values):
+        return None
+    names = [words["stage.arrived"], *(_word(words, "tier", s) for s in TIERS)]
     fig = _figure()
     ax = fig.add_subplot()
-    bars = ax.barh(stages[::-1], values[::-1], color="#3b7dd8")
+    bars = ax.barh(names[::-1], values[::-1], color="#3b7dd8")
     for bar, value in zip(bars, values[::-1], strict=True):
         ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {value}", va="center")
-    # Dates, not the label: a period's title may be Chinese, which the font may lack.
     win = report["window"]
-    ax.set_title(f"Funnel of new contacts, {win['first_day']} to {win['last_day']}")
-    ax.set_xlabel("contacts")
+    ax.set_title(words["chart.funnel"].format(first=win["first_day"], last=win["last_day"]))
+    ax.set_xlabel(words["chart.contacts"])
+    _whole_numbers(ax.xaxis)
     ax.margins(x=0.15)
     return _png(fig)
 
 
-def _retention(report: dict[str, Any]) -> bytes:
+def _retention(report: dict[str, Any], words: Mapping[str, str]) -> bytes | None:
     cohorts = report["retention"]["cohorts"]
-    series = [
-        ("present_14_rate", "present d14"),
-        ("active_14_rate", "active d14"),
-        ("present_30_rate", "present d30"),
-        ("active_30_rate", "active d30"),
-    ]
+    measured = [c[f"{k}_rate"] for c in cohorts for k in RETENTION]
+    if all(rate is None for rate in measured):  # nobody joined, or too recent to tell
+        return None
     fig = _figure(8.0, 3.8)
     ax = fig.add_subplot()
-    if cohorts:
-        width = 0.8 / len(series)
-        xs = range(len(cohorts))
-        for i, (key, name) in enumerate(series):
-            values = [(c[key] or 0.0) * 100 for c in cohorts]
-            ax.bar([x + i * width for x in xs], values, width, label=name)
-        ax.set_xticks([x + 0.4 - width / 2 for x in xs])
-        ax.set_xticklabels([c["week"][5:] for c in cohorts], rotation=45)
-        ax.set_ylim(0, 100)
-        ax.legend(fontsize="small", ncols=4, loc="upper right")
-    else:
-        ax.text(0.5, 0.5, "no cohorts", ha="center", va="center", transform=ax.transAxes)
-    ax.set_title("Retention by join week (% of joined; empty = not yet measurable)")
-    ax.set_ylabel("%")
+    width = 0.8 / len(RETENTION)
+    xs = range(len(cohorts))
+    for i, key in enumerate(RETENTION):
+        values = [(c[f"{key}_rate"] or 0.0) * 100 for c in cohorts]
+        ax.bar([x + i * width for x in xs], values, width, label=words[f"chart.{key}"])
+    ax.set_xticks([x + 0.4 - width / 2 for x in xs])
+    ax.set_xticklabels([c["week"][5:] for c in cohorts], rotation=45)
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize="small", ncols=4, loc="upper right")
+    ax.set_title(words["chart.retention"])
+    ax.set_ylabel(words["chart.percent"])
     return _png(fig)
 
 
-def _arrivals(report: dict[str, Any]) -> bytes:
+def _arrivals(report: dict[str, Any], words: Mapping[str, str]) -> bytes | None:
     rows = report["arrivals"]["by_day_kind"]
+    if not rows:
+        return None
     days = sorted({r["day"] for r in rows})
     kinds = sorted({r["kind"] for r in rows})
     fig = _figure()
     ax = fig.add_subplot()
-    if rows:
-        bottom = [0] * len(days)
-        for kind in kinds:
-            values = [
-                next((r["uv"] for r in rows if r["day"] == d and r["kind"] == kind), 0)
-                for d in days
-            ]
-            ax.bar([d[5:] for d in days], values, bottom=bottom, label=kind)
-            bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-        ax.legend(fontsize="small")
-        ax.tick_params(axis="x", rotation=45)
-    else:
-        ax.text(0.5, 0.5, "no arrivals", ha="center", va="center", transform=ax.transAxes)
-    ax.set_title("Unique contacts (UV) by day and source kind")
-    ax.set_ylabel("contacts")
+    bottom = [0] * len(days)
+    for kind in kinds:
+        values = [
+            next((r["uv"] for r in rows if r["day"] == d and r["kind"] == kind), 0) for d in days
+        ]
+        ax.bar([d[5:] for d in days], values, bottom=bottom, label=_word(words, "source", kind))
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    ax.legend(fontsize="small")
+    ax.tick_params(axis="x", rotation=45)
+    _whole_numbers(ax.yaxis)
+    ax.set_title(words["chart.arrivals"])
+    ax.set_ylabel(words["chart.contacts"])
     return _png(fig)

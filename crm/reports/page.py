@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -9,11 +10,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from crm.reports.charts import data_uri, render_charts
-from crm.reports.funnel import funnel_report, report_tables, resolve_range, summary_lines
+from crm.reports.funnel import funnel_report, report_tables, resolve_range
 
 
 def manager_report(
     session: Session,
+    t: Callable[[str], str],
     *,
     start_day: date | None = None,
     end_day: date | None = None,
@@ -22,7 +24,9 @@ def manager_report(
     tz: str | ZoneInfo = "Asia/Shanghai",
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Report, summary lines, flat tables and chart data URIs for one page (default: yesterday).
+    """Report, flat tables and chart data URIs for one page (default: yesterday).
+
+    ``t`` gives the charts their words; a chart with no data is None.
 
     Bad input (unknown period, empty range, unknown grouping) raises InputError (HTTP 400).
     """
@@ -30,10 +34,9 @@ def manager_report(
         start_day=start_day, end_day=end_day, period=period, tz=tz, now=now
     )
     report = funnel_report(session, start=start, end=end, by=by, tz=tz, now=now, label=label)
-    charts = render_charts(report)
+    charts = render_charts(report, t)
     return {
         "report": report,
-        "summary": summary_lines(report),
         "tables": report_tables(report),
-        "charts": {name: data_uri(png) for name, png in charts.items()},
+        "charts": {name: None if png is None else data_uri(png) for name, png in charts.items()},
     }

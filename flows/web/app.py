@@ -17,7 +17,7 @@ from starlette.responses import Response
 from crm.core.db import make_engine
 from crm.core.errors import QunflowError
 from crm.core.settings import Settings, get_settings
-from flows.web import manage, pages, peers_page, public, wecom_hook
+from flows.web import funnel_page, manage, pages, peers_page, public, wecom_hook
 from flows.web.auth import CsrfFailed, LoginThrottle, NotLoggedIn, Sessions, parse_networks
 from flows.web.common import csrf_protect, current_user, lang_of, render
 from flows.web.guards import Guards
@@ -104,6 +104,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     guarded = [Depends(current_user), Depends(csrf_protect)]
     app.include_router(pages.router, dependencies=guarded)
     app.include_router(manage.router, dependencies=guarded)
+    app.include_router(funnel_page.router, dependencies=guarded)
     app.include_router(peers_page.router, dependencies=guarded)
     app.include_router(public.router)
     app.include_router(wecom_hook.router)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from flows.web.i18n_reports import REPORT_MESSAGES
+
 LANGS = ("zh", "en")
 
 MESSAGES: dict[str, dict[str, str]] = {
@@ -418,6 +420,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "qr code expiring": "QR code expiring: the invitation waits for a fresh code (rotate-qr)",
     },
 }
+for _lang in LANGS:  # the manager pages' words live in their own module
+    MESSAGES[_lang].update(REPORT_MESSAGES[_lang])
 
 
 def normalize_lang(value: str | None) -> str | None:

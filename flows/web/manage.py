@@ -1,9 +1,8 @@
-"""Manager and admin pages: assignment, claim limits, account headroom, funnel, audit, PIPL."""
+"""Manager and admin pages: assignment, claim limits, account headroom, audit, PIPL."""
 
 from __future__ import annotations
 
 import json
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -17,26 +16,28 @@ from crm.core.errors import InputError
 from crm.intake.quarantine import dismiss, list_quarantine
 from crm.models import User, utcnow
 from crm.outreach.accounts import usage_today
-from crm.reports import manager_report
 from crm.sales.assign import assign as assign_item
 from crm.sales.assign import assign_pool as assign_the_pool
 from crm.sales.claim_usage import set_claim_limits, team_claim_limits
 from crm.sales.users import StaffUser, list_users
 from crm.sales.vocabulary import AssignStrategy
 from crm.sales.workspace import audit_page, export_for
+from flows.web.breakdown import word_for
 from flows.web.common import (
     ID_MAX,
     PathId,
     back,
-    check_day,
     current_user,
     engine_of,
+    lang_of,
     render,
     require_admin,
     require_manager,
     safe_next,
     settings_of,
 )
+from flows.web.dashboard import reason_text
+from flows.web.i18n import translator
 
 router = APIRouter()
 QUARANTINE_PAGE = 200
@@ -104,26 +105,8 @@ def accounts(request: Request, user: StaffUser = Depends(current_user)) -> Respo
     require_manager(user)
     with transaction(engine_of(request)) as session:
         rows = usage_today(session, zone=settings_of(request).zone)
-    return render(request, "accounts.html", rows=rows)
-
-
-@router.get("/manage/funnel", response_class=HTMLResponse)
-def funnel(
-    request: Request,
-    user: StaffUser = Depends(current_user),
-    by: str = Query("source", max_length=16),
-    start: date | None = Query(None),
-    end: date | None = Query(None),
-) -> Response:
-    """Funnel numbers by source or promoter (from the reports module)."""
-    require_manager(user)
-    check_day(start, "start")
-    check_day(end, "end")
-    with transaction(engine_of(request)) as session:
-        report = manager_report(
-            session, start_day=start, end_day=end, by=by, tz=settings_of(request).zone
-        )
-    return render(request, "funnel.html", report=report, by=by, start=start, end=end)
+    t = translator(lang_of(request))
+    return render(request, "accounts.html", rows=rows, word=lambda p, c: word_for(t, p, c))
 
 
 @router.get("/manage/audit", response_class=HTMLResponse)
@@ -170,6 +153,7 @@ def quarantine(
         origin=origin or "",
         show_all=show_all,
         limit=QUARANTINE_PAGE,
+        reason=lambda text: reason_text(translator(lang_of(request)), text),
     )
 
 

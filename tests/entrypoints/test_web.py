@@ -444,7 +444,7 @@ def test_manager_sees_and_dismisses_quarantined_rows(app, world, engine, tmp_pat
     mia, token = login(app, "mia")
     page = mia.get("/manage/quarantine?origin=bad-events")
     assert page.status_code == 200
-    assert "bad-events.jsonl" in page.text and "unreadable time" in page.text
+    assert "bad-events.jsonl" in page.text and "无法识别的时间：&#39;上周三&#39;" in page.text
     assert XSS not in page.text and "&lt;script&gt;" in page.text
     with transaction(engine) as s:
         ids = sorted(s.scalars(select(QuarantinedRow.id)))
@@ -460,7 +460,7 @@ def test_manager_sees_and_dismisses_quarantined_rows(app, world, engine, tmp_pat
     open_page = mia.get("/manage/quarantine")
     assert f'value="{ids[0]}"' not in open_page.text and f'value="{ids[1]}"' in open_page.text
     every = mia.get("/manage/quarantine?all=true")
-    assert "dismissed" in every.text and "by mia: 测试数据" in every.text
+    assert "已忽略 ·" in every.text and "by mia: 测试数据" in every.text
 
 
 def test_admin_exports_and_erases_a_contact(app, world, engine):

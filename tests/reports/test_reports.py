@@ -365,19 +365,20 @@ def test_manager_report_has_tables_and_charts(engine: Engine) -> None:
 
     build_history(engine)
     with transaction(engine) as session:
-        page = manager_report(session, start_day=START, end_day=END, by="group", now=NOW)
+        page = manager_report(session, str, start_day=START, end_day=END, by="group", now=NOW)
         expected = funnel_report(session, start=START, end=END, by="group", now=NOW)
     assert page["report"] == expected
     assert page["tables"] == report_tables(expected)
-    assert page["summary"][1].startswith("arrivals: 8 touches, 6 unique contacts")
     assert set(page["charts"]) == {"funnel", "retention", "arrivals"}
     assert all(uri.startswith("data:image/png;base64,iVBOR") for uri in page["charts"].values())
     with transaction(engine) as session, pytest.raises(InputError):
-        manager_report(session, period="nope")
+        manager_report(session, str, period="nope")
     with transaction(engine) as session:  # a Chinese period title stays out of the charts
-        spring = manager_report(session, period="春节", now=NOW)
+        spring = manager_report(session, str, period="春节", now=NOW)
     assert spring["report"]["window"]["label"] == "春节 2026"
     assert spring["report"]["window"]["first_day"] == "2026-02-15"
+    # Nobody arrived in that period: those charts are not drawn rather than drawn empty.
+    assert spring["charts"]["funnel"] is None and spring["charts"]["arrivals"] is None
 
 
 def test_the_same_post_id_on_two_platforms_is_two_posts(engine: Engine) -> None:
@@ -425,17 +426,19 @@ def test_charts_are_drawn_once_per_distinct_numbers() -> None:
         "unrelated": {"changes": 1},
     }
     charts._drawn.cache_clear()
-    first = charts.render_charts(report)
+    first = charts.render_charts(report, str)
     other_parts = copy.deepcopy(report)
     other_parts["unrelated"]["changes"] = 2
     other_parts["window"]["as_of"] = "2026-03-08T01:05:00+00:00"  # the same numbers, later
-    assert charts.render_charts(other_parts) == first
+    assert charts.render_charts(other_parts, str) == first
     assert charts._drawn.cache_info().hits == 1
     more = copy.deepcopy(report)
     more["conversion"]["cohort"]["arrived"] = 10
-    redrawn = charts.render_charts(more)
+    redrawn = charts.render_charts(more, str)
     assert charts._drawn.cache_info().misses == 2
     assert redrawn["funnel"] != first["funnel"] and redrawn["funnel"].startswith(b"\x89PNG")
+    assert first["retention"] is None  # no cohorts: no empty chart
+    assert charts.render_charts(more, lambda key: key.upper())["funnel"] != redrawn["funnel"]
 
 
 def test_a_long_range_costs_what_its_data_costs(engine: Engine) -> None:
