@@ -60,7 +60,7 @@ def _drawn(inputs_json: str) -> tuple[tuple[str, bytes | None], ...]:
         "retention": {"cohorts": inputs["retention"]},
         "arrivals": {"by_day_kind": inputs["arrivals"]},
     }
-    with rc_context({"font.family": "sans-serif", "font.sans-serif": FONTS}):
+    with rc_context({"font.family": "sans-serif", "font.sans-serif": FONTS, "font.size": 11}):
         return (
             ("funnel", _funnel(report, words)),
             ("retention", _retention(report, words)),
@@ -93,6 +93,11 @@ def _whole_numbers(axis: Any) -> None:
     from matplotlib.ticker import MaxNLocator
 
     axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _legend_below(ax: Any, ncols: int) -> None:
+    """Under the plot, where it hides no bar."""
+    ax.legend(fontsize="small", ncols=ncols, loc="upper center", bbox_to_anchor=(0.5, -0.3))
 
 
 def _word(words: Mapping[str, str], prefix: str, code: str) -> str:
@@ -132,9 +137,9 @@ def _retention(report: dict[str, Any], words: Mapping[str, str]) -> bytes | None
         values = [(c[f"{key}_rate"] or 0.0) * 100 for c in cohorts]
         ax.bar([x + i * width for x in xs], values, width, label=words[f"chart.{key}"])
     ax.set_xticks([x + 0.4 - width / 2 for x in xs])
-    ax.set_xticklabels([c["week"][5:] for c in cohorts], rotation=45)
+    ax.set_xticklabels([c["week"][5:] for c in cohorts], rotation=45, ha="right")
     ax.set_ylim(0, 100)
-    ax.legend(fontsize="small", ncols=4, loc="upper right")
+    _legend_below(ax, ncols=len(RETENTION))
     ax.set_title(words["chart.retention"])
     ax.set_ylabel(words["chart.percent"])
     return _png(fig)
@@ -155,7 +160,7 @@ def _arrivals(report: dict[str, Any], words: Mapping[str, str]) -> bytes | None:
         ]
         ax.bar([d[5:] for d in days], values, bottom=bottom, label=_word(words, "source", kind))
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-    ax.legend(fontsize="small")
+    _legend_below(ax, ncols=len(kinds))
     ax.tick_params(axis="x", rotation=45)
     _whole_numbers(ax.yaxis)
     ax.set_title(words["chart.arrivals"])

@@ -24,12 +24,16 @@ DEFAULT_PERIOD = "7d"
 # A spreadsheet runs a cell starting with one of these as a formula.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _TIER_COLUMNS = {"stage", "from", "to"}
+# Database ids: in the CSV for joining with other exports, but noise on the page.
+_ID_COLUMNS = {"key", "account_id", "community_id", "contact_id", "user_id"}
 
 
 @dataclass(frozen=True)
 class Column:
     key: str
     label: str
+    shown: bool = True  # on the page; the CSV has every column
+    numeric: bool = False  # right-aligned
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,7 @@ def _is_rate(column: str) -> bool:
 def cell_text(t: Translate, column: str, value: Any) -> str:
     """One cell as the reader sees it: rates as percentages, codes as words."""
     if value is None:
-        return ""
+        return t("stage.arrived") if column == "from" else ""  # no tier before: just arrived
     if _is_rate(column):
         return f"{float(value) * 100:.1f}%"
     if column in _TIER_COLUMNS:
@@ -101,6 +105,10 @@ def cell_text(t: Translate, column: str, value: Any) -> str:
     return str(value)
 
 
+def _is_number(value: Any) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
 def present_tables(tables: dict[str, list[dict[str, Any]]], t: Translate) -> list[Table]:
     """Every report table with its heading, column labels and formatted cells."""
     shown = []
@@ -110,7 +118,15 @@ def present_tables(tables: dict[str, list[dict[str, Any]]], t: Translate) -> lis
             Table(
                 name=name,
                 heading=t(f"table.{name}"),
-                columns=[Column(k, t(f"col.{k}")) for k in keys],
+                columns=[
+                    Column(
+                        k,
+                        t(f"col.{k}"),
+                        shown=k not in _ID_COLUMNS,
+                        numeric=all(_is_number(row.get(k)) for row in rows),
+                    )
+                    for k in keys
+                ],
                 rows=[[cell_text(t, k, row.get(k)) for k in keys] for row in rows],
             )
         )

@@ -141,8 +141,8 @@ _WORDS = {
     ),
     "sum.contribution": (
         "群内贡献：{contributors} 人发言 {messages} 条、分享 {shares} 次、推荐 {referrals} 人",
-        "Contribution: {messages} messages, {shares} shares, {referrals} referrals"
-        " from {contributors} contacts",
+        "Contribution from {contributors} contacts: messages {messages}, shares {shares},"
+        " referrals {referrals}",
     ),
     "sum.funnel": (
         "新联系人漏斗：{steps}（付费率 {paid_rate}）",

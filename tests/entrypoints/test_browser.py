@@ -7,6 +7,7 @@ test-artifacts/screenshots/ (not committed).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import threading
@@ -236,4 +237,61 @@ def test_operator_works_the_peer_group_list(server, browser) -> None:
     with transaction(engine) as s:
         status = {p.name: p.status for p in list_peers(s)}
     assert status == {"宝妈交流群3群": "joined", "考研互助群": "to_join"}
+    page.close()
+
+
+def _bad_events(server: dict) -> None:
+    """Rows that end up in quarantine with reasons stored in English."""
+    import json
+
+    from crm.intake.pipeline import ingest_path
+
+    bad = server["tmp"] / "bad-events.jsonl"
+    rows = [
+        {"event_id": "Q1", "type": "purchase", "phone": "13800138000", "time": "上周三"},
+        {"event_id": "Q2", "event": "dance", "phone": "13800138001"},
+        {"event_id": "Q3", "type": "message", "nickname": "没有手机号"},
+    ]
+    bad.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    ingest_path(server["engine"], "events", bad)
+
+
+def test_manager_dashboard_pages_in_both_languages_on_desk_and_phone(server, browser) -> None:
+    from tests.helpers.report_history import build_history
+
+    build_history(server["engine"])
+    _bad_events(server)
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    base = server["base"]
+    page.goto(f"{base}/login")
+    page.fill("input[name=username]", "mia")
+    page.fill("input[name=password]", seed.PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/queue")
+    pages = {
+        "funnel": "/manage/funnel?period=custom&start=2026-03-01&end=2026-03-07&by=source",
+        "funnel-empty": "/manage/funnel?period=spring-festival-2026",
+        "accounts": "/manage/accounts",
+        "quarantine": "/manage/quarantine",
+    }
+    for lang in ("zh", "en"):
+        for device, width in (("desktop", 1366), ("phone", 390)):
+            page.set_viewport_size({"width": width, "height": 900})
+            for name, path in pages.items():
+                page.goto(
+                    f"{base}{path}&lang={lang}" if "?" in path else f"{base}{path}?lang={lang}"
+                )
+                text = page.inner_text("main")
+                for raw in page.locator("main pre").all_inner_texts():  # rows as they came in
+                    text = text.replace(raw, "")
+                assert not re.findall(r"\b[a-z]+_[a-z_]+\b", text), (name, lang)
+                page.screenshot(path=str(SHOTS / f"10-{name}-{lang}-{device}.png"), full_page=True)
+    page.goto(f"{base}/manage/funnel?period=custom&start=2026-03-01&end=2026-03-07&lang=zh")
+    assert "各阶段用时（小时）" in page.inner_text("main")
+    assert page.locator("img[src^='data:image/png']").count() == 3
+    with page.expect_download() as download:
+        page.click("#table-funnel a.button")
+    assert download.value.suggested_filename == "funnel-custom.csv"
+    page.goto(f"{base}/manage/quarantine?lang=zh")
+    assert "无法识别的时间" in page.inner_text("#quarantine-table")
     page.close()
