@@ -130,5 +130,11 @@ def test_listing_and_trigger_documents_keep_their_shape(tmp_path: Path) -> None:
         "campaign", "target", "audience", "planned", "already_planned", "excluded",
         "not_yet_due", "by_step", "dry_run", "via",
     ]  # fmt: skip
-    assert doc["excluded"] == {"opted_out": 0, "no_consent": 0, "no_channel": 0, "too_late": 0}
+    assert doc["excluded"] == {
+        "opted_out": 0,
+        "no_consent": 0,
+        "no_channel": 0,
+        "too_late": 0,
+        "wecom_churn": 0,
+    }
     assert TriggerResult(campaign="hello", via="prefect").planned is None
