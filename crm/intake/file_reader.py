@@ -103,7 +103,8 @@ class FileReader:
                 raise InputError(f"{self.name}: no data rows, only a header")
             raise InputError(f"{self.name}: no readable rows ({self.format})")
         if require_identity and not (columns & IDENTITY_COLUMNS):
-            known = sorted(self.header.columns or columns)[:8]
+            # A column name is input: shown on one line, whatever characters it holds.
+            known = [" ".join(str(c).split()) for c in sorted(self.header.columns or columns)[:8]]
             raise InputError(
                 f"{self.name}: no recognizable columns (need a phone, WeChat id, email or"
                 f" handle column; found: {', '.join(known) or 'none'})"
