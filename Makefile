@@ -4,7 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint format serve web bench constraints migration schema clean browser
+.PHONY: install demo test lint format serve web bench constraints migration schema clean browser \
+	messages
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -12,13 +13,21 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The message catalog: .po files are the source; the compiled .mo files the service reads are
+# committed too (a plain `pip install .` ships them) and rebuilt here whenever a .po changes.
+LOCALE := flows/i18n/locale
+MO     := $(LOCALE)/zh_CN/LC_MESSAGES/qunflow.mo $(LOCALE)/en/LC_MESSAGES/qunflow.mo
+
+$(LOCALE)/%.mo: $(LOCALE)/%.po | $(STAMP)
+	$(BIN)/pybabel compile -i $< -o $@
+
+install: $(STAMP) $(MO)
 
 demo: $(STAMP)
 	$(BIN)/qunflow db upgrade
 	$(BIN)/qunflow demo
 
-test: $(STAMP) browser
+test: $(STAMP) $(MO) browser
 	$(BIN)/pytest
 
 # Debian's Chromium for the browser tests (Playwright drives it; no browser download), and a
@@ -48,6 +57,17 @@ serve: $(STAMP)
 
 web: $(STAMP)
 	$(BIN)/qunflow web
+
+# After adding t("key") in code or templates: extract the keys, add the new ones to both .po files
+# (fill in their words there), then compile. Keys built at run time are kept from the .po files.
+messages: $(STAMP)
+	$(BIN)/pybabel -q extract -F babel.cfg --no-location --sort-output \
+	  -o $(LOCALE)/qunflow.pot .
+	$(BIN)/python -m flows.i18n.template $(LOCALE)/qunflow.pot
+	$(BIN)/pybabel -q update -i $(LOCALE)/qunflow.pot -d $(LOCALE) -D qunflow \
+	  --no-fuzzy-matching --ignore-pot-creation-date
+	rm $(LOCALE)/qunflow.pot
+	$(BIN)/pybabel compile -d $(LOCALE) -D qunflow --statistics
 
 # Refresh the pinned versions after changing dependencies in pyproject.toml.
 constraints: $(STAMP)

@@ -19,9 +19,9 @@ from crm.core.db import transaction
 from crm.reports import funnel_report, report_tables, resolve_range
 from crm.reports.charts import data_uri, render_charts
 from flows.alerts import on_failure
+from flows.i18n import translator
 from flows.runtime import engine_for, settings
 from flows.web.dashboard import present_tables, summary
-from flows.web.i18n import translator
 
 Grouping = Literal["source", "kind", "promoter", "post", "group", "location", "campaign"]
 Lang = Literal["zh", "en"]

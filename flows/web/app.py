@@ -17,11 +17,11 @@ from starlette.responses import Response
 from crm.core.db import make_engine
 from crm.core.errors import QunflowError
 from crm.core.settings import Settings, get_settings
+from flows.i18n import translator
 from flows.web import funnel_page, manage, pages, peers_page, public, wecom_hook
 from flows.web.auth import CsrfFailed, LoginThrottle, NotLoggedIn, Sessions, parse_networks
 from flows.web.common import csrf_protect, current_user, lang_of, render
 from flows.web.guards import Guards
-from flows.web.i18n import translator
 
 PUBLIC_PREFIXES = ("/login", "/healthz", "/s/", "/hooks/", "/u/")
 

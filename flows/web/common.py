@@ -15,8 +15,8 @@ from crm.core.db import transaction
 from crm.core.errors import Forbidden, InputError
 from crm.core.settings import Settings
 from crm.sales.users import StaffUser, get_user
+from flows.i18n import normalize_lang, translator
 from flows.web.auth import LANG_COOKIE, CsrfFailed, NotLoggedIn, Sessions, tokens_match
-from flows.web.i18n import normalize_lang, translator
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 

@@ -14,6 +14,7 @@ from crm.core.errors import InputError
 from crm.reports import BY_CHOICES, manager_report
 from crm.reports.periods import load_periods
 from crm.sales.users import StaffUser
+from flows.i18n import translator
 from flows.web.common import (
     check_day,
     current_user,
@@ -31,7 +32,6 @@ from flows.web.dashboard import (
     summary,
     table_csv,
 )
-from flows.web.i18n import translator
 
 router = APIRouter()
 

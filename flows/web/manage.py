@@ -22,6 +22,7 @@ from crm.sales.claim_usage import set_claim_limits, team_claim_limits
 from crm.sales.users import StaffUser, list_users
 from crm.sales.vocabulary import AssignStrategy
 from crm.sales.workspace import audit_page, export_for
+from flows.i18n import translator
 from flows.web.breakdown import word_for
 from flows.web.common import (
     ID_MAX,
@@ -37,7 +38,6 @@ from flows.web.common import (
     settings_of,
 )
 from flows.web.dashboard import reason_text
-from flows.web.i18n import translator
 
 router = APIRouter()
 QUARANTINE_PAGE = 200

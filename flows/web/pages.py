@@ -25,6 +25,7 @@ from crm.sales.users import StaffUser, authenticate, end_sessions, list_users
 from crm.sales.vocabulary import OUTCOMES, QueueView
 from crm.sales.workspace import add_note, prospect_page
 from flows import trigger
+from flows.i18n import translator
 from flows.web.auth import LoginThrottle, client_address, tokens_match
 from flows.web.breakdown import explain, word_for
 from flows.web.common import (
@@ -42,7 +43,6 @@ from flows.web.common import (
     sessions_of,
     settings_of,
 )
-from flows.web.i18n import translator
 
 login_router = APIRouter()
 router = APIRouter()

@@ -27,9 +27,9 @@ from crm.intake.qr import verify_token as verify_qr_token
 from crm.intake.signatures import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from crm.intake.signup import questions_for, validate_signup
 from crm.intake.signup_throttle import SignupThrottle
+from flows.i18n import translator
 from flows.web.auth import Network, client_address, parse_networks
 from flows.web.common import lang_of
-from flows.web.i18n import translator
 
 router = APIRouter()
 

@@ -39,6 +39,7 @@ def test_help_and_version_import_no_command_and_no_database_library():
         out, modules = _modules_after(*argv)
         assert not {m for m in modules if m.startswith("flows.cli.")}, argv
         assert "sqlalchemy" not in modules and "prefect" not in modules, argv
+        assert "flows.i18n" not in modules, argv  # no message catalog either
     out, _ = _modules_after("--help")
     for name in COMMANDS:
         assert f" {name} " in out, name

@@ -1,0 +1,44 @@
+"""The message catalog: every word a user reads, in Chinese (the default) and English.
+
+The words live in ``locale/<locale>/LC_MESSAGES/qunflow.po``, keyed by the id that code and
+templates pass to ``t(key)``; callers fill ``{placeholders}`` with ``str.format``. At run time the
+standard library's gettext reads the compiled ``.mo`` files (``make messages`` or ``make install``
+compiles them), so the CLI and the web app load no extraction tooling.
+"""
+
+from __future__ import annotations
+
+import gettext
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+
+LANGS = ("zh", "en")
+DOMAIN = "qunflow"
+LOCALE_DIR = Path(__file__).parent / "locale"
+LOCALES = {"zh": "zh_CN", "en": "en"}
+
+
+def normalize_lang(value: str | None) -> str | None:
+    """'en', 'en-US' → 'en'; 'zh-CN' → 'zh'; anything else → None."""
+    if not value:
+        return None
+    head = value.split("-")[0].split("_")[0].lower()
+    return head if head in LANGS else None
+
+
+@cache
+def _catalog(lang: str) -> gettext.GNUTranslations:
+    # No fallback: a missing compiled catalog is a broken install, not a page full of keys.
+    return gettext.translation(DOMAIN, LOCALE_DIR, languages=[LOCALES[lang]])
+
+
+def translator(lang: str) -> Callable[[str], str]:
+    """A ``t(key)`` for one language (unknown ones read Chinese); a key without an entry reads
+    as itself, so a missing word shows instead of failing."""
+    catalog = _catalog(lang if lang in LANGS else "zh")
+
+    def t(key: str) -> str:
+        return catalog.gettext(key) if key else key  # "" is the catalog's header, not a word
+
+    return t
