@@ -1,9 +1,10 @@
 """Claiming prospects with a lease, and giving them back.
 
-A claim is one ``UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING`` on
-PostgreSQL and runs inside ``BEGIN IMMEDIATE`` on SQLite. Each claim first locks the person
-(so two tabs cannot both slip under a claim limit) and sweeps run-out leases; it appends a
-``claim`` action and an audit entry.
+Each claim first locks the person (so two tabs cannot both slip under a claim limit) and
+sweeps run-out leases; it appends a ``claim`` action and an audit entry. On PostgreSQL the
+next-item claim does sweep, claim and both rows in one statement
+(crm.sales.claim_statement) with ``FOR UPDATE SKIP LOCKED``; on SQLite claims run inside
+``BEGIN IMMEDIATE``, statement by statement.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, Update, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from crm.core.db import is_postgres, transaction
+from crm.core.db import is_postgres, prepared_statements, transaction
 from crm.core.errors import Conflict, NotFound
 from crm.core.vocabulary import QueueStatus
 from crm.models import QueueItem, User, UTCDateTime, utcnow
 from crm.sales.claim_limits import check_may_claim
+from crm.sales.claim_statement import CLAIM_NEXT_PG_STMT
 from crm.sales.claim_usage import Claimer, lock_claimer
 from crm.sales.held_items import acting_user, held_item, sweeping_late_actions
 from crm.sales.history import Action, record
@@ -67,6 +69,16 @@ def claim_values(user_id: int, now: datetime, lease: timedelta) -> dict[str, Any
 _RETURNING = (QueueItem.id, QueueItem.contact_id, QueueItem.lease_expires_at, QueueItem.sla_due_at)
 
 
+def _claim(row: Any, claimer: Claimer) -> Claim:
+    return Claim(
+        item_id=int(row.id),
+        contact_id=int(row.contact_id),
+        assignee=claimer.username,
+        lease_expires_at=row.lease_expires_at,
+        sla_due_at=row.sla_due_at,
+    )
+
+
 def _claimed(session: Session, row: Any, claimer: Claimer, now: datetime, how: str) -> Claim:
     record(
         session,
@@ -81,13 +93,7 @@ def _claimed(session: Session, row: Any, claimer: Claimer, now: datetime, how: s
         actor=claimer.username,
         now=now,
     )
-    return Claim(
-        item_id=int(row.id),
-        contact_id=int(row.contact_id),
-        assignee=claimer.username,
-        lease_expires_at=row.lease_expires_at,
-        sla_due_at=row.sla_due_at,
-    )
+    return _claim(row, claimer)
 
 
 def _lock_and_check(session: Session, user_id: int, now: datetime, zone: ZoneInfo) -> Claimer:
@@ -107,28 +113,36 @@ def claim_next(
     """Claim the next pool item (SLA due first, then priority, then oldest); None if empty."""
     now = now or utcnow()
     with transaction(engine, immediate=True) as session:
+        if is_postgres(session):
+            # Two fixed statements run for every claim: prepared on this pooled connection,
+            # they are parsed and planned once per connection instead of once per claim.
+            with prepared_statements(session.connection()) as conn:
+                claimer = _lock_and_check(session, user_id, now, zone)
+                # Sweep, claim, action and audit rows: one round trip.
+                params = {"uid": claimer.id, "actor": claimer.username, "now": now}
+                params.update(until=now + lease, sweep=SWEEP_PER_CLAIM)
+                row = conn.execute(CLAIM_NEXT_PG_STMT, params).first()
+            return None if row is None else _claim(row, claimer)
         claimer = _lock_and_check(session, user_id, now, zone)
-        sweep(session, now, limit=SWEEP_PER_CLAIM)
         params = {"uid": claimer.id, "now": now, "until": now + lease}
-        stmt = _claim_next_statement(is_postgres(session))
-        row = session.connection().execute(stmt, params).first()
+        sweep(session, now, limit=SWEEP_PER_CLAIM)
+        row = session.connection().execute(_claim_next_statement(), params).first()
         if row is None:
             return None
         return _claimed(session, row, claimer, now, "next")
 
 
-@lru_cache(maxsize=2)
-def _claim_next_statement(pg: bool) -> Update:
-    """The claim of the next pool item, built once (every claim runs it; building it cost
-    more client CPU than running it), with ``uid``, ``now`` and ``until`` bound."""
+@lru_cache(maxsize=1)
+def _claim_next_statement() -> Update:
+    """The claim of the next pool item on SQLite (inside BEGIN IMMEDIATE), built once (every
+    claim runs it; building it cost more client CPU than running it), with ``uid``, ``now``
+    and ``until`` bound."""
     pick = (
         select(QueueItem.id)
         .where(QueueItem.status == QueueStatus.POOL)
         .order_by(*pool_order())
         .limit(1)
     )
-    if pg:
-        pick = pick.with_for_update(skip_locked=True)
     now = bindparam("now", type_=UTCDateTime())
     return (
         update(QueueItem)
