@@ -345,3 +345,24 @@ def test_two_people_claiming_the_same_item_one_conflict(pg_url):
         assert sorted(results) == ["conflict"] * 7 + ["won"]
     finally:
         eng.dispose()
+
+
+def test_a_claim_sweeps_other_run_out_leases_on_its_way(engine, staff):
+    # Items 0 and 1 were claimed and their leases ran out; 2 and 3 wait in the pool.
+    items = [i["item_id"] for i in seed.prospects(engine, 4)]
+    for item in items[:2]:
+        claim_item(engine, item, staff["alice"], T0, zone=ZONE)
+    later = T0 + DEFAULT_LEASE + timedelta(minutes=1)
+    got = claim_next(engine, staff["bob"], later, zone=ZONE)
+    assert got.item_id == items[0]  # the run-out item first in claim order
+    with transaction(engine) as s:
+        rows = s.execute(select(QueueItem.id, QueueItem.status, QueueItem.assignee_id)).all()
+        acts = s.execute(
+            select(QueueAction.item_id, QueueAction.action).order_by(QueueAction.id)
+        ).all()
+        audited = Counter(s.scalars(select(AuditEntry.action)).all())
+    state = {i: (st, who) for i, st, who in rows}
+    assert state[items[0]] == ("claimed", staff["bob"])
+    assert state[items[1]] == ("pool", None)
+    assert acts[2:] == [(items[0], "expired"), (items[1], "expired"), (items[0], "claim")]
+    assert audited["queue.expired"] == 2 and audited["queue.claim"] == 3
