@@ -10,11 +10,9 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
-
-import phonenumbers
 
 # Characters that are invisible in a spreadsheet cell but break equality: zero-width space,
 # non-joiner, joiner, word joiner, BOM, soft hyphen, LRM/RLM and the bidi embeddings.
@@ -35,18 +33,24 @@ _INVISIBLE.update(_CONTROL)
 _INVISIBLE_NAME = {k: v for k, v in _INVISIBLE.items() if k != ord("\u200d")}
 
 
-def _cn_mobile_pattern() -> str:
+@cache
+def mobile_cn() -> re.Pattern[str]:
+    """Mainland mobile numbers exactly as phonenumbers' own metadata defines them, so the fast
+    path of :func:`normalize_phone` agrees with the full parser: a loose ``1[3-9]`` + 9 digits
+    took unassigned prefixes (140-149, 154, 160, 174x, 194 …) for valid mobiles.
+
+    Built on first use: phonenumbers is imported only by what handles phone numbers, not by
+    every command that cleans text.
+    """
+    import phonenumbers
+
     metadata = phonenumbers.PhoneMetadata.metadata_for_region("CN")
     pattern = metadata.mobile.national_number_pattern if metadata and metadata.mobile else None
     if not pattern:  # pragma: no cover - phonenumbers always carries CN
         raise RuntimeError("phonenumbers has no mainland mobile pattern")
-    return str(pattern)
+    return re.compile(str(pattern))
 
 
-# Mainland mobile numbers exactly as phonenumbers' own metadata defines them, so the fast path
-# below agrees with the full parser: a loose ``1[3-9]`` + 9 digits took unassigned prefixes
-# (140-149, 154, 160, 174x, 194 …) for valid mobiles.
-MOBILE_CN = re.compile(_cn_mobile_pattern())
 _PHONE_JUNK = re.compile(r"[\s\-().\[\]/·—_]+")
 _WECHAT_ID = re.compile(r"[a-z][a-z0-9_-]{5,19}")
 _WXID = re.compile(r"wxid_[a-z0-9_-]{4,40}")
@@ -103,8 +107,10 @@ def normalize_phone(raw: object, region: str = "CN") -> Norm:
         national = compact[2:]
     else:
         national = compact
-    if len(national) == 11 and MOBILE_CN.fullmatch(national):
+    if len(national) == 11 and mobile_cn().fullmatch(national):
         return Norm("+86" + national, _MOBILE_FLAGS)
+    import phonenumbers
+
     candidate = "+" + compact[2:] if compact.startswith("00") else compact
     try:
         parsed = phonenumbers.parse(candidate, region)

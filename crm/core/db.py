@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.dialects.postgresql import Insert as PgInsert
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from crm.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.postgresql import Insert as PgInsert
+    from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 
 PREPARE_AFTER = 5  # psycopg's default: runs of a statement before it is prepared
 
@@ -120,7 +120,14 @@ def transaction(
 
 def dialect_insert(session: Session, table: Any) -> PgInsert | SqliteInsert:
     """An INSERT for ``table`` in the session's dialect, so ``ON CONFLICT`` clauses can follow."""
-    return pg_insert(table) if is_postgres(session) else sqlite_insert(table)
+    # Each dialect's module is imported on first use: a command that only reads loads neither.
+    if is_postgres(session):
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
 
 
 def check_connection(engine: Engine) -> None:

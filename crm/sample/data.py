@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from crm.contacts.normalize import MOBILE_CN
+from crm.contacts.normalize import mobile_cn
 
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高郑梁谢宋唐许韩冯邓曹彭曾肖田董潘袁蔡蒋余"
 _GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红鹏辉晨阳欣怡子涵浩宇思雨"
@@ -47,7 +47,7 @@ def _assigned(mobile: str) -> str:
 
     No random draw is spent on it, so every other value of the sample stays the same.
     """
-    return mobile if MOBILE_CN.fullmatch(mobile) else "13" + mobile[2:]
+    return mobile if mobile_cn().fullmatch(mobile) else "13" + mobile[2:]
 
 
 def person(seed: int, i: int) -> dict[str, Any]:
