@@ -11,9 +11,10 @@ rules change can be back-tested before it goes live.
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
@@ -25,8 +26,9 @@ from crm.routing.placement import pending_placements, place_contacts
 from crm.routing.rescore import rescore_in_sql
 from crm.routing.rules import Rules
 from crm.routing.score_store import store_scores
-from crm.routing.scoring_sql import Batch, Rescored, batches, score_range
-from crm.routing.tier_rules import moves_of
+from crm.routing.scoring_sql import Batch, Fetched, Rescored, batches, fetch_range, score_rows
+from crm.routing.signals import Scored
+from crm.routing.tier_rules import Move, moves_of
 from crm.routing.tiers import write_moves
 
 
@@ -105,25 +107,60 @@ def _run(
     *,
     write: bool,
 ) -> None:
-    for batch in batches(session, batch_size):
-        result.batches += 1
-        result.scored += batch.size
-        scored = _score(session, batch, rules, at, write=write)
-        moves = moves_of(scored.scored, rules, at, demotions_only=demotions_only)
-        result.moves.update(m.transition.key for m in moves)
-        if write:
-            store_scores(session, scored.changed, rules, at)
-            result.queued += write_moves(session, moves, rules, actor="route", now=at)
+    # PostgreSQL: batch N is written by a second thread while this one scores batch N + 1, so
+    # the client's Python and the server's writes overlap instead of taking turns. Both use
+    # the run's one connection, never at once: batch N + 1 is read before batch N's writes
+    # start, and they end before the next batch is read. A batch's writes touch its own
+    # contacts and what their moves entail, never what a later batch reads.
+    overlap = write and is_postgres(session)
+    written: _Written | None = None
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        for batch in batches(session, batch_size):
+            result.batches += 1
+            result.scored += batch.size
+            fetched = _fetch(session, batch, rules, at, write=write)
+            pending: Future[int] | None = None
+            if written is not None:
+                if overlap:
+                    pending = writer.submit(_write, session, written, rules, at)
+                else:
+                    result.queued += _write(session, written, rules, at)
+            scored = score_rows(fetched, rules, at) if fetched else Rescored([], [])
+            moves = moves_of(scored.scored, rules, at, demotions_only=demotions_only)
+            result.moves.update(m.transition.key for m in moves)
+            if pending is not None:
+                result.queued += pending.result()
+            written = _Written(scored.changed, moves) if write else None
+    if written is not None:
+        result.queued += _write(session, written, rules, at)
 
 
-def _score(session: Session, batch: Batch, rules: Rules, at: datetime, *, write: bool) -> Rescored:
-    """A batch's scores: all in Python, or in SQL with Python scoring only who may move."""
+class _Written(NamedTuple):
+    """What a scored batch writes: the changed scores and the moves."""
+
+    changed: list[tuple[Scored, str]]
+    moves: list[Move]
+
+
+def _write(session: Session, batch: _Written, rules: Rules, at: datetime) -> int:
+    """Store a batch's scores and moves; how many prospect queue items it created."""
+    store_scores(session, batch.changed, rules, at)
+    return write_moves(session, batch.moves, rules, actor="route", now=at)
+
+
+def _fetch(
+    session: Session, batch: Batch, rules: Rules, at: datetime, *, write: bool
+) -> Fetched | None:
+    """A batch's rows to score: all in Python, or in SQL with Python scoring only who may move.
+
+    ``None`` when SQL scored (and, writing, stored) every contact of the batch.
+    """
     # New contacts all enter a tier: when they are most of a batch, the SQL pass is wasted.
     if not is_postgres(session) or batch.unscored * 2 >= batch.size:
-        return score_range(session, batch.first, batch.last, rules, at)
+        return fetch_range(session, batch.first, batch.last, rules, at)
     # Most contacts cannot move: SQL scores (and writes) them, and hands back only those the
     # tier rules may move, to be scored and routed in Python.
     wanted = rescore_in_sql(session, batch.first, batch.last, rules, at, write=write)
     if not wanted:
-        return Rescored([], [])
-    return score_range(session, batch.first, batch.last, rules, at, only=wanted)
+        return None
+    return fetch_range(session, batch.first, batch.last, rules, at, only=wanted)

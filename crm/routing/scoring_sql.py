@@ -96,7 +96,14 @@ def batches(session: Session, size: int) -> Iterator[Batch]:
         yield Batch(int(count), int(new), int(first), last)
 
 
-def score_range(
+class Fetched(NamedTuple):
+    """A batch's statement rows, read and ready to score without the database."""
+
+    rows: Sequence[Any]
+    reader: _RowReader
+
+
+def fetch_range(
     session: Session,
     lo: int,
     hi: int,
@@ -104,12 +111,8 @@ def score_range(
     now: datetime,
     *,
     only: Sequence[int] | None = None,
-) -> Rescored:
-    """Score the active contacts with ids in [lo, hi] (and in ``only``, when given).
-
-    A contact is ``changed`` when its score, breakdown, warnings or rules version differ from
-    the stored ones.
-    """
+) -> Fetched:
+    """The rows :func:`score_rows` scores: active contacts in [lo, hi] (and ``only``, if given)."""
     pg = is_postgres(session)
 
     def within(column: Any) -> Any:
@@ -119,17 +122,36 @@ def score_range(
     answers = _answers(session, within, rules)
     # Core execution: the ORM's row loading layer cost as much as the scoring.
     result = session.connection().execute(stmt)
-    reader = _RowReader(list(result.keys()), answers)
+    return Fetched(result.all(), _RowReader(list(result.keys()), answers))
+
+
+def score_rows(fetched: Fetched, rules: Rules, now: datetime) -> Rescored:
+    """Score fetched rows. A contact is ``changed`` when its score, breakdown, warnings or
+    rules version differ from the stored ones."""
+    reader = fetched.reader
     scored: list[Scored] = []
     changed: list[tuple[Scored, str]] = []
     version = rules.version
-    for row in result.all():
+    for row in fetched.rows:
         s = evaluate_tally(reader.facts(row), reader.tally(row), rules, now)
         scored.append(s)
         text_form = breakdown_text(s.breakdown)
         if reader.differs(row, s, text_form, version):
             changed.append((s, text_form))
     return Rescored(scored, changed)
+
+
+def score_range(
+    session: Session,
+    lo: int,
+    hi: int,
+    rules: Rules,
+    now: datetime,
+    *,
+    only: Sequence[int] | None = None,
+) -> Rescored:
+    """Score the active contacts with ids in [lo, hi] (and in ``only``, when given)."""
+    return score_rows(fetch_range(session, lo, hi, rules, now, only=only), rules, now)
 
 
 def _in_batch(column: Any, lo: int, hi: int, only: Sequence[int] | None, pg: bool) -> Any:
@@ -406,6 +428,12 @@ class _RowEvidence(Mapping[str, Sequence[int]]):
 
     def __getitem__(self, name: str) -> Sequence[int]:
         return _id_seq(self._row[self._at[name]])
+
+    def get(self, name: str, default: Any = None) -> Any:
+        # Called for every signal that scores: Mapping's generic get (through __getitem__ and
+        # a KeyError) cost a fifth of the scoring.
+        at = self._at.get(name)
+        return default if at is None else _id_seq(self._row[at])
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._at)
