@@ -28,6 +28,8 @@ class PeerGroup(Base):
     account_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("operator_accounts.id"))
     joined_at: Mapped[datetime | None]
     left_at: Mapped[datetime | None]
+    requested_at: Mapped[datetime | None]  # when we asked to be let in (status ``requested``)
+    request_note: Mapped[str | None] = mapped_column(String(500))  # who we asked, what is pending
     # The member lists imported from it (``ingest peer-group --peer``) land on this source.
     source_instance_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("source_instances.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -52,10 +54,13 @@ class PeerTask(Base):
     day: Mapped[date] = mapped_column(Date)  # the account's local day it is planned for
     state: Mapped[str] = mapped_column(String(16), default="planned", server_default="planned")
     text: Mapped[str | None] = mapped_column(String(1000))  # a friend request's purpose line
+    # When it is due: friend requests are spaced by the account's friend_add pacing interval.
+    due_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     done_at: Mapped[datetime | None]
 
     __table_args__ = (
         UniqueConstraint("kind", "key", "day"),
         Index("ix_peer_tasks_account_day", "account_id", "day", "state"),
+        Index("ix_peer_tasks_account_due", "account_id", "kind", "due_at"),
     )

@@ -103,3 +103,22 @@ def local_day(now: datetime, zone: ZoneInfo) -> date:
 def next_day_start(day: date, zone: ZoneInfo) -> datetime:
     """The UTC instant the local day after ``day`` begins: when a full daily cap frees up."""
     return datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=zone).astimezone(UTC)
+
+
+def paced_slots(
+    now: datetime, last: datetime | None, interval: int, want: int, day_end: datetime
+) -> list[datetime]:
+    """Due times for up to ``want`` paced actions: the first no earlier than ``now`` and at
+    least ``interval`` seconds after ``last`` (the account's latest planned or done one), each
+    next ``interval`` later, all before ``day_end`` (what does not fit waits for its own day)."""
+    step = timedelta(seconds=max(interval, 0))
+    first = max(now, last + step) if last is not None else now
+    out: list[datetime] = []
+    while len(out) < want:
+        at = first + step * len(out)
+        if at >= day_end:
+            break
+        out.append(at)
+        if not step:  # no pacing: every action is due now
+            out += [first] * (want - len(out))
+    return out

@@ -41,6 +41,9 @@ class PlannedTask:
     contact_id: int | None
     text: str | None
     state: PeerTaskState
+    due_at: datetime | None  # in the account's local time
+    zone: str  # the account's time zone
+    due_now: bool  # its time has come (doing it earlier is allowed)
 
 
 def plan_joins(
@@ -102,6 +105,7 @@ def _plan_account(session: Session, acct: SendingAccount, now: datetime) -> list
             "peer_group_id": p.id,
             "day": day,
             "state": PeerTaskState.PLANNED.value,
+            "due_at": now,
             "created_at": now,
         }
         for p in chosen
@@ -117,7 +121,7 @@ def _plan_account(session: Session, acct: SendingAccount, now: datetime) -> list
     by_group = {p.id: p for p in chosen}
     for t in tasks:
         by_group[t.peer_group_id].account_id = acct.id
-    return [_task(t, acct.handle, by_group[t.peer_group_id]) for t in sorted(tasks, key=_id)]
+    return [_task(t, acct, by_group[t.peer_group_id], now) for t in sorted(tasks, key=_id)]
 
 
 def _id(t: PeerTask) -> int:
@@ -143,14 +147,14 @@ def task_list(
     account: str | None = None,
     now: datetime | None = None,
 ) -> list[PlannedTask]:
-    """The operators' open tasks for their local today (one account's if named)."""
+    """The operators' open tasks for their local today (one account's if named), by due time."""
     at = now or utcnow()
     accounts = sending_accounts(session, settings.zone)
     stmt = (
         select(PeerTask, PeerGroup)
         .join(PeerGroup, PeerGroup.id == PeerTask.peer_group_id)
         .where(PeerTask.state == PeerTaskState.PLANNED.value)
-        .order_by(PeerTask.account_id, PeerTask.kind.desc(), PeerTask.id)
+        .order_by(PeerTask.due_at, PeerTask.account_id, PeerTask.kind.desc(), PeerTask.id)
     )
     if account is not None:
         stmt = stmt.join(OperatorAccount, OperatorAccount.id == PeerTask.account_id).where(
@@ -160,15 +164,15 @@ def task_list(
     for t, p in session.execute(stmt):
         acct = accounts[t.account_id]
         if t.day == local_day(at, acct.zone):
-            out.append(_task(t, acct.handle, p))
+            out.append(_task(t, acct, p, at))
     return out
 
 
-def _task(t: PeerTask, handle: str, p: PeerGroup) -> PlannedTask:
+def _task(t: PeerTask, acct: SendingAccount, p: PeerGroup, now: datetime) -> PlannedTask:
     return PlannedTask(
         id=t.id,
         kind=PeerTaskKind(t.kind),
-        account=handle,
+        account=acct.handle,
         day=t.day,
         peer_group=p.name,
         join_method=p.join_method,
@@ -176,4 +180,7 @@ def _task(t: PeerTask, handle: str, p: PeerGroup) -> PlannedTask:
         contact_id=t.contact_id,
         text=t.text,
         state=PeerTaskState(t.state),
+        due_at=t.due_at.astimezone(acct.zone) if t.due_at else None,
+        zone=acct.zone.key,
+        due_now=t.due_at is None or t.due_at <= now,
     )

@@ -2,13 +2,18 @@
 account under its daily friend_add cap (reserved in the caps ledger when planned), each with
 the purpose line stated up front (添加时直接表明目的) from the ``peer_friend_request`` template;
 the operator sends them by hand and records whether they were accepted or ignored.
+
+Each request is due at its own time, spaced by the account's friend_add pacing interval from
+the account's latest planned or done one, within its local day. The ledger row is reserved
+before the latest one is read, so a second planner for the account waits for the first to
+commit and then plans after its slots.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Engine, exists, select
+from sqlalchemy import Engine, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from crm.core.db import dialect_insert, is_postgres, transaction
@@ -21,10 +26,10 @@ from crm.core.vocabulary import (
     PeerTaskKind,
     PeerTaskState,
 )
-from crm.models import Consent, Contact, PeerGroup, PeerTask, Touch, utcnow
+from crm.models import CapUsage, Consent, Contact, PeerGroup, PeerTask, Touch, utcnow
 from crm.outreach.accounts import SendingAccount, load_limits, sending_accounts
 from crm.outreach.ledger import Ask, account_subject, release, reserve_many
-from crm.outreach.limits import Scope, local_day
+from crm.outreach.limits import Scope, local_day, next_day_start, paced_slots
 from crm.outreach.peer_plan import JOIN_PLATFORMS
 from crm.outreach.templates import MessageTemplate, load
 
@@ -66,9 +71,11 @@ def _plan_account(
     purpose: str | None,
 ) -> int:
     day = local_day(now, acct.zone)
-    cap = load_limits(session).daily(acct.platform, Scope.ACCOUNT, "friend_add", acct.id)
+    limits = load_limits(session)
+    cap = limits.daily(acct.platform, Scope.ACCOUNT, CapAction.FRIEND_ADD.value, acct.id)
     if cap is None or cap <= 0:
         return 0
+    interval = limits.interval(acct.platform, CapAction.FRIEND_ADD.value, acct.id)
     asked = exists().where(
         PeerTask.kind == PeerTaskKind.FRIEND_REQUEST.value,
         PeerTask.contact_id == Contact.id,
@@ -98,8 +105,16 @@ def _plan_account(
     if not candidates:
         return 0
     subject, action = account_subject(acct.id), CapAction.FRIEND_ADD.value
+    paced_at = session.scalar(  # a friend_add sent by dispatch paces these too
+        select(CapUsage.last_at).where(
+            CapUsage.subject == subject, CapUsage.action == action, CapUsage.day == day
+        )
+    )
     got = reserve_many(session, [Ask(subject, action, day, len(candidates), cap)], now=now)
     granted = got.get((subject, action, day), 0)
+    # Read under the ledger row's lock: the latest request a planner before us committed.
+    last = max((t for t in (_latest_request(session, acct.id), paced_at) if t), default=None)
+    slots = paced_slots(now, last, interval, granted, next_day_start(day, acct.zone))
     rows = [
         {
             "kind": PeerTaskKind.FRIEND_REQUEST.value,
@@ -117,17 +132,36 @@ def _plan_account(
                     "purpose": purpose,
                 }
             )[:1000],
+            "due_at": due,
             "created_at": now,
         }
-        for cid, (name, pid, pname) in candidates[:granted]
+        for (cid, (name, pid, pname)), due in zip(candidates, slots, strict=False)
     ]
-    inserted = 0
+    inserted: list[datetime] = []
     if rows:
         ins = dialect_insert(session, PeerTask).values(rows).on_conflict_do_nothing()
-        inserted = len(session.scalars(ins.returning(PeerTask.id)).all())
-    if granted > inserted:
-        release(session, subject, action, day, granted - inserted)
-    return inserted
+        inserted = [d for d in session.scalars(ins.returning(PeerTask.due_at)) if d]
+    if granted > len(inserted):  # past the day's end, or planned meanwhile: give units back
+        release(session, subject, action, day, granted - len(inserted))
+    if inserted:
+        session.execute(
+            update(CapUsage)
+            .where(CapUsage.subject == subject, CapUsage.action == action, CapUsage.day == day)
+            .values(last_at=max(inserted))
+        )
+    return len(inserted)
+
+
+def _latest_request(session: Session, account_id: int) -> datetime | None:
+    # The account's latest friend request, planned (its due time) or done (when it was done).
+    live = (
+        PeerTask.account_id == account_id,
+        PeerTask.kind == PeerTaskKind.FRIEND_REQUEST.value,
+        PeerTask.state != PeerTaskState.MISSED.value,
+    )
+    due = session.scalar(select(func.max(PeerTask.due_at)).where(*live))
+    done = session.scalar(select(func.max(PeerTask.done_at)).where(*live))
+    return max((t for t in (due, done) if t), default=None)
 
 
 def record_request(

@@ -19,7 +19,8 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 _JSON = typer.Option(False, "--json", help="Print one JSON document.")
-_TASK_COLUMNS = ["id", "account", "day", "kind", "peer_group", "join_ref", "contact_id", "text"]
+_TASK_COLUMNS = ["id", "account", "due", "due_now", "kind", "peer_group", "join_ref",
+                 "contact_id", "text"]  # fmt: skip
 
 
 @app.command("add")
@@ -79,12 +80,33 @@ def plan(
     """Plan today's joins and friend requests within each account's caps; print the task list."""
     plan_joins(engine(), settings=settings())
     plan_friend_requests(engine(), settings=settings(), purpose=purpose, locale=locale)
+    _print_tasks(account, as_json)
+
+
+@app.command("tasks")
+def tasks_(
+    account: str | None = typer.Option(None, "--account", help="Only this account's list."),
+    as_json: bool = _JSON,
+) -> None:
+    """Today's open tasks by due time, in each account's local time (✓: due now)."""
+    _print_tasks(account, as_json)
+
+
+def _print_tasks(account: str | None, as_json: bool) -> None:
     with transaction(engine()) as session:
         tasks = task_list(session, settings=settings(), account=account)
     if as_json:
         print_json(tasks)
         return
-    print_table([dataclasses.asdict(t) for t in tasks], _TASK_COLUMNS)
+    rows = [
+        {
+            **dataclasses.asdict(t),
+            "due": f"{t.due_at:%Y-%m-%d %H:%M} {t.zone}" if t.due_at else t.day,
+            "due_now": "✓" if t.due_now else "",
+        }
+        for t in tasks
+    ]
+    print_table(rows, _TASK_COLUMNS)
 
 
 @app.command("joined")

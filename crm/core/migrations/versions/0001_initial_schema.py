@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-03 07:05:15.814925
+Create Date: 2026-12-03 11:05:59.237699
 """
 
 from collections.abc import Sequence
@@ -384,6 +384,8 @@ def upgrade() -> None:
     sa.Column('account_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('joined_at', crm.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('left_at', crm.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('requested_at', crm.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('request_note', sa.String(length=500), nullable=True),
     sa.Column('source_instance_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('created_at', crm.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['operator_accounts.id'], name=op.f('fk_peer_groups_account_id_operator_accounts')),
@@ -493,6 +495,7 @@ def upgrade() -> None:
     sa.Column('day', sa.Date(), nullable=False),
     sa.Column('state', sa.String(length=16), server_default='planned', nullable=False),
     sa.Column('text', sa.String(length=1000), nullable=True),
+    sa.Column('due_at', crm.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', crm.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('done_at', crm.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['account_id'], ['operator_accounts.id'], name=op.f('fk_peer_tasks_account_id_operator_accounts')),
@@ -503,6 +506,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('peer_tasks', schema=None) as batch_op:
         batch_op.create_index('ix_peer_tasks_account_day', ['account_id', 'day', 'state'], unique=False)
+        batch_op.create_index('ix_peer_tasks_account_due', ['account_id', 'kind', 'due_at'], unique=False)
 
     op.create_table('quarantine',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -562,6 +566,7 @@ def downgrade() -> None:
 
     op.drop_table('quarantine')
     with op.batch_alter_table('peer_tasks', schema=None) as batch_op:
+        batch_op.drop_index('ix_peer_tasks_account_due')
         batch_op.drop_index('ix_peer_tasks_account_day')
 
     op.drop_table('peer_tasks')
