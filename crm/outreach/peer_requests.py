@@ -76,32 +76,7 @@ def _plan_account(
     if cap is None or cap <= 0:
         return 0
     interval = limits.interval(acct.platform, CapAction.FRIEND_ADD.value, acct.id)
-    asked = exists().where(
-        PeerTask.kind == PeerTaskKind.FRIEND_REQUEST.value,
-        PeerTask.contact_id == Contact.id,
-        PeerTask.state != PeerTaskState.MISSED.value,
-    )
-    opted_out = exists().where(Consent.contact_id == Contact.id, Consent.kind == "opt_out")
-    stmt = (
-        select(Contact.id, Contact.display_name, PeerGroup.id, PeerGroup.name)
-        .join(Touch, Touch.contact_id == Contact.id)
-        .join(PeerGroup, PeerGroup.source_instance_id == Touch.source_instance_id)
-        .where(
-            PeerGroup.account_id == acct.id,
-            PeerGroup.status == PeerStatus.JOINED.value,
-            Contact.status == ContactStatus.ACTIVE.value,
-            ~asked,
-            ~opted_out,
-        )
-        .order_by(Contact.id)
-        .limit(cap * 4)  # a contact harvested in several groups appears once per group
-    )
-    if is_postgres(session):
-        stmt = stmt.with_for_update(skip_locked=True, of=Contact)
-    seen: dict[int, tuple[str | None, int, str]] = {}
-    for cid, name, pid, pname in session.execute(stmt):
-        seen.setdefault(int(cid), (name, int(pid), pname))
-    candidates = list(seen.items())[:cap]
+    candidates = _candidates(session, acct.id, cap)
     if not candidates:
         return 0
     subject, action = account_subject(acct.id), CapAction.FRIEND_ADD.value
@@ -150,6 +125,39 @@ def _plan_account(
             .values(last_at=max(inserted))
         )
     return len(inserted)
+
+
+def _candidates(
+    session: Session, account_id: int, cap: int
+) -> list[tuple[int, tuple[str | None, int, str]]]:
+    # Active members harvested in the account's joined groups, not asked yet: (contact, (name,
+    # peer group id, peer group name)), each contact once.
+    asked = exists().where(
+        PeerTask.kind == PeerTaskKind.FRIEND_REQUEST.value,
+        PeerTask.contact_id == Contact.id,
+        PeerTask.state != PeerTaskState.MISSED.value,
+    )
+    opted_out = exists().where(Consent.contact_id == Contact.id, Consent.kind == "opt_out")
+    stmt = (
+        select(Contact.id, Contact.display_name, PeerGroup.id, PeerGroup.name)
+        .join(Touch, Touch.contact_id == Contact.id)
+        .join(PeerGroup, PeerGroup.source_instance_id == Touch.source_instance_id)
+        .where(
+            PeerGroup.account_id == account_id,
+            PeerGroup.status == PeerStatus.JOINED.value,
+            Contact.status == ContactStatus.ACTIVE.value,
+            ~asked,
+            ~opted_out,
+        )
+        .order_by(Contact.id)
+        .limit(cap * 4)  # a contact harvested in several groups appears once per group
+    )
+    if is_postgres(session):
+        stmt = stmt.with_for_update(skip_locked=True, of=Contact)
+    seen: dict[int, tuple[str | None, int, str]] = {}
+    for cid, name, pid, pname in session.execute(stmt):
+        seen.setdefault(int(cid), (name, int(pid), pname))
+    return list(seen.items())[:cap]
 
 
 def _latest_request(session: Session, account_id: int) -> datetime | None:

@@ -16,7 +16,7 @@ from crm.core.settings import Settings
 from crm.core.vocabulary import CapAction, JoinMethod, PeerStatus, PeerTaskKind, PeerTaskState
 from crm.models import OperatorAccount, PeerGroup, PeerTask, utcnow
 from crm.outreach.accounts import load_limits, sending_accounts
-from crm.outreach.ledger import account_subject, reserve
+from crm.outreach.ledger import account_subject, release, reserve
 from crm.outreach.limits import Scope, local_day
 
 
@@ -35,6 +35,8 @@ class PeerView:
     account: str | None
     joined_at: datetime | None
     left_at: datetime | None
+    requested_at: datetime | None = None
+    request_note: str | None = None
 
 
 def add_peer(
@@ -153,6 +155,74 @@ def mark_left(
         return _view(peer, handle)
 
 
+# Where asking to be let in makes sense: a group not joined yet, or one we left of our own
+# accord. A group whose owner removed us is not asked again until an operator resets it.
+REQUESTABLE = (PeerStatus.TO_JOIN.value, PeerStatus.LEFT.value)
+
+
+def mark_requested(
+    engine: Engine,
+    name: str,
+    *,
+    account: str | None = None,
+    note: str | None = None,
+    now: datetime | None = None,
+) -> PeerView:
+    """Record that an account asked to be let in (the owner's approval, an introduction):
+    no join is planned for the group until it is marked joined or reset; a join planned for
+    it and not done is dropped and its group_join unit given back."""
+    at = now or utcnow()
+    if note and len(note) > 500:
+        raise InputError("--note: at most 500 characters")
+    with transaction(engine, immediate=True) as session:
+        peer = find_peer(session, name)
+        if peer.status not in REQUESTABLE:
+            raise Conflict(
+                f"peer group {peer.name!r} is {peer.status}: {_NOT_REQUESTABLE[peer.status]}"
+            )
+        acct_id = account_id(session, account) if account else peer.account_id
+        planned = session.execute(
+            update(PeerTask)
+            .where(
+                PeerTask.kind == PeerTaskKind.JOIN.value,
+                PeerTask.peer_group_id == peer.id,
+                PeerTask.state == PeerTaskState.PLANNED.value,
+            )
+            .values(state=PeerTaskState.MISSED.value)
+            .returning(PeerTask.account_id, PeerTask.day)
+        ).all()
+        for task_account, day in planned:
+            release(session, account_subject(task_account), CapAction.GROUP_JOIN.value, day)
+        peer.status, peer.account_id = PeerStatus.REQUESTED.value, acct_id
+        peer.requested_at, peer.request_note = at, note
+        audit(session, "cli", "peer.requested", object_type="peer_group", object_id=peer.id, at=at)
+        handle = session.scalar(
+            select(OperatorAccount.handle).where(OperatorAccount.id == peer.account_id)
+        )
+        return _view(peer, handle)
+
+
+def reset_peer(engine: Engine, name: str) -> PeerView:
+    """Put a requested, left or removed peer group back to join (planning takes it again)."""
+    with transaction(engine) as session:
+        peer = find_peer(session, name)
+        if peer.status in (PeerStatus.TO_JOIN.value, PeerStatus.JOINED.value):
+            raise Conflict(f"peer group {peer.name!r} is {peer.status}: nothing to reset")
+        peer.status, peer.requested_at, peer.request_note = PeerStatus.TO_JOIN.value, None, None
+        audit(session, "cli", "peer.reset", object_type="peer_group", object_id=peer.id)
+        handle = session.scalar(
+            select(OperatorAccount.handle).where(OperatorAccount.id == peer.account_id)
+        )
+        return _view(peer, handle)
+
+
+_NOT_REQUESTABLE = {
+    PeerStatus.REQUESTED.value: "already asked; mark it joined, or reset it (qunflow peers reset)",
+    PeerStatus.JOINED.value: "our account is already in it",
+    PeerStatus.REMOVED.value: "its owner removed us; reset it first (qunflow peers reset)",
+}
+
+
 def find_peer(session: Session, ref: str) -> PeerGroup:
     """A peer group by name or id (NotFound names it)."""
     peer = session.scalar(select(PeerGroup).where(PeerGroup.name == ref))
@@ -186,4 +256,6 @@ def _view(p: PeerGroup, handle: str | None) -> PeerView:
         account=handle,
         joined_at=p.joined_at,
         left_at=p.left_at,
+        requested_at=p.requested_at,
+        request_note=p.request_note,
     )

@@ -10,7 +10,14 @@ from crm.core.db import transaction
 from crm.core.vocabulary import JoinMethod, PeerStatus, PeerTaskState
 from crm.outreach.peer_plan import plan_joins, task_list
 from crm.outreach.peer_requests import plan_friend_requests, record_request
-from crm.outreach.peers import add_peer, list_peers, mark_joined, mark_left
+from crm.outreach.peers import (
+    add_peer,
+    list_peers,
+    mark_joined,
+    mark_left,
+    mark_requested,
+    reset_peer,
+)
 from crm.reports.peer_yield import peer_yield
 from flows.cli.common import engine, print_json, print_table, settings
 
@@ -131,6 +138,34 @@ def left(
 ) -> None:
     """Record that our account left (or was removed from) a peer group."""
     peer = mark_left(engine(), name, removed=removed)
+    if as_json:
+        print_json(peer)
+    else:
+        typer.echo(f"peer group {peer.name}: {peer.status}")
+
+
+@app.command("requested")
+def requested(
+    name: str = typer.Argument(..., help="The peer group's name or id."),
+    account: str | None = typer.Option(None, "--account", help="Our account that asked."),
+    note: str | None = typer.Option(None, "--note", help="Who we asked, what is pending."),
+    as_json: bool = _JSON,
+) -> None:
+    """Record that we asked to be let in (no join is planned for it until joined or reset)."""
+    peer = mark_requested(engine(), name, account=account, note=note)
+    if as_json:
+        print_json(peer)
+    else:
+        typer.echo(f"peer group {peer.name}: requested by {peer.account or '-'}")
+
+
+@app.command("reset")
+def reset(
+    name: str = typer.Argument(..., help="The peer group's name or id."),
+    as_json: bool = _JSON,
+) -> None:
+    """Put a requested, left or removed peer group back to join."""
+    peer = reset_peer(engine(), name)
     if as_json:
         print_json(peer)
     else:

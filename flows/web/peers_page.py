@@ -8,10 +8,10 @@ from fastapi.responses import HTMLResponse
 from starlette.responses import Response
 
 from crm.core.db import transaction
-from crm.core.vocabulary import PeerTaskState
+from crm.core.vocabulary import PeerStatus, PeerTaskState
 from crm.outreach.peer_plan import task_list
 from crm.outreach.peer_requests import record_request
-from crm.outreach.peers import mark_joined
+from crm.outreach.peers import list_peers, mark_joined
 from crm.sales.users import StaffUser
 from flows.web.common import PathId, back, current_user, engine_of, render, settings_of
 
@@ -28,8 +28,15 @@ def peers_page(
     settings = settings_of(request)
     with transaction(engine_of(request)) as session:
         tasks = task_list(session, settings=settings, account=account or None)
+        asked = [
+            p
+            for p in list_peers(session, status=PeerStatus.REQUESTED)
+            if not account or p.account == account
+        ]
     accounts = sorted({t.account for t in tasks})
-    return render(request, "peers.html", tasks=tasks, account=account, accounts=accounts)
+    return render(
+        request, "peers.html", tasks=tasks, account=account, accounts=accounts, asked=asked
+    )
 
 
 @router.post("/peers/joined")

@@ -658,3 +658,24 @@ def test_queue_menus_and_columns_show_words_not_codes(app, world):
     table = page[page.index('id="queue-table"') :]
     assert "地推扫码" in table and "qr_signup" not in table.split("<tbody>")[1].split("</tbody>")[0]
     assert ">意向<" in table
+
+
+def test_peers_page_shows_due_times_and_groups_waiting_for_their_owner(app, world, engine):
+    from crm.core.vocabulary import Platform
+    from crm.outreach.accounts import add_account
+    from crm.outreach.peers import add_peer, mark_requested
+
+    add_account(engine, "op-sh", Platform.WECHAT, timezone="Asia/Shanghai")
+    add_peer(engine, "考研互助群")
+    add_peer(engine, "宝妈交流群", join_method="introduction")
+    mark_requested(engine, "宝妈交流群", account="op-sh", note="等群主老王通过")
+    client, _ = login(app, "alice")
+    from crm.outreach.peer_plan import plan_joins
+
+    plan_joins(engine, settings=get_settings(secret_key="test-secret-key-0123456789"))
+    page = client.get("/peers")
+    assert page.status_code == 200
+    joins = page.text.split('id="peer-tasks"')[1].split("</table>")[0]
+    assert "考研互助群" in joins and "宝妈交流群" not in joins and "Asia/Shanghai" in joins
+    asked = page.text.split('id="peer-requested"')[1].split("</table>")[0]
+    assert "宝妈交流群" in asked and "等群主老王通过" in asked and "op-sh" in asked

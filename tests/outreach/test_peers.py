@@ -18,7 +18,7 @@ from crm.models import CapUsage, PeerTask
 from crm.outreach.accounts import add_account
 from crm.outreach.ledger import Ask, account_subject, reserve_many
 from crm.outreach.peer_plan import plan_joins, task_list
-from crm.outreach.peers import add_peer, mark_joined
+from crm.outreach.peers import add_peer, mark_joined, mark_requested, reset_peer
 from tests.helpers.followups import settings_for
 
 # 23:00 on 2 March in Shanghai; the machine's clock (UTC) says 15:00 on 2 March.
@@ -160,3 +160,54 @@ def test_morning_flow_plans_each_account_in_its_own_morning(
     with transaction(engine) as s:
         assert sorted(t.day for t in s.scalars(select(PeerTask))) == [date(2026, 3, 2)] * 2
     runtime.settings.cache_clear()
+
+
+def test_a_requested_group_is_not_planned_until_joined_or_reset(engine: Engine, tmp_path) -> None:
+    st = settings_for(tmp_path)
+    acct = _setup(engine, groups=2, used=7)
+    planned = plan_joins(engine, settings=st, now=LATE)
+    assert len(planned) == 2 and _used(engine, acct, date(2026, 3, 2)) == 9
+    asked = mark_requested(
+        engine, "宝妈交流群0", account="op-sh", note="群主小王, 等介绍", now=LATE
+    )
+    assert asked.status == "requested" and asked.request_note == "群主小王, 等介绍"
+    assert _used(engine, acct, date(2026, 3, 2)) == 8  # its planned join gave its unit back
+    with transaction(engine) as s:
+        assert [t.peer_group for t in task_list(s, settings=st, now=LATE)] == ["宝妈交流群1"]
+    assert [t.peer_group for t in plan_joins(engine, settings=st, now=SH_MIDNIGHT)] == [
+        "宝妈交流群1"  # the next day too: still waiting for the owner
+    ]
+    with pytest.raises(Conflict, match="'宝妈交流群0' is requested: already asked"):
+        mark_requested(engine, "宝妈交流群0")
+    assert reset_peer(engine, "宝妈交流群0").status == "to_join"
+    assert [t.peer_group for t in plan_joins(engine, settings=st, now=SH_MIDNIGHT)] == [
+        "宝妈交流群0"
+    ]
+
+
+def test_requested_through_the_cli_refuses_wrong_transitions(cli_env) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([".venv/bin/qunflow", *args], env=cli_env, capture_output=True,
+                              text=True)  # fmt: skip
+
+    assert run("db", "upgrade").returncode == 0
+    assert run("accounts", "add", "op1", "--platform", "wechat").returncode == 0
+    for name in ("甲群", "乙群"):
+        assert run("peers", "add", name, "--join", "introduction").returncode == 0
+    ok = run("peers", "requested", "甲群", "--account", "op1", "--note", "老李介绍")
+    assert ok.returncode == 0, ok.stderr
+    again = run("peers", "requested", "甲群")
+    assert again.returncode == 2 and again.stderr.count("\n") == 1
+    assert "peer group '甲群' is requested" in again.stderr
+    assert run("peers", "joined", "甲群").returncode == 0  # the owner let op1 in
+    assert "'甲群' is joined" in run("peers", "requested", "甲群").stderr
+    assert run("peers", "left", "乙群", "--removed").returncode == 0
+    removed = run("peers", "requested", "乙群")
+    assert removed.returncode == 2 and "'乙群' is removed" in removed.stderr
+    assert run("peers", "reset", "乙群").returncode == 0
+    assert run("peers", "requested", "乙群", "--account", "op1").returncode == 0
+    peers = {p["name"]: p for p in json.loads(run("peers", "list", "--json").stdout)}
+    assert peers["甲群"]["status"] == "joined" and peers["乙群"]["status"] == "requested"
+    assert peers["乙群"]["account"] == "op1"
+    missing = run("peers", "requested", "没有这个群")
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
