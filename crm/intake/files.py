@@ -48,8 +48,11 @@ class FileAdapter:
         group: str | None = None,
         account: str | None = None,
         platform: str | None = None,
+        peer: bool = False,
     ) -> None:
         self.kind = kind
+        # A list imported for one peer group (--peer): every row belongs to that group's join.
+        self.peer = peer
         self.path = path
         self.group = clean_text(group) or None
         self.account = clean_text(account) or None
@@ -113,6 +116,8 @@ class FileAdapter:
         default: SourceSpec,
         cache: dict[tuple[Any, ...], SourceSpec],
     ) -> SourceSpec | str:
+        if self.kind == "peer-group" and self.peer:
+            return self._peer_row(payload.get("group"), default)
         if self.kind == "peer-group":
             raw_group, raw_operator = payload.get("group"), payload.get("operator")
             if isinstance(raw_group, str | None) and isinstance(raw_operator, str | None):
@@ -124,6 +129,14 @@ class FileAdapter:
                 return hit
             return self._group_spec(raw_group, raw_operator, default, cache)
         return self._other_spec(payload, default, cache)
+
+    def _peer_row(self, raw_group: Any, default: SourceSpec) -> SourceSpec | str:
+        # The group column may repeat the peer group's name; naming another group means the
+        # list mixes groups, and that row's member was not harvested in this join.
+        group = clean_text(raw_group) if isinstance(raw_group, str) else raw_group
+        if not group or group == default.key:
+            return default
+        return peer_mismatch(str(group), default.key)
 
     def _group_spec(
         self,
@@ -205,6 +218,11 @@ class FileAdapter:
 FILE_KINDS = ("peer-group", "self-media", "events", "qr-signups")
 
 
+def peer_mismatch(group: str, peer: str) -> str:
+    """The quarantine reason of a row of a --peer list that names another group."""
+    return f"group {group[:200]} is not the peer group {peer} (--peer): the list mixes groups"
+
+
 def open_adapter(
     kind: str,
     path: Path,
@@ -212,8 +230,9 @@ def open_adapter(
     group: str | None = None,
     account: str | None = None,
     platform: str | None = None,
+    peer: bool = False,
 ) -> FileAdapter:
     """An adapter for a file of a kind; raises InputError if the file is not what it claims."""
     if kind not in FILE_KINDS:
         raise InputError(f"unknown import kind {kind!r} (one of: {', '.join(FILE_KINDS)})")
-    return FileAdapter(kind, path, group=group, account=account, platform=platform)
+    return FileAdapter(kind, path, group=group, account=account, platform=platform, peer=peer)

@@ -34,7 +34,7 @@ def ingest_peer_list(
         raise InputError(
             f"--peer {peer!r}: none of our accounts has joined it yet (qunflow peers joined)"
         )
-    report = ingest_path(engine, "peer-group", path, group=name, account=handle, now=now)
+    report = ingest_path(engine, "peer-group", path, group=name, account=handle, peer=True, now=now)
     with transaction(engine) as session:
         source = session.scalar(
             select(SourceInstance.id).where(

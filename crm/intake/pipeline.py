@@ -81,14 +81,18 @@ def ingest_path(
     group: str | None = None,
     account: str | None = None,
     platform: str | None = None,
+    peer: bool = False,
     now: datetime | None = None,
     batch_size: int = BATCH_SIZE,
 ) -> IngestReport:
     """Import one file of a kind (see :data:`crm.intake.files.FILE_KINDS`); a bad file raises
-    InputError."""
+    InputError. ``peer``: the file is one peer group's list (``group``), rows naming another
+    group are quarantined."""
     from crm.intake.files import open_adapter
 
-    adapter = open_adapter(kind, Path(path), group=group, account=account, platform=platform)
+    adapter = open_adapter(
+        kind, Path(path), group=group, account=account, platform=platform, peer=peer
+    )
     return ingest_items(
         engine,
         adapter.source(),

@@ -184,6 +184,11 @@ _REASON_PATTERNS = [
         (r"^unreadable CSV row: (?P<detail>.*)$", "reason.unreadable_csv"),
         (r"^line longer than (?P<limit>\d+) characters$", "reason.line_too_long"),
         (r"^not a JSON object$", "reason.not_object"),
+        (
+            r"^group (?P<group>.*) is not the peer group (?P<peer>.*) \(--peer\): the list mixes"
+            r" groups$",
+            "reason.peer_mixed",
+        ),
         (r"^non-standard JSON number \(NaN or Infinity\)$", "reason.nan"),
         (r"^self-media lead without a platform", "reason.no_platform"),
         (r"^(?P<detail>(Expecting|Unterminated|Extra data|Invalid).*)$", "reason.not_json"),

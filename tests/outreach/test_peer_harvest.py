@@ -78,3 +78,37 @@ def test_harvest_requests_and_yield(engine: Engine, cli_env, tmp_path) -> None:
         "paid": 1,
     }
     assert report[1]["peer_group"] == "冷门群" and report[1]["harvested"] == 0
+
+
+def test_a_peer_list_quarantines_rows_naming_another_group(engine: Engine, tmp_path) -> None:
+    from crm.core.vocabulary import Platform
+    from crm.intake.peer_link import ingest_peer_list
+    from crm.models import QuarantinedRow
+    from crm.outreach.accounts import add_account
+    from crm.outreach.peers import add_peer, mark_joined
+    from tests.helpers.followups import settings_for
+
+    add_account(engine, "op1", Platform.WECHAT)
+    add_peer(engine, "宝妈交流群3群")
+    mark_joined(engine, "宝妈交流群3群", settings=settings_for(tmp_path), account="op1")
+    members = tmp_path / "members.csv"
+    members.write_text(
+        "群名称,群昵称,微信号\n"
+        "宝妈交流群3群,小雨,wx_xiaoyu01\n"
+        ",阿杰,wx_ajie02\n"
+        "考研互助群,木木,wx_mumu03\n",
+        encoding="utf-8",
+    )
+    report = ingest_peer_list(engine, members, "宝妈交流群3群")
+    assert (report.new_contacts, report.quarantined) == (2, 1)
+    with transaction(engine) as s:
+        peer = s.scalars(select(PeerGroup).where(PeerGroup.name == "宝妈交流群3群")).one()
+        linked = s.scalars(
+            select(Touch.contact_id).where(Touch.source_instance_id == peer.source_instance_id)
+        ).all()
+        kinds = s.scalars(select(SourceInstance.key)).all()
+        reasons = s.scalars(select(QuarantinedRow.reason)).all()
+    assert len(set(linked)) == 2 and "考研互助群" not in kinds
+    assert reasons == [
+        "group 考研互助群 is not the peer group 宝妈交流群3群 (--peer): the list mixes groups"
+    ]
