@@ -18,6 +18,7 @@ os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
 os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "90"
 os.environ["QUNFLOW_DATA_DIR"] = str(_STATE / "data")
 os.environ.pop("QUNFLOW_DATABASE_URL", None)
+os.environ["QUNFLOW_LANG"] = "en"  # tests read the CLI's English; zh-CN tests set it
 
 import pytest
 from sqlalchemy import Engine, text

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -56,6 +57,16 @@ class Settings(BaseSettings):
     timezone: str = Field(
         default="Asia/Shanghai",
         description="IANA time zone for business days: caps, quiet hours, schedules.",
+    )
+
+    # --- language ------------------------------------------------------------
+    lang: str = Field(
+        default_factory=lambda: locale_lang(os.environ),
+        description=(
+            "Language of the command line's tables and lines: zh-CN or en. Default: the "
+            "locale's language (LC_ALL, LC_MESSAGES, LANG) when it is Chinese or English, "
+            "else zh-CN."
+        ),
     )
 
     # --- rules and campaigns ---------------------------------------------------
@@ -189,6 +200,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"not an IP address or CIDR: {part!r}") from exc
         return ",".join(parts)
 
+    @field_validator("lang", mode="before")
+    @classmethod
+    def _known_lang(cls, value: object) -> object:
+        found = lang_code(str(value)) if isinstance(value, str) else None
+        if found is None:
+            raise ValueError(f"unknown language {value!r} (expected zh-CN or en)")
+        return found
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -255,6 +274,21 @@ class Settings(BaseSettings):
         if url.get_backend_name() == "postgresql":
             url = url.set(drivername="postgresql+psycopg")
         return url.render_as_string(hide_password=False)
+
+
+def lang_code(value: str) -> str | None:
+    """'zh-CN', 'zh', 'zh_CN.UTF-8' → 'zh-CN'; 'en', 'en_US' → 'en'; anything else → None."""
+    head = value.strip().split(".")[0].replace("_", "-").split("-")[0].lower()
+    return {"zh": "zh-CN", "en": "en"}.get(head)
+
+
+def locale_lang(environ: Mapping[str, str]) -> str:
+    """The language of the first locale variable set (as gettext reads them), else zh-CN."""
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = environ.get(name)
+        if value:
+            return lang_code(value) or "zh-CN"
+    return "zh-CN"
 
 
 def _generated(data: dict[str, Any], name: str) -> SecretStr:

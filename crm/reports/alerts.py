@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, func, select, update
 
@@ -25,6 +26,7 @@ class OpenAlert:
     subject: str
     message: str
     at: datetime
+    details: dict[str, Any] = field(default_factory=dict)  # what the message says, as values
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,10 @@ def open_alerts(engine: Engine, *, limit: int = 50) -> OpenAlerts:
             .order_by(Alert.created_at.desc(), Alert.id.desc())
             .limit(limit)
         ).all()
-        items = [OpenAlert(a.id, a.kind, a.subject, a.message, a.created_at) for a in rows]
+        items = [
+            OpenAlert(a.id, a.kind, a.subject, a.message, a.created_at, dict(a.details or {}))
+            for a in rows
+        ]
     return OpenAlerts(total=total or 0, items=items)
 
 

@@ -212,11 +212,16 @@ def _root(
     utc: bool = typer.Option(
         False, "--utc", help="Print times in UTC, not in QUNFLOW_TIMEZONE (for scripts)."
     ),
+    lang: str | None = typer.Option(
+        None, "--lang", metavar="zh-CN|en", help="Language of tables and lines (QUNFLOW_LANG)."
+    ),
 ) -> None:
     """Qunflow: community lead funnels — ingest, score, route, follow up, report."""
-    from flows.cli.common import print_utc  # only when a command runs: it loads SQLAlchemy
+    # Only when a command runs: common loads SQLAlchemy.
+    from flows.cli.common import print_utc, use_lang
 
     print_utc(utc)
+    use_lang(lang)
 
 
 # Click's plain help for every group: flags carry no `<bool>` metavar and a list of choices

@@ -7,7 +7,8 @@ import getpass
 import typer
 
 from crm.reports.alerts import acknowledge_alerts, open_alerts
-from flows.cli.common import engine, print_json, print_table, when
+from flows.cli.common import engine, headings, print_json, print_table, t, when, word
+from flows.cli.words import alert_text
 
 app = typer.Typer(help="Open alerts (no group room, quarantine growth, failed flow runs).")
 
@@ -23,11 +24,16 @@ def list_(
         print_json(alerts)
         return
     rows = [
-        {"id": a.id, "at": when(a.at), "kind": a.kind, "subject": a.subject, "message": a.message}
+        {
+            "id": a.id,
+            "at": when(a.at),
+            "alert_kind": word("alert", a.kind),
+            "message": alert_text(a.kind, a.subject, a.details, a.message),
+        }
         for a in alerts.items
     ]
-    print_table(rows, ["id", "at", "kind", "subject", "message"])
-    typer.echo(f"{len(alerts.items)} of {alerts.total} open")
+    print_table(rows, headings("id", "at", "alert_kind", "message"))
+    typer.echo(t("cli.alerts_open", n=len(alerts.items), total=alerts.total))
 
 
 @app.command("ack")
@@ -42,7 +48,7 @@ def ack(
     if as_json:
         print_json({"acknowledged": done, "open": left})
         return
-    typer.echo(f"acknowledged {len(done)} alert(s); {left} still open")
+    typer.echo(t("cli.alerts_acked", n=len(done), left=left))
 
 
 def _republish() -> int:

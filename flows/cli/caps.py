@@ -11,8 +11,8 @@ from crm.core.db import transaction
 from crm.core.errors import InputError
 from crm.core.vocabulary import Platform
 from crm.models import OperatorAccount
-from crm.outreach.accounts import add_account, list_limits, usage_today
-from flows.cli.common import engine, print_json, print_table, settings
+from crm.outreach.accounts import LimitView, add_account, list_limits, usage_today
+from flows.cli.common import coded, engine, headings, print_json, print_table, settings, t, word
 
 accounts = typer.Typer(help="Operator accounts and their per-account limits.")
 caps_app = typer.Typer(
@@ -35,8 +35,8 @@ def caps(
         print_json(rows)
         return
     print_table(
-        [dataclasses.asdict(r) for r in rows],
-        ["handle", "platform", "action", "day", "used", "cap", "headroom"],
+        coded([dataclasses.asdict(r) for r in rows], platform="platform", action="action"),
+        headings("handle", "platform", "action", "day", "used", "cap", "headroom"),
     )
 
 
@@ -48,10 +48,24 @@ def limits(as_json: bool = typer.Option(False, "--json", help="Print one JSON do
     if as_json:
         print_json(rows)
         return
+    shown = [
+        {**dataclasses.asdict(r), "limit": _limit_words(r), "limit_kind": r.kind} for r in rows
+    ]
     print_table(
-        [dataclasses.asdict(r) for r in rows],
-        ["name", "value", "kind", "since", "account", "source"],
+        coded(shown, limit_kind="limit_kind"),
+        headings("limit", "value", "limit_kind", "since", "account", "source"),
     )
+
+
+def _limit_words(limit: LimitView) -> str:
+    """A limit's name in words: platform, whose allowance, what is counted, per what."""
+    parts = [
+        word("platform", limit.platform),
+        word("scope", limit.scope),
+        word("action", limit.action),
+        word("window", limit.window),
+    ]
+    return " · ".join(parts)
 
 
 def _limits(items: list[str]) -> dict[str, int]:
@@ -82,7 +96,14 @@ def add(
     if as_json:
         print_json(data)
     else:
-        typer.echo(f"account {data['id']}: {handle} ({platform.value})")
+        typer.echo(
+            t(
+                "cli.account_added",
+                id=data["id"],
+                handle=handle,
+                platform=word("platform", platform),
+            )
+        )
 
 
 @accounts.command("list")
@@ -102,4 +123,5 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print one JSON doc
     if as_json:
         print_json(rows)
         return
-    print_table(rows)
+    columns = {**headings("id", "handle", "platform", "timezone"), "active": t("cli.col.enabled")}
+    print_table(coded(rows, platform="platform"), columns)

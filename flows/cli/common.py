@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from enum import Enum
@@ -17,8 +17,9 @@ from rich.cells import cell_len
 from sqlalchemy import Engine
 
 from crm.core.db import check_connection, make_engine
+from crm.core.errors import InputError
 from crm.core.migrate import require_current
-from crm.core.settings import Settings, get_settings
+from crm.core.settings import Settings, get_settings, lang_code
 
 
 @cache
@@ -53,6 +54,69 @@ def when(value: datetime | None) -> str:
         return f"{local:%Y-%m-%d %H:%M} UTC"
     offset = local.strftime("%z")
     return f"{local:%Y-%m-%d %H:%M} {offset[:3]}:{offset[3:]}"
+
+
+# The reader's language: the root --lang option, else QUNFLOW_LANG (settings: the locale's).
+_LANG: dict[str, str | None] = {"value": None}
+
+
+def use_lang(value: str | None) -> None:
+    """Print in this language (the root ``--lang`` option); None: the configured one."""
+    if value is not None and lang_code(value) is None:
+        raise InputError(f"--lang: unknown language {value!r} (expected zh-CN or en)")
+    _LANG["value"] = lang_code(value) if value else None
+
+
+def lang() -> str:
+    """The language tables and lines are printed in: zh-CN or en."""
+    return _LANG["value"] or settings().lang
+
+
+@cache
+def _catalog(language: str) -> Callable[[str], str | None]:
+    # The one message catalog (gettext); imported only when a command prints words.
+    from flows.i18n import translator
+
+    words = translator("en" if language == "en" else "zh")
+    return lambda key: found if (found := words(key)) != key else None
+
+
+def t(key: str, **params: Any) -> str:
+    """The catalog's words for ``key`` in the reader's language; a missing key shows itself."""
+    text = _catalog(lang())(key)
+    if text is None:
+        return key
+    return text.format(**params) if params else text
+
+
+def has_word(key: str) -> bool:
+    """Whether the catalog has words for ``key``."""
+    return _catalog(lang())(key) is not None
+
+
+def word(prefix: str, code: Any) -> str:
+    """A stored code in words (``tier``, ``prospect`` → 意向); an unknown code as it is."""
+    if code is None or code == "":
+        return ""
+    value = code.value if isinstance(code, Enum) else str(code)
+    key = f"{prefix}.{value}"
+    return t(key) if has_word(key) else value
+
+
+def coded(rows: Iterable[dict[str, Any]], **prefixes: str) -> list[dict[str, Any]]:
+    """Rows with the codes of these columns in words (``coded(rows, tier="tier")``)."""
+    return [
+        {k: word(prefixes[k], v) if k in prefixes else v for k, v in row.items()} for row in rows
+    ]
+
+
+def headings(*columns: str) -> dict[str, str]:
+    """Column keys with their headings: ``cli.col.KEY``, else the report's ``col.KEY``."""
+    out = {}
+    for column in columns:
+        own = f"cli.col.{column}"
+        out[column] = t(own) if has_word(own) else t(f"col.{column}")
+    return out
 
 
 def warn_if_loopback(cfg: Settings) -> None:
@@ -103,16 +167,24 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json_text(data))
 
 
-def print_table(rows: Sequence[dict[str, Any]], columns: Iterable[str] | None = None) -> None:
-    """A plain aligned table; columns line up whatever the script (CJK counts double)."""
+def print_table(
+    rows: Sequence[dict[str, Any]], columns: Iterable[str] | Mapping[str, str] | None = None
+) -> None:
+    """A plain aligned table; columns line up whatever the script (CJK counts double).
+
+    ``columns`` maps each key to its heading (see :func:`headings`); plain keys are headed
+    by their catalog words.
+    """
     rows = list(rows)
-    cols = list(columns) if columns is not None else (list(rows[0]) if rows else [])
+    keys = list(columns) if columns is not None else (list(rows[0]) if rows else [])
+    titles = columns if isinstance(columns, Mapping) else headings(*keys)
     if not rows:
-        typer.echo("(none)")
+        typer.echo(t("none"))
         return
-    cells = [[_cell(r.get(c)) for c in cols] for r in rows]
-    widths = [max(_width(c), *(_width(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    typer.echo("  ".join(_pad(c, w) for c, w in zip(cols, widths, strict=True)).rstrip())
+    cells = [[_cell(r.get(c)) for c in keys] for r in rows]
+    heads = [titles[c] for c in keys]
+    widths = [max(_width(c), *(_width(row[i]) for row in cells)) for i, c in enumerate(heads)]
+    typer.echo("  ".join(_pad(c, w) for c, w in zip(heads, widths, strict=True)).rstrip())
     typer.echo("  ".join("-" * w for w in widths))
     for row in cells:
         typer.echo("  ".join(_pad(v, w) for v, w in zip(row, widths, strict=True)).rstrip())
@@ -128,6 +200,8 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, datetime):
         return when(value)
+    if isinstance(value, bool):
+        return t("cli.yes") if value else t("cli.no")
     return str(value).translate(_CONTROLS)
 
 

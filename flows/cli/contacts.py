@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -12,7 +13,20 @@ from crm.contacts.tags import clean_tag, split_tags, tag_contacts, tag_counts, u
 from crm.core.db import transaction
 from crm.core.errors import InputError
 from crm.core.vocabulary import Tier
-from flows.cli.common import engine, json_text, print_json, print_table
+from crm.routing.rules import configured_rules
+from flows.cli.common import (
+    coded,
+    engine,
+    headings,
+    json_text,
+    print_json,
+    print_table,
+    settings,
+    t,
+    when,
+    word,
+)
+from flows.web.breakdown import explain
 
 app = typer.Typer(
     help="Look at contacts in the CRM; export or erase one on request.", no_args_is_help=True
@@ -40,10 +54,14 @@ def list_(
         print_json(page)
         return
     for item in page["items"]:
-        item["tags"] = ", ".join(item["tags"])
+        item["tags"] = "、".join(item["tags"])
         item["name"] = item["label"]  # a contact known only by a handle shows the handle
-    print_table(page["items"], ["id", "name", "tier", "score", "phone", "wechat_id", "tags"])
-    typer.echo(f"{len(page['items'])} of {page['total']}")
+    columns = {
+        **headings("id", "name", "tier", "score", "phone", "wechat_id", "tags"),
+        "name": t("name"),
+    }
+    print_table(coded(page["items"], tier="tier"), columns)
+    typer.echo(t("cli.n_of_total", n=len(page["items"]), total=page["total"]))
 
 
 @app.command()
@@ -57,33 +75,71 @@ def show(
     if as_json:
         print_json(data)
         return
-    typer.echo(f"#{data['id']} {data['label']}  tier={data['tier']}  score={data['score']}")
+    typer.echo(
+        t("cli.contact_head", id=data["id"], label=data["label"], tier=word("tier", data["tier"]))
+        + "  "
+        + t("cli.contact_score", score=data["score"])
+    )
+    from flows.cli.words import tier_reason  # only this command shows stored reasons
+
     if data["requested_id"] != data["id"]:
-        typer.echo(f"(contact {data['requested_id']} was merged into {data['id']})")
+        typer.echo(t("cli.merged_into", requested=data["requested_id"], id=data["id"]))
     if data["tags"]:
-        typer.echo("tags: " + ", ".join(data["tags"]))
+        typer.echo(t("cli.tags_line", tags="、".join(data["tags"])))
     sections = {
-        "identities": [{"kind": i["kind"], "value": i["value"]} for i in data["identities"]],
-        "score breakdown": [
-            {
-                "signal": p["signal"],
-                "points": f"{p['points']:+d}",
-                "events": ", ".join(map(str, p.get("events", []))),
-            }
-            for p in data["score_breakdown"]
-        ],
-        "touches": [
-            {"at": t["at"], "source kind": t["source_kind"], "source": t["source"]}
-            for t in data["touches"]
-        ],
-        "tier history": [
-            {"at": h["at"], "from": h["from"] or "-", "to": h["to"] or "-", "reason": h["reason"]}
-            for h in data["tier_history"]
-        ],
+        t("identities"): (
+            [
+                {"identity_kind": word("identity", i["kind"]), "value": i["value"]}
+                for i in data["identities"]
+            ],
+            headings("identity_kind", "value"),
+        ),
+        t("why_score"): (_breakdown(data), headings("signal", "points", "evidence")),
+        t("touches"): (
+            [
+                {
+                    "at": h["at"],
+                    "source_kind": word("source", h["source_kind"]),
+                    "source": h["source"],
+                }
+                for h in data["touches"]
+            ],
+            headings("at", "source_kind", "source"),
+        ),
+        t("tier_history"): (
+            [
+                {
+                    "at": h["at"],
+                    "from": word("tier", h["from"] or "new"),
+                    "to": word("tier", h["to"] or "removed"),
+                    "reason": tier_reason(h["reason"]),
+                }
+                for h in data["tier_history"]
+            ],
+            headings("at", "from", "to", "reason"),
+        ),
     }
-    for title, rows in sections.items():  # one table each: columns line up in any script
-        typer.echo(f"\n{title}:")
-        print_table(rows)
+    for title, (rows, columns) in sections.items():  # one table each: columns line up
+        typer.echo("\n" + t("cli.section", title=title))
+        print_table(rows, columns)
+
+
+def _breakdown(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The score breakdown as the prospect page shows it: each signal with its evidence."""
+    half_life = configured_rules(settings()).signals.engagement.half_life_days
+    lines = explain(data["score_breakdown"], data["events"], t, half_life_days=half_life)
+    rows: list[dict[str, Any]] = []
+    for line in lines:
+        said = [
+            f"{when(e.at)} {e.kind}" + (f"「{e.words}」" if e.words else "") for e in line.evidence
+        ]
+        notes = said + ([line.note] if line.note else [])
+        rows.append({"signal": line.label, "points": f"{line.points:+d}", "evidence": ""})
+        rows[-1]["evidence"] = notes[0] if notes else ""
+        rows.extend({"signal": "", "points": "", "evidence": note} for note in notes[1:])
+    if lines:
+        rows.append({"signal": t("total"), "points": f"{sum(x.points for x in lines):+d}"})
+    return rows
 
 
 @app.command()
@@ -160,4 +216,4 @@ def tags_(as_json: bool = typer.Option(False, "--json", help="Print one JSON obj
     if as_json:
         print_json({"tags": counts})
         return
-    print_table(counts, ["tag", "contacts"])
+    print_table(counts, headings("tag", "contacts"))

@@ -10,7 +10,7 @@ from crm.core.errors import InputError
 from crm.outreach.channels import build_channels
 from crm.outreach.channels.registry import REQUIRES, check_names
 from crm.outreach.dispatch import dispatch
-from flows.cli.common import engine, print_json, print_table, settings
+from flows.cli.common import engine, headings, print_json, print_table, settings, t, when
 
 
 def run(
@@ -62,7 +62,11 @@ def run(
         "failed": result.failed,
         "skipped": result.skipped,
     }
-    print_table([{"account": a, **c} for a, c in result.per_account.items()])
-    typer.echo(" ".join(f"{k}={v}" for k, v in totals.items()))
+    rows = [{"account": a, **c} for a, c in result.per_account.items()]
+    shown = [k for k in ("account", *totals) if any(k in row for row in rows)]
+    print_table(rows, headings(*shown))
+    typer.echo(t("cli.dispatch_totals", **totals))
     nxt = result.next_due_at
-    typer.echo(f"not_due={result.not_due}" + (f" next_due_at={nxt.isoformat()}" if nxt else ""))
+    typer.echo(
+        t("cli.not_due", n=result.not_due) + (t("cli.next_due", at=when(nxt)) if nxt else "")
+    )

@@ -10,7 +10,7 @@ from crm.core.clock import parse_expiry
 from crm.core.db import transaction
 from crm.core.vocabulary import Theme, Tier
 from crm.routing.groups import add_group, list_groups, rotate_qr
-from flows.cli.common import engine, print_json, print_table, when
+from flows.cli.common import coded, engine, headings, print_json, print_table, t, when, word
 
 app = typer.Typer(help="Groups per tier and their QR codes (群活码).", no_args_is_help=True)
 
@@ -50,7 +50,9 @@ def add(
     if as_json:
         print_json(group)
     else:
-        typer.echo(f"group {group.id} {group.name}: tier {group.tier}")
+        typer.echo(
+            t("cli.group_added", id=group.id, name=group.name, tier=word("tier", group.tier))
+        )
 
 
 @app.command("list")
@@ -62,8 +64,8 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print one JSON arr
         print_json(groups)
         return
     print_table(
-        [dataclasses.asdict(g) for g in groups],
-        [
+        coded([dataclasses.asdict(g) for g in groups], tier="tier", theme="theme"),
+        headings(
             "id",
             "name",
             "tier",
@@ -73,7 +75,7 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print one JSON arr
             "qr_join_limit",
             "qr_expires_at",
             "open",
-        ],
+        ),
     )
 
 
@@ -90,7 +92,7 @@ def rotate(
         print_json(data)
     else:
         assert data.qr_expires_at is not None  # a rotated code always has one
-        typer.echo(f"group {data.name}: QR valid until {when(data.qr_expires_at)}")
+        typer.echo(t("cli.qr_rotated", name=data.name, until=when(data.qr_expires_at)))
 
 
 @app.command("join-way")

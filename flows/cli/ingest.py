@@ -11,7 +11,7 @@ from crm.contacts.normalize import clean_text
 from crm.core.db import transaction
 from crm.core.errors import InputError
 from crm.intake.records import IngestReport
-from flows.cli.common import engine, print_json, print_table
+from flows.cli.common import coded, engine, headings, print_json, print_table, t
 
 app = typer.Typer(help="Import contacts and activity from source exports.", no_args_is_help=True)
 quarantine_app = typer.Typer(help="Rows that could not be imported, and why.", no_args_is_help=True)
@@ -24,16 +24,15 @@ def _report(report: IngestReport, as_json: bool) -> None:
     if as_json:
         print_json(data)
         return
-    typer.echo(
-        f"read {data['read']}  new contacts {data['new_contacts']}  matched {data['matched']}"
-        f"  merged {data['merged']}  quarantined {data['quarantined']}  events {data['events']}"
-    )
+    from flows.cli.words import quarantine_reason
+
+    typer.echo(t("cli.ingest_counts", **data))
     if data["skipped_duplicates"]:
-        typer.echo(f"already imported (counted as matched): {data['skipped_duplicates']}")
+        typer.echo(t("cli.ingest_duplicates", n=data["skipped_duplicates"]))
     if data["corrected"]:
-        typer.echo(f"corrected quarantined records: {data['corrected']}")
+        typer.echo(t("cli.ingest_corrected", n=data["corrected"]))
     for reason, count in list(data["reasons"].items())[:5]:
-        typer.echo(f"  quarantined: {count} × {reason}")
+        typer.echo(t("cli.ingest_reason", n=count, reason=quarantine_reason(reason)))
 
 
 def _run(
@@ -134,17 +133,22 @@ def quarantine_list(
     if as_json:
         print_json({"items": rows, "count": len(rows)})
         return
+    from flows.cli.words import quarantine_reason
+
     columns = ["id", "origin", "row", "reason", "raw"]
     if include_resolved:
         columns.append("resolution")
-    print_table(
-        [
-            # Raw rows are kept as they came: their control characters are not for a terminal.
-            {**dataclasses.asdict(r), "origin": Path(r.origin).name, "raw": clean_text(r.raw[:40])}
-            for r in rows
-        ],
-        columns,
-    )
+    shown = [
+        # Raw rows are kept as they came: their control characters are not for a terminal.
+        {
+            **dataclasses.asdict(r),
+            "origin": Path(r.origin).name,
+            "reason": quarantine_reason(r.reason),
+            "raw": clean_text(r.raw[:40]),
+        }
+        for r in rows
+    ]
+    print_table(coded(shown, resolution="resolution"), headings(*columns))
 
 
 @quarantine_app.command("dismiss")
@@ -169,4 +173,4 @@ def quarantine_dismiss(
     if as_json:
         print_json({"dismissed": closed.count})
     else:
-        typer.echo(f"dismissed {closed.count} quarantined row(s)")
+        typer.echo(t("cli.dismissed", n=closed.count))

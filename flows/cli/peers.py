@@ -19,15 +19,15 @@ from crm.outreach.peers import (
     reset_peer,
 )
 from crm.reports.peer_yield import peer_yield
-from flows.cli.common import engine, print_json, print_table, settings
+from flows.cli.common import coded, engine, headings, print_json, print_table, settings, t, word
 
 app = typer.Typer(
     help="Peer groups (同行群): join them within each account's daily cap, harvest members.",
     no_args_is_help=True,
 )
 _JSON = typer.Option(False, "--json", help="Print one JSON document.")
-_TASK_COLUMNS = ["id", "account", "due", "due_now", "kind", "peer_group", "join_ref",
-                 "contact_id", "text"]  # fmt: skip
+_TASK_COLUMNS = ("id", "account", "due", "due_now", "task_kind", "peer_group", "join_ref",
+                 "contact_id", "text")  # fmt: skip
 
 
 @app.command("add")
@@ -55,7 +55,9 @@ def add(
     if as_json:
         print_json(peer)
     else:
-        typer.echo(f"peer group {peer.id} {peer.name}: {peer.status}")
+        typer.echo(
+            t("cli.peer_status", name=f"{peer.id} {peer.name}", status=word("peer", peer.status))
+        )
 
 
 @app.command("list")
@@ -70,8 +72,8 @@ def list_(
         print_json(peers)
         return
     print_table(
-        [dataclasses.asdict(p) for p in peers],
-        ["id", "name", "community", "join_method", "status", "account", "joined_at"],
+        coded([dataclasses.asdict(p) for p in peers], join_method="join", status="peer"),
+        headings("id", "name", "community", "join_method", "status", "account", "joined_at"),
     )
 
 
@@ -107,13 +109,16 @@ def _print_tasks(account: str | None, as_json: bool) -> None:
         return
     rows = [
         {
-            **dataclasses.asdict(t),
-            "due": f"{t.due_at:%Y-%m-%d %H:%M} {t.zone}" if t.due_at else t.day,
-            "due_now": "✓" if t.due_now else "",
+            **dataclasses.asdict(task),
+            "due": f"{task.due_at:%Y-%m-%d %H:%M} {task.zone}" if task.due_at else task.day,
+            "due_now": "✓" if task.due_now else "",
+            "task_kind": word("peer_task", task.kind),
         }
-        for t in tasks
+        for task in tasks
     ]
-    print_table(rows, _TASK_COLUMNS)
+    print_table(
+        rows, {**headings(*_TASK_COLUMNS), "due": t("cli.col.due"), "due_now": t("cli.col.due_now")}
+    )
 
 
 @app.command("joined")
@@ -127,7 +132,7 @@ def joined(
     if as_json:
         print_json(peer)
     else:
-        typer.echo(f"peer group {peer.name}: joined by {peer.account}")
+        typer.echo(t("cli.peer_joined", name=peer.name, account=peer.account))
 
 
 @app.command("left")
@@ -141,7 +146,7 @@ def left(
     if as_json:
         print_json(peer)
     else:
-        typer.echo(f"peer group {peer.name}: {peer.status}")
+        typer.echo(t("cli.peer_status", name=peer.name, status=word("peer", peer.status)))
 
 
 @app.command("requested")
@@ -181,7 +186,7 @@ def request(
 ) -> None:
     """Record a friend request as sent, accepted or ignored."""
     record_request(engine(), task, outcome)
-    typer.echo(f"friend request {task}: {outcome.value}")
+    typer.echo(t("cli.friend_request", task=task, outcome=word("peer_task_state", outcome)))
 
 
 @app.command("yield")
@@ -192,4 +197,17 @@ def yield_(as_json: bool = _JSON) -> None:
     if as_json:
         print_json(rows)
         return
-    print_table([dataclasses.asdict(r) for r in rows])
+    print_table(
+        [dataclasses.asdict(r) for r in rows],
+        headings(
+            "peer_group",
+            "account",
+            "joined_at",
+            "harvested",
+            "requests",
+            "accepted",
+            "active",
+            "prospect",
+            "paid",
+        ),
+    )

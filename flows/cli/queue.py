@@ -20,11 +20,21 @@ from crm.sales.listing import SORTS, list_queue
 from crm.sales.outcomes import record_outcome
 from crm.sales.users import user_id_by_name
 from crm.sales.vocabulary import OUTCOMES, AssignStrategy, QueueView
-from flows.cli.common import engine, print_json, print_table, settings, when
+from flows.cli.common import (
+    coded,
+    engine,
+    headings,
+    print_json,
+    print_table,
+    settings,
+    t,
+    when,
+    word,
+)
 
 app = typer.Typer(help="Work the prospect queue.", no_args_is_help=True)
 
-_COLUMNS = ["item_id", "contact_id", "name", "tier", "score", "status", "assignee", "sla_due_at"]
+_COLUMNS = ("item_id", "contact_id", "name", "tier", "score", "status", "assignee", "sla_due_at")
 _STRATEGIES = ", ".join(s.value for s in AssignStrategy)
 
 
@@ -52,7 +62,8 @@ def list_(
     if as_json:
         print_json(page)
         return
-    print_table([dataclasses.asdict(i) for i in page.items], _COLUMNS)
+    rows = coded([dataclasses.asdict(i) for i in page.items], tier="tier", status="queue")
+    print_table(rows, {**headings(*_COLUMNS), "name": t("name")})
 
 
 @app.command()
@@ -72,11 +83,16 @@ def claim(
         print_json(got)
         return
     if got is None:
-        typer.echo("the pool is empty")
+        typer.echo(t("cli.pool_empty"))
         return
     typer.echo(
-        f"{user} claimed item {got.item_id} (contact {got.contact_id}) "
-        f"until {when(got.lease_expires_at)}"
+        t(
+            "cli.claimed",
+            user=user,
+            item=got.item_id,
+            contact=got.contact_id,
+            until=when(got.lease_expires_at),
+        )
     )
 
 
@@ -115,7 +131,7 @@ def outcome(
     if as_json:
         print_json(result)
         return
-    typer.echo(f"item {item}: {result.status}")
+    typer.echo(t("cli.item_status", item=item, status=word("queue", result.status)))
 
 
 @app.command()
@@ -125,7 +141,7 @@ def release(
 ) -> None:
     """Give a held item back to the pool."""
     release_item(engine(), item, _user(user))
-    typer.echo(f"item {item} is back in the pool")
+    typer.echo(t("cli.item_released", item=item))
 
 
 @app.command()
@@ -136,7 +152,7 @@ def assign(
 ) -> None:
     """Assign or reassign an item (managers and admins)."""
     result = assign_item(engine(), item, _user(to), _user(by))
-    typer.echo(f"item {item} -> {result.assignee}")
+    typer.echo(t("cli.item_assigned", item=item, user=result.assignee))
 
 
 @app.command("assign-pool")
@@ -151,7 +167,8 @@ def assign_pool(
     if as_json:
         print_json(result)
         return
-    typer.echo(f"assigned {result.assigned}: {result.by_user}")
+    who = "、".join(f"{name} {n}" for name, n in result.by_user.items())
+    typer.echo(t("cli.pool_assigned", n=result.assigned, who=who))
 
 
 @app.command()
@@ -161,4 +178,4 @@ def expire(as_json: bool = typer.Option(False, "--json", help="Print one JSON do
     if as_json:
         print_json({"expired": n})
         return
-    typer.echo(f"{n} item(s) back in the pool")
+    typer.echo(t("cli.expired", n=n))

@@ -9,27 +9,8 @@ import typer
 
 from crm.core.db import transaction
 from crm.core.errors import InputError
-from crm.reports import BY_CHOICES, funnel_report, report_tables, resolve_range, summary_lines
-from flows.cli.common import engine, print_json, print_table, settings
-
-TITLES = {
-    "arrivals_by_kind": "Arrivals by source kind",
-    "arrivals_by_source": "Arrivals by {by}",
-    "arrivals_by_day": "Arrivals by day",
-    "contribution_by_source": "Contribution (贡献量) by {by} of first touch",
-    "contribution_by_group": "Contribution by group",
-    "top_contributors": "Top contributors",
-    "funnel": "Funnel of new contacts (reached tier, rate from the stage before)",
-    "conversion_by_source": "Conversion by {by}",
-    "conversion_by_week": "Conversion by arrival week",
-    "tier_moves": "Tier moves in the range",
-    "tier_step_hours": "Median hours between tiers",
-    "retention": "Retention (留存) by join week",
-    "retention_by_source": "Retention by {by} of first touch (matured contacts only)",
-    "sales": "Sales",
-    "followups": "Follow-ups by campaign and channel",
-    "cap_headroom": "Cap headroom today",
-}
+from crm.reports import BY_CHOICES, funnel_report, report_tables, resolve_range
+from flows.cli.common import engine, print_json, print_table, settings, t
 
 
 def _day(value: str | None, option: str) -> date | None:
@@ -93,9 +74,14 @@ def report(
     if as_json:
         print_json(data)
         return
-    for line in summary_lines(data):
+    from flows.web.dashboard import present_tables, summary  # the web dashboard's words
+
+    for line in summary(data, t):
         typer.echo(line)
-    for name, rows in report_tables(data).items():
+    for table in present_tables(report_tables(data), t):
         typer.echo("")
-        typer.echo(TITLES.get(name, name).format(by=by))
-        print_table(rows)
+        typer.echo(table.heading)
+        print_table(
+            [dict(zip((c.key for c in table.columns), row, strict=True)) for row in table.rows],
+            {c.key: c.label for c in table.columns},
+        )

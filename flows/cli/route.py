@@ -8,7 +8,7 @@ import typer
 
 from crm.routing.route import route as route_contacts
 from crm.routing.rules import configured_rules, load_rules
-from flows.cli.common import engine, print_json, print_table, settings
+from flows.cli.common import engine, headings, print_json, print_table, settings, t, word
 
 rules_app = typer.Typer(help="Scoring and routing rules files.", no_args_is_help=True)
 
@@ -38,14 +38,20 @@ def route(
     if as_json:
         print_json(result)
         return
-    prefix = "would move" if dry_run else "moved"
-    typer.echo(f"scored {result['scored']} contacts under rules {result['rules_version']}")
-    print_table([{"move": k, "contacts": v} for k, v in result["moves"].items()])
-    typer.echo(f"{prefix} {sum(result['moves'].values())} contacts")
+    typer.echo(t("cli.scored", n=result["scored"], version=result["rules_version"]))
+    moves = [{"move": _move_words(k), "contacts": v} for k, v in result["moves"].items()]
+    print_table(moves, headings("move", "contacts"))
+    moved = sum(result["moves"].values())
+    typer.echo(t("cli.would_move", n=moved) if dry_run else t("cli.moved", n=moved))
     if not dry_run:
-        typer.echo(f"invited to groups: {result['placed']}; queued prospects: {result['queued']}")
+        typer.echo(t("cli.placed", placed=result["placed"], queued=result["queued"]))
         for tier, waiting in result["pending_placement"].items():
-            typer.echo(f"waiting for a {tier} group with room: {waiting}")
+            typer.echo(t("cli.waiting_room", tier=word("tier", tier), n=waiting))
+
+
+def _move_words(move: str) -> str:
+    """``new->open`` → 新线索 → 普通."""
+    return " → ".join(word("tier", part) for part in move.split("->"))
 
 
 @rules_app.command("check")

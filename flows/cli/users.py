@@ -13,7 +13,7 @@ from crm.core.errors import InputError
 from crm.core.vocabulary import UserRole
 from crm.sales.claim_usage import set_claim_limits
 from crm.sales.users import add_user, clean_username, list_users, set_active, set_password, set_role
-from flows.cli.common import engine, print_json, print_table
+from flows.cli.common import coded, engine, headings, print_json, print_table, t, word
 
 app = typer.Typer(help="Staff accounts: sales, managers, admins.", no_args_is_help=True)
 
@@ -53,7 +53,7 @@ def add(
         locale=locale,
         actor="cli",
     )
-    typer.echo(f"added {user.username} ({user.role}), id {user.id}")
+    typer.echo(t("cli.user_added", user=user.username, role=word("role", user.role), id=user.id))
 
 
 @app.command("list")
@@ -65,8 +65,12 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print one JSON doc
         print_json(users)
         return
     print_table(
-        [dataclasses.asdict(u) for u in users],
-        ["id", "username", "role", "active", "daily_claim_cap", "holding_cap", "locale"],
+        coded([dataclasses.asdict(u) for u in users], role="role"),
+        {
+            **headings("id", "username", "role", "active", "daily_claim_cap", "holding_cap"),
+            "active": t("cli.col.enabled"),
+            "locale": t("cli.col.locale"),
+        },
     )
 
 
@@ -81,8 +85,12 @@ def caps(
         raise InputError("give --claims and/or --holding")
     result = set_claim_limits(engine(), name, claims=claims, holding=holding, actor="cli")
     typer.echo(
-        f"{result.username}: {result.daily_claim_limit} claims a day, "
-        f"holding at most {result.holding_limit}"
+        t(
+            "cli.user_caps",
+            user=result.username,
+            claims=result.daily_claim_limit,
+            holding=result.holding_limit,
+        )
     )
 
 
@@ -95,7 +103,7 @@ def password(
 ) -> None:
     """Set a new password; the user's open workspace sessions end."""
     set_password(engine(), clean_username(name), _read_password(password_stdin), actor="cli")
-    typer.echo(f"{name}: password changed, sessions ended")
+    typer.echo(t("cli.user_password", user=name))
 
 
 @app.command("set-role")
@@ -105,18 +113,18 @@ def role(
 ) -> None:
     """Give a user another role; their open workspace sessions end."""
     user = set_role(engine(), name, new_role.value, actor="cli")
-    typer.echo(f"{user.username}: now {user.role}, sessions ended")
+    typer.echo(t("cli.user_role", user=user.username, role=word("role", user.role)))
 
 
 @app.command("disable")
 def disable(name: str = typer.Argument(..., help="Login name.")) -> None:
     """Disable a login (history stays); their open workspace sessions end."""
     set_active(engine(), name, False, actor="cli")
-    typer.echo(f"{name}: disabled, sessions ended")
+    typer.echo(t("cli.user_disabled", user=name))
 
 
 @app.command("enable")
 def enable(name: str = typer.Argument(..., help="Login name.")) -> None:
     """Enable a disabled login again."""
     set_active(engine(), name, True, actor="cli")
-    typer.echo(f"{name}: enabled")
+    typer.echo(t("cli.user_enabled", user=name))

@@ -98,6 +98,8 @@ def cell_text(t: Translate, column: str, value: Any) -> str:
         return word_for(t, "source", str(value))
     if column in ("action", "platform"):
         return word_for(t, column, str(value))
+    if column == "channel":  # channels are named by their platform
+        return word_for(t, "platform", str(value))
     if value == "(none)":
         return t("none")
     if isinstance(value, float):

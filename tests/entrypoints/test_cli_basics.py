@@ -231,8 +231,8 @@ def test_contacts_known_by_a_handle_show_it_and_the_breakdown_lines_up(engine, c
     listed = run(["contacts", "list"], cli_env).stdout
     assert "xiaohongshu:小鹿" in listed
     shown = run(["contacts", "show", str(ids[1])], cli_env).stdout
-    assert shown.splitlines()[0].startswith(f"#{ids[1]} xiaohongshu:小鹿  tier=open")
+    assert shown.splitlines()[0].startswith(f"#{ids[1]} xiaohongshu:小鹿  tier: Open")
     lines = run(["contacts", "show", str(ids[0])], cli_env).stdout.splitlines()
-    at = lines.index("score breakdown:")
+    at = lines.index("Why this score:")
     header, rows = lines[at + 1], lines[at + 3 : at + 5]
-    assert {cell_len(r[: r.rindex("+")]) for r in rows} == {header.index("points")}
+    assert {cell_len(r[: r.rindex("+")]) for r in rows} == {header.index("Points")}

@@ -60,7 +60,7 @@ def test_the_walkthrough_runs_as_written(cli_env, tmp_path):
     step = sections(proc.stdout)
 
     groups = step["an operator account and one group per tier"]
-    for tier in ("open", "active", "prospect", "paid"):
+    for tier in ("Open", "Active", "Prospect", "Paid"):  # tiers in words (QUNFLOW_LANG=en)
         assert f": tier {tier}\n" in groups
 
     peers = step["a peer group (同行群)"]
@@ -90,14 +90,14 @@ def test_the_walkthrough_runs_as_written(cli_env, tmp_path):
     assert third["moves"].get("active->prospect", 0) > 0 and third["queued"] > 0
     assert not any(r["pending_placement"] for r in (first, second, third))  # a group per tier
     assert dry["dry_run"] is True and dry["rules_version"] == "reading-camp-2026.12"
-    assert "林小雨" in funnel and "score breakdown:" in funnel and "tier=prospect" in funnel
+    assert "林小雨" in funnel and "Why this score:" in funnel and "tier: Prospect" in funnel
     assert "added 4 tag(s): 高意向, 宝妈" in funnel and "2 of 2" in funnel
 
     followups = step["follow-ups within caps and send windows"]
     planned, dispatched = documents(followups)
     assert planned["campaign"] == "welcome-new" and planned["planned"] >= 1
     assert dispatched["sent"] > 0 and dispatched["failed"] == 0
-    assert "group_join  " in followups and "宝妈交流群3群" in followups
+    assert "Join group  " in followups and "宝妈交流群3群" in followups
 
     people = step["people and reports"]
     assert "added alice (sales)" in people

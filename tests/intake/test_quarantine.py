@@ -168,4 +168,4 @@ def test_cli_lists_and_dismisses(cli_env: dict[str, str], tmp_path: Path) -> Non
     assert done.returncode == 0 and "dismissed 1" in done.stdout
     assert json.loads(qunflow("quarantine", "list", "--json").stdout)["count"] == 0
     table = qunflow("quarantine", "list", "--all").stdout
-    assert "dismissed" in table and "bad.jsonl" in table
+    assert "Dismissed" in table and "bad.jsonl" in table

@@ -79,6 +79,6 @@ def test_caps_limits_lists_sources_and_per_account_overrides(cli_env) -> None:
     caps = {r["action"]: r for r in json.loads(run("caps", "--json").stdout)}
     assert caps["group_join"]["cap"] == 3
     text = run("caps", "limits").stdout
-    assert "wechat.account.friends.total" in text and "Tencent" in text
+    assert "WeChat · per account · Friends · in all" in text and "Tencent" in text
     bad = run("accounts", "add", "op2", "--platform", "wechat", "--limit", "frends.total=1")
     assert bad.returncode == 2 and "unknown action 'frends'" in bad.stderr

@@ -33,8 +33,8 @@ def test_report_json_matches_the_query(engine: Engine, cli_env: dict[str, str]) 
 
     tables = run(cli_env, *RANGE)
     assert tables.returncode == 0, tables.stderr
-    assert "8 touches, 6 unique contacts (UV), 5 new" in tables.stdout
-    assert "Retention (留存) by join week" in tables.stdout
+    assert "8 touches, 6 unique contacts, 5 new" in tables.stdout
+    assert "Retention by join week" in tables.stdout
     assert "地推-张三" in tables.stdout
 
 
