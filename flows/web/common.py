@@ -17,6 +17,7 @@ from crm.core.settings import Settings
 from crm.sales.users import StaffUser, get_user
 from flows.i18n import normalize_lang, translator
 from flows.web.auth import LANG_COOKIE, CsrfFailed, NotLoggedIn, Sessions, tokens_match
+from flows.web.breakdown import word_for
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -163,6 +164,7 @@ def render(request: Request, name: str, *, status: int = 200, **context: Any) ->
         csrf_token=getattr(request.state, "csrf", ""),
         lang=lang,
         t=translator(lang),
+        say=lambda prefix, code: word_for(translator(lang), prefix, code),
         when=lambda v: _fmt_time(v, zone),
         qs=lambda **kw: urlencode({k: v for k, v in kw.items() if v not in (None, "")}),
         **context,

@@ -100,11 +100,21 @@ def cell_text(t: Translate, column: str, value: Any) -> str:
         return word_for(t, column, str(value))
     if column == "channel":  # channels are named by their platform
         return word_for(t, "platform", str(value))
+    if column == "campaign":
+        return word_for(t, "campaign", str(value))
     if value == "(none)":
         return t("none")
+    if column == "label" and isinstance(value, str):
+        return _platform_label(t, value)
     if isinstance(value, float):
         return f"{value:.1f}"
     return str(value)
+
+
+def _platform_label(t: Translate, label: str) -> str:
+    """A self-media label ("xhs · 帖子") names its platform in words (小红书 · 帖子)."""
+    platform, sep, rest = label.partition(" · ")
+    return f"{word_for(t, 'platform', platform)}{sep}{rest}" if sep else label
 
 
 def _is_number(value: Any) -> bool:
@@ -208,5 +218,32 @@ def reason_text(t: Translate, reason: str | None) -> str:
     for pattern, key in _REASON_PATTERNS:
         found = pattern.match(reason)
         if found:
-            return t(key).format(**found.groupdict())
+            parts = found.groupdict()
+            if key == "reason.bad_identity":
+                parts["detail"] = "; ".join(
+                    _identity_problem(t, p) for p in parts["detail"].split("; ")
+                )
+            return t(key).format(**parts)
     return reason
+
+
+_IDENTITY_PROBLEMS = [
+    (re.compile(p), key)
+    for p, key in (
+        (r"^not a phone number: (?P<value>.*)$", "reason.not_phone"),
+        (r"^invalid phone number: (?P<value>.*)$", "reason.invalid_phone"),
+        (r"^invalid WeChat id: (?P<value>.*)$", "reason.invalid_wechat_id"),
+        (r"^invalid email: (?P<value>.*)$", "reason.invalid_email"),
+        (r"^handle without a platform$", "reason.handle_without_platform"),
+    )
+]
+
+
+def _identity_problem(t: Translate, problem: str) -> str:
+    """One identity problem ("phone: invalid phone number: 12") in the reader's language."""
+    _, _, error = problem.partition(": ")
+    for pattern, key in _IDENTITY_PROBLEMS:
+        found = pattern.match(error)
+        if found:
+            return t(key).format(**found.groupdict())
+    return problem

@@ -29,6 +29,7 @@ from crm.intake.signup import questions_for, validate_signup
 from crm.intake.signup_throttle import SignupThrottle
 from flows.i18n import translator
 from flows.web.auth import Network, client_address, parse_networks
+from flows.web.breakdown import word_for
 from flows.web.common import lang_of
 
 router = APIRouter()
@@ -229,7 +230,7 @@ def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
         data = read_unsubscribe(token, settings=_settings(request))
     except InputError:
         return _page("unsubscribe.html", 400, invalid=True)
-    return _page("unsubscribe.html", token=token, channel=data.channel)
+    return _page("unsubscribe.html", token=token, channel=_channel_word(data.channel))
 
 
 @router.post("/u/{token}", response_class=HTMLResponse)
@@ -241,4 +242,9 @@ def unsubscribe(request: Request, token: str) -> HTMLResponse:
         result = apply_unsubscribe(_engine(request), token, settings=_settings(request))
     except InputError:
         return _page("unsubscribe.html", 400, invalid=True)
-    return _page("unsubscribe.html", token=token, channel=result.channel, done=True)
+    return _page("unsubscribe.html", token=token, channel=_channel_word(result.channel), done=True)
+
+
+def _channel_word(channel: str | None) -> str | None:
+    """The channel as the contact reads it on the (Chinese) unsubscribe page."""
+    return word_for(translator("zh"), "platform", channel) or None

@@ -1,0 +1,128 @@
+"""A database that looks like a working week: every tier, source kind, queue status, alert
+kind, quarantine reason, peer task and campaign shows up somewhere on the workspace pages."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+
+from crm.core.audit import raise_alert
+from crm.core.db import transaction
+from crm.core.settings import Settings
+from crm.core.vocabulary import JoinMethod, OutboxState, Platform, QueueStatus, SourceKind, Tier
+from crm.intake.pipeline import ingest_path
+from crm.intake.qr import create_qr
+from crm.models import Contact, OutboxMessage, QueueItem, SourceInstance, Touch, utcnow
+from tests.helpers import queue_seed as seed
+from tests.helpers.report_history import build_history
+
+MEMBERS = """群昵称,微信号,手机,入群时间
+小雨,wx_xiaoyu01,13800000001,2026-03-01 09:00
+阿杰,wx_ajie02,13800000002,2026-03-01 09:05
+"""
+# Rows that are quarantined, one per reason the intake gives.
+BAD_EVENTS = [
+    {"event_id": "Q1", "type": "purchase", "phone": "13800138000", "time": "上周三"},
+    {"event_id": "Q2", "event": "dance", "phone": "13800138001"},
+    {"event_id": "Q3", "type": "message", "nickname": "没有手机号"},
+    {"event_id": "Q4", "type": "message", "phone": "12", "time": "2026-03-02 10:00"},
+]
+ALERT_KINDS = ("capacity", "wecom_callback", "stalled_promotion", "caps_exhausted")
+
+
+def build(engine: Engine, settings: Settings, tmp: Path) -> dict[str, Any]:
+    """Fill the database; returns the staff ids, contact ids and a QR sign-up URL."""
+    from crm.intake.peer_link import ingest_peer_list
+    from crm.outreach.accounts import add_account
+    from crm.outreach.peer_plan import plan_joins
+    from crm.outreach.peer_requests import plan_friend_requests
+    from crm.outreach.peers import add_peer, mark_joined
+
+    staff = seed.users(engine)
+    build_history(engine)
+    now = utcnow()
+    items = seed.prospects(engine, len(QueueStatus), names=["王小明", "李四"], now=now)
+    _every_status_tier_and_source(engine, items, now)
+    bad = tmp / "bad-events.jsonl"
+    bad.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in BAD_EVENTS), "utf-8")
+    ingest_path(engine, "events", bad)
+
+    add_account(engine, "yunying_a01", Platform.WECHAT, limits={"group_join": 5, "friend_add": 2})
+    add_peer(engine, "宝妈交流群3群", join_ref="https://weixin.qq.com/g/peer3")
+    add_peer(engine, "考研互助群", join_method=JoinMethod.LINK, join_ref="https://example.cn/j")
+    add_peer(engine, "读书会", join_method=JoinMethod.INTRODUCTION, join_ref="群主 老王")
+    add_peer(engine, "亲子阅读群")
+    mark_joined(engine, "亲子阅读群", settings=settings, account="yunying_a01")
+    members = tmp / "members.csv"
+    members.write_text(MEMBERS, encoding="utf-8")
+    ingest_peer_list(engine, members, "亲子阅读群")
+    plan_joins(engine, settings=settings)
+    plan_friend_requests(engine, settings=settings, purpose="亲子阅读营")
+
+    _outbox(engine, items[0]["contact_id"], now)
+    with transaction(engine) as s:
+        for kind in ALERT_KINDS:
+            raise_alert(s, kind, f"subject-{kind}", f"{kind} message", at=now)
+    code = create_qr(
+        engine,
+        promoter="zhang",
+        location="展会 A 馆",
+        campaign="spring-expo",
+        expires=timedelta(days=3),
+        out_dir=tmp / "qr",
+        base_url=settings.public_base_url,
+        secret_key=settings.secret_key.get_secret_value(),
+    )
+    return {"staff": staff, "items": items, "qr_url": code.url}
+
+
+def _every_status_tier_and_source(engine: Engine, items: list[dict], now: Any) -> None:
+    """Give the seeded prospects one queue status each, and every tier and source kind a
+    contact."""
+    with transaction(engine) as s:
+        for item, status in zip(items, QueueStatus, strict=True):
+            s.execute(
+                update(QueueItem).where(QueueItem.id == item["item_id"]).values(status=status)
+            )
+        for item, tier in zip(items, Tier, strict=False):
+            s.execute(update(Contact).where(Contact.id == item["contact_id"]).values(tier=tier))
+        known = set(s.scalars(select(SourceInstance.kind)))
+        missing = [kind for kind in SourceKind if kind not in known]
+        for n, (kind, item) in enumerate(zip(missing, items, strict=False)):
+            src = SourceInstance(kind=kind, key=f"demo:{n}", name=f"渠道{n}", created_at=now)
+            s.add(src)
+            s.flush()
+            s.add(Touch(contact_id=item["contact_id"], source_instance_id=src.id, touched_at=now))
+
+
+CAMPAIGNS = (
+    "welcome-new",
+    "group-rules",
+    "event-notice",
+    "prospect-nudge",
+    "paid-onboarding",
+    "reengagement",
+)
+
+
+def _outbox(engine: Engine, contact_id: int, now: Any) -> None:
+    """One message to the contact in every outbox state, from the bundled campaigns in turn."""
+    with transaction(engine) as s:
+        for n, state in enumerate(OutboxState):
+            s.add(
+                OutboxMessage(
+                    campaign=CAMPAIGNS[n % len(CAMPAIGNS)],
+                    step=f"step-{n}",
+                    contact_id=contact_id,
+                    channel=(Platform.WECOM, Platform.WECHAT, Platform.EMAIL)[n % 3],
+                    template="welcome",
+                    state=state,
+                    due_at=now - timedelta(hours=n),
+                    idempotency_key=f"world-{n}",
+                    rendered="欢迎加入！",
+                )
+            )
