@@ -41,7 +41,7 @@ ENUMS = [
     and issubclass(obj, vocabulary.StrEnum)
     and obj is not vocabulary.StrEnum
 ]
-CODES = {str(m.value) for enum in ENUMS for m in enum} | {"xhs", "xiaohongshu", "douyin"}
+CODES = {str(m.value) for enum in ENUMS for m in enum} | {"xhs", "douyin", "system", "cli"}
 SNAKE = re.compile(r"\b[a-z0-9]+(?:_[a-z0-9]+)+\b")
 DOTTED = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+")
 URL = re.compile(r"https?://\S+|(?:/[\w.-]+){3,}")  # links and file paths are data
