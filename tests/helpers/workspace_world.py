@@ -40,7 +40,7 @@ def build(engine: Engine, settings: Settings, tmp: Path) -> dict[str, Any]:
     from crm.outreach.accounts import add_account
     from crm.outreach.peer_plan import plan_joins
     from crm.outreach.peer_requests import plan_friend_requests
-    from crm.outreach.peers import add_peer, mark_joined
+    from crm.outreach.peers import add_peer, mark_joined, mark_requested
 
     staff = seed.users(engine)
     build_history(engine)
@@ -56,6 +56,8 @@ def build(engine: Engine, settings: Settings, tmp: Path) -> dict[str, Any]:
     add_peer(engine, "考研互助群", join_method=JoinMethod.LINK, join_ref="https://example.cn/j")
     add_peer(engine, "读书会", join_method=JoinMethod.INTRODUCTION, join_ref="群主 老王")
     add_peer(engine, "亲子阅读群")
+    add_peer(engine, "留学家长群", join_method=JoinMethod.INTRODUCTION)
+    mark_requested(engine, "留学家长群", account="yunying_a01", note="托老王介绍")
     mark_joined(engine, "亲子阅读群", settings=settings, account="yunying_a01")
     members = tmp / "members.csv"
     members.write_text(MEMBERS, encoding="utf-8")
