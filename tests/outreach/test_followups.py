@@ -555,8 +555,8 @@ def test_dispatch_says_what_is_still_coming(engine, cli_env, tmp_path) -> None:
     doc = json.loads(run("dispatch", "--until-idle", "--channel", "file", "--json").stdout)
     assert (doc["sent"], doc["not_due"]) == (2, 2)
     assert datetime.fromisoformat(doc["next_due_at"]) == entered + timedelta(days=2)
-    text = run("dispatch", "--until-idle", "--channel", "file").stdout.splitlines()
-    assert text[-1] == f"not_due=2 next_due_at={(entered + timedelta(days=2)).isoformat()}"
+    text = run("--utc", "dispatch", "--until-idle", "--channel", "file").stdout.splitlines()
+    assert text[-1] == f"not due yet 2, next at {entered + timedelta(days=2):%Y-%m-%d %H:%M} UTC"
 
 
 @pytest.mark.parametrize(
