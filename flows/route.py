@@ -49,6 +49,7 @@ def _publish(result: dict[str, Any], *, key: str, title: str) -> None:
     ]
     create_table_artifact(table=rows, key=f"{key}-moves", description=f"{title}: tier moves")
     pending = ", ".join(f"{t} {n}" for t, n in result["pending_placement"].items()) or "none"
+    unreachable = ", ".join(f"{t} {n}" for t, n in result["waiting_address"].items()) or "none"
     lines = [
         f"# {title}" + (" (dry run: nothing written)" if result["dry_run"] else ""),
         "",
@@ -56,6 +57,7 @@ def _publish(result: dict[str, Any], *, key: str, title: str) -> None:
         f"- contacts scored: {result['scored']} in {result['batches']} batch(es)",
         f"- tier moves: {sum(result['moves'].values())}",
         f"- invited to groups: {result['placed']}; waiting for a group with room: {pending}",
+        f"- waiting for an address a group can reach (no handle there, no email): {unreachable}",
         f"- prospects queued: {result['queued']}",
     ]
     create_markdown_artifact(

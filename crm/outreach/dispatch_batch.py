@@ -35,7 +35,6 @@ from crm.outreach.dispatch_render import Templates, render_message
 from crm.outreach.dispatch_send import send_row
 from crm.outreach.outbox import (
     ADDRESSED_CHANNELS,
-    NO_ADDRESS,
     QR_EXPIRING,
     Claimed,
     Outcome,
@@ -44,6 +43,8 @@ from crm.outreach.outbox import (
     mark_sending,
 )
 from crm.outreach.templates import TemplateError
+from crm.routing.group_choice import NO_ADDRESS
+from crm.routing.placement import withdraw_invitations
 from crm.routing.rules.loader import configured_rules
 
 
@@ -61,6 +62,19 @@ class Tally:
             for (account, outcome), n in counts:
                 self.total[outcome] += n
                 self.per_account.setdefault(account, Counter())[outcome] += n
+
+
+def _unaddressed_invitations(rows: list[Claimed], outcomes: list[Outcome]) -> list[tuple[int, int]]:
+    # An invitation skipped for want of an address gives its group slot back.
+    skipped = {o.id for o in outcomes if o.reason == NO_ADDRESS}
+    return [
+        (r.community_id, r.contact_id)
+        for r in rows
+        if r.id in skipped
+        and r.action == CapAction.GROUP_INVITE
+        and r.community_id is not None
+        and r.contact_id is not None
+    ]
 
 
 def _span(value: Any) -> tuple[time, time] | None:
@@ -123,6 +137,7 @@ class Dispatcher:
             fresh = [r for r in ready if not r.uncertain]
             granted, reserved = self.caps.reserve(session, fresh, now, outcomes)
             mark(session, outcomes, worker=worker, now=now)
+            withdraw_invitations(session, _unaddressed_invitations(rows, outcomes), now)
         settled = len(outcomes)
         to_send = [r for r in ready if r.uncertain or r.id in granted]
         messages = self._render(to_send, reserved, outcomes, conn, now)

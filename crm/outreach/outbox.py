@@ -25,8 +25,6 @@ from crm.core.vocabulary import OutboxState
 from crm.models import OutboxAttempt, OutboxMessage, UTCDateTime
 from crm.outreach.churn import churned_sql
 
-# The reason a row is skipped when its contact has no address on its channel.
-NO_ADDRESS = "no address"
 # The reason an invitation waits: its group's QR code expires before the contact could scan it.
 QR_EXPIRING = "qr code expiring"
 LOOKUP_CHANNELS = ("webhook", "wecom", "wechat", "file", "null", "console")

@@ -7,12 +7,12 @@ the rules ask; a full or expiring group hands over to the next.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from crm.core.vocabulary import Tier
+from crm.core.vocabulary import IdentityKind, Tier
 from crm.routing.rules.model import Rules
 
 
@@ -26,6 +26,31 @@ class GroupRoom:
     platform: str
     qr_code_url: str | None
     room: int
+
+
+# The reason an invitation is skipped, or a contact not invited, when nothing reaches them.
+NO_ADDRESS = "no address"
+# The identity kind a group's platform reaches a contact by (platforms not named need none).
+PLATFORM_ADDRESS_KIND = {
+    "wechat": IdentityKind.WECHAT_ID.value,
+    "wecom": IdentityKind.WECOM_EXTERNAL_USERID.value,
+}
+
+
+def reaches(kinds: Collection[str], platform: str) -> bool:
+    """Whether a contact with these identity kinds can be invited to a group on ``platform``:
+    a handle there, or an email to fall back to."""
+    wanted = PLATFORM_ADDRESS_KIND.get(platform)
+    return wanted is None or wanted in kinds or IdentityKind.EMAIL.value in kinds
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Who goes to which group, who found no room, and who no open group could reach."""
+
+    placed: dict[int, int] = field(default_factory=dict)
+    left: list[int] = field(default_factory=list)
+    unreachable: list[int] = field(default_factory=list)
 
 
 def room_left(qr_join_limit: int, capacity: int, members: int) -> int:
@@ -73,20 +98,32 @@ def takes_members(
     )
 
 
-def assign(contact_ids: Sequence[int], groups: list[GroupRoom]) -> tuple[dict[int, int], list[int]]:
-    """Fill groups in order (the live code): contact → group id, and who found no room."""
-    placed: dict[int, int] = {}
+def assign(
+    contact_ids: Sequence[int],
+    groups: list[GroupRoom],
+    can_reach: Callable[[int, GroupRoom], bool] | None = None,
+) -> Assignment:
+    """Fill groups in order (the live code), each contact into the first with room that can
+    reach them; one that no open group could reach waits for an address, not for room."""
+    result = Assignment()
     index = 0
-    left: list[int] = []
     for cid in contact_ids:
         while index < len(groups) and groups[index].room <= 0:
             index += 1
-        if index == len(groups):
-            left.append(cid)
+        # With no open group at all everyone waits for room (the operator is alerted).
+        if can_reach is not None and groups and not any(can_reach(cid, g) for g in groups):
+            result.unreachable.append(cid)
             continue
-        placed[cid] = groups[index].id
-        groups[index].room -= 1
-    return placed, left
+        target = next(
+            (g for g in groups[index:] if g.room > 0 and (can_reach is None or can_reach(cid, g))),
+            None,
+        )
+        if target is None:
+            result.left.append(cid)
+            continue
+        result.placed[cid] = target.id
+        target.room -= 1
+    return result
 
 
 def no_room_message(tier: Tier, waiting: int, theme: str | None) -> str:

@@ -11,48 +11,53 @@ every route run places pending contacts again. Which group takes whom is
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
-    any_,
     bindparam,
     case,
     exists,
     func,
     insert,
-    literal,
     or_,
     select,
     text,
+    tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from crm.core.audit import raise_alert, resolve_alerts
 from crm.core.db import dialect_insert, is_postgres
-from crm.core.vocabulary import CapAction, ContactStatus, EventKind, IdentityKind, Tier
+from crm.core.vocabulary import (
+    CapAction,
+    ContactStatus,
+    IdentityKind,
+    OutboxState,
+    Tier,
+)
 from crm.models import (
     Community,
-    Consent,
     Contact,
-    Event,
     Identity,
     Membership,
     OutboxMessage,
     UTCDateTime,
 )
 from crm.routing.group_choice import (
+    NO_ADDRESS,
     GroupRoom,
     assign,
     no_room_message,
     qr_needed_until,
+    reaches,
     room_left,
 )
+from crm.routing.placement_filters import address_kinds_among, chunks, opted_out_among
 from crm.routing.rules.model import Rules
 
 INVITE_CAMPAIGN = "tier-invite"
@@ -62,10 +67,12 @@ ALERT_KIND = "no_group_room"
 
 @dataclass(frozen=True)
 class PlacementResult:
-    """What one placement pass did: invited, still waiting per tier, invited per group."""
+    """What one placement pass did: invited, still waiting (for room, for an address) per
+    tier, invited per group."""
 
     placed: int = 0
     pending: dict[Tier, int] = field(default_factory=dict)
+    no_address: dict[Tier, int] = field(default_factory=dict)
     by_group: dict[str, int] = field(default_factory=dict)
 
 
@@ -111,36 +118,6 @@ def member_counts(session: Session, group_ids: Sequence[int]) -> dict[int, int]:
     return {int(gid): int(n) for gid, n in rows}
 
 
-def opted_out_among(session: Session, contact_ids: Sequence[int]) -> set[int]:
-    """Which of these contacts opted out (an opt-out event, or an opt-out after any consent)."""
-    out: set[int] = set()
-    pg = is_postgres(session)
-    # PostgreSQL takes the ids as one array (= ANY), not thousands of bound parameters.
-    step = max(len(contact_ids), 1) if pg else 5000
-    for start in range(0, len(contact_ids), step):
-        chunk = list(contact_ids[start : start + step])
-
-        def among(column: Any, chunk: list[int] = chunk) -> Any:
-            return column == any_(literal(chunk, ARRAY(BigInteger))) if pg else column.in_(chunk)
-
-        out.update(
-            session.scalars(
-                select(Event.contact_id)
-                .where(among(Event.contact_id), Event.kind == EventKind.OPT_OUT.value)
-                .distinct()
-            )
-        )
-        marks: dict[int, dict[str, int]] = {}
-        for cid, kind, last in session.execute(
-            select(Consent.contact_id, Consent.kind, func.max(Consent.id))
-            .where(among(Consent.contact_id))
-            .group_by(Consent.contact_id, Consent.kind)
-        ):
-            marks.setdefault(int(cid), {})[kind] = int(last)
-        out.update(cid for cid, k in marks.items() if k.get("opt_out", 0) > k.get("consent", 0))
-    return out
-
-
 def pending_placements(session: Session, rules: Rules) -> dict[Tier, list[int]]:
     """Active contacts with no current membership in a group of their tier, by tier."""
     tiers = [t.value for t in rules.placement.tiers]
@@ -175,6 +152,7 @@ def place_contacts(
     """Invite contacts (by tier) into groups with room; alert when a tier has none left."""
     placed_total = 0
     pending: dict[Tier, int] = {}
+    no_address: dict[Tier, int] = {}
     by_group: dict[str, int] = {}
     for tier, ids in wanted.items():
         if tier not in rules.placement.tiers or not ids:
@@ -184,7 +162,12 @@ def place_contacts(
         if not candidates:
             continue
         groups = open_groups(session, tier, rules, now)
-        placed, left = assign(candidates, groups)
+        # Invited with nothing to reach them by, a contact would hold a slot it never uses.
+        kinds = address_kinds_among(session, candidates)
+        chosen = assign(candidates, groups, partial(_reaches, kinds))
+        placed, left = chosen.placed, chosen.left
+        if chosen.unreachable:
+            no_address[tier] = len(chosen.unreachable)
         _invite(session, tier, placed, {g.id: g for g in groups}, now)
         names = {g.id: g.name for g in groups}
         for gid in set(placed.values()):
@@ -203,7 +186,13 @@ def place_contacts(
             )
         else:
             resolve_alerts(session, ALERT_KIND, tier.value, at=now)
-    return PlacementResult(placed=placed_total, pending=pending, by_group=by_group)
+    return PlacementResult(
+        placed=placed_total, pending=pending, no_address=no_address, by_group=by_group
+    )
+
+
+def _reaches(kinds: Mapping[int, set[str]], contact_id: int, group: GroupRoom) -> bool:
+    return reaches(kinds.get(contact_id, set()), group.platform)
 
 
 def _invite(
@@ -220,10 +209,89 @@ def _invite(
         _invite_pg(session, tier, items, groups, now)
     else:
         _invite_rows(session, tier, items, groups, now)
+    _replan_skipped(session, tier, placed, groups, now)
     _fall_back_to_email(session, now)
-    touched = sorted(set(placed.values()))
-    for gid, count in member_counts(session, touched).items():
-        session.execute(update(Community).where(Community.id == gid).values(member_count=count))
+    _refresh_counts(session, placed.values())
+
+
+def _refresh_counts(session: Session, group_ids: Iterable[int]) -> None:
+    touched = sorted(set(group_ids))
+    counts = member_counts(session, touched)
+    for gid in touched:  # a group left empty counts 0 (it has no row among the counts)
+        session.execute(
+            update(Community).where(Community.id == gid).values(member_count=counts.get(gid, 0))
+        )
+
+
+def withdraw_invitations(
+    session: Session, invited: Sequence[tuple[int, int]], at: datetime
+) -> None:
+    """End the memberships of invitations (group id, contact id) skipped unsent for want of an
+    address, so their slots free up; one the contact already joined by stays."""
+    if not invited:
+        return
+    m = Membership
+    session.execute(
+        update(m)
+        .where(
+            tuple_(m.community_id, m.contact_id).in_(list(invited)),
+            m.left_at.is_(None),
+            m.joined_at.is_(None),
+        )
+        .values(left_at=at, left_reason=NO_ADDRESS)
+        .execution_options(synchronize_session=False)
+    )
+    _refresh_counts(session, (gid for gid, _cid in invited))
+
+
+def _replan_skipped(
+    session: Session,
+    tier: Tier,
+    placed: Mapping[int, int],
+    groups: Mapping[int, GroupRoom],
+    now: datetime,
+) -> None:
+    # An invitation skipped for want of an address was never sent, and its key allows one per
+    # tier: placed again (now reachable), the contact gets that row back, for its new group.
+    o = OutboxMessage
+    rows: list[tuple[int, int]] = []
+    for among in chunks(session, list(placed)):
+        rows.extend(
+            (int(rid), int(cid))
+            for rid, cid in session.execute(
+                select(o.id, o.contact_id).where(
+                    o.campaign == INVITE_CAMPAIGN,
+                    o.step == tier.value,
+                    o.state == OutboxState.SKIPPED.value,
+                    o.reason == NO_ADDRESS,
+                    among(o.contact_id),
+                )
+            )
+        )
+    if not rows:
+        return
+    session.execute(
+        update(o),
+        [
+            {
+                "id": rid,
+                "channel": groups[placed[cid]].platform,
+                "account_id": groups[placed[cid]].owner_account_id,
+                "community_id": placed[cid],
+                "context": _invite_context(tier, groups[placed[cid]]),
+                "state": OutboxState.PLANNED.value,
+                "reason": None,
+                "rendered": None,
+                "due_at": now,
+                "updated_at": now,
+            }
+            for rid, cid in rows
+        ],
+    )
+
+
+def _invite_context(tier: Tier, group: GroupRoom) -> dict[str, Any]:
+    return {"tier": tier.value, "group": group.name, "qr_code_url": group.qr_code_url}
 
 
 def _fall_back_to_email(session: Session, now: datetime) -> None:
@@ -238,7 +306,7 @@ def _fall_back_to_email(session: Session, now: datetime) -> None:
         .where(
             o.campaign == INVITE_CAMPAIGN,
             o.state == "planned",
-            o.created_at == now,
+            o.updated_at == now,  # written by this pass: new, or planned again
             o.channel.in_(("wechat", "wecom")),
             ~exists().where(has, Identity.kind == kind),
             exists().where(has, Identity.kind == IdentityKind.EMAIL.value),
@@ -330,11 +398,7 @@ def _invite_rows(
                 "account_id": groups[gid].owner_account_id,
                 "community_id": gid,
                 "action": CapAction.GROUP_INVITE.value,
-                "context": {
-                    "tier": tier.value,
-                    "group": groups[gid].name,
-                    "qr_code_url": groups[gid].qr_code_url,
-                },
+                "context": _invite_context(tier, groups[gid]),
                 "state": "planned",
                 "due_at": now,
                 "idempotency_key": f"{INVITE_CAMPAIGN}:{tier.value}:{cid}",

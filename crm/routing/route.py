@@ -40,6 +40,8 @@ class RouteResult:
     moves: Counter[str] = field(default_factory=Counter)
     placed: int = 0
     pending_placement: dict[str, int] = field(default_factory=dict)
+    # Contacts of a tier that no open group could reach (no handle there, no email).
+    waiting_address: dict[str, int] = field(default_factory=dict)
     queued: int = 0
     batches: int = 0
     dry_run: bool = False
@@ -52,6 +54,7 @@ class RouteResult:
             "moves": dict(sorted(self.moves.items())),
             "placed": self.placed,
             "pending_placement": dict(sorted(self.pending_placement.items())),
+            "waiting_address": dict(sorted(self.waiting_address.items())),
             "queued": self.queued,
             "batches": self.batches,
             "dry_run": self.dry_run,
@@ -86,6 +89,7 @@ def route(
         placement = place_contacts(session, pending_placements(session, rules), rules, now=at)
         result.placed = placement.placed
         result.pending_placement = {tier.value: n for tier, n in placement.pending.items()}
+        result.waiting_address = {tier.value: n for tier, n in placement.no_address.items()}
     return result
 
 

@@ -47,6 +47,8 @@ def route(
         typer.echo(t("cli.placed", placed=result["placed"], queued=result["queued"]))
         for tier, waiting in result["pending_placement"].items():
             typer.echo(t("cli.waiting_room", tier=word("tier", tier), n=waiting))
+        for tier, waiting in result["waiting_address"].items():
+            typer.echo(t("cli.waiting_address", tier=word("tier", tier), n=waiting))
 
 
 def _move_words(move: str) -> str:

@@ -14,6 +14,7 @@ from crm.models import (
     Consent,
     Contact,
     Event,
+    Identity,
     OperatorAccount,
     SourceInstance,
     Touch,
@@ -23,9 +24,15 @@ NOW = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)
 
 
 def add_contact(
-    engine: Engine, name: str, source: str = "peer_group", *, seen: datetime = NOW
+    engine: Engine,
+    name: str,
+    source: str = "peer_group",
+    *,
+    seen: datetime = NOW,
+    wechat: bool = True,
 ) -> int:
-    """A contact that arrived through one source instance of the given kind."""
+    """A contact that arrived through one source instance of the given kind, with a WeChat id
+    (a group invitation can reach it) unless told otherwise."""
     with transaction(engine) as s:
         src = s.scalar(
             select(SourceInstance).where(SourceInstance.kind == source, SourceInstance.key == "k")
@@ -38,6 +45,8 @@ def add_contact(
         s.add(contact)
         s.flush()
         s.add(Touch(contact_id=contact.id, source_instance_id=src.id, touched_at=seen))
+        if wechat:
+            s.add(Identity(contact_id=contact.id, kind="wechat_id", value=f"wxid_{contact.id}"))
         return contact.id
 
 

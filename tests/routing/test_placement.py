@@ -12,7 +12,14 @@ from crm.core.clock import parse_expiry
 from crm.core.db import transaction
 from crm.core.vocabulary import Tier
 from crm.models import Alert, Community, Consent, Contact, Membership, OutboxMessage
-from crm.routing.group_choice import GroupRoom, assign, no_room_message, room_left, takes_members
+from crm.routing.group_choice import (
+    GroupRoom,
+    assign,
+    no_room_message,
+    reaches,
+    room_left,
+    takes_members,
+)
 from crm.routing.groups import rotate_qr
 from crm.routing.placement import pending_placements, place_contacts
 from crm.routing.rules import load_rules
@@ -27,9 +34,21 @@ def test_assign_fills_groups_in_order() -> None:
         GroupRoom(2, "b", None, "wechat", "u", room=0),
         GroupRoom(3, "c", None, "wechat", "u", room=1),
     ]
-    placed, left = assign([10, 11, 12, 13], groups)
-    assert placed == {10: 1, 11: 1, 12: 3}
-    assert left == [13]
+    chosen = assign([10, 11, 12, 13], groups)
+    assert chosen.placed == {10: 1, 11: 1, 12: 3}
+    assert chosen.left == [13] and chosen.unreachable == []
+
+
+def test_assign_skips_groups_a_contact_cannot_be_reached_in() -> None:
+    groups = [
+        GroupRoom(1, "wx", None, "wechat", "u", room=1),
+        GroupRoom(2, "wc", None, "wecom", "u", room=1),
+    ]
+    kinds = {10: {"wecom_external_userid"}, 11: {"phone"}, 12: {"email"}, 13: {"wechat_id"}}
+    chosen = assign([10, 11, 12, 13], groups, lambda c, g: reaches(kinds[c], g.platform))
+    # 10 only reaches the WeCom group; 11 no group at all; 12 by email the first with room.
+    assert chosen.placed == {10: 2, 12: 1}
+    assert chosen.unreachable == [11] and chosen.left == [13]
 
 
 def test_parse_expiry() -> None:
@@ -158,9 +177,7 @@ def test_no_room_message_names_tier_and_theme() -> None:
     assert "(theme paid)" in no_room_message(Tier.PAID, 1, "paid")
 
 
-def test_an_invitation_reaches_someone_or_is_skipped_as_no_address(
-    engine: Engine, tmp_path
-) -> None:
+def test_an_invitation_reaches_someone_or_is_not_made(engine: Engine, tmp_path) -> None:
     # One contact on WeChat, one with only an email (the fallback), one known only by phone.
     from crm.models import Identity
     from crm.outreach.channels.local import FileChannel
@@ -168,22 +185,25 @@ def test_an_invitation_reaches_someone_or_is_skipped_as_no_address(
     from tests.helpers.followups import settings_for
 
     add_group(engine, "open-1", "open")
-    ids = [add_contact(engine, f"c{i}") for i in range(3)]
+    ids = [add_contact(engine, f"c{i}", wechat=False) for i in range(3)]
     with transaction(engine) as s:
         s.add(Identity(contact_id=ids[0], kind="wechat_id", value="wx_c0"))
         s.add(Identity(contact_id=ids[1], kind="email", value="c1@example.com"))
         s.add(Identity(contact_id=ids[2], kind="phone", value="+8613800000000"))
     with transaction(engine) as s:
-        place_contacts(s, {Tier.OPEN: ids}, RULES, now=NOW)
+        result = place_contacts(s, {Tier.OPEN: ids}, RULES, now=NOW)
+    # The phone-only contact is not invited: it waits for an address, holding no slot.
+    assert result.placed == 2 and result.no_address == {Tier.OPEN: 1} and result.pending == {}
+    assert members(engine) == {"open-1": ids[:2]}
     sendlist, mails = tmp_path / "wechat.jsonl", tmp_path / "mail.jsonl"
     channels = {"wechat": FileChannel(sendlist), "email": FileChannel(mails)}
     result = dispatch(engine, now=NOW, channels=channels, settings=settings_for(tmp_path))
-    assert result.sent == 2 and result.skipped == 1
+    assert result.sent == 2 and result.skipped == 0
     with transaction(engine) as s:
         got = {
             r.contact_id: (r.channel, r.state, r.reason) for r in s.scalars(select(OutboxMessage))
         }
     assert got[ids[0]][:2] == ("wechat", "sent") and got[ids[1]][:2] == ("email", "sent")
-    assert got[ids[2]] == ("wechat", "skipped", "no address")
+    assert ids[2] not in got
     assert [json.loads(line)["address"] for line in sendlist.read_text().splitlines()] == ["wx_c0"]
     assert "c1@example.com" in mails.read_text()

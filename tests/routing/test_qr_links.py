@@ -67,7 +67,7 @@ def test_groups_add_and_rotate_refuse_the_readme_placeholder(cli_env) -> None:
 def test_an_invitation_waits_for_a_fresh_code(engine: Engine, tmp_path) -> None:
     # Placed while the code had a week left; sent six days later it would expire in hours.
     add_group(engine, "open-1", "open")
-    cid = add_contact(engine, "c0")
+    cid = add_contact(engine, "c0", wechat=False)
     with transaction(engine) as s:
         s.add(Identity(contact_id=cid, kind="wechat_id", value="wx_c0"))
     with transaction(engine) as s:
