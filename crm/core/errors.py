@@ -13,12 +13,59 @@ QunflowError
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
+Words = Callable[[str, Mapping[str, object]], str]
+
+
+def _plain(key: str, params: Mapping[str, object]) -> str:
+    """The error's key and parameters, for when no catalog has been attached (logs, bare crm)."""
+    if not params:
+        return key
+    return f"{key} ({', '.join(f'{name}={value!r}' for name, value in params.items())})"
+
+
+_words: Words = _plain
+
+
+def use_words(words: Words) -> None:
+    """Attach the message catalog that ``str(error)`` speaks (the presentation layer's English).
+
+    crm/ names what went wrong with a catalog key and its parameters; the words live in the
+    catalog, which belongs to the presentation layer, so it hands them down here once.
+    """
+    global _words
+    _words = words
+
+
+def _rebuild(cls: type[QunflowError], key: str, params: dict[str, Any]) -> QunflowError:
+    error = Exception.__new__(cls)
+    QunflowError.__init__(error, key, **params)
+    return error
+
 
 class QunflowError(Exception):
-    """Base of every error Qunflow raises on purpose; its message is for the user."""
+    """Base of every error Qunflow raises on purpose; it is for the user to read.
+
+    ``key`` is the message catalog's id of the sentence (``error.group_missing``), ``params``
+    fill its ``{placeholders}``. ``str(error)`` is the attached catalog's English; the CLI and
+    the web render the reader's language from the same two.
+    """
 
     exit_code = 1
     http_status = 500
+
+    def __init__(self, key: str, /, **params: object) -> None:
+        super().__init__(key)
+        self.key = key
+        self.params = params
+
+    def __str__(self) -> str:
+        return _words(self.key, self.params)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # keyword parameters survive pickling (workers)
+        return (_rebuild, (type(self), self.key, dict(self.params)))
 
 
 class ConfigError(QunflowError):
@@ -57,7 +104,18 @@ class Forbidden(QunflowError):
 
 
 class ChannelError(QunflowError):
-    """A delivery channel failed to send a message."""
+    """A delivery channel failed to send a message; ``detail`` is the provider's own answer,
+    kept as it came (it is logged with the attempt, not translated)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("error.channel", detail=detail)
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.detail
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.detail,))
 
 
 class TransientChannelError(ChannelError):

@@ -61,12 +61,12 @@ def add_group(
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     if capacity < 1 or qr_join_limit < 1:
-        raise InputError("capacity and qr_join_limit must be at least 1")
+        raise InputError("error.group_capacity")
     if qr_url is not None:
         _check_qr_url("--qr-url", qr_url)
     with transaction(engine) as session:
         if session.scalar(select(Community.id).where(Community.name == name)) is not None:
-            raise Conflict(f"a group named {name!r} already exists")
+            raise Conflict("error.group_exists", name=name)
         owner = _account_id(session, account) if account else None
         if position is None:
             last = session.scalar(
@@ -132,9 +132,9 @@ def list_groups(session: Session, *, now: datetime | None = None) -> list[GroupV
 def _account_id(session: Session, handle: str) -> int:
     ids = session.scalars(select(OperatorAccount.id).where(OperatorAccount.handle == handle)).all()
     if not ids:
-        raise NotFound(f"operator account {handle!r} does not exist")
+        raise NotFound("error.account_missing", handle=handle)
     if len(ids) > 1:
-        raise InputError(f"operator account {handle!r} exists on several platforms")
+        raise InputError("error.account_ambiguous", handle=handle)
     return int(ids[0])
 
 
@@ -143,7 +143,7 @@ def _find_group(session: Session, ref: str) -> Community:
     if group is None and ref.isdigit():
         group = session.get(Community, int(ref))
     if group is None:
-        raise NotFound(f"group {ref!r} does not exist")
+        raise NotFound("error.group_missing", ref=ref)
     return group
 
 

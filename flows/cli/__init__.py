@@ -235,7 +235,9 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except QunflowError as exc:
-        sys.stderr.write(f"qunflow: {exc}\n")
+        from flows.cli.common import error_line
+
+        sys.stderr.write(f"qunflow: {error_line(exc)}\n")
         sys.exit(exc.exit_code)
     except typer.Abort:
         sys.stderr.write("qunflow: aborted\n")

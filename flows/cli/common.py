@@ -17,7 +17,7 @@ from rich.cells import cell_len
 from sqlalchemy import Engine
 
 from crm.core.db import check_connection, make_engine
-from crm.core.errors import InputError
+from crm.core.errors import InputError, QunflowError
 from crm.core.migrate import require_current
 from crm.core.settings import Settings, get_settings, lang_code
 
@@ -87,6 +87,17 @@ def t(key: str, **params: Any) -> str:
     if text is None:
         return key
     return text.format(**params) if params else text
+
+
+def error_line(error: QunflowError) -> str:
+    """A Qunflow error in the reader's language (English when the settings themselves are bad)."""
+    from flows.i18n import error_text
+
+    try:
+        language = lang()
+    except QunflowError:  # the error may be that very setting
+        language = "en"
+    return error_text(error, "en" if language == "en" else "zh")
 
 
 def has_word(key: str) -> bool:

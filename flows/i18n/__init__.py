@@ -9,9 +9,11 @@ compiles them), so the CLI and the web app load no extraction tooling.
 from __future__ import annotations
 
 import gettext
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
+
+from crm.core.errors import ChannelError, QunflowError, use_words
 
 LANGS = ("zh", "en")
 DOMAIN = "qunflow"
@@ -42,3 +44,29 @@ def translator(lang: str) -> Callable[[str], str]:
         return catalog.gettext(key) if key else key  # "" is the catalog's header, not a word
 
     return t
+
+
+def render(t: Callable[[str], str], key: str, params: Mapping[str, object]) -> str:
+    """The catalog's sentence for ``key`` with its ``{placeholders}`` filled.
+
+    A key without an entry reads as itself; a sentence whose placeholders do not match the
+    parameters falls back to the key and its parameters rather than failing the error path.
+    """
+    text = t(key)
+    if not params:
+        return text
+    try:
+        return text.format(**params)
+    except (KeyError, IndexError, ValueError):
+        return f"{text} ({', '.join(f'{k}={v!r}' for k, v in params.items())})"
+
+
+def error_text(error: QunflowError, lang: str) -> str:
+    """A Qunflow error in the reader's language."""
+    if isinstance(error, ChannelError):
+        return str(error)
+    return render(translator(lang), error.key, error.params)
+
+
+# str(error) anywhere (logs, Prefect task states, tests) reads the English sentence.
+use_words(lambda key, params: render(translator("en"), key, params))

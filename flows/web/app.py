@@ -17,7 +17,7 @@ from starlette.responses import Response
 from crm.core.db import make_engine
 from crm.core.errors import QunflowError
 from crm.core.settings import Settings, get_settings
-from flows.i18n import translator
+from flows.i18n import error_text, translator
 from flows.web import funnel_page, manage, pages, peers_page, public, wecom_hook
 from flows.web.auth import CsrfFailed, LoginThrottle, NotLoggedIn, Sessions, parse_networks
 from flows.web.common import csrf_protect, current_user, lang_of, render
@@ -71,8 +71,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     async def _domain_error(request: Request, exc: QunflowError) -> Response:
         status = exc.http_status
         if request.url.path.startswith("/admin/") and request.method == "GET":
-            return JSONResponse({"error": str(exc)}, status_code=status)
-        return render(request, "error.html", status=status, message=str(exc))
+            return JSONResponse({"error": str(exc), "code": exc.key}, status_code=status)
+        message = error_text(exc, lang_of(request))
+        return render(request, "error.html", status=status, message=message)
 
     # People get pages, programs (the webhooks) keep FastAPI's JSON answers.
     @app.exception_handler(RequestValidationError)
