@@ -200,7 +200,7 @@ def read_unsubscribe(token: str, *, settings: Settings) -> Unsubscribe:
     try:
         data = URLSafeSerializer(key, salt=_SALT).loads(token)
     except BadSignature as exc:
-        raise InputError("unsubscribe link is invalid") from exc
+        raise InputError("error.compliance.unsubscribe_invalid") from exc
     return Unsubscribe(contact_id=int(data["c"]), channel=data.get("ch"))
 
 

@@ -133,7 +133,7 @@ def erase_contact(
         contact = session.get(Contact, cid, with_for_update=True)
         assert contact is not None
         if contact.status == ContactStatus.ERASED:
-            raise Conflict(f"contact {cid} is already erased")
+            raise Conflict("error.compliance.already_erased", id=cid)
         ids = _held_ids(session, cid)
         counts: dict[str, int] = {}
         for name, stmt in _erasures(ids, now):

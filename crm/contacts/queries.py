@@ -32,7 +32,7 @@ def resolve_contact_id(session: Session, contact_id: int) -> int:
             select(Contact.id, Contact.merged_into_id).where(Contact.id == current)
         ).first()
         if row is None:
-            raise NotFound(f"contact {contact_id} does not exist")
+            raise NotFound("error.contacts.contact_missing", id=contact_id)
         if row.merged_into_id is None or row.merged_into_id in seen:
             return int(row.id)
         seen.add(current)

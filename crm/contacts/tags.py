@@ -33,11 +33,11 @@ def clean_tag(raw: str) -> str:
     """A tag as stored: normalized, inner whitespace collapsed; InputError names what is wrong."""
     tag = _SPACES.sub(" ", clean_text(raw))
     if not tag:
-        raise InputError("a tag cannot be empty")
+        raise InputError("error.contacts.tag_empty")
     if len(tag) > MAX_TAG_CHARS:
-        raise InputError(f"tag {tag[:20]!r}… is longer than {MAX_TAG_CHARS} characters")
+        raise InputError("error.contacts.tag_too_long", tag=tag[:20], limit=MAX_TAG_CHARS)
     if any(ch in _SEPARATORS or not ch.isprintable() for ch in tag):
-        raise InputError(f"tag {tag!r} contains a separator or control character")
+        raise InputError("error.contacts.tag_separator", tag=tag)
     return tag
 
 
@@ -66,7 +66,7 @@ def tag_contacts(
     """Put tags on contacts (merged ids follow to their survivor); returns how many were new."""
     cleaned = clean_tags(tags)
     if not cleaned:
-        raise InputError("no tag given (e.g. 高意向,宝妈)")
+        raise InputError("error.contacts.tag_none")
     now = now or utcnow()
     with transaction(engine) as session:
         ids = sorted({resolve_contact_id(session, cid) for cid in contact_ids})

@@ -33,11 +33,11 @@ def parse_expiry(text: str, *, longest: timedelta | None = None) -> timedelta:
     try:
         value = parse_duration(text or "")
     except ValueError as exc:
-        raise InputError(f"bad duration {text!r}: expected e.g. 7d, 12h or 30m") from exc
+        raise InputError("error.core.duration_bad", text=text) from exc
     if value <= timedelta(0):
-        raise InputError(f"bad duration {text!r}: must be longer than zero")
+        raise InputError("error.core.duration_not_positive", text=text)
     if longest is not None and value > longest:
-        raise InputError(f"duration {text!r} is longer than {longest.days} days")
+        raise InputError("error.core.duration_too_long", text=text, days=longest.days)
     return value
 
 

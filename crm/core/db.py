@@ -138,4 +138,4 @@ def check_connection(engine: Engine) -> None:
     except OperationalError as exc:
         url = engine.url.render_as_string(hide_password=True)
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise ConfigError(f"QUNFLOW_DATABASE_URL: cannot connect to {url}: {reason}") from exc
+        raise ConfigError("error.core.db_unreachable", url=url, detail=reason) from exc

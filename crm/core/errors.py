@@ -14,6 +14,7 @@ QunflowError
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 Words = Callable[[str, Mapping[str, object]], str]
@@ -37,6 +38,31 @@ def use_words(words: Words) -> None:
     """
     global _words
     _words = words
+
+
+@dataclass(frozen=True, init=False)
+class Problem:
+    """What is wrong with a value, as a catalog key and its parameters, for the caller to raise
+    (``raise InputError(p.key, **p.params, option=...)``) or to keep."""
+
+    key: str
+    params: Mapping[str, object]
+
+    def __init__(self, key: str, /, **params: object) -> None:
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "params", params)
+
+
+class BadValue(ValueError):
+    """A ValueError that names its problem by catalog key (pydantic validators raise ValueError;
+    the caller turns it into a QunflowError in the reader's language)."""
+
+    def __init__(self, key: str, /, **params: object) -> None:
+        super().__init__(key)
+        self.problem = Problem(key, **params)
+
+    def __str__(self) -> str:
+        return _words(self.problem.key, self.problem.params)
 
 
 def _rebuild(cls: type[QunflowError], key: str, params: dict[str, Any]) -> QunflowError:

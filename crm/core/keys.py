@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-from crm.core.errors import ConfigError
+from crm.core.errors import BadValue, ConfigError
 
 KEYS_FILE = "secrets.json"
 GENERATED = ("secret_key", "webhook_secret")
@@ -26,14 +26,11 @@ PUBLISHED = frozenset({"change-me-in-production", "change-me-webhook"})
 
 
 def check_secret(value: str) -> str:
-    """Refuse a published or short secret (ValueError, for the settings validator)."""
+    """Refuse a published or short secret (a ValueError, for the settings validator)."""
     if value in PUBLISHED:
-        raise ValueError(
-            "this is a published default that anyone can sign with; unset it (a random key "
-            "is generated into the data directory) or set a long random value"
-        )
+        raise BadValue("error.core.secret_published")
     if len(value) < MIN_LENGTH:
-        raise ValueError(f"too short: at least {MIN_LENGTH} characters of random text")
+        raise BadValue("error.core.secret_short", length=MIN_LENGTH)
     return value
 
 
@@ -51,8 +48,9 @@ def stored_secret(data_dir: Path, name: str) -> str:
     value = known[name]
     try:
         return check_secret(value)
-    except ValueError as exc:
-        raise ConfigError(f"{path}: {name}: {exc}") from exc
+    except BadValue as exc:
+        problem = exc.problem
+        raise ConfigError(problem.key, **problem.params, setting=f"{path}: {name}") from exc
 
 
 def _read(path: Path) -> dict[str, str]:
@@ -63,9 +61,9 @@ def _read(path: Path) -> dict[str, str]:
     try:
         data = json.loads(text)
     except ValueError as exc:
-        raise ConfigError(f"{path}: not a JSON object of secrets ({exc})") from exc
+        raise ConfigError("error.core.secrets_not_json", path=str(path), detail=str(exc)) from exc
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-        raise ConfigError(f"{path}: expected a JSON object of text secrets")
+        raise ConfigError("error.core.secrets_not_text", path=str(path))
     return data
 
 
@@ -84,7 +82,9 @@ def _locked(data_dir: Path) -> Iterator[None]:
         data_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(data_dir / f".{KEYS_FILE}.lock", os.O_WRONLY | os.O_CREAT, 0o600)
     except OSError as exc:
-        raise ConfigError(f"{data_dir}: cannot create the secrets file there ({exc})") from exc
+        raise ConfigError(
+            "error.core.secrets_unwritable", path=str(data_dir), detail=str(exc)
+        ) from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # two first starts at once generate one set of keys
         yield

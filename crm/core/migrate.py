@@ -73,16 +73,10 @@ def require_current(engine: Engine) -> None:
         return
     where = engine.url.render_as_string(hide_password=True)
     if current is None:
-        raise ConfigError(f"{where} has no Qunflow schema yet: run `qunflow db upgrade`")
+        raise ConfigError("error.core.schema_missing", where=where)
     if current in {rev.revision for rev in script.walk_revisions()}:
-        raise ConfigError(
-            f"{where} is at schema revision {current}, this Qunflow needs {head}: "
-            "run `qunflow db upgrade`"
-        )
-    raise ConfigError(
-        f"{where} is at schema revision {current}, which this Qunflow does not know "
-        "(a newer Qunflow upgraded it): install that version"
-    )
+        raise ConfigError("error.core.schema_old", where=where, current=current, head=head)
+    raise ConfigError("error.core.schema_newer", where=where, current=current)
 
 
 _REVISION = re.compile(r"^(down_)?revision\b[^=]*=\s*(None|['\"]([^'\"]+)['\"])", re.MULTILINE)

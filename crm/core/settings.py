@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from crm.core.errors import ConfigError
+from crm.core.errors import BadValue, ConfigError
 from crm.core.keys import KEYS_FILE, check_secret, stored_secret
 
 ENV_PREFIX = "QUNFLOW_"
@@ -180,7 +180,7 @@ class Settings(BaseSettings):
     @classmethod
     def _data_dir_given(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
-            raise ValueError("set but empty: unset it for the default, or name a directory")
+            raise BadValue("error.core.setting_empty")
         return value
 
     @field_validator("secret_key", "webhook_secret")
@@ -197,7 +197,7 @@ class Settings(BaseSettings):
             try:
                 ipaddress.ip_network(part, strict=False)
             except ValueError as exc:
-                raise ValueError(f"not an IP address or CIDR: {part!r}") from exc
+                raise BadValue("error.core.setting_network", value=part) from exc
         return ",".join(parts)
 
     @field_validator("lang", mode="before")
@@ -205,7 +205,7 @@ class Settings(BaseSettings):
     def _known_lang(cls, value: object) -> object:
         found = lang_code(str(value)) if isinstance(value, str) else None
         if found is None:
-            raise ValueError(f"unknown language {value!r} (expected zh-CN or en)")
+            raise BadValue("error.core.setting_lang", value=value)
         return found
 
     @field_validator("timezone")
@@ -214,7 +214,7 @@ class Settings(BaseSettings):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r} (expected e.g. Asia/Shanghai)") from exc
+            raise BadValue("error.core.setting_zone", value=value) from exc
         return value
 
     @field_validator("database_url")
@@ -225,20 +225,15 @@ class Settings(BaseSettings):
         try:
             url = make_url(value)
         except ArgumentError as exc:
-            raise ValueError(
-                f"not a database URL: {value!r} (expected sqlite:///PATH or "
-                "postgresql+psycopg://USER:PASS@HOST/DB)"
-            ) from exc
+            raise BadValue("error.core.setting_db_url", value=value) from exc
         if url.get_backend_name() not in ("sqlite", "postgresql"):
-            raise ValueError(
-                f"unsupported database {url.get_backend_name()!r}: use sqlite or postgresql"
-            )
+            raise BadValue("error.core.setting_db_kind", value=url.get_backend_name())
         if (
             "+" in url.drivername
             and url.drivername != "postgresql+psycopg"
             and url.get_backend_name() == "postgresql"
         ):
-            raise ValueError("use the psycopg 3 driver: postgresql+psycopg://…")
+            raise BadValue("error.core.setting_db_driver")
         return value
 
     @property
@@ -304,6 +299,11 @@ def get_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "?"
+        setting = ENV_PREFIX + (str(first["loc"][0]).upper() if first["loc"] else "?")
+        cause = first.get("ctx", {}).get("error")
+        if isinstance(cause, BadValue):
+            problem = cause.problem
+            raise ConfigError(problem.key, **problem.params, setting=setting) from exc
+        # pydantic's own checks (numbers, booleans) keep its words
         message = str(first["msg"]).removeprefix("Value error, ")
-        raise ConfigError(f"{ENV_PREFIX}{field.upper()}: {message}") from exc
+        raise ConfigError("error.core.setting_invalid", setting=setting, detail=message) from exc

@@ -38,8 +38,9 @@ def csv_rows(path: Path, encoding: str, header_seen: HeaderSeen) -> Iterator[Row
                 header_seen.columns = header
                 if not any(canonical_header(v) for v in values):
                     raise InputError(
-                        f"{path.name}: no recognizable columns in the header"
-                        f" ({', '.join(clean_text(v) for v in values[:6])[:120]})"
+                        "error.intake.no_known_columns_seen",
+                        name=path.name,
+                        seen=", ".join(clean_text(v) for v in values[:6])[:120],
                     )
                 continue
             if not "".join(values).strip():

@@ -31,7 +31,7 @@ def detect_encoding(sample: bytes, name: str) -> str:
     if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
     if b"\x00" in sample:
-        raise InputError(f"{name}: binary data, not a text export")
+        raise InputError("error.intake.file_binary", name=name)
     for encoding in ("utf-8", "gb18030"):
         try:
             sample.decode(encoding)
@@ -40,7 +40,7 @@ def detect_encoding(sample: bytes, name: str) -> str:
             # The sample may end in the middle of a character; only earlier errors count.
             if exc.start >= len(sample) - 4 and len(sample) >= _SNIFF_BYTES:
                 return encoding
-    raise InputError(f"{name}: cannot tell the text encoding (not UTF-8 or GBK/GB18030)")
+    raise InputError("error.intake.file_encoding", name=name)
 
 
 class FileReader:
@@ -53,15 +53,17 @@ class FileReader:
         try:
             info = path.stat()
         except FileNotFoundError:
-            raise InputError(f"{path}: no such file") from None
+            raise InputError("error.intake.file_missing", path=str(path)) from None
         except OSError as exc:
-            raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+            raise InputError(
+                "error.intake.file_unreadable", path=str(path), detail=exc.strerror or str(exc)
+            ) from exc
         if stat.S_ISDIR(info.st_mode):
-            raise InputError(f"{path}: is a directory, not a file")
+            raise InputError("error.intake.file_is_dir", path=str(path))
         if not stat.S_ISREG(info.st_mode):
-            raise InputError(f"{path}: not a regular file")
+            raise InputError("error.intake.file_not_regular", path=str(path))
         if info.st_size == 0:
-            raise InputError(f"{self.name}: the file is empty")
+            raise InputError("error.intake.file_empty", name=self.name)
         suffix = path.suffix.lower()
         if suffix in (".xlsx", ".xlsm"):
             self.format = "xlsx"
@@ -73,10 +75,12 @@ class FileReader:
             with path.open("rb") as fh:
                 head = fh.read(_SNIFF_BYTES)
         except OSError as exc:
-            raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+            raise InputError(
+                "error.intake.file_unreadable", path=str(path), detail=exc.strerror or str(exc)
+            ) from exc
         if self.format == "xlsx":
             if not head.startswith(b"PK\x03\x04"):
-                raise InputError(f"{self.name}: not an XLSX workbook")
+                raise InputError("error.intake.file_not_xlsx", name=self.name)
             check_workbook(path)
             self.encoding = "binary"
         else:
@@ -100,14 +104,15 @@ class FileReader:
             if rejected:
                 return  # every row so far is bad: they will be quarantined one by one
             if self.header.seen:
-                raise InputError(f"{self.name}: no data rows, only a header")
-            raise InputError(f"{self.name}: no readable rows ({self.format})")
+                raise InputError("error.intake.file_header_only", name=self.name)
+            raise InputError("error.intake.file_no_rows", name=self.name, format=self.format)
         if require_identity and not (columns & IDENTITY_COLUMNS):
             # A column name is input: shown on one line, whatever characters it holds.
             known = [" ".join(str(c).split()) for c in sorted(self.header.columns or columns)[:8]]
+            if not known:
+                raise InputError("error.intake.file_no_columns", name=self.name)
             raise InputError(
-                f"{self.name}: no recognizable columns (need a phone, WeChat id, email or"
-                f" handle column; found: {', '.join(known) or 'none'})"
+                "error.intake.file_no_identity", name=self.name, found=", ".join(known)
             )
 
     def rows(self) -> Iterator[Row | RejectedRow]:

@@ -234,5 +234,5 @@ def open_adapter(
 ) -> FileAdapter:
     """An adapter for a file of a kind; raises InputError if the file is not what it claims."""
     if kind not in FILE_KINDS:
-        raise InputError(f"unknown import kind {kind!r} (one of: {', '.join(FILE_KINDS)})")
+        raise InputError("error.intake.kind_unknown", kind=kind, known=", ".join(FILE_KINDS))
     return FileAdapter(kind, path, group=group, account=account, platform=platform, peer=peer)

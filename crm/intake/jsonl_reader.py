@@ -123,7 +123,12 @@ def jsonl_rows(path: Path, encoding: str, header_seen: HeaderSeen) -> Iterator[R
             except ValueError as exc:
                 bad += 1
                 if good == 0 and bad >= 5 and str(exc).startswith("invalid JSON"):
-                    raise InputError(f"{path.name}: not JSON Lines (line {n}: {exc})") from exc
+                    raise InputError(
+                        "error.intake.jsonl_invalid",
+                        name=path.name,
+                        line=n,
+                        detail=str(exc).removeprefix("invalid JSON: "),
+                    ) from exc
                 yield RejectedRow(n, text[:RAW_KEEP], str(exc))
                 continue
             if not isinstance(obj, dict):

@@ -28,12 +28,10 @@ def ingest_peer_list(
             .where(PeerGroup.name == peer)
         ).one_or_none()
     if found is None:
-        raise NotFound(f"--peer {peer!r}: no such peer group (add it: qunflow peers add)")
+        raise NotFound("error.intake.peer_missing", peer=peer)
     peer_id, name, joined_at, handle = found
     if joined_at is None or handle is None:
-        raise InputError(
-            f"--peer {peer!r}: none of our accounts has joined it yet (qunflow peers joined)"
-        )
+        raise InputError("error.intake.peer_not_joined", peer=peer)
     report = ingest_path(engine, "peer-group", path, group=name, account=handle, peer=True, now=now)
     with transaction(engine) as session:
         source = session.scalar(

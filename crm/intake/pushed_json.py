@@ -36,7 +36,7 @@ class BodyRefused(InputError):
 def _int(text: str) -> int:
     if len(text) > MAX_NUMBER_CHARS:
         raise BodyRefused(
-            f"number {text[:12]}… has {len(text)} digits (at most {MAX_NUMBER_CHARS})"
+            "error.intake.push_int_long", head=text[:12], length=len(text), limit=MAX_NUMBER_CHARS
         )
     return int(text)
 
@@ -44,16 +44,16 @@ def _int(text: str) -> int:
 def _float(text: str) -> float:
     if len(text) > MAX_NUMBER_CHARS:
         raise BodyRefused(
-            f"number {text[:12]}… has {len(text)} characters (at most {MAX_NUMBER_CHARS})"
+            "error.intake.push_float_long", head=text[:12], length=len(text), limit=MAX_NUMBER_CHARS
         )
     value = float(text)
     if not math.isfinite(value):
-        raise BodyRefused(f"number {text} is out of range")
+        raise BodyRefused("error.intake.push_number_range", number=text)
     return value
 
 
 def _constant(name: str) -> Any:
-    raise BodyRefused(f"{name} is not JSON (send numbers, or null)")
+    raise BodyRefused("error.intake.push_constant", name=name)
 
 
 def _depth(data: Any) -> int:
@@ -80,24 +80,22 @@ def parse_pushed(body: bytes) -> list[Any]:
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise BodyRefused(f"body is not UTF-8 text (byte {exc.start})") from exc
+        raise BodyRefused("error.intake.push_not_utf8", byte=exc.start) from exc
     try:
         data = json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant)
     except json.JSONDecodeError as exc:
         raise BodyRefused(
-            f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            "error.intake.push_not_json", detail=exc.msg, line=exc.lineno, column=exc.colno
         ) from exc
     except RecursionError as exc:  # the parser's own bound, hit long before memory runs out
-        raise BodyRefused(f"JSON nested deeper than {MAX_DEPTH} levels") from exc
+        raise BodyRefused("error.intake.push_too_deep", limit=MAX_DEPTH) from exc
     if _depth(data) > MAX_DEPTH:
-        raise BodyRefused(f"JSON nested deeper than {MAX_DEPTH} levels")
+        raise BodyRefused("error.intake.push_too_deep", limit=MAX_DEPTH)
     values = data if isinstance(data, list) else [data]
     if not values:
-        raise BodyRefused("no objects in body")
+        raise BodyRefused("error.intake.push_empty")
     if len(values) > MAX_PUSHED_OBJECTS:
-        raise BodyRefused(
-            f"{len(values)} objects in one body (at most {MAX_PUSHED_OBJECTS}): split the batch"
-        )
+        raise BodyRefused("error.intake.push_too_many", count=len(values), limit=MAX_PUSHED_OBJECTS)
     return values
 
 

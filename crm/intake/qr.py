@@ -136,9 +136,9 @@ def verify_token(
             referrer_contact_id=int(body["r"]) if body.get("r") is not None else None,
         )
     except (BadSignature, KeyError, TypeError, ValueError) as exc:
-        raise InvalidToken("this sign-up link is not valid (altered or incomplete)") from exc
+        raise InvalidToken("error.intake.signup_link_invalid") from exc
     if (now or utcnow()) >= claims.expires_at:
-        raise ExpiredToken(f"this sign-up code expired at {claims.expires_at:%Y-%m-%d %H:%M} UTC")
+        raise ExpiredToken("error.intake.signup_expired", at=f"{claims.expires_at:%Y-%m-%d %H:%M}")
     return claims
 
 
@@ -152,9 +152,9 @@ def verify_nonce(code_id: str, signed: str, secret_key: SecretStr | str) -> str:
     try:
         bound, nonce = URLSafeSerializer(_secret(secret_key), salt=_NONCE_SALT).loads(signed)
     except (BadSignature, TypeError, ValueError) as exc:
-        raise InvalidToken("this form is not valid: reload the page") from exc
+        raise InvalidToken("error.intake.signup_form_invalid") from exc
     if bound != code_id or not isinstance(nonce, str):
-        raise InvalidToken("this form is not valid: reload the page")
+        raise InvalidToken("error.intake.signup_form_invalid")
     return nonce
 
 
@@ -179,9 +179,9 @@ def create_qr(
     """Create a sign-up code: a qr_codes row, its source instance, and PNG + SVG images."""
     for label, value in (("promoter", promoter), ("location", location), ("campaign", campaign)):
         if not value or not value.strip():
-            raise InputError(f"{label} must not be empty")
+            raise InputError("error.intake.qr_field_empty", field=label)
     if expires <= timedelta(0) or expires > MAX_EXPIRY:
-        raise InputError(f"expiry must be between 1 minute and {MAX_EXPIRY.days} days")
+        raise InputError("error.intake.qr_expiry_range", days=MAX_EXPIRY.days)
     at = now or utcnow()
     code_id = secrets.token_hex(8)
     with transaction(engine) as session:
@@ -217,7 +217,9 @@ def create_qr(
             code.save(str(png), scale=8, border=2)
             code.save(str(svg), scale=4, border=2, title=claims.source_spec().name)
         except OSError as exc:
-            raise InputError(f"{out_dir}: cannot write the QR code files: {exc.strerror}") from exc
+            raise InputError(
+                "error.intake.qr_unwritable", path=str(out_dir), detail=exc.strerror
+            ) from exc
     return QrResult(code_id, url, token, png, svg, claims.expires_at, source_id)
 
 

@@ -226,16 +226,16 @@ def dismiss(
     """
     note = note.strip()
     if not note:
-        raise InputError("dismissing quarantined rows needs a note saying why")
+        raise InputError("error.intake.dismiss_no_note")
     if not ids and not origin:
-        raise InputError("choose the quarantined rows to dismiss (ids or an origin)")
+        raise InputError("error.intake.dismiss_no_rows")
     if ids:
         found = set(
             session.scalars(select(QuarantinedRow.id).where(QuarantinedRow.id.in_(list(ids))))
         )
         missing = sorted(set(ids) - found)
         if missing:
-            raise InputError(f"no quarantined row {', '.join(map(str, missing))}")
+            raise InputError("error.intake.dismiss_missing", ids=", ".join(map(str, missing)))
     now = now or utcnow()
     chosen: list[ColumnElement[bool]] = []
     if ids:

@@ -54,15 +54,22 @@ def _parse(doc: dict[str, Any], source: Path) -> dict[str, tuple[Question, ...]]
                     required=bool(q.get("required", False)),
                 )
             except (KeyError, TypeError) as exc:
-                raise ConfigError(f"{source}: [{campaign}] question needs id and label") from exc
+                raise ConfigError(
+                    "error.intake.question_incomplete", path=str(source), campaign=campaign
+                ) from exc
             if question.kind not in ("text", "choice") or (
                 question.kind == "choice" and not question.options
             ):
-                raise ConfigError(f"{source}: [{campaign}] {question.id}: bad kind or no options")
+                raise ConfigError(
+                    "error.intake.question_kind",
+                    path=str(source),
+                    campaign=campaign,
+                    question=question.id,
+                )
             questions.append(question)
         sets[campaign] = tuple(questions)
     if "default" not in sets:
-        raise ConfigError(f"{source}: a [default] question set is required")
+        raise ConfigError("error.intake.questions_no_default", path=str(source))
     return sets
 
 
@@ -72,7 +79,9 @@ def load_questions(path: Path = QUESTIONS_PATH) -> dict[str, tuple[Question, ...
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read screening questions: {exc}") from exc
+        raise ConfigError(
+            "error.intake.questions_unreadable", path=str(path), detail=str(exc)
+        ) from exc
     return _parse(doc, path)
 
 

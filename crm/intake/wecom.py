@@ -40,13 +40,24 @@ EXTERNAL_MEMBER = 2  # member_list[].type: 1 staff (企业成员), 2 external co
 
 
 class WeComApiError(QunflowError):
-    """WeCom answered with a non-zero errcode."""
+    """WeCom answered with a non-zero errcode (its errmsg is kept as ``detail``, as it came), or
+    gave an answer that cannot be used (errcode -1)."""
 
-    def __init__(self, errcode: int, errmsg: str, *, api: str) -> None:
-        super().__init__(f"WeCom {api}: errcode {errcode}: {errmsg}")
-        self.errcode = errcode
-        self.errmsg = errmsg
-        self.api = api
+    def __init__(self, key: str, /, *, api: str, errcode: int = -1, **params: object) -> None:
+        super().__init__(key, api=api, errcode=errcode, **params)
+
+    # read from the parameters, so they survive pickling like the key does
+    @property
+    def api(self) -> str:
+        return str(self.params["api"])
+
+    @property
+    def errcode(self) -> int:
+        return int(str(self.params["errcode"]))
+
+    @property
+    def errmsg(self) -> str:
+        return str(self.params.get("detail", ""))
 
 
 class WeComTransientError(WeComApiError):
@@ -172,22 +183,31 @@ class WeComClient:
         try:
             response = self._http.request(method, url, params=params, json=payload)
         except httpx.TransportError as exc:
-            raise WeComTransientError(-1, f"network error: {type(exc).__name__}", api=api) from exc
+            raise WeComTransientError(
+                "error.intake.wecom_network", api=api, detail=type(exc).__name__
+            ) from exc
         if response.status_code >= 500 or response.status_code == 429:
-            raise WeComTransientError(-1, f"HTTP {response.status_code}", api=api)
+            raise WeComTransientError(
+                "error.intake.wecom_http", api=api, status=response.status_code
+            )
         if response.status_code != 200:
-            raise WeComApiError(-1, f"HTTP {response.status_code}", api=api)
+            raise WeComApiError("error.intake.wecom_http", api=api, status=response.status_code)
         try:
             body = response.json()
         except ValueError as exc:
-            raise WeComTransientError(-1, "answer is not JSON", api=api) from exc
+            raise WeComTransientError("error.intake.wecom_not_json", api=api) from exc
         if not isinstance(body, dict):
-            raise WeComApiError(-1, "answer is not a JSON object", api=api)
+            raise WeComApiError("error.intake.wecom_not_object", api=api)
         errcode = int(body.get("errcode", 0))
         if errcode != 0:
             errmsg = str(body.get("errmsg", ""))
-            cls = WeComTransientError if errcode in TRANSIENT_ERRCODES else WeComApiError
-            raise cls(errcode, errmsg, api=api)
+            if errcode in TRANSIENT_ERRCODES:
+                raise WeComTransientError(
+                    "error.intake.wecom_refused", api=api, errcode=errcode, detail=errmsg
+                )
+            raise WeComApiError(
+                "error.intake.wecom_refused", api=api, errcode=errcode, detail=errmsg
+            )
         return body
 
     # --- customer groups (客户群) ----------------------------------------------
@@ -207,7 +227,9 @@ class WeComClient:
         body = self.post("externalcontact/groupchat/get", {"chat_id": chat_id, "need_name": 1})
         chat = body.get("group_chat")
         if not isinstance(chat, dict):
-            raise WeComApiError(-1, "answer has no group_chat", api="externalcontact/groupchat/get")
+            raise WeComApiError(
+                "error.intake.wecom_no_group_chat", api="externalcontact/groupchat/get"
+            )
         return chat
 
 
@@ -311,7 +333,7 @@ def feed_spec(corp_id: str) -> SourceSpec:
 def client_from_settings(settings: Settings, http: httpx.Client, **kwargs: Any) -> WeComClient:
     """A client built from QUNFLOW_WECOM_* settings; ConfigError if they are missing."""
     if not settings.wecom_corp_id or settings.wecom_secret is None:
-        raise ConfigError("QUNFLOW_WECOM_CORP_ID and QUNFLOW_WECOM_SECRET must be set")
+        raise ConfigError("error.intake.wecom_unset")
     return WeComClient(
         settings.wecom_corp_id, settings.wecom_secret, settings.wecom_base_url, http, **kwargs
     )

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from crm.core.errors import QunflowError
+from crm.core.errors import BadValue, QunflowError
 
 BLOCK = 32  # WeCom pads to 32 bytes, not AES's 16
 KEY_CHARS = 43
@@ -54,13 +54,13 @@ def signature(token: str, timestamp: str, nonce: str, ciphertext: str) -> str:
 def aes_key(encoding_aes_key: str) -> bytes:
     """The 32-byte AES key of a 43-character EncodingAESKey; ValueError if it is not one."""
     if len(encoding_aes_key) != KEY_CHARS or not encoding_aes_key.isalnum():
-        raise ValueError(f"EncodingAESKey must be {KEY_CHARS} letters and digits")
+        raise BadValue("error.intake.aes_key_shape", length=KEY_CHARS)
     try:
         key = base64.b64decode(encoding_aes_key + "=", validate=True)
     except binascii.Error as exc:
-        raise ValueError("EncodingAESKey is not Base64") from exc
+        raise BadValue("error.intake.aes_key_base64") from exc
     if len(key) != 32:
-        raise ValueError("EncodingAESKey does not decode to 32 bytes")
+        raise BadValue("error.intake.aes_key_size")
     return key
 
 
@@ -96,27 +96,27 @@ class WeComCrypto:
     def decrypt(self, ciphertext: str) -> bytes:
         """The message inside ``ciphertext``; CallbackRefused if it is not ours or not whole."""
         if len(ciphertext) > MAX_CIPHERTEXT:
-            raise CallbackRefused(f"ciphertext longer than {MAX_CIPHERTEXT} characters")
+            raise CallbackRefused("error.intake.cipher_too_long", limit=MAX_CIPHERTEXT)
         try:
             data = base64.b64decode(ciphertext, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise CallbackRefused("ciphertext is not Base64") from exc
+            raise CallbackRefused("error.intake.cipher_base64") from exc
         if not data or len(data) % 16:
-            raise CallbackRefused("ciphertext is not a whole number of AES blocks")
+            raise CallbackRefused("error.intake.cipher_blocks")
         decryptor = self._cipher().decryptor()
         plain = decryptor.update(data) + decryptor.finalize()
         pad = plain[-1]
         if not 1 <= pad <= BLOCK or plain[-pad:] != bytes([pad]) * pad:
-            raise CallbackRefused("ciphertext does not decrypt (wrong EncodingAESKey?)")
+            raise CallbackRefused("error.intake.cipher_padding")
         content = plain[16:-pad]
         if len(content) < 4:
-            raise CallbackRefused("decrypted message is too short")
+            raise CallbackRefused("error.intake.cipher_short")
         (length,) = struct.unpack(">I", content[:4])
         if length > len(content) - 4:
-            raise CallbackRefused("decrypted message length is out of range")
+            raise CallbackRefused("error.intake.cipher_length")
         message, receive_id = content[4 : 4 + length], content[4 + length :]
         if not hmac.compare_digest(receive_id, self.receive_id.encode("utf-8")):
-            raise CallbackRefused("callback is for another receive id (corp id)")
+            raise CallbackRefused("error.intake.cipher_receiver")
         return message
 
     def check(self, msg_signature: str | None, timestamp: str, nonce: str, ciphertext: str) -> None:
@@ -124,7 +124,7 @@ class WeComCrypto:
         expected = signature(self.token, timestamp, nonce, ciphertext)
         given = (msg_signature or "").strip().lower()
         if not given.isascii() or not hmac.compare_digest(given.encode(), expected.encode()):
-            raise BadSignature("bad or missing msg_signature")
+            raise BadSignature("error.intake.bad_signature")
 
     def open(self, msg_signature: str | None, timestamp: str, nonce: str, ciphertext: str) -> bytes:
         """Check the signature, then decrypt: the message of a genuine callback."""

@@ -40,16 +40,16 @@ def parse_xml(data: bytes) -> dict[str, Any]:
     """The fields of a WeCom XML message (repeated children become lists); CallbackRefused
     for anything that is not one plain ``<xml>`` element."""
     if len(data) > MAX_XML:
-        raise CallbackRefused(f"message longer than {MAX_XML} bytes")
+        raise CallbackRefused("error.intake.xml_too_long", limit=MAX_XML)
     # No DTDs: entity expansion is how an XML body grows past every bound.
     if b"<!DOCTYPE" in data.upper() or b"<!ENTITY" in data.upper():
-        raise CallbackRefused("message carries a DTD")
+        raise CallbackRefused("error.intake.xml_dtd")
     try:
         root = ET.fromstring(data)  # noqa: S314 - DTDs refused above, size bounded
     except ET.ParseError as exc:
-        raise CallbackRefused(f"message is not XML: {exc}") from exc
+        raise CallbackRefused("error.intake.xml_invalid", detail=str(exc)) from exc
     if root.tag != "xml":
-        raise CallbackRefused(f"message root is <{root.tag[:40]}>, expected <xml>")
+        raise CallbackRefused("error.intake.xml_root", tag=root.tag[:40])
     fields: dict[str, Any] = {}
     for child in root:
         if len(child):

@@ -90,7 +90,7 @@ def create_contact_way(
     """Make a "contact me" QR code for one or more staff members and register its state."""
     staff = [s.strip() for s in staff if s.strip()]
     if not staff:
-        raise InputError("--staff: name at least one WeCom userid")
+        raise InputError("error.intake.live_no_staff")
     state = state_for(promoter, location, campaign)
     payload: dict[str, Any] = {
         "type": 1 if len(staff) == 1 else 2,
@@ -147,7 +147,7 @@ def _registered(engine: Engine, state: str) -> WecomContactWay:
     with transaction(engine) as session:
         found = session.scalar(select(WecomContactWay).where(WecomContactWay.state == state))
     if found is None or found.deleted_at is not None:
-        raise NotFound(f"no channel live code with state {state!r} (see `qunflow qr list --wecom`)")
+        raise NotFound("error.intake.live_code_missing", state=state)
     return found
 
 
@@ -235,7 +235,7 @@ def resolve_new_customer(engine: Engine, client: WeComClient, cb: Claimed) -> Re
     f = cb.fields
     external, staff = str(f.get("ExternalUserID") or ""), str(f.get("UserID") or "")
     if not external:
-        raise InputError("add_external_contact without ExternalUserID")
+        raise InputError("error.intake.callback_no_external", change="add_external_contact")
     body = client.get("externalcontact/get", {"external_userid": external})
     person = body.get("external_contact") or {}
     follow: dict[str, Any] = next(
@@ -290,7 +290,7 @@ def resolve_churn(engine: Engine, cb: Claimed) -> Resolved:
     f = cb.fields
     external, staff = str(f.get("ExternalUserID") or ""), str(f.get("UserID") or "")
     if not external:
-        raise InputError(f"{cb.change_type} without ExternalUserID")
+        raise InputError("error.intake.callback_no_external", change=cb.change_type)
     spec = churn_spec(staff)
     item = RawItem(
         record_key=f"wecom:{cb.change_type}:{external}:{staff}:{f.get('CreateTime', '')}",

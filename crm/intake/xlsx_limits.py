@@ -58,7 +58,7 @@ def _member_count(path: Path) -> int:
         tail = fh.read()
     at = tail.rfind(_EOCD)
     if at < 0 or len(tail) < at + 22:
-        raise InputError(f"{path.name}: not a readable XLSX workbook (no zip directory)")
+        raise InputError("error.intake.xlsx_no_zip", name=path.name)
     return int.from_bytes(tail[at + 10 : at + 12], "little")
 
 
@@ -66,7 +66,7 @@ def check_workbook(path: Path) -> None:
     """Refuse a workbook whose parts are beyond the limits above (InputError naming the limit)."""
     name = path.name
     if _member_count(path) > MAX_MEMBERS:
-        raise InputError(f"{name}: more than {MAX_MEMBERS} parts in the workbook (zip)")
+        raise InputError("error.intake.xlsx_parts", name=name, limit=MAX_MEMBERS)
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
@@ -75,7 +75,7 @@ def check_workbook(path: Path) -> None:
                 if _is_sheet(info.filename) or _is_shared_strings(info.filename):
                     _scan_part(name, zf, info)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        raise InputError(f"{name}: not a readable XLSX workbook ({exc})") from exc
+        raise InputError("error.intake.xlsx_unreadable", name=name, detail=str(exc)) from exc
 
 
 def _is_sheet(member: str) -> bool:
@@ -88,20 +88,25 @@ def _is_shared_strings(member: str) -> bool:
 
 def _check_directory(name: str, infos: list[zipfile.ZipInfo]) -> None:
     if len(infos) > MAX_MEMBERS:
-        raise InputError(f"{name}: more than {MAX_MEMBERS} parts in the workbook (zip)")
+        raise InputError("error.intake.xlsx_parts", name=name, limit=MAX_MEMBERS)
     total = sum(i.file_size for i in infos)
     if total > MAX_UNCOMPRESSED_BYTES:
         raise InputError(
-            f"{name}: expands to {_mib(total)}, over the limit of"
-            f" {_mib(MAX_UNCOMPRESSED_BYTES)} for a workbook"
+            "error.intake.xlsx_expands",
+            name=name,
+            size=_mib(total),
+            limit=_mib(MAX_UNCOMPRESSED_BYTES),
         )
     for info in infos:
         if info.file_size > _RATIO_FROM_BYTES:
             ratio = info.file_size / max(info.compress_size, 1)
             if ratio > MAX_RATIO:
                 raise InputError(
-                    f"{name}: part {info.filename} is compressed {ratio:,.0f}:1, over the"
-                    f" limit of {MAX_RATIO}:1 (a zip bomb, not an export)"
+                    "error.intake.xlsx_ratio",
+                    name=name,
+                    part=info.filename,
+                    ratio=ratio,
+                    limit=MAX_RATIO,
                 )
         if _is_shared_strings(info.filename):
             limit = MAX_SHARED_STRINGS_BYTES
@@ -113,8 +118,11 @@ def _check_directory(name: str, infos: list[zipfile.ZipInfo]) -> None:
             continue  # images and the like: openpyxl's read-only mode does not load them
         if info.file_size > limit:
             raise InputError(
-                f"{name}: part {info.filename} is {_mib(info.file_size)}, over the limit"
-                f" of {_mib(limit)}"
+                "error.intake.xlsx_part_size",
+                name=name,
+                part=info.filename,
+                size=_mib(info.file_size),
+                limit=_mib(limit),
             )
 
 
@@ -147,7 +155,7 @@ def _scan_part(name: str, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
 def _count(name: str, segment: bytes, rows: int, cells: int) -> tuple[int, int]:
     """Rows so far and cells in the current row, after one segment of sheet XML."""
     if _FAR_COLUMN.search(segment):
-        raise InputError(f"{name}: cells beyond column ZZ (limit {MAX_COLUMNS} columns)")
+        raise InputError("error.intake.xlsx_far_column", name=name, limit=MAX_COLUMNS)
     parts = _ROW.split(segment)
     for n, part in enumerate(parts):
         if n:
@@ -155,13 +163,13 @@ def _count(name: str, segment: bytes, rows: int, cells: int) -> tuple[int, int]:
             cells = 0
         cells += len(_CELL.findall(part))
         if cells > MAX_COLUMNS:
-            raise InputError(f"{name}: a row with more than {MAX_COLUMNS} cells")
+            raise InputError("error.intake.xlsx_wide_row", name=name, limit=MAX_COLUMNS)
     if rows > MAX_ROWS:
-        raise InputError(f"{name}: more than {MAX_ROWS:,} rows (limit for one import)")
+        raise InputError("error.intake.too_many_rows", name=name, limit=MAX_ROWS)
     return rows, cells
 
 
 def _too_long(name: str, member: str) -> None:
     raise InputError(
-        f"{name}: a cell in {member} holds more than {_mib(MAX_CELL_BYTES)} of text (not an export)"
+        "error.intake.xlsx_long_cell", name=name, part=member, limit=_mib(MAX_CELL_BYTES)
     )

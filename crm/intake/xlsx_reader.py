@@ -28,14 +28,14 @@ def xlsx_rows(path: Path, header_seen: HeaderSeen) -> Iterator[Row | RejectedRow
             warnings.simplefilter("ignore")  # style warnings from other tools' exports
             book = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:
-        raise InputError(f"{path.name}: not a readable XLSX workbook ({exc})") from exc
+        raise InputError("error.intake.xlsx_unreadable", name=path.name, detail=str(exc)) from exc
     try:
         sheet = book.worksheets[0]
         # The dimension a file claims (A1:XFD1048576) would pad every row to its width.
         sheet.reset_dimensions()
         yield from _sheet_rows(path, sheet.iter_rows(values_only=True), header_seen)
     except (ValueError, TypeError, KeyError, OSError, SyntaxError, EOFError, BadZipFile) as exc:
-        raise InputError(f"{path.name}: not a readable XLSX workbook ({exc})") from exc
+        raise InputError("error.intake.xlsx_unreadable", name=path.name, detail=str(exc)) from exc
     finally:
         book.close()
 
@@ -46,7 +46,7 @@ def _sheet_rows(
     header: list[str] | None = None
     for n, row in enumerate(values, start=1):
         if n > MAX_ROWS:
-            raise InputError(f"{path.name}: more than {MAX_ROWS:,} rows (limit for one import)")
+            raise InputError("error.intake.too_many_rows", name=path.name, limit=MAX_ROWS)
         cells = list(row)
         if cells.count(None) + cells.count("") == len(cells):
             continue
@@ -55,7 +55,7 @@ def _sheet_rows(
             header_seen.seen = True
             header_seen.columns = header
             if not any(canonical_header(v) for v in cells if v is not None):
-                raise InputError(f"{path.name}: no recognizable columns in the header")
+                raise InputError("error.intake.no_known_columns", name=path.name)
             continue
         raw = "\t".join("" if v is None else str(v) for v in cells)
         yield from checked_row(n, header, cells, raw)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
+from crm.core.errors import Problem
 from crm.core.vocabulary import IdentityKind, Tier
 from crm.routing.rules.model import Rules
 
@@ -67,14 +68,14 @@ def qr_needed_until(now: datetime, rules: Rules) -> datetime:
 QR_PLACEHOLDERS = ("…", "...", "<", ">")
 
 
-def qr_url_problem(url: str) -> str | None:
+def qr_url_problem(url: str) -> Problem | None:
     """Why a group's QR link cannot be handed to contacts, or None when it is a usable URL."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in url):
-        return "not an http(s) URL"
+        return Problem("error.routing.qr_url_not_http")
     for mark in QR_PLACEHOLDERS:
         if mark in url:
-            return f"still holds the placeholder {mark!r}: paste the group's real link"
+            return Problem("error.routing.qr_url_placeholder", mark=mark)
     return None
 
 

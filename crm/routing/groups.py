@@ -56,10 +56,11 @@ def add_group(
 ) -> GroupView:
     """Add a group to a tier's live code (last in line unless a position is given)."""
     at = now or utcnow()
-    try:
-        tier, theme = Tier(tier), Theme(theme)
-    except ValueError as exc:
-        raise InputError(str(exc)) from exc
+    if tier not in set(Tier):
+        raise InputError("error.routing.tier_unknown", value=tier, known=", ".join(Tier))
+    if theme not in set(Theme):
+        raise InputError("error.routing.theme_unknown", value=theme, known=", ".join(Theme))
+    tier, theme = Tier(tier), Theme(theme)
     if capacity < 1 or qr_join_limit < 1:
         raise InputError("error.group_capacity")
     if qr_url is not None:
@@ -116,7 +117,7 @@ def _check_qr_url(option: str, url: str) -> None:
     # The link is sent to every invited contact as is: a placeholder would reach them all.
     problem = qr_url_problem(url)
     if problem:
-        raise InputError(f"{option} {url!r}: {problem}")
+        raise InputError(problem.key, **problem.params, option=option, url=url)
 
 
 def list_groups(session: Session, *, now: datetime | None = None) -> list[GroupView]:

@@ -234,9 +234,9 @@ def mark_paid(
     at = now or utcnow()
     contact = session.get(Contact, contact_id, with_for_update=True)
     if contact is None:
-        raise InputError(f"contact {contact_id} does not exist")
+        raise InputError("error.contacts.contact_missing", id=contact_id)
     if contact.status != ContactStatus.ACTIVE:
-        raise InputError(f"contact {contact_id} is {contact.status}, not active")
+        raise InputError("error.routing.contact_inactive", id=contact_id, status=contact.status)
     if contact.tier == Tier.PAID:
         return None
     move = Transition(Tier(contact.tier) if contact.tier else None, Tier.PAID, reason or "won")

@@ -48,9 +48,9 @@ def create_join_way(
     """A join way over the tier's first WeCom groups (by position); their QR code becomes it."""
     at = now or utcnow()
     if auto_create_room and not (room_base_name or "").strip():
-        raise InputError("--room-base-name is required when new groups are opened automatically")
+        raise InputError("error.routing.room_base_name_missing")
     if room_base_name and len(room_base_name) > MAX_ROOM_BASE_NAME:
-        raise InputError(f"--room-base-name: at most {MAX_ROOM_BASE_NAME} characters")
+        raise InputError("error.routing.room_base_name_long", limit=MAX_ROOM_BASE_NAME)
     with transaction(engine) as session:
         chats = session.execute(
             select(Community.id, Community.external_id)
@@ -64,7 +64,7 @@ def create_join_way(
             .limit(MAX_CHATS)
         ).all()
     if not chats:
-        raise InputError(f"tier {tier.value} has no WeCom group (add one with its chat id)")
+        raise InputError("error.routing.tier_no_wecom_group", tier=tier.value)
     state = f"tier-{tier.value}-{secrets.token_hex(4)}"[:30]
     chat_ids = [str(c.external_id) for c in chats]
     payload: dict[str, object] = {

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
 
-from crm.core.errors import ChannelError, QunflowError, use_words
+from crm.core.errors import ChannelError, Problem, QunflowError, use_words
 
 LANGS = ("zh", "en")
 DOMAIN = "qunflow"
@@ -56,9 +56,19 @@ def render(t: Callable[[str], str], key: str, params: Mapping[str, object]) -> s
     if not params:
         return text
     try:
-        return text.format(**params)
+        return text.format(**{name: _said(t, value) for name, value in params.items()})
     except (KeyError, IndexError, ValueError):
         return f"{text} ({', '.join(f'{k}={v!r}' for k, v in params.items())})"
+
+
+def _said(t: Callable[[str], str], value: object) -> object:
+    # A parameter may itself be a problem (or several: every bad field of a file), said in the
+    # same language as the sentence around it.
+    if isinstance(value, Problem):
+        return render(t, value.key, value.params)
+    if isinstance(value, tuple) and value and all(isinstance(v, Problem) for v in value):
+        return t("error.problems_separator").join(str(_said(t, v)) for v in value)
+    return value
 
 
 def error_text(error: QunflowError, lang: str) -> str:

@@ -22,20 +22,24 @@ from tests.helpers.followups import settings_for
 from tests.helpers.route_fixtures import NOW, add_contact, add_group
 
 
+PLACEHOLDER, NOT_HTTP = "error.routing.qr_url_placeholder", "error.routing.qr_url_not_http"
+
+
 @pytest.mark.parametrize(
-    ("url", "problem"),
+    ("url", "key", "params"),
     [
-        ("https://weixin.qq.com/g/…", "placeholder '…'"),
-        ("https://weixin.qq.com/g/...", "placeholder '...'"),
-        ("https://weixin.qq.com/g/<code>", "placeholder '<'"),
-        ("weixin.qq.com/g/abc", "not an http(s) URL"),
-        ("ftp://weixin.qq.com/g/abc", "not an http(s) URL"),
-        ("https://weixin.qq.com/g/a b", "not an http(s) URL"),
-        ("", "not an http(s) URL"),
+        ("https://weixin.qq.com/g/…", PLACEHOLDER, {"mark": "…"}),
+        ("https://weixin.qq.com/g/...", PLACEHOLDER, {"mark": "..."}),
+        ("https://weixin.qq.com/g/<code>", PLACEHOLDER, {"mark": "<"}),
+        ("weixin.qq.com/g/abc", NOT_HTTP, {}),
+        ("ftp://weixin.qq.com/g/abc", NOT_HTTP, {}),
+        ("https://weixin.qq.com/g/a b", NOT_HTTP, {}),
+        ("", NOT_HTTP, {}),
     ],
 )
-def test_qr_url_problems(url: str, problem: str) -> None:
-    assert problem in (qr_url_problem(url) or "")
+def test_qr_url_problems(url: str, key: str, params: dict[str, str]) -> None:
+    problem = qr_url_problem(url)
+    assert problem is not None and (problem.key, dict(problem.params)) == (key, params)
 
 
 def test_a_real_link_passes() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from crm.core.errors import InputError
+from crm.core.errors import BadValue, InputError, Problem
 from crm.core.settings import Settings
 from crm.routing.rules.model import Rules
 
@@ -25,7 +25,9 @@ def load_rules(path: str | Path | None = None) -> Rules:
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
-        raise InputError(f"{file}: cannot read rules file: {exc.strerror or exc}") from exc
+        raise InputError(
+            "error.routing.rules_unreadable", path=str(file), detail=exc.strerror or str(exc)
+        ) from exc
     return parse_rules(text, name=str(file))
 
 
@@ -39,18 +41,34 @@ def parse_rules(text: str, *, name: str = "rules.toml") -> Rules:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{name}: not valid TOML: {exc}") from exc
+        raise InputError("error.routing.rules_not_toml", name=name, detail=str(exc)) from exc
     try:
         return Rules.model_validate(data)
     except ValidationError as exc:
-        lines = key_lines(text)
-        messages = []
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            field = ".".join(str(p) for p in loc) or "(top level)"
-            message = str(err["msg"]).removeprefix("Value error, ")
-            messages.append(f"{name} line {_line_for(lines, loc)}: {field}: {message}")
-        raise InputError("; ".join(messages)) from exc
+        raise InputError(
+            "error.routing.rules_invalid", problems=_problems(exc, text, name)
+        ) from exc
+
+
+def _problems(exc: ValidationError, text: str, name: str) -> tuple[Problem, ...]:
+    """Every invalid field with its line; our own checks by key, pydantic's in its words."""
+    lines = key_lines(text)
+    problems = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        cause = err.get("ctx", {}).get("error")
+        detail: object = (
+            cause.problem
+            if isinstance(cause, BadValue)
+            else str(err["msg"]).removeprefix("Value error, ")
+        )
+        at = dict(name=name, line=_line_for(lines, loc), detail=detail)
+        if loc:
+            field = ".".join(str(p) for p in loc)
+            problems.append(Problem("error.routing.rules_field", **at, field=field))
+        else:
+            problems.append(Problem("error.routing.rules_top", **at))
+    return tuple(problems)
 
 
 def _split_key(raw: str) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from crm.core.errors import BadValue
 from crm.core.vocabulary import EventKind, Tier
 
 
@@ -43,7 +44,7 @@ class IntentSignal(_Strict):
     @classmethod
     def _not_blank(cls, value: list[str]) -> list[str]:
         if not value or any(not k.strip() for k in value):
-            raise ValueError("keywords must be a non-empty list of non-blank words")
+            raise BadValue("error.routing.rules_keywords")
         return value
 
 
@@ -138,8 +139,8 @@ class Threshold(_Strict):
     @model_validator(mode="after")
     def _hysteresis(self) -> Threshold:
         if self.stay_above > self.enter_at:
-            raise ValueError(
-                f"stay_above ({self.stay_above}) must not exceed enter_at ({self.enter_at})"
+            raise BadValue(
+                "error.routing.rules_hysteresis", stay_above=self.stay_above, enter_at=self.enter_at
             )
         return self
 
@@ -153,7 +154,7 @@ class Tiers(_Strict):
     @model_validator(mode="after")
     def _ordered(self) -> Tiers:
         if self.prospect.enter_at <= self.active.enter_at:
-            raise ValueError("prospect.enter_at must be above active.enter_at")
+            raise BadValue("error.routing.rules_order")
         return self
 
     def threshold(self, tier: str) -> Threshold | None:
