@@ -451,7 +451,7 @@ def test_manager_sees_and_dismisses_quarantined_rows(app, world, engine, tmp_pat
     no_note = mia.post(
         "/manage/quarantine/dismiss", data={"csrf_token": token, "ids": str(ids[0]), "note": " "}
     )
-    assert no_note.status_code == 400 and "needs a note" in no_note.text
+    assert no_note.status_code == 400 and "忽略隔离的行需要写一句原因" in no_note.text
     r = mia.post(
         "/manage/quarantine/dismiss",
         data={"csrf_token": token, "ids": str(ids[0]), "note": "测试数据"},
@@ -584,9 +584,9 @@ def test_tags_on_a_held_prospect(app, world):
         == 403
     )
     too_long = alice.post(f"/prospects/{cid}/tags", data={"csrf_token": token, "tags": "长" * 41})
-    assert too_long.status_code == 400 and "longer than 40" in too_long.text
+    assert too_long.status_code == 400 and "超过了 40 个字符" in too_long.text
     empty = alice.post(f"/prospects/{cid}/tags", data={"csrf_token": token, "tags": " 、, "})
-    assert empty.status_code == 400 and "no tag given" in empty.text
+    assert empty.status_code == 400 and "没有给出标签" in empty.text
     r = alice.post(f"/prospects/{cid}/tags/remove", data={"csrf_token": token, "tag": "VIP"})
     assert r.status_code == 303
     page = alice.get(f"/prospects/{cid}").text

@@ -21,7 +21,6 @@ from tests.entrypoints.test_cli_basics import run
 from tests.helpers.followups import settings_for
 from tests.helpers.route_fixtures import NOW, add_contact, add_group
 
-
 PLACEHOLDER, NOT_HTTP = "error.routing.qr_url_placeholder", "error.routing.qr_url_not_http"
 
 
