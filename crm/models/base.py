@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, TypeDecorator
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeEngine
 
 # Stable names so Alembic migrations agree on both databases.
 NAMING = {
@@ -19,9 +19,27 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
+
+class PgJsonb(TypeDecorator[Any]):
+    """JSONB, taken from the PostgreSQL dialect only once a PostgreSQL database needs it.
+
+    Naming JSONB here would import that dialect's whole package with the models, tens of
+    milliseconds for every command, on SQLite too. The migration environment renders it as
+    plain ``postgresql.JSONB``.
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        from sqlalchemy.dialects.postgresql import JSONB
+
+        return dialect.type_descriptor(JSONB())
+
+
 # 64-bit keys on PostgreSQL; SQLite only autoincrements INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
-JsonDoc = JSON().with_variant(JSONB(), "postgresql")
+JsonDoc = JSON().with_variant(PgJsonb(), "postgresql")
 
 
 class UTCDateTime(TypeDecorator[datetime]):

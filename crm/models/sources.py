@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm.models.base import Base, BigId, JsonDoc, utcnow
@@ -55,14 +55,7 @@ class RawRecord(Base):
 
     __table_args__ = (
         UniqueConstraint("source_instance_id", "record_key"),
-        # Only the few pending records are looked up by status: imports store almost all of
-        # them already processed, so a full status index cost every insert for nothing.
-        Index(
-            "ix_raw_records_pending",
-            "id",
-            postgresql_where=text("status = 'pending'"),
-            sqlite_where=text("status = 'pending'"),
-        ),
+        # ix_raw_records_pending: a partial index, declared in crm.models.partial_indexes.
     )
 
 

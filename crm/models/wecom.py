@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, text
+from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm.models.base import Base, BigId, JsonDoc, utcnow
@@ -35,14 +35,7 @@ class WecomCallback(Base):
     processed_at: Mapped[datetime | None]
     outcome: Mapped[str | None] = mapped_column(String(500))
 
-    __table_args__ = (
-        Index(
-            "ix_wecom_callbacks_open",
-            "id",
-            postgresql_where=text("status IN ('pending', 'claimed')"),
-            sqlite_where=text("status IN ('pending', 'claimed')"),
-        ),
-    )
+    # ix_wecom_callbacks_open: a partial index, declared in crm.models.partial_indexes.
 
 
 class WecomContactWay(Base):

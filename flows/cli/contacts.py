@@ -13,7 +13,6 @@ from crm.contacts.tags import clean_tag, split_tags, tag_contacts, tag_counts, u
 from crm.core.db import transaction
 from crm.core.errors import InputError
 from crm.core.vocabulary import Tier
-from crm.routing.rules import configured_rules
 from flows.cli.common import (
     coded,
     engine,
@@ -26,7 +25,6 @@ from flows.cli.common import (
     when,
     word,
 )
-from flows.web.breakdown import explain
 
 app = typer.Typer(
     help="Look at contacts in the CRM; export or erase one on request.", no_args_is_help=True
@@ -126,6 +124,10 @@ def show(
 
 def _breakdown(data: dict[str, Any]) -> list[dict[str, Any]]:
     """The score breakdown as the prospect page shows it: each signal with its evidence."""
+    # Only `show` explains scores: the rules (TOML, pydantic models) load for it alone.
+    from crm.routing.rules import configured_rules
+    from flows.web.breakdown import explain
+
     half_life = configured_rules(settings()).signals.engagement.half_life_days
     lines = explain(data["score_breakdown"], data["events"], t, half_life_days=half_life)
     rows: list[dict[str, Any]] = []

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from alembic import context
+from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import engine_from_config, pool
 
 from crm.models import Base
+from crm.models.base import PgJsonb
+from crm.models.partial_indexes import add_partial_indexes
 
 config = context.config
+add_partial_indexes(Base.metadata)
 target_metadata = Base.metadata
+
+
+def _render_item(kind: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
+    # JSONB as itself, not as the class that defers importing it (crm.models.base).
+    if kind == "type" and isinstance(obj, PgJsonb):
+        autogen_context.imports.add("from sqlalchemy.dialects import postgresql")
+        return "postgresql.JSONB(astext_type=sa.Text())"
+    return False
 
 
 def _run(connection: object) -> None:
@@ -17,6 +31,7 @@ def _run(connection: object) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite needs table rebuilds for ALTER
         compare_type=True,
+        render_item=_render_item,
     )
     with context.begin_transaction():
         context.run_migrations()
