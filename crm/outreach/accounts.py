@@ -20,6 +20,7 @@ from crm.outreach.ledger import account_subject
 from crm.outreach.limit_file import default_limits
 from crm.outreach.limits import LimitBook, LimitKind, Scope, Window, local_day
 
+OVERRIDE_SOURCE = "per-account override"  # the source an override is stored with
 PACING = "pacing:"  # an override ``pacing:ACTION=SECONDS`` sets the action's pacing interval
 
 
@@ -268,7 +269,7 @@ def _set_override(
             window=window.value,
             limit=value,
             account_id=acct.id,
-            source="per-account override",
+            source=OVERRIDE_SOURCE,
             kind=LimitKind.OVERRIDE.value,
             effective_from=since,
         )

@@ -17,12 +17,14 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from crm.contacts.attribution import first_touches
+from crm.contacts.naming import contact_label
 from crm.core.errors import InputError
-from crm.core.vocabulary import QueueStatus
+from crm.core.vocabulary import IdentityKind, QueueStatus
 from crm.models import (
     Community,
     Contact,
     ContactTag,
+    Identity,
     Membership,
     QueueItem,
     SourceInstance,
@@ -143,7 +145,9 @@ def list_queue(
     narrowed = filter_conditions(filters or QueueFilters())
     branches = [[*view_cond, *narrowed] for view_cond in view_conditions(which, user_id, now)]
     rows = _page(session, branches, sort, descending, limit + 1, offset)
-    sources = _first_sources(session, [int(r.contact_id) for r in rows[:limit]])
+    shown = [int(r.contact_id) for r in rows[:limit]]
+    sources = _first_sources(session, shown)
+    handles = _handles(session, shown)
     return QueuePage(
         view=which,
         sort=sort,
@@ -151,7 +155,7 @@ def list_queue(
         limit=limit,
         offset=offset,
         has_next=len(rows) > limit,
-        items=[_row(r, sources, now) for r in rows[:limit]],
+        items=[_row(r, sources, handles, now) for r in rows[:limit]],
     )
 
 
@@ -264,14 +268,19 @@ def _page(
     return session.execute(stmt).all()
 
 
-def _row(r: Any, sources: Mapping[int, tuple[str | None, ...]], now: datetime) -> QueueRow:
+def _row(
+    r: Any,
+    sources: Mapping[int, tuple[str | None, ...]],
+    handles: Mapping[int, list[tuple[str, str]]],
+    now: datetime,
+) -> QueueRow:
     lease_over = r.lease_expires_at is not None and r.lease_expires_at < now
     held = r.status in HELD and not lease_over
     kind, source, promoter = sources.get(int(r.contact_id), (None, None, None))
     return QueueRow(
         item_id=int(r.id),
         contact_id=int(r.contact_id),
-        name=r.display_name,
+        name=contact_label(r.display_name, handles.get(int(r.contact_id), [])) or None,
         tier=r.tier,
         score=int(r.score),
         status=QueueStatus(r.status) if held or r.status not in HELD else QueueStatus.POOL,
@@ -286,6 +295,19 @@ def _row(r: Any, sources: Mapping[int, tuple[str | None, ...]], now: datetime) -
         source=source,
         promoter=promoter,
     )
+
+
+def _handles(session: Session, contact_ids: list[int]) -> dict[int, list[tuple[str, str]]]:
+    """contact id → its platform handles, so a contact known only by one still has a label."""
+    out: dict[int, list[tuple[str, str]]] = {}
+    if not contact_ids:
+        return out
+    stmt = select(Identity.contact_id, Identity.kind, Identity.value).where(
+        Identity.contact_id.in_(contact_ids), Identity.kind == IdentityKind.PLATFORM_HANDLE
+    )
+    for cid, kind, value in session.execute(stmt):
+        out.setdefault(int(cid), []).append((kind, value))
+    return out
 
 
 def _first_sources(session: Session, contact_ids: list[int]) -> dict[int, tuple[str | None, ...]]:

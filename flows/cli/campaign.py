@@ -8,7 +8,7 @@ from crm.contacts.queries import resolve_contact_id
 from crm.core.db import transaction
 from crm.core.errors import InputError
 from crm.outreach.campaign_file import describe
-from flows.cli.common import engine, print_json, print_table, settings
+from flows.cli.common import engine, print_json, print_table, settings, t, word
 from flows.trigger import trigger_campaign
 
 app = typer.Typer(help="Follow-up campaigns: list them, plan one into the outbox.")
@@ -50,7 +50,7 @@ def run(
     for item in param:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise InputError(f"--param {item!r}: expected KEY=VALUE")
+            raise InputError("error.cli.param_bad", item=item)
         params[key] = value
     if contact:  # a mistyped id would otherwise plan nothing without a word
         with transaction(engine()) as session:
@@ -67,17 +67,34 @@ def run(
         wait_seconds=120,
     )
     if report.prefect_unavailable:
-        typer.echo(f"note: planned in-process ({report.prefect_unavailable})", err=True)
+        typer.echo(t("cli.planned_in_process", why=report.prefect_unavailable), err=True)
     if as_json:
         print_json(report.document())
         return
     if report.plan is None:
-        typer.echo(f"{name}: flow run {report.flow_run} ({report.flow_run_id}): {report.state}")
+        typer.echo(
+            t(
+                "cli.flow_run",
+                name=name,
+                run=report.flow_run,
+                run_id=report.flow_run_id,
+                state=report.state,
+            )
+        )
         return
     plan = report.plan
-    verb = "would plan" if dry_run else "planned"
+    said = "cli.campaign_would_plan" if dry_run else "cli.campaign_planned"
     typer.echo(
-        f"{name}: {verb} {plan.planned} (already planned {plan.already_planned}, "
-        f"audience {plan.audience})"
-        + "".join(f"; {n} {why.replace('_', ' ')}" for why, n in plan.excluded.items() if n)
+        t(
+            said,
+            name=name,
+            planned=plan.planned,
+            already=plan.already_planned,
+            audience=plan.audience,
+        )
+        + "".join(
+            t("cli.campaign_excluded", n=n, reason=word("exclusion", why))
+            for why, n in plan.excluded.items()
+            if n
+        )
     )

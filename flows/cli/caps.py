@@ -11,7 +11,15 @@ from crm.core.db import transaction
 from crm.core.errors import InputError
 from crm.core.vocabulary import Platform
 from crm.models import OperatorAccount
-from crm.outreach.accounts import LimitView, add_account, list_limits, usage_today
+from crm.outreach.accounts import (
+    OVERRIDE_SOURCE,
+    LimitView,
+    add_account,
+    list_limits,
+    usage_today,
+)
+from crm.outreach.limit_file import default_limits
+from crm.outreach.limits import LimitKind
 from flows.cli.common import coded, engine, headings, print_json, print_table, settings, t, word
 
 accounts = typer.Typer(help="Operator accounts and their per-account limits.")
@@ -48,13 +56,30 @@ def limits(as_json: bool = typer.Option(False, "--json", help="Print one JSON do
     if as_json:
         print_json(rows)
         return
+    bundled = {lim.name: lim.source for lim in default_limits()}
     shown = [
-        {**dataclasses.asdict(r), "limit": _limit_words(r), "limit_kind": r.kind} for r in rows
+        {
+            **dataclasses.asdict(r),
+            "limit": _limit_words(r),
+            "limit_kind": r.kind,
+            "source": _source_words(r, bundled),
+        }
+        for r in rows
     ]
     print_table(
         coded(shown, limit_kind="limit_kind"),
         headings("limit", "value", "limit_kind", "since", "account", "source"),
     )
+
+
+def _source_words(limit: LimitView, bundled: dict[str, str]) -> str:
+    """Where a limit comes from, in words: the catalog's for the bundled file's own sources and
+    for overrides; a source someone wrote into their limits file stays as they wrote it."""
+    if limit.account is None and bundled.get(limit.name) == limit.source:
+        return t(f"limit_source.{limit.name}")
+    if limit.kind == LimitKind.OVERRIDE and limit.source == OVERRIDE_SOURCE:
+        return t("limit_source.override")
+    return limit.source
 
 
 def _limit_words(limit: LimitView) -> str:
@@ -73,7 +98,7 @@ def _limits(items: list[str]) -> dict[str, int]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not value.isdigit():
-            raise InputError(f"--limit {item!r}: expected ACTION=N (e.g. message=200)")
+            raise InputError("error.cli.limit_bad", item=item)
         out[key] = int(value)
     return out
 

@@ -63,7 +63,7 @@ _LANG: dict[str, str | None] = {"value": None}
 def use_lang(value: str | None) -> None:
     """Print in this language (the root ``--lang`` option); None: the configured one."""
     if value is not None and lang_code(value) is None:
-        raise InputError(f"--lang: unknown language {value!r} (expected zh-CN or en)")
+        raise InputError("error.cli.lang_unknown", value=value)
     _LANG["value"] = lang_code(value) if value else None
 
 

@@ -160,7 +160,7 @@ def export(
         print_json(data)
         return
     out.write_text(json_text(data), "utf-8")
-    typer.echo(f"wrote {out}")
+    typer.echo(t("cli.wrote", path=out))
 
 
 @app.command()
@@ -174,14 +174,17 @@ def erase(
 ) -> None:
     """Erase a contact's personal data on request (PIPL); keeps counts in the audit log."""
     if not yes:
-        raise InputError(f"erasing contact {contact_id} cannot be undone: add --yes to confirm")
+        raise InputError("error.cli.erase_unconfirmed", contact_id=contact_id)
     from crm.compliance.privacy import erase_contact  # only this command needs it
 
     done = erase_contact(engine(), contact_id, actor=actor or getpass.getuser())
     if as_json:
         print_json({"contact_id": contact_id, **done})
         return
-    typer.echo(f"erased contact {contact_id}: " + ", ".join(f"{k} {v}" for k, v in done.items()))
+    counts = t("cli.list_sep").join(
+        t("cli.count_of", what=word("erased", k), n=v) for k, v in done.items()
+    )
+    typer.echo(t("cli.erased", id=contact_id, counts=counts))
 
 
 @app.command()
@@ -197,7 +200,7 @@ def tag(
     """Put tags on contacts (or take them off with --remove); tagging twice changes nothing."""
     wanted = split_tags(tags)
     if not wanted:  # the service refuses too; here the message names the option
-        raise InputError("--tags: no tag given (e.g. --tags '高意向,宝妈')")
+        raise InputError("error.cli.tags_missing")
     who = actor or getpass.getuser()
     if remove:
         result = {"removed": untag_contacts(engine(), contact_ids, wanted, actor=who)}
@@ -207,7 +210,7 @@ def tag(
         print_json({"contacts": contact_ids, "tags": wanted, **result})
         return
     ((what, n),) = result.items()
-    typer.echo(f"{what} {n} tag(s): {', '.join(wanted)}")
+    typer.echo(t(f"cli.tags_{what}", n=n, tags=t("cli.list_sep").join(wanted)))
 
 
 @app.command("tags")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from crm.core import migrate
-from flows.cli.common import database, print_json, settings
+from flows.cli.common import database, headings, print_json, settings, t
 
 app = typer.Typer(help="Create and upgrade the CRM database schema.", no_args_is_help=True)
 
@@ -19,9 +19,9 @@ def upgrade() -> None:
     after = migrate.current_revision(eng)
     url = eng.url.render_as_string(hide_password=True)
     if before == after:
-        typer.echo(f"{url}: already at {after}")
+        typer.echo(t("cli.db_current", url=url, revision=after))
     else:
-        typer.echo(f"{url}: {before or 'empty'} -> {after}")
+        typer.echo(t("cli.db_upgraded", url=url, before=before or t("cli.db_empty"), after=after))
 
 
 @app.command()
@@ -37,5 +37,6 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print one JSON ob
     if as_json:
         print_json(data)
     else:
+        titles = headings(*data)
         for key, value in data.items():
-            typer.echo(f"{key:>9}: {value}")
+            typer.echo(t("cli.field", name=titles[key], value=value))

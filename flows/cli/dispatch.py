@@ -34,11 +34,11 @@ def run(
     chans = build_channels(settings(), channel or None)
     for name in channel:
         if name not in chans:
-            raise InputError(f"--channel {name}: not configured (set {REQUIRES[name]})")
+            raise InputError("error.cli.channel_unconfigured", name=name, needs=REQUIRES[name])
     for item in route:
         src, sep, dst = item.partition("=")
         if not sep or dst not in chans:
-            raise InputError(f"--route {item!r}: expected FROM=TO with a configured TO channel")
+            raise InputError("error.cli.route_bad", item=item)
         check_names([src], "--route")
         chans[src] = chans[dst]
     result = dispatch(

@@ -124,5 +124,7 @@ def join_way(
     if as_json:
         print_json(dataclasses.asdict(way))
     else:
-        typer.echo(f"tier {way.tier}: {len(way.chat_ids)} group(s), state {way.state}")
+        typer.echo(
+            t("cli.join_way", tier=word("tier", way.tier), n=len(way.chat_ids), state=way.state)
+        )
         typer.echo(way.qr_code)

@@ -19,7 +19,7 @@ quarantine_app = typer.Typer(help="Rows that could not be imported, and why.", n
 _JSON = typer.Option(False, "--json", help="Print one JSON object with the counts.")
 
 
-def _report(report: IngestReport, as_json: bool) -> None:
+def print_report(report: IngestReport, as_json: bool) -> None:
     data = report.as_dict()
     if as_json:
         print_json(data)
@@ -64,10 +64,10 @@ def peer_group(
         from crm.intake.peer_link import ingest_peer_list
 
         if group or account:
-            raise InputError("--peer names the group and its account: drop --group / --account")
-        _report(ingest_peer_list(engine(), path, peer), as_json)
+            raise InputError("error.cli.peer_with_group")
+        print_report(ingest_peer_list(engine(), path, peer), as_json)
         return
-    _report(_run("peer-group", path, group=group, account=account), as_json)
+    print_report(_run("peer-group", path, group=group, account=account), as_json)
 
 
 @app.command("self-media")
@@ -79,7 +79,7 @@ def self_media(
     as_json: bool = _JSON,
 ) -> None:
     """Import self-media (自媒体) leads; each post becomes its own source."""
-    _report(_run("self-media", path, platform=platform), as_json)
+    print_report(_run("self-media", path, platform=platform), as_json)
 
 
 @app.command("events")
@@ -90,7 +90,7 @@ def events(
     as_json: bool = _JSON,
 ) -> None:
     """Import activity events: messages, shares, referrals, attendance, purchases, opt-outs …"""
-    _report(_run("events", path), as_json)
+    print_report(_run("events", path), as_json)
 
 
 @app.command("qr-signups-file")
@@ -99,7 +99,7 @@ def qr_signups_file(
     as_json: bool = _JSON,
 ) -> None:
     """Import in-person QR sign-ups (地推扫码) from an export file."""
-    _report(_run("qr-signups", path), as_json)
+    print_report(_run("qr-signups", path), as_json)
 
 
 @app.command("pending")
@@ -107,7 +107,7 @@ def pending(as_json: bool = _JSON) -> None:
     """Resolve raw records still pending (web sign-ups, webhook leads, replays)."""
     from crm.intake.pending import process_pending
 
-    _report(process_pending(engine()), as_json)
+    print_report(process_pending(engine()), as_json)
 
 
 @quarantine_app.command("list")

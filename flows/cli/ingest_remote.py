@@ -4,21 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from crm.intake.records import IngestReport
-from flows.cli.common import engine, print_json, settings
-
-
-def _print(report: IngestReport, as_json: bool) -> None:
-    data = report.as_dict()
-    if as_json:
-        print_json(data)
-        return
-    typer.echo(
-        "read {read}  new contacts {new_contacts}  matched {matched}  merged {merged}  "
-        "quarantined {quarantined}".format(**data)
-    )
-    for reason, n in data["reasons"].items():
-        typer.echo(f"  {n:>6}  {reason}")
+from flows.cli.common import engine, settings
+from flows.cli.ingest import print_report
 
 
 def qr_signups(
@@ -27,7 +14,7 @@ def qr_signups(
     """Resolve new QR and invite sign-ups (and pushed leads/events) into contacts."""
     from crm.intake.inbox import ingest_qr_signups
 
-    _print(ingest_qr_signups(engine()), as_json)
+    print_report(ingest_qr_signups(engine()), as_json)
 
 
 def wecom_groups(
@@ -40,4 +27,4 @@ def wecom_groups(
 
     with httpx.Client(timeout=30) as http:
         report = pull_wecom_groups(engine(), client_from_settings(settings(), http))
-    _print(report, as_json)
+    print_report(report, as_json)

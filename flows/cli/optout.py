@@ -7,7 +7,7 @@ import typer
 from crm.compliance.optout import opt_out
 from crm.core.db import transaction
 from crm.outreach.channels.registry import check_names
-from flows.cli.common import engine, print_json
+from flows.cli.common import engine, print_json, t, word
 
 
 def optout(
@@ -24,6 +24,5 @@ def optout(
     if as_json:
         print_json(data)
     else:
-        typer.echo(
-            f"contact {contact_id} opted out ({channel or 'all channels'}); {skipped} skipped"
-        )
+        where = word("channel", channel) if channel else t("cli.all_channels")
+        typer.echo(t("cli.opted_out", id=contact_id, channel=where, skipped=skipped))

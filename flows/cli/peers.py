@@ -161,7 +161,7 @@ def requested(
     if as_json:
         print_json(peer)
     else:
-        typer.echo(f"peer group {peer.name}: requested by {peer.account or '-'}")
+        typer.echo(t("cli.peer_requested", name=peer.name, account=peer.account or "—"))
 
 
 @app.command("reset")
@@ -174,7 +174,7 @@ def reset(
     if as_json:
         print_json(peer)
     else:
-        typer.echo(f"peer group {peer.name}: {peer.status}")
+        typer.echo(t("cli.peer_status", name=peer.name, status=word("peer", peer.status)))
 
 
 @app.command("request")

@@ -15,6 +15,7 @@ from flows.cli.common import (
     print_json,
     print_table,
     settings,
+    t,
     warn_if_loopback,
     when,
 )
@@ -54,7 +55,7 @@ def create(
         ("--out", out),
     ):
         if not value:
-            raise InputError(f"{name} is required (or use --wecom)")
+            raise InputError("error.cli.qr_option_missing", name=name)
     assert promoter and location and campaign and out
     duration = parse_duration(expires)
     cfg = settings()
@@ -73,7 +74,7 @@ def create(
     if as_json:
         print_json(result.as_dict())
         return
-    typer.echo(f"code {result.code_id}, valid until {when(result.expires_at)}")
+    typer.echo(t("cli.qr_made", code=result.code_id, until=when(result.expires_at)))
     typer.echo(result.url)
     typer.echo(f"{result.png}\n{result.svg}")
 

@@ -17,7 +17,7 @@ from crm.intake.wecom_live import (
     list_contact_ways,
     update_contact_way,
 )
-from flows.cli.common import engine, print_json, print_table, settings
+from flows.cli.common import engine, print_json, print_table, settings, t
 
 T = TypeVar("T")
 COLUMNS = ["state", "staff", "promoter", "location", "campaign", "qr_code"]
@@ -39,7 +39,7 @@ def show(way: ContactWay, as_json: bool) -> None:
     if as_json:
         print_json(_row(way))
         return
-    typer.echo(f"state {way.state} ({', '.join(way.staff)})")
+    typer.echo(t("cli.contact_way", state=way.state, staff=t("cli.list_sep").join(way.staff)))
     typer.echo(way.qr_code or "")
 
 
@@ -84,4 +84,4 @@ def update(state: str, staff: list[str], as_json: bool) -> None:
 def delete(state: str) -> None:
     """Delete a code at WeCom; its scans stay attributed."""
     _with_client(lambda client: delete_contact_way(engine(), client, state))
-    typer.echo(f"deleted {state}")
+    typer.echo(t("cli.contact_way_deleted", state=state))

@@ -115,7 +115,7 @@ def outcome(
         try:
             moment = datetime.fromisoformat(until)
         except ValueError as exc:
-            raise InputError(f"--until: not an ISO time: {until!r}") from exc
+            raise InputError("error.cli.until_bad", value=until) from exc
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=settings().zone)
     with transaction(engine()) as session:
@@ -124,7 +124,7 @@ def outcome(
         else:
             holder = get_item(session, item).assignee_id
             if holder is None:
-                raise InputError(f"queue item {item} is not held by anyone: pass --user")
+                raise InputError("error.cli.item_unheld", item=item)
             uid = int(holder)
     rules = configured_rules(settings())
     result = record_outcome(engine(), item, uid, status, reason=reason, until=moment, rules=rules)

@@ -19,7 +19,7 @@ def _day(value: str | None, option: str) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise InputError(f"{option}: not a date: {value!r} (expected YYYY-MM-DD)") from None
+        raise InputError("error.cli.date_bad", option=option, value=value) from None
 
 
 def _moment(value: str | None) -> datetime | None:
@@ -28,7 +28,7 @@ def _moment(value: str | None) -> datetime | None:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise InputError(f"--as-of: not a date and time: {value!r}") from None
+        raise InputError("error.cli.moment_bad", option="--as-of", value=value) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=settings().zone)
     return moment.astimezone(UTC)
@@ -68,7 +68,7 @@ def report(
         periods_path=periods_file,
     )
     if by not in BY_CHOICES:
-        raise InputError(f"--by: unknown grouping {by!r} (choose one of: {', '.join(BY_CHOICES)})")
+        raise InputError("error.cli.by_unknown", by=by, choices=", ".join(BY_CHOICES))
     with transaction(engine()) as session:
         data = funnel_report(session, start=start, end=end, by=by, tz=tz, now=now, label=label)
     if as_json:

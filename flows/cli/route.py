@@ -72,4 +72,4 @@ def check(
     if as_json:
         print_json(data)
     else:
-        typer.echo(f"{path}: ok (version {loaded.version})")
+        typer.echo(t("cli.rules_ok", path=path, version=loaded.version))

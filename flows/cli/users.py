@@ -22,12 +22,12 @@ def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
         if not password:
-            raise InputError("no password on standard input")
+            raise InputError("error.cli.password_missing")
         return password
-    first = getpass.getpass("password: ")
-    second = getpass.getpass("again: ")
+    first = getpass.getpass(t("cli.password_prompt"))
+    second = getpass.getpass(t("cli.password_again"))
     if first != second:
-        raise InputError("the two passwords differ")
+        raise InputError("error.cli.password_mismatch")
     return first
 
 
@@ -82,7 +82,7 @@ def caps(
 ) -> None:
     """Set a person's daily claim limit and holding limit."""
     if claims is None and holding is None:
-        raise InputError("give --claims and/or --holding")
+        raise InputError("error.cli.limits_missing")
     result = set_claim_limits(engine(), name, claims=claims, holding=holding, actor="cli")
     typer.echo(
         t(

@@ -6,36 +6,16 @@ as they are); a table shows them through the catalog.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from flows.cli.common import t, word
 
-_TIER_REASONS = [
-    (re.compile(p), key)
-    for p, key in (
-        (r"^entered the funnel$", "cli.why.entered"),
-        (r"^purchase$", "cli.why.purchase"),
-        (r"^won$", "cli.why.won"),
-        (r"^removed: (?P<n>\d+) ad\(s\) posted$", "cli.why.ads"),
-        (r"^removed: (?P<n>\d+) rule violations \(limit (?P<limit>\d+)\)$", "cli.why.violations"),
-        (r"^removed: silent (?P<days>\d+) days$", "cli.why.removed_silent"),
-        (r"^silent (?P<days>\d+) days$", "cli.why.silent"),
-        (r"^score (?P<score>-?\d+) >= (?P<at>-?\d+)$", "cli.why.score_up"),
-        (r"^score (?P<score>-?\d+) < stay_above (?P<at>-?\d+)$", "cli.why.score_down"),
-    )
-]
-
 
 def tier_reason(reason: str | None) -> str:
-    """Why a contact changed tier, in words; a reason someone typed stays as they typed it."""
-    if not reason:
-        return ""
-    for pattern, key in _TIER_REASONS:
-        found = pattern.match(reason)
-        if found:
-            return t(key, **found.groupdict())
-    return reason
+    """Why a contact changed tier, in words (the patterns the web's prospect page uses)."""
+    from flows.web.breakdown import tier_reason_text
+
+    return tier_reason_text(lambda key: t(key), reason)
 
 
 def quarantine_reason(reason: str | None) -> str:

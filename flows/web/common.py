@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -39,23 +39,25 @@ def bounded_int(value: str | None, name: str, low: int, high: int) -> int | None
     try:
         number = int(value)
     except ValueError as exc:
-        raise InputError(f"{name}: not a number: {value!r}") from exc
+        raise InputError("error.web.not_number", name=name, value=value) from exc
     if not low <= number <= high:
-        raise InputError(f"{name}: {value} is out of range ({low} to {high})")
+        raise InputError("error.web.out_of_range", name=name, value=value, low=low, high=high)
     return number
 
 
 def check_id(value: int, name: str) -> int:
     """An id within the range of the id columns; InputError naming the field otherwise."""
     if not 1 <= value <= ID_MAX:
-        raise InputError(f"{name}: {value} is no id (1 to {ID_MAX})")
+        raise InputError("error.web.not_id", name=name, value=value, high=ID_MAX)
     return value
 
 
 def check_day(value: date | None, name: str) -> date | None:
     """A day within :data:`FIRST_YEAR` to :data:`LAST_YEAR`; InputError naming the field."""
     if value is not None and not FIRST_YEAR <= value.year <= LAST_YEAR:
-        raise InputError(f"{name}: {value} is outside the years {FIRST_YEAR} to {LAST_YEAR}")
+        raise InputError(
+            "error.web.year_outside", name=name, value=value, first=FIRST_YEAR, last=LAST_YEAR
+        )
     return value
 
 
@@ -66,7 +68,7 @@ def local_time(value: str | None, name: str, zone: tzinfo) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
-        raise InputError(f"{name}: not a date and time: {value!r}") from exc
+        raise InputError("error.web.moment_bad", name=name, value=value) from exc
     check_day(parsed.date(), name)
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=zone)
 
@@ -124,13 +126,13 @@ async def csrf_protect(request: Request) -> None:
 def require_manager(user: StaffUser) -> None:
     """Managers and admins only."""
     if not user.is_manager:
-        raise Forbidden("managers and admins only")
+        raise Forbidden("error.web.managers_only")
 
 
 def require_admin(user: StaffUser) -> None:
     """Admins only."""
     if not user.is_admin:
-        raise Forbidden("admins only")
+        raise Forbidden("error.web.admins_only")
 
 
 def lang_of(request: Request) -> str:
@@ -150,6 +152,8 @@ def lang_of(request: Request) -> str:
 def _fmt_time(value: datetime | None, zone: Any) -> str:
     if value is None:
         return ""
+    if value.tzinfo is None:  # stored moments are UTC (SQLite returns them without a zone)
+        value = value.replace(tzinfo=UTC)
     return value.astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
 

@@ -65,11 +65,11 @@ def choose_range(
         return RangeChoice(today - timedelta(days=int(choice[:-1])), today, None)
     if choice == "custom":
         if start is None or end is None:
-            raise InputError("a custom period needs both a start and an end day")
+            raise InputError("error.web.period_incomplete")
         return RangeChoice(start, end + timedelta(days=1), None)
     if any(choice == p.name for p in periods):
         return RangeChoice(None, None, choice)
-    raise InputError(f"unknown period {choice!r}")
+    raise InputError("error.web.period_unknown", choice=choice)
 
 
 def _tier_word(t: Translate, code: Any) -> str:
@@ -80,6 +80,9 @@ def _tier_word(t: Translate, code: Any) -> str:
     return word_for(t, "tier", str(code))
 
 
+NO_RATE = "—"  # a rate over nothing (no one arrived): shown, not left blank
+
+
 def _is_rate(column: str) -> bool:
     return column == "rate" or column.endswith("_rate") or column.startswith("rate_")
 
@@ -87,7 +90,9 @@ def _is_rate(column: str) -> bool:
 def cell_text(t: Translate, column: str, value: Any) -> str:
     """One cell as the reader sees it: rates as percentages, codes as words."""
     if value is None:
-        return t("stage.arrived") if column == "from" else ""  # no tier before: just arrived
+        if column == "from":  # no tier before: just arrived
+            return t("stage.arrived")
+        return NO_RATE if _is_rate(column) else ""
     if _is_rate(column):
         return f"{float(value) * 100:.1f}%"
     if column in _TIER_COLUMNS:
@@ -146,7 +151,7 @@ def present_tables(tables: dict[str, list[dict[str, Any]]], t: Translate) -> lis
 
 
 def _pct(rate: float | None) -> str:
-    return "-" if rate is None else f"{rate * 100:.1f}%"
+    return NO_RATE if rate is None else f"{rate * 100:.1f}%"
 
 
 def summary(report: dict[str, Any], t: Translate) -> list[str]:

@@ -108,7 +108,7 @@ def funnel_csv(
     require_manager(user)
     tables = {t.name: t for t in _page(request, period, by, start, end)["tables"]}
     if table not in tables:
-        raise InputError(f"unknown table {table!r}")
+        raise InputError("error.web.table_unknown", table=table)
     return Response(
         table_csv(tables[table]),
         media_type="text/csv; charset=utf-8",

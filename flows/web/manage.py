@@ -79,7 +79,7 @@ def caps(
     with transaction(engine_of(request)) as session:
         target = session.get(User, user_id)
         if target is None:
-            raise InputError(f"user {user_id} does not exist")
+            raise InputError("error.web.user_missing", user_id=user_id)
         name = target.username
     set_claim_limits(engine_of(request), name, claims=claims, holding=holding, actor=user.username)
     return back("/manage/team")
@@ -109,6 +109,23 @@ def accounts(request: Request, user: StaffUser = Depends(current_user)) -> Respo
     return render(request, "accounts.html", rows=rows, word=lambda p, c: word_for(t, p, c))
 
 
+# The audit filter offers families of actions (a prefix of the code), each named in words;
+# "contact" takes contact.* and contacts.*, "log" login and logout.
+AUDIT_FAMILIES = (
+    "queue.",
+    "contact",
+    "peer.",
+    "group.",
+    "user.",
+    "log",
+    "campaign.",
+    "alert.",
+    "note.",
+    "quarantine.",
+    "tier.",
+)
+
+
 @router.get("/manage/audit", response_class=HTMLResponse)
 def audit_log(
     request: Request,
@@ -129,6 +146,7 @@ def audit_log(
         actor=actor or "",
         action=action or "",
         people=people,
+        families=AUDIT_FAMILIES,
         dumps=lambda d: json.dumps(d, ensure_ascii=False, sort_keys=True),
     )
 
@@ -206,6 +224,6 @@ def erase(
     """Erase a contact's personal data on request (PIPL); needs the confirmation box."""
     require_admin(user)
     if confirm != "yes":
-        raise InputError("tick the confirmation box to erase")
+        raise InputError("error.web.erase_unconfirmed")
     erase_contact(engine_of(request), contact_id, actor=user.username)
     return back(f"/prospects/{contact_id}")

@@ -27,7 +27,7 @@ from crm.sales.workspace import add_note, prospect_page
 from flows import trigger
 from flows.i18n import translator
 from flows.web.auth import LoginThrottle, client_address, tokens_match
-from flows.web.breakdown import explain, word_for
+from flows.web.breakdown import explain, tier_reason_text, word_for
 from flows.web.common import (
     SCORE_MAX,
     PathId,
@@ -316,6 +316,7 @@ def prospect(
         can_act=mine or user.is_manager,
         breakdown_total=breakdown_total,
         signals=signals,
+        why=lambda reason: tier_reason_text(translator(lang_of(request)), reason),
         word=word_for,
         staff=staff,
         campaigns=_campaign_names(settings_of(request)),
@@ -375,11 +376,11 @@ async def trigger_campaign(request: Request, user: StaffUser = Depends(current_u
     form = await request.form()
     name = str(form.get("campaign") or "").strip()
     if not name:
-        raise InputError("choose a campaign")
+        raise InputError("error.web.campaign_unchosen")
     try:
         ids = sorted({check_id(int(str(v)), "contact_ids") for v in form.getlist("contact_ids")})
     except ValueError as exc:
-        raise InputError("contact_ids: contact ids must be numbers") from exc
+        raise InputError("error.web.contact_ids_bad") from exc
     next_url = safe_next(str(form.get("back_to") or form.get("next") or ""), "/queue")
     await run_in_threadpool(check_campaign_selection, engine_of(request), user, ids)
     result = await run_in_threadpool(_plan, request, user, name, ids)

@@ -6,6 +6,7 @@ otherwise they are built from the environment on first use.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,9 @@ def _trusted_proxies(request: Request) -> tuple[Network, ...]:
     return proxies
 
 
+_SLUG = re.compile(r"[A-Za-z0-9_.-]+")
+
+
 def _page(
     name: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any
 ) -> HTMLResponse:
@@ -92,6 +96,15 @@ def _page(
     return HTMLResponse(
         html, status_code=status, headers={"Cache-Control": "no-store", **(headers or {})}
     )
+
+
+def _campaign_title(campaign: str | None) -> str | None:
+    """What the form calls the campaign: its catalog name or the name as typed on the code;
+    None (the page says 活动) when the code carries only a slug such as ``spring-trial``."""
+    if not campaign:
+        return None
+    named = word_for(translator("zh"), "campaign", campaign)
+    return named if named != campaign or not _SLUG.fullmatch(campaign) else None
 
 
 def _claims_or_page(request: Request, token: str) -> QrClaims | HTMLResponse:
@@ -131,7 +144,7 @@ def _form_page(
         {"Retry-After": str(busy_for)} if busy_for else None,
         notice=translator(lang_of(request))("signup_busy") if busy_for else None,
         action=f"/s/{token}",
-        campaign=claims.campaign,
+        campaign=_campaign_title(claims.campaign),
         location=claims.location,
         questions=questions_for(claims.campaign),
         form=form or {},
@@ -179,7 +192,7 @@ async def signup_submit(request: Request, token: str) -> HTMLResponse:
         )
     engine = _engine(request)
     await run_in_threadpool(accept_signup, engine, claims.source_spec(), nonce, checked.values)
-    return _page("signup_thanks.html", campaign=claims.campaign)
+    return _page("signup_thanks.html", campaign=_campaign_title(claims.campaign))
 
 
 async def _hook(request: Request, kind: PushKind) -> Response:
@@ -199,7 +212,7 @@ async def _hook(request: Request, kind: PushKind) -> Response:
     try:
         objects = parse_pushed(body)
     except BodyRefused as exc:
-        return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"error": str(exc), "code": exc.key}, status_code=400)
     result = await run_in_threadpool(accept_pushed, _engine(request), kind, objects)
     return JSONResponse(result.as_dict(), status_code=202)
 

@@ -45,7 +45,7 @@ def _crypto(request: Request) -> WeComCrypto | None:
 
 
 def _refused(exc: CallbackRefused) -> Response:
-    return JSONResponse({"error": str(exc)}, status_code=exc.http_status)
+    return JSONResponse({"error": str(exc), "code": exc.key}, status_code=exc.http_status)
 
 
 def _not_configured() -> Response:
@@ -102,14 +102,14 @@ async def receive(
 
 def _encrypt_field(body: bytes) -> str:
     if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
-        raise CallbackRefused("body carries a DTD")
+        raise CallbackRefused("error.web.callback_dtd")
     try:
         root = ET.fromstring(body)  # noqa: S314 - DTDs refused above, size bounded by guards
     except ET.ParseError as exc:
-        raise CallbackRefused(f"body is not XML: {exc}") from exc
+        raise CallbackRefused("error.web.callback_not_xml", detail=str(exc)) from exc
     text = root.findtext("Encrypt")
     if not text:
-        raise CallbackRefused("body has no <Encrypt> element")
+        raise CallbackRefused("error.web.callback_no_encrypt")
     return text.strip()
 
 

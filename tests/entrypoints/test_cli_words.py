@@ -39,8 +39,9 @@ EVENTS = [
     {"event_id": "e4", "event": "purchase", "phone": "13800138003", "product": "年卡"},
     {"event_id": "e5", "event": "dance", "phone": "13800138001"},  # unknown kind: quarantined
 ]
-# The read commands that print tables and lines (not `caps limits`: its sources are quotes).
+# The read commands that print tables and lines.
 READS = [
+    ["caps", "limits"],
     ["contacts", "list"],
     ["queue", "list", "--view", "all"],
     ["caps"],
@@ -135,18 +136,73 @@ def _data(env: dict[str, str]) -> set[str]:
     }
 
 
-def test_zh_cn_tables_show_no_code_name_or_snake_case_key(day):
-    shown = _shows(day, "zh-CN")
-    assert "等级" in shown["contacts list"] and "普通" in shown["contacts list"]
-    assert "群已满" in shown["alerts list"]  # paid has no group: the alert, in words
-    data = _data(day)  # and the quarantined rows as they came (from `{"` on)
+def _worded(shown: dict[str, str], data: set[str]) -> None:
+    """No snake-case key or code name outside the test's own data, links, files and raw rows."""
     for command, text in shown.items():
-        plain = re.sub(r"https?://\S+|[\w.-]+\.(?:csv|jsonl)|xiaohongshu:\w+|\{\"[^\n]*", " ", text)
+        plain = re.sub(
+            r"[a-z+]+://\S+|[\w.-]+\.(?:csv|jsonl)|xiaohongshu:\w+|\{\"[^\n]*", " ", text
+        )
         for word in WORD.findall(plain):
             if word in data:
                 continue
             assert not SNAKE.fullmatch(word), (command, word, text)
             assert word not in CODES, (command, word, text)
+
+
+def test_zh_cn_tables_show_no_code_name_or_snake_case_key(day):
+    shown = _shows(day, "zh-CN")
+    assert "等级" in shown["contacts list"] and "普通" in shown["contacts list"]
+    assert "群已满" in shown["alerts list"]  # paid has no group: the alert, in words
+    assert "运营经验" in shown["caps limits"] and "腾讯未公布" in shown["caps limits"]
+    _worded(shown, _data(day))  # and the quarantined rows as they came (from `{"` on)
+
+
+def test_zh_cn_plans_tasks_join_ways_dispatch_and_status_lines_are_in_words(day, db_url):
+    from crm.core.db import make_engine, transaction
+    from crm.models import Community
+    from tests.fakes.wecom_live_server import FakeLiveWeCom
+    from tests.fakes.wecom_server import serve
+
+    eng = make_engine(db_url)
+    with transaction(eng) as s:  # WeCom groups of the active tier, as a WeCom pull leaves them
+        for n in range(2):
+            s.add(Community(name=f"企微活跃群{n}", platform="wecom", external_id=f"wrWords{n}",
+                            tier="active", position=10 + n))  # fmt: skip
+    eng.dispose()
+    zh = dict(day, QUNFLOW_LANG="zh-CN")
+    contact = json.loads(run(["contacts", "list", "--json"], zh))["items"][0]["id"]
+    fake = FakeLiveWeCom()
+    with serve(fake) as (_, base):
+        wecom = dict(
+            zh,
+            QUNFLOW_WECOM_CORP_ID=fake.corp_id,
+            QUNFLOW_WECOM_SECRET=fake.secret,
+            QUNFLOW_WECOM_BASE_URL=base,
+        )
+        shown = {
+            "groups join-way": run(
+                ["groups", "join-way", "--tier", "active", "--room-base-name", "活跃群"], wecom
+            )
+        }
+    assert "活跃：2 个群" in shown["groups join-way"]
+    # the code's state is WeCom's parameter (tier-active-…), data like a link
+    shown["groups join-way"] = re.sub(r"渠道参数 \S+", "", shown["groups join-way"])
+    commands = [
+        ["peers", "plan"],
+        ["peers", "tasks"],
+        ["dispatch"],
+        ["db", "status"],
+        ["contacts", "tag", str(contact), "--tags", "宝妈"],
+        ["optout", str(contact)],
+        ["peers", "requested", "宝妈群"],
+        ["peers", "reset", "宝妈群"],
+    ]
+    for args in commands:
+        shown[" ".join(args)] = run(args, zh)
+    assert "宝妈群" in shown["peers tasks"]
+    assert "已加上 1 个标签" in shown[f"contacts tag {contact} --tags 宝妈"]
+    assert "全部渠道" in shown[f"optout {contact}"]
+    _worded(shown, _data(day) | {"Asia", "Shanghai"})
 
 
 def test_en_has_every_word_and_json_keeps_its_codes(day):

@@ -366,3 +366,17 @@ def test_a_claim_sweeps_other_run_out_leases_on_its_way(engine, staff):
     assert state[items[1]] == ("pool", None)
     assert acts[2:] == [(items[0], "expired"), (items[1], "expired"), (items[0], "claim")]
     assert audited["queue.expired"] == 2 and audited["queue.claim"] == 3
+
+
+def test_a_contact_known_only_by_a_handle_is_listed_by_its_handle(engine, staff):
+    from crm.models import Identity
+
+    items = seed.prospects(engine, 2)
+    nameless = items[0]["contact_id"]
+    with transaction(engine) as s:
+        s.execute(update(Contact).where(Contact.id == nameless).values(display_name=None))
+        s.add(Identity(contact_id=nameless, kind="platform_handle", value="xiaohongshu:yuedu"))
+    with transaction(engine) as s:
+        names = {i.contact_id: i.name for i in list_queue(s, view="pool", now=T0).items}
+    assert names[nameless] == "xiaohongshu:yuedu"  # never its phone number
+    assert names[items[1]["contact_id"]]  # a named contact keeps its name
