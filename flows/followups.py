@@ -18,6 +18,7 @@ from pydantic import Field
 from crm.core.vocabulary import CapAction
 from flows.alerts import on_failure
 from flows.runtime import engine_for, settings
+from flows.summaries import campaign_name, counted, headed, plan_summary_lines, team_words
 
 if TYPE_CHECKING:
     from crm.outreach.accounts import AccountUsage
@@ -75,17 +76,12 @@ def dispatch_task(
 
 
 def _plan_artifact(report: PlanReport) -> None:
+    t = team_words(settings().lang)
     name = report.campaign
-    lines = [
-        f"# Campaign {name}" + (" (dry run: nothing written)" if report.dry_run else ""),
-        "",
-        f"- audience: {report.audience}",
-        f"- planned: {report.planned} (already planned: {report.already_planned})",
-        f"- not planned: {', '.join(f'{k} {v}' for k, v in report.excluded.items())}",
-        f"- per step: {', '.join(f'{k} {v}' for k, v in report.by_step.items()) or 'none'}",
-    ]
     create_markdown_artifact(
-        key=f"campaign-{name}", markdown="\n".join(lines), description=f"Planned {name}"
+        key=f"campaign-{name}",
+        markdown="\n".join(plan_summary_lines(report, t)),
+        description=t("run.plan.description").format(name=campaign_name(t, name)),
     )
 
 
@@ -163,10 +159,11 @@ def dispatch_flow(
         }
         for account, counts in result.per_account.items()
     ]
+    t = team_words(settings().lang)
     create_table_artifact(
-        table=table or [{"account": "-", "sent": 0}],
+        table=headed(t, table or [{"account": "—", "sent": 0}]),
         key="dispatch-per-account",
-        description="Dispatch: outcomes per account and cap headroom left today",
+        description=t("run.dispatch.per_account"),
     )
     totals = {
         "sent": result.sent,
@@ -177,7 +174,8 @@ def dispatch_flow(
     }
     create_markdown_artifact(
         key="dispatch-summary",
-        markdown="# Dispatch\n\n" + "\n".join(f"- {k}: {v}" for k, v in totals.items()),
-        description="Dispatch totals",
+        markdown=f"# {t('run.dispatch.title')}\n\n"
+        + "\n".join(f"- {counted(t, k)}: {v}" for k, v in totals.items()),
+        description=t("run.dispatch.totals"),
     )
     return dataclasses.asdict(result)

@@ -24,6 +24,7 @@ from flows import runtime
 from flows.alerts import on_failure
 from flows.runtime import engine_for
 from flows.runtime import settings as worker_settings
+from flows.summaries import funnel_summary_lines, headed, ingest_totals, team_words
 
 # The bundled sample's files, in the order a day's imports arrive.
 SAMPLE_ORDER = ("peer-group", "peer-group-bom", "self-media", "qr-signups", "events")
@@ -137,57 +138,20 @@ def funnel_flow(
 
 
 def _publish(summary: dict[str, Any]) -> None:
+    t = team_words(worker_settings().lang)
     rows = [
         {"file": name, **{k: v for k, v in rep.items() if k != "reasons"}}
         for name, rep in summary["this_run"]["ingested"].items()
     ]
-    create_table_artifact(table=rows, key="funnel-ingest", description="Imports of this run")
+    create_table_artifact(
+        table=headed(t, rows), key="funnel-ingest", description=t("run.demo.imports")
+    )
+    lines = funnel_summary_lines(summary, t)
     create_markdown_artifact(
         key="funnel-summary",
-        markdown="\n".join(
-            ["# Funnel run", "", *(f"- {line}" for line in funnel_summary_lines(summary))]
-        ),
-        description="Contacts per source and tier after this run",
+        markdown="\n".join([f"# {t('run.demo.title')}", "", *(f"- {line}" for line in lines)]),
+        description=t("run.demo.artifact"),
     )
-
-
-def ingest_totals(ingested: dict[str, dict[str, Any]]) -> dict[str, int]:
-    """This run's imports added up; ``already_quarantined`` rows were quarantined before."""
-    names = ("read", "new_contacts", "matched", "skipped_duplicates", "quarantined", "events")
-    totals = {name: sum(int(r.get(name, 0)) for r in ingested.values()) for name in names}
-    totals["already_quarantined"] = sum(
-        int(r.get("reasons", {}).get("already quarantined", 0)) for r in ingested.values()
-    )
-    return totals
-
-
-def funnel_summary_lines(summary: dict[str, Any]) -> list[str]:
-    """The summary as readable lines (CLI and markdown artifact), with the JSON's figures."""
-    run = summary.get("this_run", {})
-    t = run.get("totals") or ingest_totals(run.get("ingested", {}))
-    moves = run.get("routed", {}).get("moves", {})
-    states = ", ".join(f"{k} {v}" for k, v in summary["followups"]["by_state"].items())
-    lines = [
-        f"contacts: {summary['contacts']} active from {summary['raw_records']} raw records; "
-        f"{summary['duplicate_records']} records were duplicates of a known contact, "
-        f"{summary['merged']} contacts merged, {summary['removed']} removed",
-        "by source (first touch): "
-        + ", ".join(f"{k} {v}" for k, v in summary["by_source"].items()),
-        "by tier: " + ", ".join(f"{k} {v}" for k, v in summary["by_tier"].items()),
-        f"this run: read {t['read']} rows: {t['new_contacts']} new contacts, "
-        f"{t['matched']} matched ({t['skipped_duplicates']} already imported), "
-        f"{t['quarantined'] - t['already_quarantined']} newly quarantined "
-        f"({t['already_quarantined']} already quarantined); "
-        + (
-            "moves " + ", ".join(f"{k} {v}" for k, v in moves.items()) if moves else "no tier moves"
-        ),
-        f"follow-ups in the outbox: {summary['followups']['planned_total']} ({states or 'none'}); "
-        f"planned this run: {run.get('planned', {}).get('planned', 0)} campaign messages, "
-        f"{run.get('routed', {}).get('placed', 0)} group invitations",
-        f"prospect queue: {summary['prospect_queue']} open items; "
-        f"quarantine: {summary['quarantined']} rows open",
-    ]
-    return lines
 
 
 def run_demo(engine: Engine, settings: Settings) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from pydantic import Field
 
 from flows.alerts import check_after_ingest, on_failure
 from flows.runtime import engine_for, settings
+from flows.summaries import headed, ingest_summary_lines, team_words
 
 FileKind = Literal["peer-group", "self-media", "events", "qr-signups"]
 _SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx", ".jsonl", ".ndjson", ".json")
@@ -86,34 +87,15 @@ def publish(results: dict[str, dict[str, Any]], key: str) -> None:
                 "error": rep.get("error", ""),
             }
         )
-    create_table_artifact(table=rows, key=key, description="Imported, matched, merged, quarantined")
-    lines = [
-        "# Import",
-        "",
-        "| file | read | new | matched | merged | quarantined |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['file']} | {r['read']} | {r['new_contacts']} | {r['matched']} |"
-            f" {r['merged']} | {r['quarantined']} |"
-        )
+    t = team_words(settings().lang)
+    create_table_artifact(table=headed(t, rows), key=key, description=t("run.ingest.description"))
     reasons: dict[str, int] = {}
     for rep in results.values():
         for reason, n in rep.get("reasons", {}).items():
             reasons[reason] = reasons.get(reason, 0) + n
         if rep.get("error"):
             reasons[rep["error"]] = reasons.get(rep["error"], 0) + 1
-    corrected = sum(r["corrected"] for r in rows)
-    if corrected:
-        lines += ["", f"Corrected quarantined records: {corrected}."]
-    failed = [r["file"] for r in rows if r["error"]]
-    if failed:
-        lines += ["", f"Files not imported (moved to failed/): {len(failed)}.", ""]
-        lines += [f"- {name}" for name in failed[:20]]
-    if reasons:
-        lines += ["", "## Quarantine reasons", ""]
-        lines += [f"- {n} × {r}" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:10]]
+    lines = ingest_summary_lines(rows, reasons, t)
     create_markdown_artifact(markdown="\n".join(lines), key=f"{key}-summary")
 
 

@@ -19,6 +19,7 @@ from pydantic import Field
 from crm.routing.rules import configured_rules
 from flows.alerts import on_failure, publish_alerts
 from flows.runtime import engine_for, settings
+from flows.summaries import move_rows, route_summary_lines, team_words
 
 
 @task(name="score-and-route-batches")
@@ -42,26 +43,18 @@ def score_and_route(
     ).as_dict()
 
 
-def _publish(result: dict[str, Any], *, key: str, title: str) -> None:
-    rows = [
-        {"from": move.split("->")[0], "to": move.split("->")[1], "contacts": n}
-        for move, n in result["moves"].items()
-    ]
-    create_table_artifact(table=rows, key=f"{key}-moves", description=f"{title}: tier moves")
-    pending = ", ".join(f"{t} {n}" for t, n in result["pending_placement"].items()) or "none"
-    unreachable = ", ".join(f"{t} {n}" for t, n in result["waiting_address"].items()) or "none"
-    lines = [
-        f"# {title}" + (" (dry run: nothing written)" if result["dry_run"] else ""),
-        "",
-        f"- rules version: `{result['rules_version']}`",
-        f"- contacts scored: {result['scored']} in {result['batches']} batch(es)",
-        f"- tier moves: {sum(result['moves'].values())}",
-        f"- invited to groups: {result['placed']}; waiting for a group with room: {pending}",
-        f"- waiting for an address a group can reach (no handle there, no email): {unreachable}",
-        f"- prospects queued: {result['queued']}",
-    ]
+def _publish(result: dict[str, Any], *, key: str, title_key: str) -> None:
+    t = team_words(settings().lang)
+    title = t(title_key)
+    create_table_artifact(
+        table=move_rows(t, result["moves"]),
+        key=f"{key}-moves",
+        description=t("run.route.moves_table").format(title=title),
+    )
     create_markdown_artifact(
-        key=f"{key}-summary", markdown="\n".join(lines), description=f"{title}: summary"
+        key=f"{key}-summary",
+        markdown="\n".join(route_summary_lines(result, title, t)),
+        description=t("run.route.summary").format(title=title),
     )
 
 
@@ -82,7 +75,7 @@ def route_flow(
     url = database_url or settings().sqlalchemy_url
     result = score_and_route(url, rules_path, dry_run, False, as_of)
     get_run_logger().info("route: scored %s, moves %s", result["scored"], result["moves"])
-    _publish(result, key="route", title="Route run")
+    _publish(result, key="route", title_key="run.route.title")
     publish_alerts(url)  # e.g. a tier whose groups have no room left
     return result
 
@@ -103,5 +96,5 @@ def cleanout_flow(
     url = database_url or settings().sqlalchemy_url
     result = score_and_route(url, rules_path, False, True, as_of)
     get_run_logger().info("cleanout: moves %s", result["moves"])
-    _publish(result, key="cleanout", title="Clean-out run")
+    _publish(result, key="cleanout", title_key="run.cleanout.title")
     return result

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from crm.core.errors import QunflowError
-from flows.cli.common import database, print_json, settings
+from flows.cli.common import database, lang, print_json, settings
 
 
 def demo(
@@ -23,7 +23,8 @@ def demo(
     """
     eng = database()  # migrated by the demo itself
     _quiet_local_prefect()
-    from flows.funnel import funnel_summary_lines, run_demo  # Prefect imports are slow: only here
+    from flows.funnel import run_demo  # Prefect imports are slow: only here
+    from flows.summaries import funnel_summary_lines, team_words
 
     try:
         summary = run_demo(eng, settings())
@@ -32,14 +33,11 @@ def demo(
         if "Prefect API server" not in str(exc):
             raise
         wait = os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS")
-        raise QunflowError(
-            f"{exc} Waited {wait} s: raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, "
-            "or run a Prefect server (make serve) and set PREFECT_API_URL."
-        ) from exc
+        raise QunflowError("error.cli.prefect_slow", detail=str(exc), wait=wait) from exc
     if as_json:
         print_json(summary)
     else:
-        for line in funnel_summary_lines(summary):
+        for line in funnel_summary_lines(summary, team_words(lang())):
             typer.echo(line)
 
 

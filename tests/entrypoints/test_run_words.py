@@ -1,0 +1,77 @@
+"""Stored sentences and run summaries in words: tier-move reasons as the prospect page and
+`contacts show` say them, and the demo and route summaries in the team's language."""
+
+from __future__ import annotations
+
+import re
+
+from flows.i18n import translator
+from flows.summaries import funnel_summary_lines, route_summary_lines
+from flows.web.breakdown import tier_reason_text
+
+SNAKE = re.compile(r"\b[a-z]+(?:_[a-z0-9]+)+\b")
+
+SUMMARY = {
+    "contacts": 12,
+    "raw_records": 20,
+    "duplicate_records": 3,
+    "merged": 1,
+    "removed": 2,
+    "by_source": {"peer_group": 7, "self_media": 5},
+    "by_tier": {"open": 6, "active": 4, "unplaced": 2},
+    "followups": {"planned_total": 4, "by_state": {"planned": 3, "sent": 1}},
+    "prospect_queue": 2,
+    "quarantined": 1,
+    "this_run": {
+        "totals": {
+            "read": 20,
+            "new_contacts": 12,
+            "matched": 7,
+            "skipped_duplicates": 0,
+            "quarantined": 1,
+            "already_quarantined": 0,
+            "events": 0,
+        },
+        "routed": {"moves": {"new->open": 12, "open->active": 4}, "placed": 10},
+        "planned": {"planned": 4},
+    },
+}
+ROUTE = {
+    "dry_run": True,
+    "rules_version": "2026-11",
+    "scored": 12,
+    "batches": 1,
+    "moves": {"open->active": 4},
+    "placed": 3,
+    "pending_placement": {"paid": 1},
+    "waiting_address": {},
+    "queued": 2,
+}
+
+
+def test_stored_tier_reasons_read_in_words_and_typed_ones_stay():
+    zh, en = translator("zh"), translator("en")
+    assert tier_reason_text(zh, "score 45 >= 40") == "分数 45 ≥ 升级线 40"
+    assert tier_reason_text(zh, "score 30 < stay_above 45") == "分数 30 < 保级线 45"
+    assert tier_reason_text(zh, "removed: silent 90 days") == "移出：沉默 90 天"
+    assert tier_reason_text(en, "entered the funnel") != "cli.why.entered"
+    assert tier_reason_text(zh, "老板说先升上来") == "老板说先升上来"
+    assert tier_reason_text(zh, None) == ""
+
+
+def test_the_demo_and_route_summaries_speak_chinese_with_the_same_figures():
+    zh = translator("zh")
+    lines = funnel_summary_lines(SUMMARY, zh)
+    text = "\n".join(lines + route_summary_lines(ROUTE, zh("run.route.title"), zh))
+    assert "普通 → 活跃 4" in text and "同行群 7" in text and "未分级 2" in text
+    assert "读取 20 行" in text and "试运行" in text and "付费 1" in text
+    assert not SNAKE.search(text) and "run." not in text and "tier." not in text, text
+
+
+def test_the_english_summary_keeps_its_sentences():
+    lines = funnel_summary_lines(SUMMARY, translator("en"))
+    assert lines[0].startswith("contacts: 12 active from 20 raw records;")
+    assert lines[3].startswith(
+        "this run: read 20 rows: 12 new contacts, 7 matched (0 already imported), "
+        "1 newly quarantined (0 already quarantined); moves "
+    )
