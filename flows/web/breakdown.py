@@ -99,6 +99,8 @@ _TIER_REASONS = [
         (r"^silent (?P<days>\d+) days$", "cli.why.silent"),
         (r"^score (?P<score>-?\d+) >= (?P<at>-?\d+)$", "cli.why.score_up"),
         (r"^score (?P<score>-?\d+) < stay_above (?P<at>-?\d+)$", "cli.why.score_down"),
+        (r"^score above (?P<at>-?\d+)$", "cli.why.above"),  # older rows' sentences
+        (r"^score below (?P<at>-?\d+)$", "cli.why.below"),
     )
 ]
 

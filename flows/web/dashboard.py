@@ -92,6 +92,8 @@ def cell_text(t: Translate, column: str, value: Any) -> str:
     if value is None:
         if column == "from":  # no tier before: just arrived
             return t("stage.arrived")
+        if column == "to":  # no tier after: removed from the funnel
+            return t("tier.removed")
         return NO_RATE if _is_rate(column) else ""
     if _is_rate(column):
         return f"{float(value) * 100:.1f}%"

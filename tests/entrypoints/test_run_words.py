@@ -54,6 +54,7 @@ def test_stored_tier_reasons_read_in_words_and_typed_ones_stay():
     assert tier_reason_text(zh, "score 45 >= 40") == "分数 45 ≥ 升级线 40"
     assert tier_reason_text(zh, "score 30 < stay_above 45") == "分数 30 < 保级线 45"
     assert tier_reason_text(zh, "removed: silent 90 days") == "移出：沉默 90 天"
+    assert tier_reason_text(zh, "score above 40") == "分数超过 40"
     assert tier_reason_text(en, "entered the funnel") != "cli.why.entered"
     assert tier_reason_text(zh, "老板说先升上来") == "老板说先升上来"
     assert tier_reason_text(zh, None) == ""
@@ -75,3 +76,11 @@ def test_the_english_summary_keeps_its_sentences():
         "this run: read 20 rows: 12 new contacts, 7 matched (0 already imported), "
         "1 newly quarantined (0 already quarantined); moves "
     )
+
+
+def test_the_sign_up_page_names_the_campaign_never_by_its_slug():
+    from flows.web.public import _campaign_title
+
+    assert _campaign_title("welcome-new") == "入群欢迎"  # the catalog's name
+    assert _campaign_title("春季试听课") == "春季试听课"  # a name typed on the code
+    assert _campaign_title("spring-expo") is None and _campaign_title(None) is None  # 活动报名
