@@ -8,27 +8,20 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
 from crm.reports.alerts import OpenAlerts, check_quarantine, flow_failed, open_alerts
-from flows.runtime import engine, engine_for
+from flows.runtime import engine, engine_for, settings
+from flows.summaries import alerts_markdown, team_words
 
 ALERTS_KEY = "qunflow-alerts"
-
-
-def alerts_markdown(alerts: OpenAlerts) -> str:
-    """The artifact's text: every open alert listed, or how many more are open."""
-    lines = ["# Open alerts", ""]
-    lines += [f"- **{a.kind}** ({a.subject}): {a.message}" for a in alerts.items] or ["none"]
-    if alerts.total > len(alerts.items):
-        lines.append(f"- … and {alerts.total - len(alerts.items)} more: `qunflow alerts list`")
-    return "\n".join(lines)
 
 
 def publish_alerts(database_url: str | None = None) -> OpenAlerts:
     """Publish the open alerts as one markdown artifact (the UI keeps its history by key)."""
     alerts = open_alerts(engine_for(database_url) if database_url else engine())
+    t = team_words(settings().lang)
     create_markdown_artifact(
         key=ALERTS_KEY,
-        markdown=alerts_markdown(alerts),
-        description=f"{alerts.total} open alert(s)",
+        markdown=alerts_markdown(alerts, t),
+        description=t("run.alerts.description").format(n=alerts.total),
     )
     return alerts
 

@@ -14,6 +14,7 @@ from flows.i18n import normalize_lang, translator
 
 if TYPE_CHECKING:
     from crm.outreach.planning import PlanReport
+    from crm.reports.alerts import OpenAlerts
 
 Translate = Callable[[str], str]
 
@@ -183,3 +184,34 @@ def plan_summary_lines(report: PlanReport, t: Translate) -> list[str]:
         "- " + t("run.plan.excluded").format(items=excluded),
         "- " + t("run.plan.by_step").format(items=_counts(t, "step", report.by_step)),
     ]
+
+
+def alert_words(
+    t: Translate, kind: str, subject: str, details: Mapping[str, Any], message: str
+) -> str:
+    """An open alert in words, from its kind and details; an unknown kind keeps its message."""
+    key = f"cli.alert.{kind}"
+    if kind == "no_group_room":
+        params = {"waiting": details.get("waiting", "?"), "tier": _word(t, "tier", subject)}
+    elif kind == "quarantine_growth":
+        params = {"recent": details.get("recent", "?"), "threshold": details.get("threshold", "?")}
+    elif kind == "flow_failed":
+        params = {"flow": subject, "message": message.removeprefix(f"flow {subject} failed: ")}
+    elif kind == "wecom_churn":
+        params = {"contact": details.get("contact_id", "?"), "staff": details.get("staff", "?")}
+    else:
+        return message
+    return t(key).format(**params)
+
+
+def alerts_markdown(alerts: OpenAlerts, t: Translate) -> str:
+    """The alerts artifact's text: every open alert listed, or how many more are open."""
+    lines = [f"# {t('run.alerts.title')}", ""]
+    lines += [
+        f"- **{_word(t, 'alert', a.kind)}** ({a.subject}): "
+        + alert_words(t, a.kind, a.subject, a.details, a.message)
+        for a in alerts.items
+    ] or [t("none")]
+    if alerts.total > len(alerts.items):
+        lines.append("- " + t("run.alerts.more").format(n=alerts.total - len(alerts.items)))
+    return "\n".join(lines)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flows.cli.common import t, word
+from flows.cli.common import t
 
 
 def tier_reason(reason: str | None) -> str:
@@ -26,14 +26,7 @@ def quarantine_reason(reason: str | None) -> str:
 
 
 def alert_text(kind: str, subject: str, details: dict[str, Any], message: str) -> str:
-    """An open alert in words, from its kind and details; an unknown kind keeps its message."""
-    key = f"cli.alert.{kind}"
-    if kind == "no_group_room":
-        return t(key, waiting=details.get("waiting", "?"), tier=word("tier", subject))
-    if kind == "quarantine_growth":
-        return t(key, recent=details.get("recent", "?"), threshold=details.get("threshold", "?"))
-    if kind == "flow_failed":
-        return t(key, flow=subject, message=message.removeprefix(f"flow {subject} failed: "))
-    if kind == "wecom_churn":
-        return t(key, contact=details.get("contact_id", "?"), staff=details.get("staff", "?"))
-    return message
+    """An open alert in words (the words of the alerts artifact)."""
+    from flows.summaries import alert_words
+
+    return alert_words(lambda key: t(key), kind, subject, details, message)

@@ -84,3 +84,15 @@ def test_the_sign_up_page_names_the_campaign_never_by_its_slug():
     assert _campaign_title("welcome-new") == "入群欢迎"  # the catalog's name
     assert _campaign_title("春季试听课") == "春季试听课"  # a name typed on the code
     assert _campaign_title("spring-expo") is None and _campaign_title(None) is None  # 活动报名
+
+
+def test_the_alerts_artifact_names_each_alert_in_the_team_language():
+    from datetime import UTC, datetime
+
+    from crm.reports.alerts import OpenAlert, OpenAlerts
+    from flows.summaries import alerts_markdown
+
+    alert = OpenAlert(1, "no_group_room", "paid", "3 wait", datetime.now(UTC), {"waiting": 3})
+    text = alerts_markdown(OpenAlerts(total=2, items=[alert]), translator("zh"))
+    assert "群已满" in text and "付费" in text and "还有 1 条" in text, text
+    assert not SNAKE.search(text.replace("qunflow alerts list", "")), text
