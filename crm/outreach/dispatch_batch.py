@@ -61,7 +61,10 @@ class Tally:
         with self.lock:
             for (account, outcome), n in counts:
                 self.total[outcome] += n
-                self.per_account.setdefault(account, Counter())[outcome] += n
+                per = self.per_account.get(account)
+                if per is None:  # not setdefault: that builds a Counter per call
+                    per = self.per_account[account] = Counter()
+                per[outcome] += n
 
 
 def _unaddressed_invitations(rows: list[Claimed], outcomes: list[Outcome]) -> list[tuple[int, int]]:

@@ -299,6 +299,16 @@ def mark(session: Session, outcomes: Sequence[Outcome], *, worker: str, now: dat
     if not outcomes:
         return
     if is_postgres(session):
+        stamps: dict[datetime, str] = {}  # a batch's rows share a few instants: format once
+
+        def iso(t: datetime | None) -> str | None:
+            if t is None:
+                return None
+            s = stamps.get(t)
+            if s is None:
+                s = stamps[t] = t.isoformat()
+            return s
+
         doc = [
             [
                 o.id,
@@ -306,8 +316,8 @@ def mark(session: Session, outcomes: Sequence[Outcome], *, worker: str, now: dat
                 o.state.value,
                 o.reason,
                 o.provider_id,
-                o.due_at.isoformat() if o.due_at else None,
-                o.sent_at.isoformat() if o.sent_at else None,
+                iso(o.due_at),
+                iso(o.sent_at),
                 o.rendered,
                 1 if o.keep_sending else 0,
                 o.attempt,
