@@ -7,7 +7,9 @@ event flags of :func:`crm.routing.scoring_sql.score_range`, and applies
 :func:`crm.routing.tier_rules.may_move`, a cheap test that holds whenever the state machine
 would move a contact. Contacts that cannot move and whose stored score, breakdown, warnings
 or rules version differ are written by the statement itself; the rest go to Python, which
-scores them and runs the state machine as before.
+scores them and runs the state machine as before. A first run is all new contacts, whose one
+move (entering the funnel, unless the rules remove them) does not depend on the score:
+:func:`rescore_and_enter` writes that move in the same statement.
 
 Screening answers are matched on Python's ``str()`` of any JSON value, which SQL does not
 reproduce: while the rules ask screening questions, contacts with answer events always go to
