@@ -256,7 +256,8 @@ def _may_move_sql(rules: Rules, *, new_contacts: bool = True) -> str:
         cond = "false" if tier == Tier.PAID else " OR ".join(moves)
         by_tier.append(f"WHEN '{tier.value}' THEN {cond}")
     # An unknown tier goes to Python, whose state machine refuses it.
-    terms.append(f"tier IS NOT NULL AND CASE tier {' '.join(by_tier)} ELSE true END")
+    by_tier_sql = f"CASE tier {' '.join(by_tier)} ELSE true END"
+    terms.append(by_tier_sql if new_contacts else f"tier IS NOT NULL AND {by_tier_sql}")
     return " OR ".join(f"({t})" for t in terms)
 
 
@@ -354,27 +355,52 @@ def _sql_pass(
     python = _may_move_sql(rules, new_contacts=not enter)
     if rules.signals.screening.questions:
         python += " OR n_answer > 0"
-    entering = f"tier IS NULL AND NOT ({python})" if enter and not demotions_only else "false"
+    entering = f"tier IS NULL AND NOT ({python})" if enter and not demotions_only else None
     params = _params(rules, lo, hi, now)
-    result = "SELECT count(*) FILTER (WHERE entering), array_agg(id) FILTER (WHERE python)"
-    if not write:
-        sql = _points_sql(rules, evidence=False) + (
-            f"\n{result} FROM (SELECT id, ({python}) AS python, ({entering}) AS entering"
-            " FROM scored) AS m"
-        )
+    if write:
+        params |= {"at": now}
+        sql = _points_sql(rules, evidence=True) + _write_sql(python, entering)
     else:
-        sql = _points_sql(rules, evidence=True) + _write_sql(python, entering) + result
-        sql += " FROM marked"
-        params |= {"at": now, "actor": actor, "entry_tier": ENTRY_TIER.value, "entry": ENTRY.reason}
-    entered, ids = session.execute(text(sql), params).one()
+        sql = (
+            _points_sql(rules, evidence=False)
+            + ",\nmarked AS (SELECT id, "
+            + (f"({python}) AS python, ({entering or 'false'}) AS entering FROM scored)")
+        )
+    if entering is None:
+        ids = session.execute(text(sql + "\nSELECT id FROM marked WHERE python"), params)
+        return SqlPass(sorted(int(i) for i in ids.scalars()), 0)
+    params |= {"actor": actor, "entry_tier": ENTRY_TIER.value, "entry": ENTRY.reason}
+    sql += "\nSELECT count(*) FILTER (WHERE entering), array_agg(id) FILTER (WHERE python)"
+    entered, ids = session.execute(text(sql + " FROM marked"), params).one()
     return SqlPass(sorted(int(i) for i in ids or ()), int(entered))
 
 
-def _write_sql(python: str, entering: str) -> str:
-    """The CTEs that store the scores SQL settles and enter the new contacts it moves."""
+def _write_sql(python: str, entering: str | None) -> str:
+    """The CTEs that store the scores SQL settles (and enter the new contacts it moves)."""
+    enters = entering is not None
+    new = "m.entering OR " if enters else ""  # an entering contact is always written
+    entering_col = f", ({entering}) AS entering" if enters else ""
+    tier = (
+        """,
+           tier = CASE WHEN m.entering THEN :entry_tier ELSE c.tier END,
+           tier_entered_at = CASE WHEN m.entering THEN :at ELSE c.tier_entered_at END"""
+        if enters
+        else ""
+    )
+    history = (
+        """,
+entered AS (
+    INSERT INTO tier_changes
+        (contact_id, from_tier, to_tier, reason, rules_version, score, actor, changed_at)
+    SELECT id, NULL, :entry_tier, :entry, :version, score, :actor, :at
+    FROM marked WHERE entering ORDER BY id
+)"""
+        if enters
+        else ""
+    )
     return f""",
 marked AS (
-    SELECT id, score, violations, ({python}) AS python, ({entering}) AS entering,
+    SELECT id, score, violations, ({python}) AS python{entering_col},
            ({_breakdown_sql()}) AS breakdown,
            stored_score, stored_warnings, stored_version, stored_breakdown
     FROM scored
@@ -382,24 +408,16 @@ marked AS (
 ),
 written AS (
     UPDATE contacts c SET score = m.score, score_breakdown = CAST(m.breakdown AS jsonb),
-           warnings = m.violations, rules_version = :version, scored_at = :at, updated_at = :at,
-           tier = CASE WHEN m.entering THEN :entry_tier ELSE c.tier END,
-           tier_entered_at = CASE WHEN m.entering THEN :at ELSE c.tier_entered_at END
+           warnings = m.violations, rules_version = :version, scored_at = :at,
+           updated_at = :at{tier}
     FROM marked m
     -- The range lets the join read the batch's contacts, not the whole table.
-    WHERE c.id = m.id AND c.id BETWEEN :lo AND :hi AND NOT m.python AND (m.entering
-        OR m.score <> m.stored_score OR m.violations <> m.stored_warnings
+    WHERE c.id = m.id AND c.id BETWEEN :lo AND :hi AND NOT m.python
+        AND ({new}m.score <> m.stored_score OR m.violations <> m.stored_warnings
         OR m.stored_version IS DISTINCT FROM :version
         OR CAST(m.stored_breakdown AS text) IS DISTINCT FROM m.breakdown)
     RETURNING c.id
-),
-entered AS (
-    INSERT INTO tier_changes
-        (contact_id, from_tier, to_tier, reason, rules_version, score, actor, changed_at)
-    SELECT id, NULL, :entry_tier, :entry, :version, score, :actor, :at
-    FROM marked WHERE entering ORDER BY id
-)
-"""
+){history}"""
 
 
 def sql_scores(

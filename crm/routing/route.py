@@ -24,7 +24,7 @@ from crm.core.db import is_postgres, transaction
 from crm.core.locks import Lock, hold
 from crm.models import utcnow
 from crm.routing.placement import pending_placements, place_contacts
-from crm.routing.rescore import rescore_and_enter
+from crm.routing.rescore import SqlPass, rescore_and_enter, rescore_in_sql
 from crm.routing.rules import Rules
 from crm.routing.score_store import store_scores
 from crm.routing.scoring_sql import Batch, Fetched, Rescored, batches, fetch_range, score_rows
@@ -174,10 +174,13 @@ def _fetch(
     # Most contacts cannot move, and a new one enters the funnel whatever its score: SQL
     # scores (and writes) them, enters the new ones, and hands back only those the tier
     # rules may move otherwise, to be scored and routed in Python.
-    done = rescore_and_enter(
-        session, batch.first, batch.last, rules, at, write=write, actor="route",
-        demotions_only=demotions_only,
-    )  # fmt: skip
+    if batch.unscored:
+        done = rescore_and_enter(
+            session, batch.first, batch.last, rules, at, write=write, actor="route",
+            demotions_only=demotions_only,
+        )  # fmt: skip
+    else:
+        done = SqlPass(rescore_in_sql(session, batch.first, batch.last, rules, at, write=write), 0)
     if done.entered:
         result.moves[ENTRY.key] += done.entered
     if not done.python:

@@ -54,9 +54,10 @@ _Within = Callable[[Any], Any]
 
 
 class Batch(NamedTuple):
-    """A batch of active contacts: how many, first and last id."""
+    """A batch of active contacts: how many, how many not scored yet, first and last id."""
 
     size: int
+    unscored: int
     first: int
     last: int
 
@@ -71,22 +72,28 @@ class Rescored(NamedTuple):
 def batches(session: Session, size: int) -> Iterator[Batch]:
     """The active contacts in batches of ``size``, in id order."""
     last = 0
+    unscored = Contact.tier.is_(None)
     while True:
-        # A batch's bounds and size in one row: fetching its ids cost more than scoring it.
+        # A batch's bounds and counts in one row: fetching its ids cost more than scoring it.
         rows = (
-            select(Contact.id.label("id"))
+            select(Contact.id.label("id"), unscored.label("unscored"))
             .where(Contact.status == ContactStatus.ACTIVE.value, Contact.id > last)
             .order_by(Contact.id)
             .limit(size)
             .subquery()
         )
-        count, first, last_id = session.execute(
-            select(func.count(), func.min(rows.c.id), func.max(rows.c.id))
+        count, new, first, last_id = session.execute(
+            select(
+                func.count(),
+                func.count().filter(rows.c.unscored),
+                func.min(rows.c.id),
+                func.max(rows.c.id),
+            )
         ).one()
         if not count:
             return
         last = int(last_id)
-        yield Batch(int(count), int(first), last)
+        yield Batch(int(count), int(new), int(first), last)
 
 
 class Fetched(NamedTuple):
