@@ -87,7 +87,7 @@ FIRST_PG = (
     " WHERE c.status = 'active'",
     "INSERT INTO outbox (campaign, step, contact_id, channel, template, community_id, action,"
     " context, state, due_at, attempts, idempotency_key, created_at, updated_at)"
-    " SELECT 'tier-invite', 'open', c.id, 'wechat', 'tier_invitation', g.id, 'group_join',"
+    " SELECT 'tier-invite', 'open', c.id, 'wechat', 'tier_invitation', g.id, 'group_invite',"
     " json_build_object('tier', 'open', 'group', g.name, 'qr_code_url', g.qr_code_url),"
     " 'planned', :now, 0, 'tier-invite:open:' || c.id, :now, :now"
     " FROM contacts c JOIN communities g ON g.name = 'bench-open' WHERE c.status = 'active'",
@@ -145,6 +145,14 @@ def _generate(eng: Engine, rows: int, per: int) -> int:
                 "INSERT INTO contacts (id, display_name, status, score, score_breakdown, locale,"
                 " warnings, first_seen_at, created_at, updated_at) "
                 f"SELECT i, 'c' || i, 'active', 0, '[]', 'zh-CN', 0, :t, :t, :t FROM {series}"
+            ),
+            {"n": rows, "t": seen},
+        )
+        # A WeChat id each: a contact nothing can reach is not invited to a group.
+        conn.execute(
+            text(
+                "INSERT INTO identities (contact_id, kind, value, flags, created_at) "
+                f"SELECT i, 'wechat_id', 'wx' || i, '{{}}', :t FROM {series}"
             ),
             {"n": rows, "t": seen},
         )

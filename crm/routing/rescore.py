@@ -7,7 +7,9 @@ event flags of :func:`crm.routing.scoring_sql.score_range`, and applies
 :func:`crm.routing.tier_rules.may_move`, a cheap test that holds whenever the state machine
 would move a contact. Contacts that cannot move and whose stored score, breakdown, warnings
 or rules version differ are written by the statement itself; the rest go to Python, which
-scores them and runs the state machine as before.
+scores them and runs the state machine as before. A first run is all new contacts, whose one
+move (entering the funnel, unless the rules remove them) does not depend on the score:
+:func:`rescore_and_enter` writes that move in the same statement.
 
 Screening answers are matched on Python's ``str()`` of any JSON value, which SQL does not
 reproduce: while the rules ask screening questions, contacts with answer events always go to
@@ -21,7 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -29,7 +31,12 @@ from sqlalchemy.orm import Session
 from crm.core.vocabulary import TIER_ORDER, ContactStatus, EventKind, Tier
 from crm.routing.facts import ACTIVITY_KINDS, ad_labels, intent_patterns
 from crm.routing.rules.model import SOURCE_KINDS, Rules
-from crm.routing.tier_rules import score_bounds, silent_days_that_may_move
+from crm.routing.tier_rules import (
+    ENTRY,
+    ENTRY_TIER,
+    score_bounds,
+    silent_days_that_may_move,
+)
 
 # Breakdown lines in the order evaluate() appends them, each with the events it cites (a
 # flag computed per event below, or event kinds) or none; screening is left to Python.
@@ -227,12 +234,15 @@ def _breakdown_sql() -> str:
     return "'[' || concat_ws(', ', " + ",\n    ".join(lines) + ") || ']'"
 
 
-def _may_move_sql(rules: Rules) -> str:
-    """:func:`crm.routing.tier_rules.may_move` over the ``scored`` columns."""
+def _may_move_sql(rules: Rules, *, new_contacts: bool = True) -> str:
+    """:func:`crm.routing.tier_rules.may_move` over the ``scored`` columns; without
+    ``new_contacts``, a new contact only when the rules remove it."""
     life = rules.lifecycle
-    terms = [f"violations >= {int(life.remove_after_violations)}", "tier IS NULL"]
+    terms = [f"violations >= {int(life.remove_after_violations)}"]
     if life.remove_on_ad:
         terms.append("n_ads > 0")
+    if new_contacts:
+        terms.append("tier IS NULL")
     by_tier = []
     for tier in TIER_ORDER:
         promote_at, demote_below = score_bounds(tier, rules)
@@ -246,7 +256,8 @@ def _may_move_sql(rules: Rules) -> str:
         cond = "false" if tier == Tier.PAID else " OR ".join(moves)
         by_tier.append(f"WHEN '{tier.value}' THEN {cond}")
     # An unknown tier goes to Python, whose state machine refuses it.
-    terms.append(f"CASE tier {' '.join(by_tier)} ELSE true END")
+    by_tier_sql = f"CASE tier {' '.join(by_tier)} ELSE true END"
+    terms.append(by_tier_sql if new_contacts else f"tier IS NOT NULL AND {by_tier_sql}")
     return " OR ".join(f"({t})" for t in terms)
 
 
@@ -294,36 +305,119 @@ def rescore_in_sql(
     version of every other contact whose stored ones differ (as
     :func:`crm.routing.score_store.store_scores` would).
     """
-    python = _may_move_sql(rules)
+    return _sql_pass(session, lo, hi, rules, now, write=write, enter=False).python
+
+
+class SqlPass(NamedTuple):
+    """What the SQL pass over a batch left to Python, and how many new contacts it entered."""
+
+    python: list[int]
+    entered: int
+
+
+def rescore_and_enter(
+    session: Session,
+    lo: int,
+    hi: int,
+    rules: Rules,
+    now: datetime,
+    *,
+    write: bool,
+    actor: str,
+    demotions_only: bool = False,
+) -> SqlPass:
+    """:func:`rescore_in_sql`, and the new contacts it scores enter the funnel in SQL too.
+
+    A new contact the rules do not remove makes one move, :data:`~crm.routing.tier_rules.ENTRY`
+    (whatever its score): with ``write`` the statement writes it as
+    :func:`crm.routing.tiers.write_moves` would (the tier, the time it was entered, one tier
+    history row), so on a first run Python scores only the new contacts the rules remove.
+    ``demotions_only`` (the clean-out) moves no new contact: they are only scored.
+    """
+    return _sql_pass(
+        session, lo, hi, rules, now, write=write, enter=True, actor=actor,
+        demotions_only=demotions_only,
+    )  # fmt: skip
+
+
+def _sql_pass(
+    session: Session,
+    lo: int,
+    hi: int,
+    rules: Rules,
+    now: datetime,
+    *,
+    write: bool,
+    enter: bool,
+    actor: str = "",
+    demotions_only: bool = False,
+) -> SqlPass:
+    python = _may_move_sql(rules, new_contacts=not enter)
     if rules.signals.screening.questions:
         python += " OR n_answer > 0"
+    entering = f"tier IS NULL AND NOT ({python})" if enter and not demotions_only else None
     params = _params(rules, lo, hi, now)
-    if not write:
-        sql = _points_sql(rules, evidence=False) + f"\nSELECT id FROM scored WHERE {python}"
-        return sorted(int(i) for i in session.execute(text(sql), params).scalars())
-    sql = (
-        _points_sql(rules, evidence=True)
-        + f""",
+    if write:
+        params |= {"at": now}
+        sql = _points_sql(rules, evidence=True) + _write_sql(python, entering)
+    else:
+        sql = (
+            _points_sql(rules, evidence=False)
+            + ",\nmarked AS (SELECT id, "
+            + (f"({python}) AS python, ({entering or 'false'}) AS entering FROM scored)")
+        )
+    if entering is None:
+        ids = session.execute(text(sql + "\nSELECT id FROM marked WHERE python"), params)
+        return SqlPass(sorted(int(i) for i in ids.scalars()), 0)
+    params |= {"actor": actor, "entry_tier": ENTRY_TIER.value, "entry": ENTRY.reason}
+    sql += "\nSELECT count(*) FILTER (WHERE entering), array_agg(id) FILTER (WHERE python)"
+    entered, ids = session.execute(text(sql + " FROM marked"), params).one()
+    return SqlPass(sorted(int(i) for i in ids or ()), int(entered))
+
+
+def _write_sql(python: str, entering: str | None) -> str:
+    """The CTEs that store the scores SQL settles (and enter the new contacts it moves)."""
+    enters = entering is not None
+    new = "m.entering OR " if enters else ""  # an entering contact is always written
+    entering_col = f", ({entering}) AS entering" if enters else ""
+    tier = (
+        """,
+           tier = CASE WHEN m.entering THEN :entry_tier ELSE c.tier END,
+           tier_entered_at = CASE WHEN m.entering THEN :at ELSE c.tier_entered_at END"""
+        if enters
+        else ""
+    )
+    history = (
+        """,
+entered AS (
+    INSERT INTO tier_changes
+        (contact_id, from_tier, to_tier, reason, rules_version, score, actor, changed_at)
+    SELECT id, NULL, :entry_tier, :entry, :version, score, :actor, :at
+    FROM marked WHERE entering ORDER BY id
+)"""
+        if enters
+        else ""
+    )
+    return f""",
 marked AS (
-    SELECT id, score, violations, ({python}) AS python, ({_breakdown_sql()}) AS breakdown,
+    SELECT id, score, violations, ({python}) AS python{entering_col},
+           ({_breakdown_sql()}) AS breakdown,
            stored_score, stored_warnings, stored_version, stored_breakdown
     FROM scored
     OFFSET 0
 ),
 written AS (
     UPDATE contacts c SET score = m.score, score_breakdown = CAST(m.breakdown AS jsonb),
-           warnings = m.violations, rules_version = :version, scored_at = :at, updated_at = :at
+           warnings = m.violations, rules_version = :version, scored_at = :at,
+           updated_at = :at{tier}
     FROM marked m
     -- The range lets the join read the batch's contacts, not the whole table.
-    WHERE c.id = m.id AND c.id BETWEEN :lo AND :hi AND NOT m.python AND (m.score <> m.stored_score
-        OR m.violations <> m.stored_warnings OR m.stored_version IS DISTINCT FROM :version
+    WHERE c.id = m.id AND c.id BETWEEN :lo AND :hi AND NOT m.python
+        AND ({new}m.score <> m.stored_score OR m.violations <> m.stored_warnings
+        OR m.stored_version IS DISTINCT FROM :version
         OR CAST(m.stored_breakdown AS text) IS DISTINCT FROM m.breakdown)
     RETURNING c.id
-)
-SELECT id FROM marked WHERE python"""
-    )
-    params["at"] = now
-    return sorted(int(i) for i in session.execute(text(sql), params).scalars())
+){history}"""
 
 
 def sql_scores(

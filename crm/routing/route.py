@@ -1,7 +1,8 @@
 """Routing: score every active contact in set-based batches and move them between tiers.
 
-One run, one transaction, read top-down: each batch of contacts is scored (in SQL, or by the
-Python signals over one aggregate row per contact), passed through the tier state machine,
+One run, one transaction, read top-down: each batch of contacts is scored (in SQL, which
+also enters new contacts into the funnel, or by the Python signals over one aggregate row per
+contact), passed through the tier state machine,
 and its scores and moves are written back at once (scores, tier history, group exits,
 prospect queue items). Contacts waiting for a group of their tier are placed at the end of
 the run. A dry run computes the same moves, under any rules file, and writes nothing, so a
@@ -23,12 +24,12 @@ from crm.core.db import is_postgres, transaction
 from crm.core.locks import Lock, hold
 from crm.models import utcnow
 from crm.routing.placement import pending_placements, place_contacts
-from crm.routing.rescore import rescore_in_sql
+from crm.routing.rescore import SqlPass, rescore_and_enter, rescore_in_sql
 from crm.routing.rules import Rules
 from crm.routing.score_store import store_scores
 from crm.routing.scoring_sql import Batch, Fetched, Rescored, batches, fetch_range, score_rows
 from crm.routing.signals import Scored
-from crm.routing.tier_rules import Move, moves_of
+from crm.routing.tier_rules import ENTRY, Move, moves_of
 from crm.routing.tiers import write_moves
 
 
@@ -122,7 +123,9 @@ def _run(
         for batch in batches(session, batch_size):
             result.batches += 1
             result.scored += batch.size
-            fetched = _fetch(session, batch, rules, at, write=write)
+            fetched = _fetch(
+                session, batch, rules, at, result, write=write, demotions_only=demotions_only
+            )
             pending: Future[int] | None = None
             if written is not None:
                 if overlap:
@@ -153,18 +156,33 @@ def _write(session: Session, batch: _Written, rules: Rules, at: datetime) -> int
 
 
 def _fetch(
-    session: Session, batch: Batch, rules: Rules, at: datetime, *, write: bool
+    session: Session,
+    batch: Batch,
+    rules: Rules,
+    at: datetime,
+    result: RouteResult,
+    *,
+    write: bool,
+    demotions_only: bool,
 ) -> Fetched | None:
     """A batch's rows to score: all in Python, or in SQL with Python scoring only who may move.
 
     ``None`` when SQL scored (and, writing, stored) every contact of the batch.
     """
-    # New contacts all enter a tier: when they are most of a batch, the SQL pass is wasted.
-    if not is_postgres(session) or batch.unscored * 2 >= batch.size:
+    if not is_postgres(session):
         return fetch_range(session, batch.first, batch.last, rules, at)
-    # Most contacts cannot move: SQL scores (and writes) them, and hands back only those the
-    # tier rules may move, to be scored and routed in Python.
-    wanted = rescore_in_sql(session, batch.first, batch.last, rules, at, write=write)
-    if not wanted:
+    # Most contacts cannot move, and a new one enters the funnel whatever its score: SQL
+    # scores (and writes) them, enters the new ones, and hands back only those the tier
+    # rules may move otherwise, to be scored and routed in Python.
+    if batch.unscored:
+        done = rescore_and_enter(
+            session, batch.first, batch.last, rules, at, write=write, actor="route",
+            demotions_only=demotions_only,
+        )  # fmt: skip
+    else:
+        done = SqlPass(rescore_in_sql(session, batch.first, batch.last, rules, at, write=write), 0)
+    if done.entered:
+        result.moves[ENTRY.key] += done.entered
+    if not done.python:
         return None
-    return fetch_range(session, batch.first, batch.last, rules, at, only=wanted)
+    return fetch_range(session, batch.first, batch.last, rules, at, only=done.python)

@@ -21,6 +21,7 @@ from crm.routing.signals import Scored
 
 REMOVED = "removed"
 NEW = "new"
+ENTERED = "entered the funnel"
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,11 @@ class Transition:
         return TIER_ORDER.index(self.to_tier) < TIER_ORDER.index(self.from_tier)
 
 
+# Where a new contact that is not removed enters the funnel.
+ENTRY_TIER = Tier.OPEN
+ENTRY = Transition(None, ENTRY_TIER, ENTERED)
+
+
 class Move(NamedTuple):
     """A transition the rules call for, for one contact at its score."""
 
@@ -90,7 +96,7 @@ def next_tier(
             f"removed: {facts.violations} rule violations (limit {life.remove_after_violations})",
         )
     if current is None:
-        return Transition(None, Tier.OPEN, "entered the funnel")
+        return ENTRY
     if current == Tier.PAID:
         return None  # paid is kept: a customer is never demoted by score or silence
     if facts.purchased and life.purchase_to_paid:
