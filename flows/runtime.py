@@ -6,6 +6,7 @@ from functools import cache
 
 from sqlalchemy import Engine
 
+import flows.i18n  # noqa: F401  (attaches the catalog's English to str(error))
 from crm.core.db import make_engine
 from crm.core.migrate import require_current
 from crm.core.settings import Settings, get_settings

@@ -23,6 +23,7 @@ os.environ["QUNFLOW_LANG"] = "en"  # tests read the CLI's English; zh-CN tests s
 import pytest
 from sqlalchemy import Engine, text
 
+import flows.i18n  # noqa: F401  (str(error) reads English, as in every entry point)
 from crm.core.db import make_engine
 from crm.core.migrate import upgrade
 

@@ -16,6 +16,7 @@ import typer
 from rich.cells import cell_len
 from sqlalchemy import Engine
 
+import flows.i18n  # noqa: F401  (attaches the catalog's English to str(error))
 from crm.core.db import check_connection, make_engine
 from crm.core.errors import InputError, QunflowError
 from crm.core.migrate import require_current
