@@ -14,10 +14,10 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from crm.contacts.tags import clean_tags
-from crm.core.errors import ConfigError, InputError, NotFound
+from crm.core.errors import BadValue, ConfigError, InputError, NotFound, Problem
 from crm.core.settings import Settings
 from crm.core.vocabulary import Tier
-from crm.outreach.campaign_spec import Anchor, Campaign, CampaignFile, SpecError
+from crm.outreach.campaign_spec import Anchor, Campaign, CampaignFile
 
 
 def bundled_path() -> Path:
@@ -42,7 +42,10 @@ def load_campaigns(path: Path | None = None) -> dict[str, Campaign]:
             c.audience.tags = clean_tags(c.audience.tags)
         except InputError as exc:  # worded as pydantic words a field's ValueError
             raise ConfigError(
-                "error.outreach.campaigns_tags", path=str(path), position=position, detail=str(exc)
+                "error.outreach.campaigns_rule",
+                path=str(path),
+                where=f"campaign.{position}.audience.tags",
+                detail=Problem(exc.key, **exc.params),
             ) from exc
     out: dict[str, Campaign] = {}
     for c in parsed.campaign:
@@ -57,9 +60,11 @@ def _invalid(path: Path, exc: ValidationError) -> ConfigError:
     # else pydantic's own sentence (a missing field, a wrong type, a misspelt key).
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"])
-    rule = first.get("ctx", {}).get("error")
-    if isinstance(rule, SpecError):
-        return ConfigError(rule.key, path=str(path), where=where, **rule.params)
+    cause = first.get("ctx", {}).get("error")
+    if isinstance(cause, BadValue):
+        return ConfigError(
+            "error.outreach.campaigns_rule", path=str(path), where=where, detail=cause.problem
+        )
     return ConfigError(
         "error.outreach.campaigns_invalid", path=str(path), where=where, detail=first["msg"]
     )

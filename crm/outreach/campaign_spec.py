@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from crm.core.clock import WEEKDAYS, parse_duration
+from crm.core.errors import BadValue
 from crm.core.vocabulary import SourceKind, Tier
 
 Anchor = Literal["tier_entered", "signup", "event", "weekly", "last_active"]
@@ -24,24 +25,11 @@ GROUP_ANCHORS = ("weekly", "event")
 GROUP_CHANNELS = ("wecom", "wechat", "webhook", "file", "console", "null")
 
 
-class SpecError(ValueError):
-    """A campaign rule the file breaks, as a catalog key and its parameters.
-
-    A ValueError, so pydantic reports it at the field's location; campaign_file says it with
-    the file's path and that location (the ``path`` and ``where`` of every such sentence).
-    """
-
-    def __init__(self, key: str, /, **params: object) -> None:
-        super().__init__(key)
-        self.key = key
-        self.params = params
-
-
 def _duration_text(value: str) -> None:
     try:
         parse_duration(value)
     except ValueError as exc:
-        raise SpecError("error.outreach.campaign_duration", value=value) from exc
+        raise BadValue("error.outreach.campaign_duration", value=value) from exc
 
 
 class Span(BaseModel):
@@ -78,7 +66,7 @@ class Step(BaseModel):
     @classmethod
     def _known_channel(cls, value: str) -> str:
         if value not in CHANNELS:
-            raise SpecError(
+            raise BadValue(
                 "error.outreach.campaign_channel", value=value, known=", ".join(CHANNELS)
             )
         return value
@@ -107,13 +95,13 @@ class Step(BaseModel):
     def _days(cls, value: list[str] | None) -> list[str] | None:
         for day in value or []:
             if day not in WEEKDAYS:
-                raise SpecError("error.outreach.campaign_weekday", day=day)
+                raise BadValue("error.outreach.campaign_weekday", day=day)
         return value
 
     @model_validator(mode="after")
     def _timing(self) -> Step:
         if self.offset is None and self.at is None:
-            raise SpecError("error.outreach.campaign_step_timing", step=self.name)
+            raise BadValue("error.outreach.campaign_step_timing", step=self.name)
         return self
 
 
@@ -147,7 +135,7 @@ class EventSpec(BaseModel):
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
-            raise SpecError("error.outreach.campaign_event_zone")
+            raise BadValue("error.outreach.campaign_event_zone")
         return value.astimezone(UTC)
 
 
@@ -180,16 +168,16 @@ class Campaign(BaseModel):
     def _unique_steps(self) -> Campaign:
         names = [s.name for s in self.steps]
         if len(set(names)) != len(names):
-            raise SpecError("error.outreach.campaign_steps_repeat", campaign=self.name)
+            raise BadValue("error.outreach.campaign_steps_repeat", campaign=self.name)
         if self.anchor == "weekly" and any(not s.weekdays or s.at is None for s in self.steps):
-            raise SpecError("error.outreach.campaign_weekly_steps", campaign=self.name)
+            raise BadValue("error.outreach.campaign_weekly_steps", campaign=self.name)
         if self.target == "groups":
             self._check_group_target()
         return self
 
     def _check_group_target(self) -> None:
         if self.anchor not in GROUP_ANCHORS:
-            raise SpecError(
+            raise BadValue(
                 "error.outreach.campaign_group_anchor",
                 campaign=self.name,
                 anchor=self.anchor,
@@ -208,7 +196,7 @@ class Campaign(BaseModel):
             if value not in (None, [])
         ]
         if per_person:
-            raise SpecError(
+            raise BadValue(
                 "error.outreach.campaign_group_filters",
                 campaign=self.name,
                 filters=", ".join(per_person),
@@ -216,7 +204,7 @@ class Campaign(BaseModel):
         for step in self.steps:
             wrong = [c for c in step.channels if c not in GROUP_CHANNELS]
             if wrong or step.action != "message":
-                raise SpecError(
+                raise BadValue(
                     "error.outreach.campaign_group_step",
                     campaign=self.name,
                     step=step.name,

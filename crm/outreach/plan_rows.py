@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
 
-from crm.core.errors import InputError
+from crm.core.errors import BadValue, InputError
 from crm.core.vocabulary import OutboxState
-from crm.outreach.campaign_spec import Campaign, EventSpec, SpecError, Step
+from crm.outreach.campaign_spec import Campaign, EventSpec, Step
 
 
 class Exclusion(StrEnum):
@@ -70,9 +70,9 @@ def event_for(campaign: Campaign, params: Mapping[str, Any]) -> EventSpec:
 def _bad_event(exc: ValidationError) -> InputError:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"])
-    if isinstance(first.get("ctx", {}).get("error"), SpecError):  # the one rule: a zone
-        return InputError("error.outreach.event_param_zone")
-    return InputError("error.outreach.event_param", where=where, detail=first["msg"])
+    cause = first.get("ctx", {}).get("error")
+    detail = cause.problem if isinstance(cause, BadValue) else first["msg"]
+    return InputError("error.outreach.event_param", where=where, detail=detail)
 
 
 def pick_channel(

@@ -121,7 +121,8 @@ def test_a_broken_campaign_rule_reads_in_both_languages_and_survives_pickling(
     path.write_text(WELCOME.replace('channel = "email", template', 'channel = "emial", template'))
     with pytest.raises(ConfigError) as err:
         load_campaigns(path)
-    assert err.value.key == "error.outreach.campaign_channel"
+    assert err.value.key == "error.outreach.campaigns_rule"
+    assert err.value.params["detail"].key == "error.outreach.campaign_channel"
     assert str(err.value) == (
         f"{path}: campaign.0.steps.1.channel: Value error, unknown channel 'emial' "
         "(one of wecom, wechat, email, webhook, file, console, null)"
