@@ -232,13 +232,13 @@ def _check_overrides(limits: Mapping[str, int], timezone: str | None) -> None:
         name, _ = _override_key(action)
         if name not in known:
             raise InputError(
-                f"limit {action!r}: unknown action {name!r} (known: {', '.join(known)})"
+                "error.outreach.limit_action", action=action, name=name, known=", ".join(known)
             )
     if timezone:
         try:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # "America" is a folder
-            raise InputError(f"timezone {timezone!r}: not an IANA time zone name") from exc
+            raise InputError("error.outreach.timezone_unknown", timezone=timezone) from exc
 
 
 def _set_override(

@@ -139,6 +139,8 @@ def step_accounts(session: Session, campaign: Campaign) -> dict[tuple[str, str],
                 continue
             ids = list(session.scalars(stmt.order_by(OperatorAccount.id)))
             if step.account and channel == step.channel and not ids:
-                raise InputError(f"step {step.name}: no active operator account {step.account!r}")
+                raise InputError(
+                    "error.outreach.step_account", step=step.name, account=step.account
+                )
             out[step.name, channel] = ids
     return out

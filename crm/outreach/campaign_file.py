@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from crm.contacts.tags import clean_tags
-from crm.core.errors import ConfigError, InputError, NotFound
+from crm.core.errors import BadValue, ConfigError, InputError, NotFound, Problem
 from crm.core.settings import Settings
 from crm.core.vocabulary import Tier
 from crm.outreach.campaign_spec import Anchor, Campaign, CampaignFile
@@ -32,33 +32,51 @@ def load_campaigns(path: Path | None = None) -> dict[str, Campaign]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
         parsed = CampaignFile.model_validate(data)
     except FileNotFoundError as exc:
-        raise ConfigError(f"campaigns file not found: {path}") from exc
+        raise ConfigError("error.outreach.campaigns_missing", path=str(path)) from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+        raise ConfigError("error.outreach.campaigns_toml", path=str(path), detail=str(exc)) from exc
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path}: {where}: {first['msg']}") from exc
+        raise _invalid(path, exc) from exc
     for position, c in enumerate(parsed.campaign):
         try:
             c.audience.tags = clean_tags(c.audience.tags)
         except InputError as exc:  # worded as pydantic words a field's ValueError
             raise ConfigError(
-                f"{path}: campaign.{position}.audience.tags: Value error, {exc}"
+                "error.outreach.campaigns_rule",
+                path=str(path),
+                where=f"campaign.{position}.audience.tags",
+                detail=Problem(exc.key, **exc.params),
             ) from exc
     out: dict[str, Campaign] = {}
     for c in parsed.campaign:
         if c.name in out:
-            raise ConfigError(f"{path}: campaign {c.name} defined twice")
+            raise ConfigError("error.outreach.campaign_twice", path=str(path), name=c.name)
         out[c.name] = c
     return out
+
+
+def _invalid(path: Path, exc: ValidationError) -> ConfigError:
+    # The first problem, at its place in the file: one of our rules in the reader's words,
+    # else pydantic's own sentence (a missing field, a wrong type, a misspelt key).
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    cause = first.get("ctx", {}).get("error")
+    if isinstance(cause, BadValue):
+        return ConfigError(
+            "error.outreach.campaigns_rule", path=str(path), where=where, detail=cause.problem
+        )
+    return ConfigError(
+        "error.outreach.campaigns_invalid", path=str(path), where=where, detail=first["msg"]
+    )
 
 
 def find_campaign(settings: Settings, name: str) -> Campaign:
     """The campaign ``name`` of the settings' campaigns file; NotFound lists the defined ones."""
     campaigns = load_campaigns(settings.campaigns_path)
     if name not in campaigns:
-        raise NotFound(f"no campaign {name!r} (defined: {', '.join(sorted(campaigns))})")
+        raise NotFound(
+            "error.outreach.campaign_missing", name=name, defined=", ".join(sorted(campaigns))
+        )
     return campaigns[name]
 
 

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from crm.core.clock import WEEKDAYS, parse_duration
+from crm.core.errors import BadValue
 from crm.core.vocabulary import SourceKind, Tier
 
 Anchor = Literal["tier_entered", "signup", "event", "weekly", "last_active"]
@@ -22,6 +23,13 @@ GROUP_ANCHORS = ("weekly", "event")
 # Channels that can post in a group: WeCom (a group mass-message task for the group's chat id)
 # and the ones that just record or forward the text (an operator posts it by hand).
 GROUP_CHANNELS = ("wecom", "wechat", "webhook", "file", "console", "null")
+
+
+def _duration_text(value: str) -> None:
+    try:
+        parse_duration(value)
+    except ValueError as exc:
+        raise BadValue("error.outreach.campaign_duration", value=value) from exc
 
 
 class Span(BaseModel):
@@ -58,7 +66,9 @@ class Step(BaseModel):
     @classmethod
     def _known_channel(cls, value: str) -> str:
         if value not in CHANNELS:
-            raise ValueError(f"unknown channel {value!r} (one of {', '.join(CHANNELS)})")
+            raise BadValue(
+                "error.outreach.campaign_channel", value=value, known=", ".join(CHANNELS)
+            )
         return value
 
     @field_validator("fallback")
@@ -77,7 +87,7 @@ class Step(BaseModel):
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         if value is not None:
-            parse_duration(value)
+            _duration_text(value)
         return value
 
     @field_validator("weekdays")
@@ -85,13 +95,13 @@ class Step(BaseModel):
     def _days(cls, value: list[str] | None) -> list[str] | None:
         for day in value or []:
             if day not in WEEKDAYS:
-                raise ValueError(f"unknown weekday {day!r} (mon … sun)")
+                raise BadValue("error.outreach.campaign_weekday", day=day)
         return value
 
     @model_validator(mode="after")
     def _timing(self) -> Step:
         if self.offset is None and self.at is None:
-            raise ValueError(f"step {self.name}: give offset, or at (with day_offset/weekdays)")
+            raise BadValue("error.outreach.campaign_step_timing", step=self.name)
         return self
 
 
@@ -125,7 +135,7 @@ class EventSpec(BaseModel):
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
-            raise ValueError("event start needs a UTC offset, e.g. 2026-12-01T19:30:00+08:00")
+            raise BadValue("error.outreach.campaign_event_zone")
         return value.astimezone(UTC)
 
 
@@ -151,25 +161,26 @@ class Campaign(BaseModel):
     @field_validator("max_late", "horizon")
     @classmethod
     def _duration(cls, value: str) -> str:
-        parse_duration(value)
+        _duration_text(value)
         return value
 
     @model_validator(mode="after")
     def _unique_steps(self) -> Campaign:
         names = [s.name for s in self.steps]
         if len(set(names)) != len(names):
-            raise ValueError(f"campaign {self.name}: step names repeat")
+            raise BadValue("error.outreach.campaign_steps_repeat", campaign=self.name)
         if self.anchor == "weekly" and any(not s.weekdays or s.at is None for s in self.steps):
-            raise ValueError(f"campaign {self.name}: weekly steps need weekdays and at")
+            raise BadValue("error.outreach.campaign_weekly_steps", campaign=self.name)
         if self.target == "groups":
             self._check_group_target()
         return self
 
     def _check_group_target(self) -> None:
         if self.anchor not in GROUP_ANCHORS:
-            raise ValueError(
-                f"campaign {self.name}: a group post is anchored to "
-                f"{' or '.join(GROUP_ANCHORS)}, not to one contact's {self.anchor}"
+            raise BadValue(
+                "error.outreach.campaign_group_anchor",
+                campaign=self.name,
+                anchor=self.anchor,
             )
         aud = self.audience
         per_person = [
@@ -185,16 +196,19 @@ class Campaign(BaseModel):
             if value not in (None, [])
         ]
         if per_person:
-            raise ValueError(
-                f"campaign {self.name}: {', '.join(per_person)} select contacts, "
-                "a group campaign selects groups by tiers and groups"
+            raise BadValue(
+                "error.outreach.campaign_group_filters",
+                campaign=self.name,
+                filters=", ".join(per_person),
             )
         for step in self.steps:
             wrong = [c for c in step.channels if c not in GROUP_CHANNELS]
             if wrong or step.action != "message":
-                raise ValueError(
-                    f"campaign {self.name}: step {step.name}: a group post is an action "
-                    f"'message' on {', '.join(GROUP_CHANNELS)}"
+                raise BadValue(
+                    "error.outreach.campaign_group_step",
+                    campaign=self.name,
+                    step=step.name,
+                    channels=", ".join(GROUP_CHANNELS),
                 )
 
 

@@ -49,17 +49,23 @@ def default_limits(path: Path | None = None) -> tuple[NamedLimit, ...]:
     try:
         parsed = _File.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+        raise ConfigError(
+            "error.outreach.limits_unreadable", path=str(path), detail=str(exc)
+        ) from exc
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path}: {where}: {first['msg']}") from exc
+        raise ConfigError(
+            "error.outreach.limits_invalid", path=str(path), where=where, detail=first["msg"]
+        ) from exc
     out: dict[str, NamedLimit] = {}
     for n, e in enumerate(parsed.limit):
         lim = NamedLimit(
             e.platform, e.scope, e.action, e.window, e.value, e.source, e.since, e.kind
         )
         if lim.name in out:
-            raise ConfigError(f"{path}: limit.{n}: {lim.name} defined twice")
+            raise ConfigError(
+                "error.outreach.limit_twice", path=str(path), position=n, name=lim.name
+            )
         out[lim.name] = lim
     return tuple(out.values())

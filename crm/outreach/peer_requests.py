@@ -177,10 +177,10 @@ def record_request(
 ) -> None:
     """Record a friend request as sent (done), accepted or ignored."""
     if outcome not in RECORDABLE:
-        raise InputError(f"outcome {outcome!r}: expected done, accepted or ignored")
+        raise InputError("error.outreach.request_outcome", outcome=str(outcome))
     with transaction(engine) as session:
         task = session.get(PeerTask, task_id)
         if task is None or task.kind != PeerTaskKind.FRIEND_REQUEST.value:
-            raise NotFound(f"friend request task {task_id} does not exist")
+            raise NotFound("error.outreach.request_missing", task_id=task_id)
         task.state = outcome.value
         task.done_at = task.done_at or now or utcnow()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NoReturn
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
@@ -54,16 +55,16 @@ def add_peer(
     """Add a peer group to join (optionally already assigned to one of our accounts)."""
     name = name.strip()
     if not name or len(name) > 200:
-        raise InputError("peer group name: 1 to 200 characters")
+        raise InputError("error.outreach.peer_name")
     try:
         method = JoinMethod(join_method)
     except ValueError as exc:
-        raise InputError(f"--join {join_method!r}: expected qr, link or introduction") from exc
+        raise InputError("error.outreach.peer_join", method=str(join_method)) from exc
     if notes and len(notes) > 1000:
-        raise InputError("--notes: at most 1000 characters")
+        raise InputError("error.outreach.peer_notes", limit=1000)
     with transaction(engine) as session:
         if session.scalar(select(PeerGroup.id).where(PeerGroup.name == name)) is not None:
-            raise Conflict(f"a peer group named {name!r} already exists")
+            raise Conflict("error.outreach.peer_exists", name=name)
         peer = PeerGroup(
             name=name,
             community=community,
@@ -104,7 +105,7 @@ def mark_joined(
         peer = find_peer(session, name)
         acct_id = account_id(session, account) if account else peer.account_id
         if acct_id is None:
-            raise InputError(f"peer group {peer.name!r}: name the account that joined (--account)")
+            raise InputError("error.outreach.peer_account", name=peer.name)
         acct = sending_accounts(session, settings.zone)[acct_id]
         day = local_day(at, acct.zone)
         task = session.scalar(
@@ -123,8 +124,11 @@ def mark_joined(
                 session, subject, CapAction.GROUP_JOIN.value, cap=cap, day=day, now=at
             ):
                 raise Conflict(
-                    f"account {acct.handle}: no group_join headroom left on {day} "
-                    f"(cap {cap}): join {peer.name!r} on a later day"
+                    "error.outreach.peer_no_headroom",
+                    account=acct.handle,
+                    day=day.isoformat(),
+                    cap=cap,
+                    name=peer.name,
                 )
         else:
             task.state, task.done_at = PeerTaskState.DONE.value, at
@@ -173,13 +177,11 @@ def mark_requested(
     it and not done is dropped and its group_join unit given back."""
     at = now or utcnow()
     if note and len(note) > 500:
-        raise InputError("--note: at most 500 characters")
+        raise InputError("error.outreach.peer_note", limit=500)
     with transaction(engine, immediate=True) as session:
         peer = find_peer(session, name)
         if peer.status not in REQUESTABLE:
-            raise Conflict(
-                f"peer group {peer.name!r} is {peer.status}: {_NOT_REQUESTABLE[peer.status]}"
-            )
+            _refuse_request(peer)
         acct_id = account_id(session, account) if account else peer.account_id
         planned = session.execute(
             update(PeerTask)
@@ -206,8 +208,10 @@ def reset_peer(engine: Engine, name: str) -> PeerView:
     """Put a requested, left or removed peer group back to join (planning takes it again)."""
     with transaction(engine) as session:
         peer = find_peer(session, name)
-        if peer.status in (PeerStatus.TO_JOIN.value, PeerStatus.JOINED.value):
-            raise Conflict(f"peer group {peer.name!r} is {peer.status}: nothing to reset")
+        if peer.status == PeerStatus.TO_JOIN.value:
+            raise Conflict("error.outreach.peer_reset_to_join", name=peer.name)
+        if peer.status == PeerStatus.JOINED.value:
+            raise Conflict("error.outreach.peer_reset_joined", name=peer.name)
         peer.status, peer.requested_at, peer.request_note = PeerStatus.TO_JOIN.value, None, None
         audit(session, "cli", "peer.reset", object_type="peer_group", object_id=peer.id)
         handle = session.scalar(
@@ -216,11 +220,12 @@ def reset_peer(engine: Engine, name: str) -> PeerView:
         return _view(peer, handle)
 
 
-_NOT_REQUESTABLE = {
-    PeerStatus.REQUESTED.value: "already asked; mark it joined, or reset it (qunflow peers reset)",
-    PeerStatus.JOINED.value: "our account is already in it",
-    PeerStatus.REMOVED.value: "its owner removed us; reset it first (qunflow peers reset)",
-}
+def _refuse_request(peer: PeerGroup) -> NoReturn:
+    if peer.status == PeerStatus.REQUESTED.value:
+        raise Conflict("error.outreach.peer_requested", name=peer.name)
+    if peer.status == PeerStatus.JOINED.value:
+        raise Conflict("error.outreach.peer_joined", name=peer.name)
+    raise Conflict("error.outreach.peer_removed", name=peer.name)
 
 
 def find_peer(session: Session, ref: str) -> PeerGroup:
@@ -229,7 +234,7 @@ def find_peer(session: Session, ref: str) -> PeerGroup:
     if peer is None and ref.isdigit() and len(ref) < 19:  # an id fits in a bigint
         peer = session.get(PeerGroup, int(ref))
     if peer is None:
-        raise NotFound(f"peer group {ref!r} does not exist (add it: qunflow peers add)")
+        raise NotFound("error.outreach.peer_missing", ref=ref)
     return peer
 
 
@@ -237,9 +242,9 @@ def account_id(session: Session, handle: str) -> int:
     """The id of the operator account with this handle."""
     ids = session.scalars(select(OperatorAccount.id).where(OperatorAccount.handle == handle)).all()
     if not ids:
-        raise NotFound(f"operator account {handle!r} does not exist")
+        raise NotFound("error.account_missing", handle=handle)
     if len(ids) > 1:
-        raise InputError(f"operator account {handle!r} exists on several platforms")
+        raise InputError("error.account_ambiguous", handle=handle)
     return int(ids[0])
 
 

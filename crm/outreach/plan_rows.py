@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
 
-from crm.core.errors import InputError
+from crm.core.errors import BadValue, InputError
 from crm.core.vocabulary import OutboxState
 from crm.outreach.campaign_spec import Campaign, EventSpec, Step
 
@@ -58,13 +58,21 @@ def event_for(campaign: Campaign, params: Mapping[str, Any]) -> EventSpec:
                 location=params.get("event_location"),
                 link=params.get("event_link"),
             )
-        except (ValidationError, KeyError) as exc:
-            raise InputError(f"event parameters: {exc}") from exc
+        except KeyError as exc:
+            raise InputError("error.outreach.event_param_missing", name=exc.args[0]) from exc
+        except ValidationError as exc:
+            raise _bad_event(exc) from exc
     if campaign.event is None:
-        raise InputError(
-            f"campaign {campaign.name} needs an event: pass event_start and event_name"
-        )
+        raise InputError("error.outreach.event_needed", campaign=campaign.name)
     return campaign.event
+
+
+def _bad_event(exc: ValidationError) -> InputError:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    cause = first.get("ctx", {}).get("error")
+    detail = cause.problem if isinstance(cause, BadValue) else first["msg"]
+    return InputError("error.outreach.event_param", where=where, detail=detail)
 
 
 def pick_channel(

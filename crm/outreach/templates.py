@@ -30,13 +30,35 @@ MAX_RANGE_STEPS = 10_000
 
 
 class TemplateError(InputError):
-    """A message template is missing or failed to render; carries its name and line."""
+    """A message template is missing or failed to render; carries its name and line.
 
-    def __init__(self, name: str, message: str, line: int | None = None) -> None:
+    ``where`` (``name:line``) fills the sentence; name and line are kept as parameters too,
+    so they survive pickling like every error's key and parameters.
+    """
+
+    def __init__(self, name: str, key: str, line: int | None = None, **params: object) -> None:
         where = f"{name}:{line}" if line else name
-        super().__init__(f"template {where}: {message}")
-        self.template = name
-        self.line = line
+        super().__init__(key, where=where, template=name, line=line, **params)
+
+    @property
+    def template(self) -> str:
+        """The template's name."""
+        return str(self.params["template"])
+
+    @property
+    def line(self) -> int | None:
+        """The template's line where it failed, when known."""
+        line = self.params.get("line")
+        return line if isinstance(line, int) else None
+
+
+class _TooLarge(SecurityError):
+    """A render past one of the bounds below; its catalog key and parameters."""
+
+    def __init__(self, key: str, /, **params: object) -> None:
+        super().__init__(key)
+        self.key = key
+        self.params = params
 
 
 def bundled_dir() -> Path:
@@ -59,10 +81,10 @@ class _Bounded(SandboxedEnvironment):
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "*" and _repeat_size(left, right) > MAX_MESSAGE_CHARS:
-            raise SecurityError(f"repeating text or a list past {MAX_MESSAGE_CHARS} items")
+            raise _TooLarge("error.outreach.template_repeat", limit=MAX_MESSAGE_CHARS)
         numbers = isinstance(left, int | float) and isinstance(right, int | float)
         if operator == "**" and numbers and abs(right) > 64 and abs(left) > 1:
-            raise SecurityError("power too large")
+            raise _TooLarge("error.outreach.template_power")
         return super().call_binop(context, operator, left, right)
 
 
@@ -83,7 +105,7 @@ class _RangeBudget:
         steps = range(*args)
         self.left -= len(steps)
         if self.left < 0:
-            raise SecurityError(f"loops past {MAX_RANGE_STEPS} steps in one message")
+            raise _TooLarge("error.outreach.template_loops", limit=MAX_RANGE_STEPS)
         return steps
 
 
@@ -145,10 +167,17 @@ class MessageTemplate:
                 return _bounded_text(tpl.root_render_func(ctx)).strip()
             except Exception:
                 self._env.handle_exception()  # rewrites the traceback to template lines
-        except jinja2.TemplateError as exc:
-            raise TemplateError(self.name, str(exc), _line_of(exc)) from exc
+        except _TooLarge as exc:
+            raise TemplateError(self.name, exc.key, _line_of(exc), **exc.params) from exc
+        except jinja2.TemplateError as exc:  # Jinja's own words (an undefined name, the sandbox)
+            raise TemplateError(
+                self.name, "error.outreach.template_failed", _line_of(exc), detail=str(exc)
+            ) from exc
         except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
-            raise TemplateError(self.name, f"{type(exc).__name__}: {exc}", _line_of(exc)) from exc
+            detail = f"{type(exc).__name__}: {exc}"
+            raise TemplateError(
+                self.name, "error.outreach.template_failed", _line_of(exc), detail=detail
+            ) from exc
 
 
 def load(
@@ -159,9 +188,15 @@ def load(
     try:
         template = env.select_template(template_path(name, locale))
     except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(name, exc.message or "syntax error", exc.lineno) from exc
+        if not exc.message:
+            raise TemplateError(name, "error.outreach.template_syntax", exc.lineno) from exc
+        raise TemplateError(
+            name, "error.outreach.template_failed", exc.lineno, detail=exc.message
+        ) from exc
     except jinja2.TemplateNotFound as exc:
-        raise TemplateError(name, f"not found for locale {locale or DEFAULT_LOCALE}") from exc
+        raise TemplateError(
+            name, "error.outreach.template_missing", locale=locale or DEFAULT_LOCALE
+        ) from exc
     return MessageTemplate(name, template)
 
 
@@ -183,7 +218,7 @@ def _bounded_text(chunks: Iterable[str]) -> str:
     for chunk in chunks:
         size += len(chunk)
         if size > MAX_MESSAGE_CHARS:
-            raise SecurityError(f"message longer than {MAX_MESSAGE_CHARS} characters")
+            raise _TooLarge("error.outreach.template_long", limit=MAX_MESSAGE_CHARS)
         parts.append(chunk)
     return "".join(parts)
 

@@ -62,7 +62,7 @@ def acknowledge_alerts(
     """Close open alerts by id (someone has seen to them); refuses ids that are not open."""
     wanted = sorted(set(ids))
     if not wanted:
-        raise InputError("no alert id given (see `qunflow alerts list`)")
+        raise InputError("error.reports.alert_ids_none")
     at = at or utcnow()
     with transaction(engine) as session:
         found = set(
@@ -72,7 +72,7 @@ def acknowledge_alerts(
         )
         missing = [i for i in wanted if i not in found]
         if missing:
-            raise NotFound(f"no open alert {', '.join(map(str, missing))}")
+            raise NotFound("error.reports.alerts_not_open", ids=", ".join(map(str, missing)))
         session.execute(update(Alert).where(Alert.id.in_(wanted)).values(resolved_at=at))
         for alert_id in wanted:
             audit(session, actor, "alert.ack", object_type="alert", object_id=alert_id, at=at)

@@ -26,7 +26,7 @@ NONE_LABEL = "(none)"
 def check_by(by: str) -> By:
     """Validate a grouping name."""
     if by not in BY_CHOICES:
-        raise InputError(f"unknown grouping {by!r} (choose one of: {', '.join(BY_CHOICES)})")
+        raise InputError("error.reports.by_unknown", by=by, known=", ".join(BY_CHOICES))
     return by  # type: ignore[return-value]
 
 

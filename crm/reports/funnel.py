@@ -73,7 +73,7 @@ def resolve_range(
     """
     if period is not None:
         if start_day is not None or end_day is not None:
-            raise InputError("give either a period or --from/--to, not both")
+            raise InputError("error.reports.period_and_range")
         found = find_period(period, periods_path)
         return found.start, found.end, found.title
     zone = as_zone(tz)
@@ -81,12 +81,12 @@ def resolve_range(
     if start_day is None and end_day is None:
         n = 1 if days is None else days
         if n < 1:
-            raise InputError("days must be at least 1")
+            raise InputError("error.reports.days_min")
         return today - timedelta(days=n), today, None
     end = end_day or today
     start = start_day or end - timedelta(days=1)
     if end <= start:
-        raise InputError(f"--to {end.isoformat()} must be after --from {start.isoformat()}")
+        raise InputError("error.reports.range_order", start=start.isoformat(), end=end.isoformat())
     return start, end, None
 
 

@@ -32,18 +32,18 @@ def load_periods(path: Path | None = None) -> list[Period]:
     try:
         doc = tomllib.loads(source.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise InputError(f"periods file not found: {source}") from exc
+        raise InputError("error.reports.periods_missing", path=str(source)) from exc
     except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{source}: not valid TOML: {exc}") from exc
+        raise InputError("error.reports.periods_toml", path=str(source), detail=str(exc)) from exc
     periods: list[Period] = []
     for i, entry in enumerate(doc.get("period", []), start=1):
         name, start, end = entry.get("name"), entry.get("start"), entry.get("end")
         if not isinstance(name, str) or not name:
-            raise InputError(f"{source}: period #{i} has no name")
+            raise InputError("error.reports.period_no_name", path=str(source), position=i)
         if not isinstance(start, date) or not isinstance(end, date):
-            raise InputError(f"{source}: period {name!r} needs start and end dates")
+            raise InputError("error.reports.period_no_dates", path=str(source), name=name)
         if end <= start:
-            raise InputError(f"{source}: period {name!r} ends before it starts")
+            raise InputError("error.reports.period_backwards", path=str(source), name=name)
         aliases = tuple(str(a) for a in entry.get("aliases", []))
         periods.append(Period(name, str(entry.get("title", name)), start, end, aliases))
     return periods
@@ -55,5 +55,8 @@ def find_period(name: str, path: Path | None = None) -> Period:
     for period in periods:
         if name == period.name or name in period.aliases:
             return period
-    known = ", ".join(p.name for p in periods) or "none"
-    raise InputError(f"unknown period {name!r} (known: {known})")
+    if not periods:
+        raise InputError("error.reports.period_unknown_none", name=name)
+    raise InputError(
+        "error.reports.period_unknown", name=name, known=", ".join(p.name for p in periods)
+    )

@@ -79,14 +79,14 @@ def as_zone(tz: str | ZoneInfo) -> ZoneInfo:
     try:
         return ZoneInfo(tz)
     except (KeyError, ValueError) as exc:
-        raise InputError(f"unknown time zone {tz!r}") from exc
+        raise InputError("error.reports.zone_unknown", tz=tz) from exc
 
 
 def to_utc(value: datetime | date, zone: ZoneInfo) -> datetime:
     """A report bound as aware UTC: a date means that local day's midnight."""
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            raise InputError(f"naive datetime {value!r}: give a time zone")
+            raise InputError("error.reports.naive_datetime", value=value.isoformat())
         return value.astimezone(UTC)
     return local_midnight(value, zone)
 
@@ -104,9 +104,9 @@ def make_window(
     zone = as_zone(tz)
     s, e = to_utc(start, zone), to_utc(end, zone)
     if e <= s:
-        raise InputError(f"empty report range: {s.isoformat()} is not before {e.isoformat()}")
+        raise InputError("error.reports.range_empty", start=s.isoformat(), end=e.isoformat())
     if cohort_weeks < 1:
-        raise InputError("cohort_weeks must be at least 1")
+        raise InputError("error.reports.cohort_weeks")
     moment = (now or datetime.now(UTC)).astimezone(UTC)
     if label is None:
         first = s.astimezone(zone).date()

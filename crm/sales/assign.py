@@ -56,9 +56,9 @@ def _lock_receiver(session: Session, user_id: int) -> User:
         stmt = stmt.with_for_update()
     user = session.scalar(stmt)
     if user is None:
-        raise NotFound(f"user {user_id} does not exist")
+        raise NotFound("error.sales.user_id_missing", user_id=user_id)
     if not user.active:
-        raise Forbidden(f"user {user.username} is disabled")
+        raise Forbidden("error.sales.user_disabled", username=user.username)
     return user
 
 
@@ -76,13 +76,13 @@ def assign(
     with transaction(engine, immediate=True) as session:
         manager = acting_user(session, manager_id)
         if manager.role not in MANAGERS:
-            raise Forbidden("only managers and admins assign prospects")
+            raise Forbidden("error.sales.managers_only")
         target = _lock_receiver(session, to_user_id)
         item = locked_item(session, item_id)
         if item.open_key is None:
-            raise Conflict(f"queue item {item_id} is closed ({item.status})")
+            raise Conflict("error.sales.item_closed", item_id=item_id, status=item.status)
         if item.assignee_id == target.id and item.status in HELD:
-            raise Conflict(f"queue item {item_id} is already with {target.username}")
+            raise Conflict("error.sales.item_with", item_id=item_id, username=target.username)
         check_may_receive(
             target.username, holding_count(session, target.id, now), target.holding_cap
         )
@@ -115,7 +115,9 @@ def parse_strategy(strategy: str) -> AssignStrategy:
         return AssignStrategy(strategy)
     except ValueError as exc:
         expected = ", ".join(s.value for s in AssignStrategy)
-        raise InputError(f"unknown strategy {strategy!r} (expected one of {expected})") from exc
+        raise InputError(
+            "error.sales.strategy_unknown", strategy=strategy, expected=expected
+        ) from exc
 
 
 def assign_pool(

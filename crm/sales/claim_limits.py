@@ -51,26 +51,26 @@ def check_may_claim(username: str, limits: ClaimLimits) -> None:
     """Forbidden when a claim would break the holding limit or today's claim limit."""
     if limits.holding >= limits.holding_limit:
         raise Forbidden(
-            f"{username} already holds {limits.holding} prospects "
-            f"(holding cap {limits.holding_limit}): close or release one first"
+            "error.sales.holding_full",
+            username=username,
+            holding=limits.holding,
+            limit=limits.holding_limit,
         )
     if limits.claimed_today >= limits.daily_claim_limit:
-        raise Forbidden(
-            f"{username} reached today's claim cap ({limits.daily_claim_limit}); "
-            "it resets at midnight"
-        )
+        raise Forbidden("error.sales.claim_cap", username=username, limit=limits.daily_claim_limit)
 
 
 def check_may_receive(username: str, holding: int, holding_limit: int) -> None:
     """Forbidden when a manager's assignment would break the receiver's holding limit."""
     if holding >= holding_limit:
         raise Forbidden(
-            f"{username} already holds {holding} prospects (holding cap {holding_limit})"
+            "error.sales.receiver_full", username=username, holding=holding, limit=holding_limit
         )
 
 
 def check_limit_values(*, claims: int | None, holding: int | None) -> None:
     """InputError unless each given limit is between 0 and :data:`MAX_LIMIT`."""
-    for name, value in (("claims", claims), ("holding", holding)):
-        if value is not None and not 0 <= value <= MAX_LIMIT:
-            raise InputError(f"{name} cap must be between 0 and {MAX_LIMIT}, got {value}")
+    if claims is not None and not 0 <= claims <= MAX_LIMIT:
+        raise InputError("error.sales.claims_cap_range", max=MAX_LIMIT, value=claims)
+    if holding is not None and not 0 <= holding <= MAX_LIMIT:
+        raise InputError("error.sales.holding_cap_range", max=MAX_LIMIT, value=holding)

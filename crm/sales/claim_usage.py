@@ -132,7 +132,7 @@ def _person(session: Session, user_id: int, now: datetime, zone: ZoneInfo, *, lo
     params = {"uid": user_id, "now": now, "day_start": local_day_start(now, zone)}
     row = session.connection().execute(stmt, params).first()
     if row is None:
-        raise NotFound(f"user {user_id} does not exist")
+        raise NotFound("error.sales.user_id_missing", user_id=user_id)
     return row
 
 
@@ -149,7 +149,7 @@ def lock_claimer(session: Session, user_id: int, now: datetime, zone: ZoneInfo) 
     """Lock the person (one claim at a time per person) and read their usage in one query."""
     row = _person(session, user_id, now, zone, lock=True)
     if not row.active:
-        raise Forbidden(f"user {row.username} is disabled")
+        raise Forbidden("error.sales.user_disabled", username=str(row.username))
     return Claimer(id=int(row.id), username=str(row.username), limits=_limits(row))
 
 
@@ -230,7 +230,7 @@ def set_claim_limits(
     with transaction(engine) as session:
         user = session.scalar(select(User).where(User.username == username))
         if user is None:
-            raise NotFound(f"user {username!r} does not exist")
+            raise NotFound("error.sales.user_missing", username=username)
         before = {"claims": user.daily_claim_cap, "holding": user.holding_cap}
         if claims is not None:
             user.daily_claim_cap = claims

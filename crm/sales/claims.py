@@ -195,14 +195,15 @@ def claim_item(
 def _refuse_claim(session: Session, item_id: int, claimer: Claimer) -> NoReturn:
     item = session.get(QueueItem, item_id)
     if item is None:
-        raise NotFound(f"queue item {item_id} does not exist")
+        raise NotFound("error.sales.item_missing", item_id=item_id)
     if item.status in HELD:
         if item.assignee_id == claimer.id:
-            raise Conflict(f"you already hold queue item {item_id}")
+            raise Conflict("error.sales.item_yours_already", item_id=item_id)
         holder = session.get(User, item.assignee_id) if item.assignee_id else None
-        who = holder.username if holder else "someone else"
-        raise Conflict(f"queue item {item_id} was already claimed by {who}")
-    raise Conflict(f"queue item {item_id} is closed ({item.status})")
+        if holder is None:
+            raise Conflict("error.sales.item_claimed_other", item_id=item_id)
+        raise Conflict("error.sales.item_claimed", item_id=item_id, username=holder.username)
+    raise Conflict("error.sales.item_closed", item_id=item_id, status=item.status)
 
 
 def release(engine: Engine, item_id: int, user_id: int, now: datetime | None = None) -> None:

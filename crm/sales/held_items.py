@@ -29,19 +29,24 @@ class LeaseRanOut(Conflict):
 
     def __init__(self, item_id: int, expired_at: datetime) -> None:
         super().__init__(
-            f"your lease on queue item {item_id} expired at {expired_at:%Y-%m-%d %H:%M} UTC "
-            "and it went back to the pool: claim it again to record this"
+            "error.sales.lease_ran_out", item_id=item_id, expired_at=f"{expired_at:%Y-%m-%d %H:%M}"
         )
-        self.item_id = item_id
+
+    @property
+    def item_id(self) -> int:
+        """The item whose lease ran out (a parameter, so it survives pickling)."""
+        item_id = self.params["item_id"]
+        assert isinstance(item_id, int)
+        return item_id
 
 
 def acting_user(session: Session, user_id: int) -> User:
     """The active user who acts; NotFound or Forbidden (disabled) otherwise."""
     user = session.get(User, user_id)
     if user is None:
-        raise NotFound(f"user {user_id} does not exist")
+        raise NotFound("error.sales.user_id_missing", user_id=user_id)
     if not user.active:
-        raise Forbidden(f"user {user.username} is disabled")
+        raise Forbidden("error.sales.user_disabled", username=user.username)
     return user
 
 
@@ -52,7 +57,7 @@ def locked_item(session: Session, item_id: int) -> QueueItem:
         stmt = stmt.with_for_update()
     item = session.scalar(stmt)
     if item is None:
-        raise NotFound(f"queue item {item_id} does not exist")
+        raise NotFound("error.sales.item_missing", item_id=item_id)
     return item
 
 
@@ -60,9 +65,9 @@ def held_item(session: Session, item_id: int, actor: User, now: datetime) -> Que
     """The item, locked, if ``actor`` may act on it; explains why not otherwise."""
     item = locked_item(session, item_id)
     if item.status not in HELD:
-        raise Conflict(f"queue item {item_id} is {item.status}, not held by anyone")
+        raise Conflict("error.sales.item_not_held", item_id=item_id, status=item.status)
     if item.assignee_id != actor.id and actor.role not in MANAGERS:
-        raise Forbidden(f"queue item {item_id} is not yours: claim it first")
+        raise Forbidden("error.sales.item_not_yours", item_id=item_id)
     if item.lease_expires_at is not None and item.lease_expires_at < now:
         raise LeaseRanOut(item_id, item.lease_expires_at)
     return item

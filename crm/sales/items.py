@@ -66,5 +66,5 @@ def get_item(session: Session, item_id: int) -> ItemView:
         .where(QueueItem.id == item_id)
     ).first()
     if row is None:
-        raise NotFound(f"queue item {item_id} does not exist")
+        raise NotFound("error.sales.item_missing", item_id=item_id)
     return _view(row[0], row[1])

@@ -118,9 +118,7 @@ def parse_view(view: str) -> QueueView:
     try:
         return QueueView(view)
     except ValueError as exc:
-        raise InputError(
-            f"unknown view {view!r} (expected mine, pool, team, closed or all)"
-        ) from exc
+        raise InputError("error.sales.view_unknown", view=view) from exc
 
 
 def list_queue(
@@ -139,7 +137,7 @@ def list_queue(
     now = now or utcnow()
     which = parse_view(view)
     if sort not in SORTS:
-        raise InputError(f"unknown sort {sort!r} (expected one of {', '.join(SORTS)})")
+        raise InputError("error.sales.sort_unknown", sort=sort, known=", ".join(SORTS))
     limit = max(1, min(limit, MAX_PAGE))
     offset = max(0, offset)
     narrowed = filter_conditions(filters or QueueFilters())
@@ -169,7 +167,7 @@ def view_conditions(
     """
     if view is QueueView.MINE:
         if user_id is None:
-            raise InputError("the 'mine' view needs a user")
+            raise InputError("error.sales.mine_needs_user")
         return [[QueueItem.assignee_id == user_id, held_now(now)]]
     if view is QueueView.POOL:
         return [[QueueItem.status == QueueStatus.POOL], [lease_ran_out(now)]]

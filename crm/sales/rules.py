@@ -21,7 +21,7 @@ def parse_outcome(status: str) -> QueueStatus:
     """The outcome named by ``status``; InputError for anything else."""
     if status not in OUTCOMES:
         expected = ", ".join(o.value for o in OUTCOMES)
-        raise InputError(f"unknown outcome {status!r} (expected one of {expected})")
+        raise InputError("error.sales.outcome_unknown", status=status, expected=expected)
     return QueueStatus(status)
 
 
@@ -31,18 +31,18 @@ def check_outcome(
     """The cleaned reason, once the outcome has what it needs (lost: a reason; snoozed: a time)."""
     reason = (reason or "").strip() or None
     if reason is not None and len(reason) > MAX_REASON:
-        raise InputError(f"reason too long ({MAX_REASON} characters at most)")
+        raise InputError("error.sales.reason_long", limit=MAX_REASON)
     if outcome is QueueStatus.LOST and reason is None:
-        raise InputError("a lost prospect needs a reason (--reason)")
+        raise InputError("error.sales.lost_needs_reason")
     if outcome is QueueStatus.SNOOZED:
         if until is None:
-            raise InputError("snoozed needs a time to come back (until)")
+            raise InputError("error.sales.snooze_needs_time")
         if until.tzinfo is None:
-            raise InputError("snooze time must carry a time zone")
+            raise InputError("error.sales.snooze_naive")
         if until <= now:
-            raise InputError("snooze time must be in the future")
+            raise InputError("error.sales.snooze_past")
         if until > now + MAX_SNOOZE:
-            raise InputError(f"snooze time must be within {MAX_SNOOZE.days} days from now")
+            raise InputError("error.sales.snooze_far", days=MAX_SNOOZE.days)
     return reason
 
 
@@ -52,12 +52,12 @@ def check_may_act_on(is_manager: bool, wanted: Iterable[int], held: Collection[i
         return
     for cid in wanted:
         if cid not in held:
-            raise Forbidden(f"contact {cid} is not in your queue: claim it first")
+            raise Forbidden("error.sales.contact_not_yours", contact_id=cid)
 
 
 def check_campaign_batch(contact_ids: Collection[int]) -> None:
     """A campaign trigger names at least one prospect and at most :data:`MAX_CAMPAIGN_BATCH`."""
     if not contact_ids:
-        raise InputError("select at least one prospect")
+        raise InputError("error.sales.batch_empty")
     if len(contact_ids) > MAX_CAMPAIGN_BATCH:
-        raise InputError(f"at most {MAX_CAMPAIGN_BATCH} prospects at once")
+        raise InputError("error.sales.batch_large", limit=MAX_CAMPAIGN_BATCH)

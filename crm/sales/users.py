@@ -81,7 +81,7 @@ def hash_password(password: str) -> str:
 
 def _check_password_rules(password: str) -> None:
     if len(password) < MIN_PASSWORD:
-        raise InputError(f"password too short: at least {MIN_PASSWORD} characters")
+        raise InputError("error.sales.password_short", min=MIN_PASSWORD)
 
 
 def _check_role(role: str) -> UserRole:
@@ -89,14 +89,14 @@ def _check_role(role: str) -> UserRole:
         return UserRole(role)
     except ValueError as exc:
         allowed = ", ".join(r.value for r in UserRole)
-        raise InputError(f"unknown role {role!r} (expected one of {allowed})") from exc
+        raise InputError("error.sales.role_unknown", role=role, allowed=allowed) from exc
 
 
 def clean_username(username: str) -> str:
     """A login name as stored; InputError if it is empty or too long."""
     username = username.strip()
     if not username or len(username) > 100:
-        raise InputError("user name must be 1 to 100 characters")
+        raise InputError("error.sales.username_length")
     return username
 
 
@@ -118,7 +118,7 @@ def add_user(
     now = now or utcnow()
     with transaction(engine) as session:
         if session.scalar(select(User.id).where(User.username == username)) is not None:
-            raise Conflict(f"user {username!r} already exists")
+            raise Conflict("error.sales.user_exists", username=username)
         user = User(
             username=username,
             display_name=display_name,
@@ -194,7 +194,7 @@ def end_sessions(engine: Engine, user_id: int, *, actor: str) -> None:
     with transaction(engine) as session:
         user = session.get(User, user_id)
         if user is None:
-            raise NotFound(f"user {user_id} does not exist")
+            raise NotFound("error.sales.user_id_missing", user_id=user_id)
         _end_sessions(user)
         audit(session, actor, "logout", object_type="user", object_id=user.id)
 
@@ -218,7 +218,7 @@ def set_active(engine: Engine, username: str, active: bool, *, actor: str = "sys
 def _by_name(session: Session, username: str) -> User:
     user = session.scalar(select(User).where(User.username == username))
     if user is None:
-        raise NotFound(f"user {username!r} does not exist")
+        raise NotFound("error.sales.user_missing", username=username)
     return user
 
 

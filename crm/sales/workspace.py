@@ -158,9 +158,9 @@ def add_note(
     """Attach a note to a prospect the actor holds (managers: any); audit says who, not what."""
     body = body.strip()
     if not body:
-        raise InputError("a note cannot be empty")
+        raise InputError("error.sales.note_empty")
     if len(body) > MAX_NOTE:
-        raise InputError(f"a note holds at most {MAX_NOTE} characters")
+        raise InputError("error.sales.note_long", limit=MAX_NOTE)
     now = now or utcnow()
     with transaction(engine) as session:
         require_may_act_on(session, actor, [contact_id], now)

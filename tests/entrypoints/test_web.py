@@ -241,7 +241,7 @@ def test_claim_outcomes_and_conflict_between_two_people(app, world, engine):
     assert r.status_code == 303 and r.headers["location"] == f"/prospects/{item['contact_id']}"
     r = bob.post(f"/queue/items/{item['item_id']}/claim", data={"csrf_token": b_token})
     assert r.status_code == 409
-    assert "already claimed by alice" in r.text
+    assert "已被「alice」认领" in r.text  # the workspace speaks Chinese unless told otherwise
     mine = alice.get("/queue?view=mine")
     assert "王小明" in mine.text
     # Bob may not act on Alice's prospect.
@@ -319,7 +319,7 @@ def test_outcome_after_the_lease_expired_is_refused(app, world, engine):
         data={"csrf_token": token, "status": "contacted"},
     )
     assert r.status_code == 409
-    assert "expired" in r.text and "claim it again" in r.text
+    assert "到期" in r.text and "请重新认领" in r.text
 
 
 def test_queue_page_lists_a_run_out_lease_as_available_and_writes_nothing(app, world, engine):
@@ -561,9 +561,9 @@ def test_campaign_trigger_batch_limit_and_empty_selection(app, world):
             "contact_ids": list(range(1, 502)),
         },
     )
-    assert too_many.status_code == 400 and "at most 500 prospects at once" in too_many.text
+    assert too_many.status_code == 400 and "一次最多 500 个客户" in too_many.text
     empty = alice.post("/campaigns/trigger", data={"csrf_token": token, "campaign": "x"})
-    assert empty.status_code == 400 and "select at least one prospect" in empty.text
+    assert empty.status_code == 400 and "请至少选择一个客户" in empty.text
 
 
 def test_tags_on_a_held_prospect(app, world):

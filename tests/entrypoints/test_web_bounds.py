@@ -134,5 +134,5 @@ def test_a_snooze_is_at_most_ninety_days(app, engine):
         )
 
     far = snooze(MAX_SNOOZE.days + 1)
-    assert far.status_code == 400 and "within 90 days" in far.text
+    assert far.status_code == 400 and "90 天之内" in far.text
     assert snooze(MAX_SNOOZE.days - 1).status_code == 303

@@ -4,6 +4,7 @@ campaigns file's errors and the trigger's JSON document."""
 from __future__ import annotations
 
 import dataclasses
+import pickle
 import tomllib
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -19,6 +20,8 @@ from crm.outreach.limit_file import default_limits
 from crm.outreach.limits import LimitBook, local_day, next_day_start
 from crm.outreach.plan_rows import Exclusion, group_channel, idempotency_key, pick_channel
 from crm.outreach.planning import PlanReport
+from crm.outreach.templates import TemplateError, render
+from flows.i18n import error_text
 from flows.trigger import TriggerResult
 from tests.helpers.followups import settings_for
 
@@ -109,6 +112,34 @@ def test_campaigns_file_names_the_field_of_a_bad_tag(tmp_path: Path) -> None:
         WELCOME.replace("steps =", 'audience = { tags = ["ＶＩＰ"] }\nsteps ='), "utf-8"
     )
     assert load_campaigns(clean)["hello"].audience.tags == ["VIP"]
+
+
+def test_a_broken_campaign_rule_reads_in_both_languages_and_survives_pickling(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(WELCOME.replace('channel = "email", template', 'channel = "emial", template'))
+    with pytest.raises(ConfigError) as err:
+        load_campaigns(path)
+    assert err.value.key == "error.outreach.campaigns_rule"
+    assert err.value.params["detail"].key == "error.outreach.campaign_channel"
+    assert str(err.value) == (
+        f"{path}: campaign.0.steps.1.channel: Value error, unknown channel 'emial' "
+        "(one of wecom, wechat, email, webhook, file, console, null)"
+    )
+    assert error_text(err.value, "zh").startswith(
+        f"「{path}」中 campaign.0.steps.1.channel：未知的渠道「emial」"
+    )
+    again = pickle.loads(pickle.dumps(err.value))  # a Prefect worker hands it back pickled
+    assert (type(again), again.key, again.params) == (ConfigError, err.value.key, err.value.params)
+    # A template past its bounds: named with its line, in the reader's words, after pickling.
+    (tmp_path / "zh-CN").mkdir()
+    (tmp_path / "zh-CN" / "big.txt.j2").write_text("你好\n{{ 2 ** 100000 }}\n", "utf-8")
+    with pytest.raises(TemplateError) as bad:
+        render("big", {}, operator_dir=tmp_path)
+    back = pickle.loads(pickle.dumps(bad.value))
+    assert (back.template, back.line, str(back)) == ("big", 2, "template big:2: power too large")
+    assert error_text(back, "zh") == "模板「big:2」：乘方太大"
 
 
 def test_listing_and_trigger_documents_keep_their_shape(tmp_path: Path) -> None:

@@ -26,7 +26,9 @@ def check_names(names: Iterable[str], option: str = "--channel") -> None:
     """InputError naming the first channel name that is not one of ``KNOWN``."""
     for name in names:
         if name not in KNOWN:
-            raise InputError(f"{option} {name!r}: unknown channel (known: {', '.join(KNOWN)})")
+            raise InputError(
+                "error.outreach.channel_unknown", option=option, name=name, known=", ".join(KNOWN)
+            )
 
 
 def build_channels(
