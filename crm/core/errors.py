@@ -13,6 +13,7 @@ QunflowError
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -63,6 +64,19 @@ class BadValue(ValueError):
 
     def __str__(self) -> str:
         return _words(self.problem.key, self.problem.params)
+
+
+# The refusals of the operating system a user meets when naming a file, in the catalog's words;
+# any other keeps the system's own text.
+_OS_WORDED = frozenset({"ENOENT", "EACCES", "EPERM", "EISDIR", "ENOTDIR", "ENOSPC", "EROFS"})
+
+
+def os_problem(exc: OSError) -> Problem:
+    """Why the operating system refused a file, as a problem to pass as a ``detail``."""
+    name = errno.errorcode.get(exc.errno or 0, "")
+    if name in _OS_WORDED:
+        return Problem(f"error.os.{name}")
+    return Problem("error.os.other", detail=exc.strerror or str(exc))
 
 
 def _rebuild(cls: type[QunflowError], key: str, params: dict[str, Any]) -> QunflowError:

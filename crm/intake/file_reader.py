@@ -12,7 +12,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from crm.core.errors import InputError
+from crm.core.errors import InputError, os_problem
 from crm.intake.columns import IDENTITY_COLUMNS, HeaderSeen, Row
 from crm.intake.csv_reader import csv_rows
 from crm.intake.jsonl_reader import jsonl_rows
@@ -56,7 +56,7 @@ class FileReader:
             raise InputError("error.intake.file_missing", path=str(path)) from None
         except OSError as exc:
             raise InputError(
-                "error.intake.file_unreadable", path=str(path), detail=exc.strerror or str(exc)
+                "error.intake.file_unreadable", path=str(path), detail=os_problem(exc)
             ) from exc
         if stat.S_ISDIR(info.st_mode):
             raise InputError("error.intake.file_is_dir", path=str(path))
@@ -76,7 +76,7 @@ class FileReader:
                 head = fh.read(_SNIFF_BYTES)
         except OSError as exc:
             raise InputError(
-                "error.intake.file_unreadable", path=str(path), detail=exc.strerror or str(exc)
+                "error.intake.file_unreadable", path=str(path), detail=os_problem(exc)
             ) from exc
         if self.format == "xlsx":
             if not head.startswith(b"PK\x03\x04"):

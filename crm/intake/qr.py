@@ -21,7 +21,7 @@ from sqlalchemy import Engine, select
 from crm.contacts.queries import resolve_contact_id
 from crm.core.clock import parse_expiry
 from crm.core.db import transaction
-from crm.core.errors import InputError
+from crm.core.errors import InputError, os_problem
 from crm.core.vocabulary import SourceKind
 from crm.intake.records import SourceSpec
 from crm.intake.sources import ensure_source
@@ -218,7 +218,7 @@ def create_qr(
             code.save(str(svg), scale=4, border=2, title=claims.source_spec().name)
         except OSError as exc:
             raise InputError(
-                "error.intake.qr_unwritable", path=str(out_dir), detail=exc.strerror
+                "error.intake.qr_unwritable", path=str(out_dir), detail=os_problem(exc)
             ) from exc
     return QrResult(code_id, url, token, png, svg, claims.expires_at, source_id)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,8 @@ def _run(args: list[str], env: dict[str, str], stdin: str = "") -> subprocess.Co
     )
 
 
-def test_every_user_error_is_one_line_and_exit_2(engine, cli_env, tmp_path):
+def _cases(engine, cli_env, tmp_path) -> dict[tuple[str, ...], str]:
+    """Each user error the CLI meets (after a small set-up) and what its English line says."""
     from crm.core.db import transaction
     from crm.models import Contact
 
@@ -70,9 +72,34 @@ def test_every_user_error_is_one_line_and_exit_2(engine, cli_env, tmp_path):
         ("groups", "add", "g", "--tier", "vip"): "'vip' is not one of 'open', 'active'",
         ("nosuch",): "qunflow: No such command 'nosuch'.",
     }
+    return cases
+
+
+# Click's own refusals (a value the command line cannot parse) are worded by Click.
+_CLICK_WORDED = {("contacts", "show", "abc"), ("groups", "add", "g", "--tier", "vip"), ("nosuch",)}
+_ENGLISH_WORDS = re.compile(r"[A-Za-z]{2,} [A-Za-z]{2,} [A-Za-z]{2,}")
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+def test_every_user_error_is_one_line_and_exit_2(engine, cli_env, tmp_path):
+    cases = _cases(engine, cli_env, tmp_path)
     for args, message in cases.items():
         proc = _run(list(args), cli_env, stdin="a-long-password-1\n")
         assert proc.returncode == 2, (args, proc.stderr)
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("qunflow"), (args, proc.stderr)
         assert message in lines[0], (args, lines[0])
+
+
+def test_in_chinese_every_user_error_reads_chinese(engine, cli_env, tmp_path):
+    cases = _cases(engine, cli_env, tmp_path)
+    env = {**cli_env, "QUNFLOW_LANG": "zh-CN"}
+    for args in cases:
+        if args in _CLICK_WORDED:
+            continue
+        proc = _run(list(args), env, stdin="a-long-password-1\n")
+        assert proc.returncode == 2, (args, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("qunflow"), (args, proc.stderr)
+        assert _HAN.search(lines[0]), (args, lines[0])
+        assert not _ENGLISH_WORDS.search(lines[0]), (args, lines[0])

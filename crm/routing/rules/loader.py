@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from crm.core.errors import BadValue, InputError, Problem
+from crm.core.errors import BadValue, InputError, Problem, os_problem
 from crm.core.settings import Settings
 from crm.routing.rules.model import Rules
 
@@ -26,7 +26,7 @@ def load_rules(path: str | Path | None = None) -> Rules:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(
-            "error.routing.rules_unreadable", path=str(file), detail=exc.strerror or str(exc)
+            "error.routing.rules_unreadable", path=str(file), detail=os_problem(exc)
         ) from exc
     return parse_rules(text, name=str(file))
 
