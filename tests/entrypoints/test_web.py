@@ -369,7 +369,7 @@ def test_claim_next_and_empty_pool(app, world):
     page = alice.get(r.headers["location"])
     assert "为什么是这个分数" in page.text and "意向（提到学费、试听等）" in page.text
     assert "多少钱" in page.text  # event timeline
-    assert "score above 40" in page.text  # tier history
+    assert "分数超过 40" in page.text  # tier history, the stored reason in words
 
 
 def test_sales_cannot_reach_manager_pages(app, world):
