@@ -59,12 +59,18 @@ class OutboxMessage(Base):
 
 
 class OutboxAttempt(Base):
-    """History of each send attempt (append-only): what the channel said."""
+    """History of each send attempt (append-only): what the channel said.
+
+    ``outbox_id`` has no foreign key: the check cost the dispatch mark a lookup per attempt.
+    The writers keep it true instead: an attempt names only an outbox row its writer holds
+    (the dispatch mark, rows its claim returned; the WeCom welcome, the row it inserted), and
+    outbox rows are never deleted.
+    """
 
     __tablename__ = "outbox_attempts"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    outbox_id: Mapped[int] = mapped_column(BigId, ForeignKey("outbox.id"), index=True)
+    outbox_id: Mapped[int] = mapped_column(BigId, index=True)
     worker: Mapped[str | None] = mapped_column(String(100))
     outcome: Mapped[str] = mapped_column(String(24))
     detail: Mapped[str | None] = mapped_column(String(1000))

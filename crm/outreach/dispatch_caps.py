@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
@@ -54,19 +55,20 @@ class BatchCaps:
     ) -> tuple[set[int], Reserved]:
         """Reserve caps for fresh rows; defer what does not fit. Returns (granted ids, keys)."""
         needs = self._needs(rows, now)
-        wants: dict[LedgerKey, int] = {}
-        asks: dict[LedgerKey, Ask] = {}
+        # Each key's ask (built wanting one unit) and how many of this batch's rows want it.
+        wants: dict[LedgerKey, list[Any]] = {}
         for need in needs:
             for key, ask, _ in need:
-                if key in wants:
-                    wants[key] += 1
+                w = wants.get(key)
+                if w is None:
+                    wants[key] = [ask, 1]
                 else:
-                    wants[key], asks[key] = 1, ask
+                    w[1] += 1
         if not wants:
             return {r.id for r in rows}, {}
         left = reserve_many(
             session,
-            [Ask(a.subject, a.action, a.day, wants[k], a.cap, a.interval) for k, a in asks.items()],
+            [ask if n == 1 else ask._replace(want=n) for ask, n in wants.values()],
             now=now,
         )
         granted: set[int] = set()
@@ -76,7 +78,12 @@ class BatchCaps:
             keys = keys_of.get(id(need))
             if keys is None:
                 keys = keys_of[id(need)] = tuple(k for k, _, _ in need)
-            if all(left.get(k, 0) > 0 for k in keys):
+            fits = True
+            for k in keys:
+                if left.get(k, 0) <= 0:
+                    fits = False
+                    break
+            if fits:
                 for k in keys:
                     left[k] -= 1
                 granted.add(row.id)

@@ -102,24 +102,24 @@ def reserve_many(
     sorted, so concurrent workers lock ledger rows in the same order (no deadlocks).
     """
     now = now or utcnow()
+    # Every key starts at 0 granted; the statements' answers overwrite what they granted.
     out: dict[LedgerKey, int] = {}
     by_interval: dict[int, list[Ask]] = {}
     for ask in asks:
-        if ask.cap <= 0 or ask.want <= 0:
-            out[(ask.subject, ask.action, ask.day)] = 0
-            continue
-        by_interval.setdefault(ask.interval, []).append(ask)
+        out[(ask.subject, ask.action, ask.day)] = 0
+        if ask.cap > 0 and ask.want > 0:
+            group = by_interval.get(ask.interval)
+            if group is None:
+                by_interval[ask.interval] = [ask]
+            else:
+                group.append(ask)
     pg = is_postgres(session)
     for interval, group in sorted(by_interval.items()):
-        for ask in group:
-            out[(ask.subject, ask.action, ask.day)] = 0
         # PostgreSQL: the statement sorts the keys itself.
-        got = (
-            _reserve_pg(session, group, interval, now)
-            if pg
-            else _reserve(session, group, interval, now)
-        )
-        out.update(got)
+        if pg:
+            _reserve_pg(session, group, interval, now, out)
+        else:
+            out.update(_reserve(session, group, interval, now))
     return out
 
 
@@ -170,21 +170,26 @@ def _stamp(now: datetime, interval: int) -> datetime:
 
 
 def _reserve_pg(
-    session: Session, group: list[Ask], interval: int, now: datetime
-) -> list[tuple[LedgerKey, int]]:
+    session: Session, group: list[Ask], interval: int, now: datetime, out: dict[LedgerKey, int]
+) -> None:
     # Each ask as an array of values in the statement's order; without pacing every ask shares
-    # one timestamp, and day strings repeat across subjects.
+    # one timestamp, and day strings repeat across subjects. Grants are written into ``out``.
     days: dict[date, str] = {}
     now_s = str(now)
     doc = []
     for subject, action, day, want, cap, _ in group:
         d = days.get(day) or days.setdefault(day, str(day))
-        want = min(want, cap, 1 if interval else want)
-        t = str(_stamp(now, interval)) if interval else now_s
-        doc.append((subject, action, d, want, cap, t))
+        if want > cap:
+            want = cap
+        if interval:
+            want = 1
+        doc.append(
+            (subject, action, d, want, cap, str(_stamp(now, interval)) if interval else now_s)
+        )
     params = {"doc": json.dumps(doc), "not_before": now - timedelta(seconds=interval)}
     rows = session.execute(_RESERVE_PG_STMTS[bool(interval)], params).tuples().all()
-    return [((s, a, d), int(granted)) for s, a, d, granted in rows]
+    for s, a, d, granted in rows:
+        out[(s, a, d)] = granted
 
 
 def release(session: Session, subject: str, action: str, day: date, n: int = 1) -> None:

@@ -74,13 +74,20 @@ _CLAIM_SET = """
 _CLAIM_RETURNS = """id, campaign, step, contact_id, channel, template, account_id,
   community_id, action, context, attempts, idempotency_key, sending_at"""
 
+_ADDRESSED = ", ".join(f"'{c}'" for c in sorted(ADDRESSED_CHANNELS))
+# An earlier attempt may have reached the provider: the claim found ``sending_at`` already set
+# (it sets it to :now itself only where it was empty). Decided by the server: a flag is
+# cheaper to return and read than a timestamp.
+_UNCERTAIN_PG = "(upd.sending_at IS NOT NULL AND upd.sending_at <> :now) AS uncertain"
+
 # PostgreSQL: each state is read in (state, due_at) index order, so a claim touches only the
 # rows it takes (an OR over states, or ORDER BY across them, sorts every due row instead).
 # Expired leases go first, then deferred rows, then planned ones; the CTE scans are pulled
 # lazily, so rows beyond the batch are neither read nor locked (the LIMIT inside each one
 # makes the planner pick the ordered index scan over sorting every due row). ``id =
 # ANY(ARRAY(…))`` keeps the update an index lookup by id; contacts and groups are joined once
-# per row. The context comes back as text, parsed once per distinct document, not per row.
+# per row, identities only for channels that address a contact. The context comes back as
+# text, parsed once per distinct document, not per row.
 _CLAIM_PG = f"""
 WITH expired AS (
   SELECT id FROM outbox WHERE state = 'claimed' AND claim_expires_at < :now
@@ -100,10 +107,12 @@ upd AS (
   RETURNING {_CLAIM_RETURNS})
 SELECT upd.id, upd.campaign, upd.step, upd.contact_id, upd.channel, upd.template,
   upd.account_id, upd.community_id, upd.action, CAST(upd.context AS TEXT) AS context,
-  upd.attempts, upd.idempotency_key, upd.sending_at,
+  upd.attempts, upd.idempotency_key, {_UNCERTAIN_PG},
   c.display_name AS contact_name, c.tier AS contact_tier,
-  (SELECT i.value FROM identities i WHERE i.contact_id = upd.contact_id
-     AND i.kind = {ADDRESS_KIND_SQL.replace("outbox.", "upd.")} ORDER BY i.id LIMIT 1) AS address,
+  CASE WHEN upd.channel IN ({_ADDRESSED}) THEN (SELECT i.value FROM identities i
+     WHERE i.contact_id = upd.contact_id
+     AND i.kind = {ADDRESS_KIND_SQL.replace("outbox.", "upd.")} ORDER BY i.id LIMIT 1)
+  END AS address,
   EXISTS (SELECT 1 FROM consents k WHERE k.contact_id = upd.contact_id AND k.kind = 'opt_out'
      AND (k.channel IS NULL OR k.channel = upd.channel)) AS opted_out,
   (upd.channel = 'wecom' AND {churned_sql("upd")}) AS churned,
@@ -163,7 +172,8 @@ def claim(
     its write lock up front) and reserves caps in it, so a committed claim has its caps.
     """
     token = f"{worker}:{uuid.uuid4().hex[:12]}"
-    stmt = _CLAIM_STMTS[is_postgres(session)]
+    pg = is_postgres(session)
+    stmt = _CLAIM_STMTS[pg]
     params = {"token": token, "expires": now + lease, "now": now, "n": limit}
     out = []
     contexts: dict[str, dict[str, Any]] = {}  # rows of one step share a context document
@@ -180,7 +190,7 @@ def claim(
         context,
         attempts,
         idempotency_key,
-        sending_at,
+        sending,  # PostgreSQL: the uncertainty flag; SQLite: sending_at
         contact_name,
         contact_tier,
         address,
@@ -219,7 +229,7 @@ def claim(
                 ctx,
                 int(attempts),
                 idempotency_key,
-                sending_at is not None and sending_at != now,
+                bool(sending) if pg else sending is not None and sending != now,
                 contact_name,
                 contact_tier,
                 address,
@@ -299,29 +309,26 @@ def mark(session: Session, outcomes: Sequence[Outcome], *, worker: str, now: dat
     if not outcomes:
         return
     if is_postgres(session):
-        stamps: dict[datetime, str] = {}  # a batch's rows share a few instants: format once
-
-        def iso(t: datetime | None) -> str | None:
-            if t is None:
-                return None
-            s = stamps.get(t)
-            if s is None:
-                s = stamps[t] = t.isoformat()
-            return s
-
+        # A batch's rows share a few instants: each formatted once (None stays None). States
+        # are StrEnums, which JSON writes as their values.
+        stamps: dict[datetime | None, str | None] = {None: None}
+        for o in outcomes:
+            for t in (o.due_at, o.sent_at):
+                if t not in stamps:
+                    stamps[t] = t.isoformat()  # type: ignore[union-attr]
         doc = [
-            [
+            (
                 o.id,
                 o.token,
-                o.state.value,
+                o.state,
                 o.reason,
                 o.provider_id,
-                iso(o.due_at),
-                iso(o.sent_at),
+                stamps[o.due_at],
+                stamps[o.sent_at],
                 o.rendered,
                 1 if o.keep_sending else 0,
                 o.attempt,
-            ]
+            )
             for o in outcomes
         ]
         session.execute(

@@ -120,3 +120,35 @@ def test_killed_workers_never_send_twice(pg_url, tmp_path) -> None:
     assert sent == set(got.accepted)  # everything marked sent arrived, nothing else did
     assert max(got.posts.values()) == 1  # and no message was delivered twice
     engine.dispose()
+
+
+def test_every_attempt_names_an_outbox_row_it_was_made_for(pg_url, tmp_path) -> None:
+    # The attempt log has no foreign key: the mark writes attempts only for rows it claimed.
+    engine = make_engine(pg_url, pool_size=12)
+    st = settings_for(tmp_path, CAMPAIGN)
+    for i in range(4):
+        make_account(engine, f"hook{i}", "webhook", message=10)
+    make_contacts(engine, 60)
+    now = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
+    assert plan_campaign(engine, "hello", now=now, settings=st).planned == 60
+    with webhook_receiver() as (url, got):
+        ch = WebhookChannel(url, st.webhook_secret, client=httpx.Client())
+        report = dispatch(
+            engine, workers=4, now=now, channels={"webhook": ch}, settings=st, batch=5
+        )
+    with transaction(engine) as s:
+        orphans = s.scalar(
+            select(func.count())
+            .select_from(OutboxAttempt)
+            .outerjoin(OutboxMessage, OutboxMessage.id == OutboxAttempt.outbox_id)
+            .where(OutboxMessage.id.is_(None))
+        )
+        logged = s.execute(
+            select(OutboxMessage.state, OutboxAttempt.outcome, func.count())
+            .join(OutboxMessage, OutboxMessage.id == OutboxAttempt.outbox_id)
+            .group_by(OutboxMessage.state, OutboxAttempt.outcome)
+        ).all()
+    assert report.sent == 40 and len(got.accepted) == 40
+    assert orphans == 0
+    assert logged == [("sent", "sent", 40)]  # one attempt per send; cap deferrals made none
+    engine.dispose()

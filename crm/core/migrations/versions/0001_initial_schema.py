@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-03 11:05:59.237699
+Create Date: 2026-12-03 16:10:32.176559
 """
 
 from collections.abc import Sequence
@@ -83,6 +83,18 @@ def upgrade() -> None:
     with op.batch_alter_table('contacts', schema=None) as batch_op:
         batch_op.create_index('ix_contacts_status', ['status'], unique=False)
         batch_op.create_index('ix_contacts_tier_score', ['tier', 'score'], unique=False)
+
+    op.create_table('outbox_attempts',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('outbox_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('worker', sa.String(length=100), nullable=True),
+    sa.Column('outcome', sa.String(length=24), nullable=False),
+    sa.Column('detail', sa.String(length=1000), nullable=True),
+    sa.Column('at', crm.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox_attempts'))
+    )
+    with op.batch_alter_table('outbox_attempts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_outbox_attempts_outbox_id'), ['outbox_id'], unique=False)
 
     op.create_table('users',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -472,19 +484,6 @@ def upgrade() -> None:
         batch_op.create_index('ix_events_contact_time', ['contact_id', 'occurred_at'], unique=False)
         batch_op.create_index('ix_events_kind_time', ['kind', 'occurred_at'], unique=False)
 
-    op.create_table('outbox_attempts',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('outbox_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('worker', sa.String(length=100), nullable=True),
-    sa.Column('outcome', sa.String(length=24), nullable=False),
-    sa.Column('detail', sa.String(length=1000), nullable=True),
-    sa.Column('at', crm.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['outbox_id'], ['outbox.id'], name=op.f('fk_outbox_attempts_outbox_id_outbox')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox_attempts'))
-    )
-    with op.batch_alter_table('outbox_attempts', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_outbox_attempts_outbox_id'), ['outbox_id'], unique=False)
-
     op.create_table('peer_tasks',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
@@ -570,10 +569,6 @@ def downgrade() -> None:
         batch_op.drop_index('ix_peer_tasks_account_day')
 
     op.drop_table('peer_tasks')
-    with op.batch_alter_table('outbox_attempts', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_outbox_attempts_outbox_id'))
-
-    op.drop_table('outbox_attempts')
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.drop_index('ix_events_kind_time')
         batch_op.drop_index('ix_events_contact_time')
@@ -643,6 +638,10 @@ def downgrade() -> None:
 
     op.drop_table('wecom_callbacks')
     op.drop_table('users')
+    with op.batch_alter_table('outbox_attempts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_outbox_attempts_outbox_id'))
+
+    op.drop_table('outbox_attempts')
     with op.batch_alter_table('contacts', schema=None) as batch_op:
         batch_op.drop_index('ix_contacts_tier_score')
         batch_op.drop_index('ix_contacts_status')
