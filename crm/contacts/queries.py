@@ -171,6 +171,8 @@ def _tier_history(session: Session, cid: int) -> list[dict[str, Any]]:
             "from": h.from_tier,
             "to": h.to_tier,
             "reason": h.reason,
+            "reason_key": h.reason_key,
+            "reason_params": h.reason_params,
             "score": h.score,
             "rules_version": h.rules_version,
             "actor": h.actor,

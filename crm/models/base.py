@@ -31,15 +31,21 @@ class PgJsonb(TypeDecorator[Any]):
     impl = JSON
     cache_ok = True
 
+    def __init__(self, *, none_as_null: bool = False) -> None:
+        super().__init__(none_as_null=none_as_null)
+        self.none_as_null = none_as_null
+
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         from sqlalchemy.dialects.postgresql import JSONB
 
-        return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(JSONB(none_as_null=self.none_as_null))
 
 
 # 64-bit keys on PostgreSQL; SQLite only autoincrements INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 JsonDoc = JSON().with_variant(PgJsonb(), "postgresql")
+# A document that may be absent: None is stored as SQL NULL, not as the JSON value null.
+OptionalJsonDoc = JSON(none_as_null=True).with_variant(PgJsonb(none_as_null=True), "postgresql")
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm.models.base import Base, BigId, JsonDoc, utcnow
+from crm.models.base import Base, BigId, JsonDoc, OptionalJsonDoc, utcnow
 
 
 class Contact(Base):
@@ -122,7 +122,12 @@ class TierChange(Base):
     contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id"))
     from_tier: Mapped[str | None] = mapped_column(String(16))
     to_tier: Mapped[str | None] = mapped_column(String(16))
+    # The English sentence (logs, exports, SQL readers); the key and its parameters are what a
+    # page says in the reader's language (crm.routing.tier_reasons). An operator's typed
+    # reason has no key.
     reason: Mapped[str] = mapped_column(String(200))
+    reason_key: Mapped[str | None] = mapped_column(String(40))
+    reason_params: Mapped[dict[str, Any] | None] = mapped_column(OptionalJsonDoc)
     rules_version: Mapped[str | None] = mapped_column(String(40))
     score: Mapped[int | None]
     actor: Mapped[str] = mapped_column(String(100), default="system", server_default="system")

@@ -369,7 +369,13 @@ def _sql_pass(
     if entering is None:
         ids = session.execute(text(sql + "\nSELECT id FROM marked WHERE python"), params)
         return SqlPass(sorted(int(i) for i in ids.scalars()), 0)
-    params |= {"actor": actor, "entry_tier": ENTRY_TIER.value, "entry": ENTRY.reason}
+    params |= {
+        "actor": actor,
+        "entry_tier": ENTRY_TIER.value,
+        "entry": ENTRY.reason,
+        "entry_key": ENTRY.why.key,
+        "entry_params": json.dumps(ENTRY.why.stored_params),
+    }
     sql += "\nSELECT count(*) FILTER (WHERE entering), array_agg(id) FILTER (WHERE python)"
     entered, ids = session.execute(text(sql + " FROM marked"), params).one()
     return SqlPass(sorted(int(i) for i in ids or ()), int(entered))
@@ -391,8 +397,11 @@ def _write_sql(python: str, entering: str | None) -> str:
         """,
 entered AS (
     INSERT INTO tier_changes
-        (contact_id, from_tier, to_tier, reason, rules_version, score, actor, changed_at)
-    SELECT id, NULL, :entry_tier, :entry, :version, score, :actor, :at
+        (contact_id, from_tier, to_tier, reason, reason_key, reason_params, rules_version,
+         score, actor, changed_at)
+    -- The entry's parameters are constants: one key and document for every row.
+    SELECT id, NULL, :entry_tier, :entry, :entry_key, CAST(:entry_params AS jsonb), :version,
+           score, :actor, :at
     FROM marked WHERE entering ORDER BY id
 )"""
         if enters

@@ -18,10 +18,10 @@ from typing import NamedTuple
 from crm.core.vocabulary import TIER_ORDER, Tier
 from crm.routing.rules.model import Rules
 from crm.routing.signals import Scored
+from crm.routing.tier_reasons import TierReason, TierWhy, why
 
 REMOVED = "removed"
 NEW = "new"
-ENTERED = "entered the funnel"
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,12 @@ class Transition:
 
     from_tier: Tier | None
     to_tier: Tier | None
-    reason: str
+    why: TierWhy
+
+    @property
+    def reason(self) -> str:
+        """The stored English sentence (logs, exports and SQL readers read it)."""
+        return self.why.stored_text
 
     @property
     def removed(self) -> bool:
@@ -66,7 +71,7 @@ class Transition:
 
 # Where a new contact that is not removed enters the funnel.
 ENTRY_TIER = Tier.OPEN
-ENTRY = Transition(None, ENTRY_TIER, ENTERED)
+ENTRY = Transition(None, ENTRY_TIER, why(TierReason.ENTERED))
 
 
 class Move(NamedTuple):
@@ -88,40 +93,40 @@ def next_tier(
     """The tier move the rules call for now, or None to stay."""
     life = rules.lifecycle
     if facts.ads and life.remove_on_ad:
-        return Transition(current, None, f"removed: {facts.ads} ad(s) posted")
+        return Transition(current, None, why(TierReason.ADS, n=facts.ads))
     if facts.violations >= life.remove_after_violations:
+        limit = life.remove_after_violations
         return Transition(
-            current,
-            None,
-            f"removed: {facts.violations} rule violations (limit {life.remove_after_violations})",
+            current, None, why(TierReason.VIOLATIONS, n=facts.violations, limit=limit)
         )
     if current is None:
         return ENTRY
     if current == Tier.PAID:
         return None  # paid is kept: a customer is never demoted by score or silence
     if facts.purchased and life.purchase_to_paid:
-        return Transition(current, Tier.PAID, "purchase")
+        return Transition(current, Tier.PAID, why(TierReason.PURCHASE))
 
     if current == Tier.OPEN and facts.silent_days >= life.remove_after_silent_days:
-        return Transition(current, None, f"removed: silent {facts.silent_days} days")
+        return Transition(current, None, why(TierReason.REMOVED_SILENT, days=facts.silent_days))
     if (
         current != Tier.OPEN
         and facts.silent_days >= life.demote_after_silent_days
         and facts.days_in_tier >= life.demote_after_silent_days
     ):
-        return Transition(current, _step(current, -1), f"silent {facts.silent_days} days")
+        down = _step(current, -1)
+        return Transition(current, down, why(TierReason.SILENT, days=facts.silent_days))
 
     upper = _step(current, +1)
     threshold = rules.tiers.threshold(upper)
     # A silent contact is not promoted: old points would undo the silence demotion next run.
     silent = facts.silent_days >= life.demote_after_silent_days
     if threshold is not None and score >= threshold.enter_at and not facts.opted_out and not silent:
-        return Transition(current, upper, f"score {score} >= {threshold.enter_at}")
+        up = why(TierReason.SCORE_UP, score=score, at=threshold.enter_at)
+        return Transition(current, upper, up)
     own = rules.tiers.threshold(current)
     if own is not None and score < own.stay_above:
-        return Transition(
-            current, _step(current, -1), f"score {score} < stay_above {own.stay_above}"
-        )
+        down_why = why(TierReason.SCORE_DOWN, score=score, at=own.stay_above)
+        return Transition(current, _step(current, -1), down_why)
     return None
 
 

@@ -9,6 +9,7 @@ transaction.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -23,6 +24,7 @@ from crm.core.vocabulary import ContactStatus, QueueStatus, Tier
 from crm.models import Contact, Membership, QueueItem, TierChange, UTCDateTime, utcnow
 from crm.routing.placement import place_contacts
 from crm.routing.rules import Rules
+from crm.routing.tier_reasons import TierWhy
 from crm.routing.tier_rules import Move, Transition
 
 
@@ -69,7 +71,9 @@ def record_transitions(
                 "cids": [cid for _t, cid, _s in moves],
                 "froms": [_value(t.from_tier) for t, _c, _s in moves],
                 "tos": [_value(t.to_tier) for t, _c, _s in moves],
-                "reasons": [t.reason[:200] for t, _c, _s in moves],
+                "reasons": [t.reason for t, _c, _s in moves],
+                "keys": [t.why.key for t, _c, _s in moves],
+                "params": [_json(t.why.stored_params) for t, _c, _s in moves],
                 "scores": [score for _t, _c, score in moves],
                 "version": rules_version,
                 "actor": actor,
@@ -82,13 +86,21 @@ def record_transitions(
 
 
 _INSERT_CHANGES_PG = text(
-    "INSERT INTO tier_changes"
-    " (contact_id, from_tier, to_tier, reason, rules_version, score, actor, changed_at)"
-    " SELECT m.cid, m.from_tier, m.to_tier, m.reason, :version, m.score, :actor, :at"
+    "INSERT INTO tier_changes (contact_id, from_tier, to_tier, reason, reason_key,"
+    " reason_params, rules_version, score, actor, changed_at)"
+    " SELECT m.cid, m.from_tier, m.to_tier, m.reason, m.reason_key, m.reason_params,"
+    " :version, m.score, :actor, :at"
     " FROM unnest(CAST(:cids AS bigint[]), CAST(:froms AS text[]), CAST(:tos AS text[]),"
-    " CAST(:reasons AS text[]), CAST(:scores AS integer[]))"
-    " WITH ORDINALITY AS m(cid, from_tier, to_tier, reason, score, n) ORDER BY m.n"
+    " CAST(:reasons AS text[]), CAST(:keys AS text[]), CAST(CAST(:params AS text[]) AS jsonb[]),"
+    " CAST(:scores AS integer[]))"
+    " WITH ORDINALITY AS m(cid, from_tier, to_tier, reason, reason_key, reason_params, score, n)"
+    " ORDER BY m.n"
 ).bindparams(bindparam("at", type_=UTCDateTime()))
+
+
+def _json(params: dict[str, object] | None) -> str | None:
+    # Sent as text and cast in SQL, so a typed reason's None stays SQL NULL.
+    return json.dumps(params, ensure_ascii=False) if params is not None else None
 
 
 def _insert_changes(
@@ -106,7 +118,9 @@ def _insert_changes(
                 "contact_id": cid,
                 "from_tier": _value(t.from_tier),
                 "to_tier": _value(t.to_tier),
-                "reason": t.reason[:200],
+                "reason": t.reason,
+                "reason_key": t.why.key,
+                "reason_params": t.why.stored_params,
                 "rules_version": rules_version,
                 "score": score,
                 "actor": actor,
@@ -147,7 +161,7 @@ def leave_groups(session: Session, removed: Sequence[tuple[Transition, int]], at
     """End the current memberships of removed contacts, with the removal's reason."""
     by_reason: dict[str, list[int]] = {}
     for move, cid in removed:
-        by_reason.setdefault(move.reason[:200], []).append(cid)
+        by_reason.setdefault(move.reason, []).append(cid)
     for reason, ids in by_reason.items():
         for start in range(0, len(ids), 5000):
             session.execute(
@@ -221,7 +235,7 @@ def mark_paid(
     session: Session,
     contact_id: int,
     *,
-    reason: str,
+    why: TierWhy,
     actor: str,
     rules: Rules,
     now: datetime | None = None,
@@ -229,6 +243,8 @@ def mark_paid(
     """Move a contact to paid (a sales "won" outcome); history and a paid-group invitation.
 
     Runs in the caller's transaction. Returns None when the contact already is paid.
+    ``why`` is :func:`crm.routing.tier_reasons.won` for a sales outcome, ``typed`` for an
+    operator's own words.
     ``rules`` are the rules in force (they pick the paid group).
     """
     at = now or utcnow()
@@ -239,13 +255,15 @@ def mark_paid(
         raise InputError("error.routing.contact_inactive", id=contact_id, status=contact.status)
     if contact.tier == Tier.PAID:
         return None
-    move = Transition(Tier(contact.tier) if contact.tier else None, Tier.PAID, reason or "won")
+    move = Transition(Tier(contact.tier) if contact.tier else None, Tier.PAID, why)
     session.add(
         TierChange(
             contact_id=contact.id,
             from_tier=contact.tier,
             to_tier=Tier.PAID.value,
-            reason=move.reason[:200],
+            reason=move.reason,
+            reason_key=why.key,
+            reason_params=why.stored_params,
             rules_version=contact.rules_version,
             score=contact.score,
             actor=actor,

@@ -12,6 +12,7 @@ from crm.core.db import transaction
 from crm.core.vocabulary import QueueStatus
 from crm.models import QueueItem, utcnow
 from crm.routing.rules import Rules
+from crm.routing.tier_reasons import won
 from crm.routing.tiers import mark_paid
 from crm.sales.held_items import acting_user, held_item, sweeping_late_actions
 from crm.sales.history import Action, record
@@ -60,7 +61,7 @@ def record_outcome(
                 mark_paid(
                     session,
                     item.contact_id,
-                    reason=f"sales won: {reason}" if reason else "sales won",
+                    why=won(reason),
                     actor=actor.username,
                     rules=rules,
                     now=now,

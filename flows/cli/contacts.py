@@ -110,7 +110,7 @@ def show(
                     "at": h["at"],
                     "from": word("tier", h["from"] or "new"),
                     "to": word("tier", h["to"] or "removed"),
-                    "reason": tier_reason(h["reason"]),
+                    "reason": tier_reason(h),
                 }
                 for h in data["tier_history"]
             ],

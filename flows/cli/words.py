@@ -1,7 +1,7 @@
-"""Stored sentences in the reader's words: tier-history reasons, alerts, quarantine reasons.
+"""Stored reasons in the reader's words: tier-history reasons, alerts, quarantine reasons.
 
-The database keeps these as short English sentences (the audit trail and --json keep them
-as they are); a table shows them through the catalog.
+A tier move keeps a catalog key and its parameters; the others are short English sentences
+(the audit trail and --json keep them as they are). A table shows them through the catalog.
 """
 
 from __future__ import annotations
@@ -11,11 +11,13 @@ from typing import Any
 from flows.cli.common import t
 
 
-def tier_reason(reason: str | None) -> str:
-    """Why a contact changed tier, in words (the patterns the web's prospect page uses)."""
-    from flows.web.breakdown import tier_reason_text
+def tier_reason(move: dict[str, Any]) -> str:
+    """Why a contact changed tier, in words (as the web's prospect page says it)."""
+    from flows.i18n.tier_moves import tier_reason_text
 
-    return tier_reason_text(lambda key: t(key), reason)
+    return tier_reason_text(
+        lambda key: t(key), move.get("reason_key"), move.get("reason_params"), move["reason"]
+    )
 
 
 def quarantine_reason(reason: str | None) -> str:

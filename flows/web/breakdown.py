@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -84,33 +83,3 @@ def explain(
         )
         lines.append(SignalLine(_label(t, signal), int(part.get("points", 0)), evidence, note))
     return lines
-
-
-# The sentences crm.routing stores as a tier move's reason, and their words in the catalog.
-_TIER_REASONS = [
-    (re.compile(p), key)
-    for p, key in (
-        (r"^entered the funnel$", "cli.why.entered"),
-        (r"^purchase$", "cli.why.purchase"),
-        (r"^won$", "cli.why.won"),
-        (r"^removed: (?P<n>\d+) ad\(s\) posted$", "cli.why.ads"),
-        (r"^removed: (?P<n>\d+) rule violations \(limit (?P<limit>\d+)\)$", "cli.why.violations"),
-        (r"^removed: silent (?P<days>\d+) days$", "cli.why.removed_silent"),
-        (r"^silent (?P<days>\d+) days$", "cli.why.silent"),
-        (r"^score (?P<score>-?\d+) >= (?P<at>-?\d+)$", "cli.why.score_up"),
-        (r"^score (?P<score>-?\d+) < stay_above (?P<at>-?\d+)$", "cli.why.score_down"),
-        (r"^score above (?P<at>-?\d+)$", "cli.why.above"),  # older rows' sentences
-        (r"^score below (?P<at>-?\d+)$", "cli.why.below"),
-    )
-]
-
-
-def tier_reason_text(t: Callable[[str], str], reason: str | None) -> str:
-    """Why a contact changed tier, in words; a reason someone typed stays as they typed it."""
-    if not reason:
-        return ""
-    for pattern, key in _TIER_REASONS:
-        found = pattern.match(reason)
-        if found:
-            return t(key).format(**found.groupdict())
-    return reason

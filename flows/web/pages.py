@@ -26,8 +26,9 @@ from crm.sales.vocabulary import OUTCOMES, QueueView
 from crm.sales.workspace import add_note, prospect_page
 from flows import trigger
 from flows.i18n import translator
+from flows.i18n.tier_moves import tier_reason_text
 from flows.web.auth import LoginThrottle, client_address, tokens_match
-from flows.web.breakdown import explain, tier_reason_text, word_for
+from flows.web.breakdown import explain, word_for
 from flows.web.common import (
     SCORE_MAX,
     PathId,
@@ -316,7 +317,9 @@ def prospect(
         can_act=mine or user.is_manager,
         breakdown_total=breakdown_total,
         signals=signals,
-        why=lambda reason: tier_reason_text(translator(lang_of(request)), reason),
+        why=lambda move: tier_reason_text(
+            translator(lang_of(request)), move["reason_key"], move["reason_params"], move["reason"]
+        ),
         word=word_for,
         staff=staff,
         campaigns=_campaign_names(settings_of(request)),

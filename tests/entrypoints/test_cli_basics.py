@@ -236,3 +236,32 @@ def test_contacts_known_by_a_handle_show_it_and_the_breakdown_lines_up(engine, c
     at = lines.index("Why this score:")
     header, rows = lines[at + 1], lines[at + 3 : at + 5]
     assert {cell_len(r[: r.rindex("+")]) for r in rows} == {header.index("Points")}
+
+
+def test_tier_history_says_system_moves_in_words_and_typed_reasons_as_typed(engine, cli_env):
+    from crm.core.db import transaction
+    from crm.models import Contact, TierChange
+
+    with transaction(engine) as s:
+        contact = Contact(display_name="林晓雨")
+        s.add(contact)
+        s.flush()
+        cid = contact.id
+    run(["route"], cli_env)  # a new contact enters the funnel: a system move
+    with transaction(engine) as s:
+        s.add(
+            TierChange(
+                contact_id=cid,
+                from_tier="open",
+                to_tier="active",
+                reason="老板说先升上来",
+                actor="manager:wang",
+            )
+        )
+    zh = run(["contacts", "show", str(cid)], dict(cli_env, QUNFLOW_LANG="zh")).stdout
+    assert "进入漏斗" in zh and "老板说先升上来" in zh and "entered the funnel" not in zh
+    en = run(["contacts", "show", str(cid)], dict(cli_env, QUNFLOW_LANG="en")).stdout
+    assert "entered the funnel" in en and "老板说先升上来" in en
+    shown = json.loads(run(["contacts", "show", str(cid), "--json"], cli_env).stdout)
+    keys = [(h["reason_key"], h["reason_params"]) for h in shown["tier_history"]]
+    assert keys == [("tier.why.entered", {}), (None, None)]

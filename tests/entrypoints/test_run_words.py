@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import re
+from string import Formatter
 
+from crm.routing.tier_reasons import SENTENCES, TierReason, typed, why, won
 from flows.i18n import translator
+from flows.i18n.tier_moves import tier_reason_text
 from flows.summaries import funnel_summary_lines, route_summary_lines
-from flows.web.breakdown import tier_reason_text
 
 SNAKE = re.compile(r"\b[a-z]+(?:_[a-z0-9]+)+\b")
 
@@ -51,13 +53,24 @@ ROUTE = {
 
 def test_stored_tier_reasons_read_in_words_and_typed_ones_stay():
     zh, en = translator("zh"), translator("en")
-    assert tier_reason_text(zh, "score 45 >= 40") == "分数 45 ≥ 升级线 40"
-    assert tier_reason_text(zh, "score 30 < stay_above 45") == "分数 30 < 保级线 45"
-    assert tier_reason_text(zh, "removed: silent 90 days") == "移出：沉默 90 天"
-    assert tier_reason_text(zh, "score above 40") == "分数超过 40"
-    assert tier_reason_text(en, "entered the funnel") != "cli.why.entered"
-    assert tier_reason_text(zh, "老板说先升上来") == "老板说先升上来"
-    assert tier_reason_text(zh, None) == ""
+
+    def said(t, w):
+        return tier_reason_text(t, w.key, w.stored_params, w.stored_text)
+
+    assert said(zh, why(TierReason.SCORE_UP, score=45, at=40)) == "分数 45 ≥ 升级线 40"
+    assert said(zh, why(TierReason.SCORE_DOWN, score=30, at=45)) == "分数 30 < 保级线 45"
+    assert said(zh, why(TierReason.REMOVED_SILENT, days=90)) == "移出：沉默 90 天"
+    assert said(zh, won("签了年卡")) == "销售成交：签了年卡"
+    assert said(en, why(TierReason.ENTERED)) == "entered the funnel"
+    assert said(zh, typed("老板说先升上来")) == "老板说先升上来"
+    assert said(en, typed("boss said so")) == "boss said so"
+    assert tier_reason_text(zh, None, None, None) == ""
+    # Every reason the rules write has its words in both languages, every parameter filled.
+    for key, sentence in SENTENCES.items():
+        params = {name: 7 for _, name, _, _ in Formatter().parse(sentence) if name}
+        for t in (zh, en):
+            text = tier_reason_text(t, key, params, None)
+            assert text != key and "{" not in text and "=7" not in text, text
 
 
 def test_the_demo_and_route_summaries_speak_chinese_with_the_same_figures():

@@ -23,6 +23,7 @@ from crm.models import (
     QueueItem,
     RawRecord,
     SourceInstance,
+    TierChange,
 )
 from crm.models import utcnow as now_utc
 from crm.sales.claims import claim_item
@@ -362,14 +363,28 @@ def test_queue_page_lists_a_run_out_lease_as_available_and_writes_nothing(app, w
     ]
 
 
-def test_claim_next_and_empty_pool(app, world):
+def test_claim_next_and_empty_pool(app, world, engine):
     alice, token = login(app, "alice")
     r = alice.post("/queue/claim-next", data={"csrf_token": token})
     assert r.status_code == 303 and r.headers["location"].startswith("/prospects/")
     page = alice.get(r.headers["location"])
     assert "为什么是这个分数" in page.text and "意向（提到学费、试听等）" in page.text
     assert "多少钱" in page.text  # event timeline
-    assert "分数超过 40" in page.text  # tier history, the stored reason in words
+    # Tier history: the system's move in the catalog's words, an operator's reason as typed.
+    assert re.search(r"分数 \d+ ≥ 升级线 40", page.text) and "score " not in page.text
+    cid = int(r.headers["location"].rstrip("/").rsplit("/", 1)[1])
+    with transaction(engine) as s:
+        s.add(
+            TierChange(
+                contact_id=cid,
+                from_tier="prospect",
+                to_tier="active",
+                reason="老板说先放一放",
+                actor="manager:wang",
+            )
+        )
+    page = alice.get(r.headers["location"])
+    assert "老板说先放一放" in page.text
 
 
 def test_sales_cannot_reach_manager_pages(app, world):

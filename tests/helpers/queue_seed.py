@@ -23,6 +23,7 @@ from crm.models import (
     Touch,
     User,
 )
+from crm.routing.tier_reasons import TierReason, why
 from crm.sales.users import hash_password
 
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
@@ -130,12 +131,15 @@ def prospects(
                     created_at=now,
                 )
             )
+            up = why(TierReason.SCORE_UP, score=score, at=40)
             session.add(
                 TierChange(
                     contact_id=contact.id,
                     from_tier="active",
                     to_tier="prospect",
-                    reason="score above 40",
+                    reason=up.stored_text,
+                    reason_key=up.key,
+                    reason_params=up.stored_params,
                     score=score,
                     rules_version="test-1",
                     changed_at=now - timedelta(days=1),

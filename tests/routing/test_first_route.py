@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
@@ -43,8 +44,10 @@ def written(s: Session) -> tuple[dict[int, tuple[Any, ...]], list[tuple[Any, ...
         )
         for c in s.scalars(select(Contact))
     }
+    # The reason three ways: the English sentence, the catalog key and its parameters.
     history = sorted(
-        (t.contact_id, t.from_tier, t.to_tier, t.reason, t.rules_version, t.score, t.actor,
+        (t.contact_id, t.from_tier, t.to_tier, t.reason, t.reason_key,
+         json.dumps(t.reason_params, sort_keys=True), t.rules_version, t.score, t.actor,
          t.changed_at)
         for t in s.scalars(select(TierChange))
     )  # fmt: skip
@@ -99,6 +102,11 @@ def test_new_contacts_entered_in_sql_as_in_python(
             s.rollback()
         assert got == expected
         assert got_moves == expected_moves
+        # Every move the system makes says why with a catalog key (the removals with params).
+        reasons = {(row[4], row[5]) for row in got[1]}
+        assert reasons and all(key and params != "null" for key, params in reasons)
+        removals = {"tier.why.violations", "tier.why.ads"}
+        assert any(key in removals and params != "{}" for key, params in reasons), reasons
         # A dry pass counts what the written one entered, and writes nothing.
         assert dry.entered == entered
         if clean_out:
@@ -106,6 +114,7 @@ def test_new_contacts_entered_in_sql_as_in_python(
         else:
             # The sample has new contacts of every kind: entered in SQL, removed by Python.
             assert 0 < entered <= got_moves[ENTRY.key] < len(ids)
+            assert ("tier.why.entered", "{}") in reasons
             assert sum(n for key, n in got_moves.items() if key.endswith("->removed")) > 0
     finally:
         engine.dispose()

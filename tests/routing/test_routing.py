@@ -33,6 +33,7 @@ from crm.routing.route import route
 from crm.routing.rules import DEFAULT_RULES, Rules, load_rules, parse_rules
 from crm.routing.scoring_sql import score_range
 from crm.routing.signals import evaluate, score
+from crm.routing.tier_reasons import typed
 from crm.routing.tier_rules import may_move, next_tier, tier_facts
 from crm.routing.tiers import mark_paid
 from tests.helpers.route_fixtures import (
@@ -98,14 +99,16 @@ def test_open_to_paid(engine: Engine) -> None:
         move = mark_paid(
             s,
             keen,
-            reason="won: bought the course",
+            why=typed("won: bought the course"),
             actor="sales:li",
             rules=RULES,
             now=NOW + timedelta(hours=1),
         )
         assert move is not None and move.key == "prospect->paid"
     with transaction(engine) as s:
-        assert mark_paid(s, keen, reason="again", actor="sales:li", rules=RULES, now=NOW) is None
+        assert (
+            mark_paid(s, keen, why=typed("again"), actor="sales:li", rules=RULES, now=NOW) is None
+        )
 
     # Nothing moves any more; re-running routes changes nothing and sends no second invite.
     assert route(engine, rules=RULES, now=NOW + timedelta(hours=2)).as_dict()["moves"] == {}
@@ -136,7 +139,16 @@ def test_open_to_paid(engine: Engine) -> None:
     ]
     assert detail["tier_history"][1]["rules_version"] == RULES.version
     assert detail["tier_history"][1]["reason"].startswith("score ")
-    assert detail["tier_history"][-1]["actor"] == "sales:li"
+    assert detail["tier_history"][1]["reason_key"] == "tier.why.score_up"
+    assert set(detail["tier_history"][1]["reason_params"]) == {"score", "at"}
+    last = detail["tier_history"][-1]
+    assert last["actor"] == "sales:li"
+    # A reason someone typed has no key: it is kept, and shown, as typed.
+    assert (last["reason"], last["reason_key"], last["reason_params"]) == (
+        "won: bought the course",
+        None,
+        None,
+    )
     # Roll-over: active-1 took one contact (its limit), the next went to active-2.
     assert groups == {"open-1": 3, "active-1": 1, "active-2": 1, "prospect-1": 1, "paid-1": 1}
     assert sorted(set(step for step, _ in invites)) == ["active", "open", "paid", "prospect"]

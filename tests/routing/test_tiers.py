@@ -11,6 +11,7 @@ from crm.core.vocabulary import Tier
 from crm.routing.facts import ContactFacts
 from crm.routing.rules import Rules, load_rules
 from crm.routing.signals import Scored
+from crm.routing.tier_reasons import TierReason, typed, why
 from crm.routing.tier_rules import TierFacts, Transition, may_move, moves_of, next_tier
 
 RULES = load_rules()  # active: enter 20 / stay 10; prospect: enter 60 / stay 45
@@ -29,7 +30,8 @@ def to(current: str | None, score: int, **facts: object) -> str | None:
 
 def test_new_contacts_enter_open_whatever_their_score() -> None:
     t = move(None, 500)
-    assert t == Transition(None, "open", "entered the funnel")
+    assert t == Transition(None, "open", why(TierReason.ENTERED))
+    assert t.reason == "entered the funnel"
     assert t.key == "new->open"
 
 
@@ -40,7 +42,9 @@ def test_promotion_one_step_at_a_time() -> None:
     assert to("active", 59) == "stay"
     assert to("active", 60) == "prospect"
     assert to("prospect", 1000) == "stay"  # paid only by purchase or a sale
-    assert move("open", 25).reason == "score 25 >= 20"  # type: ignore[union-attr]
+    up = move("open", 25)
+    assert up is not None and up.reason == "score 25 >= 20"
+    assert (up.why.key, up.why.stored_params) == ("tier.why.score_up", {"score": 25, "at": 20})
 
 
 def test_hysteresis_no_flapping_around_the_threshold() -> None:
@@ -54,12 +58,13 @@ def test_hysteresis_no_flapping_around_the_threshold() -> None:
     assert to("prospect", 44) == "active"
     t = move("prospect", 44)
     assert t is not None and t.key == "prospect->active" and "stay_above 45" in t.reason
+    assert t.why == why(TierReason.SCORE_DOWN, score=44, at=45)
 
 
 def test_purchase_jumps_to_paid_from_any_tier() -> None:
     for tier in ("open", "active", "prospect"):
         t = move(tier, 0, purchased=True)
-        assert t == Transition(tier, "paid", "purchase")
+        assert t == Transition(tier, "paid", why(TierReason.PURCHASE))
     assert move("paid", 0, purchased=True) is None
 
 
@@ -79,6 +84,7 @@ def test_violations_warn_then_remove() -> None:
     assert to("active", 30, violations=2) == "stay"
     t = move("active", 30, violations=3)
     assert t is not None and t.removed and "3 rule violations (limit 3)" in t.reason
+    assert t.why.stored_params == {"n": 3, "limit": 3}
 
 
 def test_silence_demotes_one_tier_after_enough_time_in_it() -> None:
@@ -89,13 +95,15 @@ def test_silence_demotes_one_tier_after_enough_time_in_it() -> None:
     assert to("active", 70, silent_days=0, days_in_tier=0) == "prospect"
     assert to("active", 30, silent_days=29, days_in_tier=90) == "stay"
     t = move("active", 15, silent_days=45, days_in_tier=45)
-    assert t == Transition("active", "open", "silent 45 days")
+    assert t == Transition("active", "open", why(TierReason.SILENT, days=45))
+    assert t.reason == "silent 45 days"
 
 
 def test_lurkers_in_open_are_cleaned_out() -> None:
     assert to("open", 5, silent_days=89, days_in_tier=89) == "stay"
     t = move("open", 5, silent_days=90, days_in_tier=90)
-    assert t == Transition("open", None, "removed: silent 90 days")
+    assert t == Transition("open", None, why(TierReason.REMOVED_SILENT, days=90))
+    assert t.reason == "removed: silent 90 days"
 
 
 def test_opted_out_contacts_are_never_promoted() -> None:
@@ -158,10 +166,10 @@ def _strict_rules() -> Rules:
 
 
 def test_demotions_are_moves_down_or_out() -> None:
-    assert Transition(Tier.ACTIVE, Tier.OPEN, "").is_demotion
-    assert Transition(Tier.OPEN, None, "").is_demotion
-    assert not Transition(None, Tier.OPEN, "").is_demotion
-    assert not Transition(Tier.OPEN, Tier.ACTIVE, "").is_demotion
+    assert Transition(Tier.ACTIVE, Tier.OPEN, typed("")).is_demotion
+    assert Transition(Tier.OPEN, None, typed("")).is_demotion
+    assert not Transition(None, Tier.OPEN, typed("")).is_demotion
+    assert not Transition(Tier.OPEN, Tier.ACTIVE, typed("")).is_demotion
 
 
 def test_moves_of_a_batch_and_the_clean_out() -> None:

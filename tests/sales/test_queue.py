@@ -13,7 +13,7 @@ from sqlalchemy import func, select, update
 from crm.core.db import make_engine, transaction
 from crm.core.errors import Conflict, Forbidden, InputError
 from crm.core.vocabulary import QueueStatus
-from crm.models import AuditEntry, Contact, QueueAction, QueueItem, SourceInstance
+from crm.models import AuditEntry, Contact, QueueAction, QueueItem, SourceInstance, TierChange
 from crm.routing.rules import load_rules
 from crm.sales.assign import assign, assign_pool
 from crm.sales.claim_usage import claim_limit_status, set_claim_limits
@@ -219,10 +219,19 @@ def test_sales_cannot_act_on_someone_elses_item(engine, staff):
 def test_won_marks_the_contact_paid(engine, staff):
     items = seed.prospects(engine, 1)
     claim_item(engine, items[0]["item_id"], staff["alice"], T0, zone=ZONE)
-    record_outcome(engine, items[0]["item_id"], staff["alice"], "won", rules=RULES, now=T0)
+    record_outcome(
+        engine, items[0]["item_id"], staff["alice"], "won", reason="签了年卡", rules=RULES, now=T0
+    )
     with transaction(engine) as s:
         assert s.get(Contact, items[0]["contact_id"]).tier == "paid"
         assert s.get(QueueItem, items[0]["item_id"]).status == "won"
+        move = s.scalars(select(TierChange).where(TierChange.to_tier == "paid")).one()
+        # The salesperson's note is a parameter of the catalog's sentence, not the sentence.
+        assert (move.reason, move.reason_key, move.reason_params) == (
+            "sales won: 签了年卡",
+            "tier.why.won_note",
+            {"note": "签了年卡"},
+        )
 
 
 def test_assign_and_reassign(engine, staff):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-03 16:10:32.176559
+Create Date: 2026-12-03 17:03:44.051739
 """
 
 from collections.abc import Sequence
@@ -244,6 +244,8 @@ def upgrade() -> None:
     sa.Column('from_tier', sa.String(length=16), nullable=True),
     sa.Column('to_tier', sa.String(length=16), nullable=True),
     sa.Column('reason', sa.String(length=200), nullable=False),
+    sa.Column('reason_key', sa.String(length=40), nullable=True),
+    sa.Column('reason_params', sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('rules_version', sa.String(length=40), nullable=True),
     sa.Column('score', sa.Integer(), nullable=True),
     sa.Column('actor', sa.String(length=100), server_default='system', nullable=False),
