@@ -79,9 +79,10 @@ FIRST_PG = (
     BASELINE_PG.replace(
         "SET score = s.score", "SET score = s.score, tier = 'open', updated_at = :now"
     ),
-    "INSERT INTO tier_changes (contact_id, from_tier, to_tier, reason, rules_version, score,"
-    " actor, changed_at) SELECT id, NULL, 'open', 'entered the funnel', 'baseline', score,"
-    " 'route', :now FROM contacts WHERE status = 'active'",
+    "INSERT INTO tier_changes (contact_id, from_tier, to_tier, reason, reason_key,"
+    " reason_params, rules_version, score, actor, changed_at) SELECT id, NULL, 'open',"
+    " 'entered the funnel', 'tier.why.entered', '{}', 'baseline', score, 'route', :now"
+    " FROM contacts WHERE status = 'active'",
     "INSERT INTO memberships (community_id, contact_id, role, invited_at)"
     " SELECT g.id, c.id, 'member', :now FROM contacts c JOIN communities g ON g.name = 'bench-open'"
     " WHERE c.status = 'active'",
