@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -111,12 +112,12 @@ def _same_lang(request: Request, path: str) -> str:
     return f"{path}?lang={lang}" if lang else path
 
 
-def _campaign_title(request: Request, campaign: str | None) -> str | None:
+def _campaign_title(t: Callable[[str], str], campaign: str | None) -> str | None:
     """What the form calls the campaign: its catalog name or the name as typed on the code;
     None (the page says 活动) when the code carries only a slug such as ``spring-trial``."""
     if not campaign:
         return None
-    named = word_for(translator(lang_of(request)), "campaign", campaign)
+    named = word_for(t, "campaign", campaign)
     return named if named != campaign or not _SLUG.fullmatch(campaign) else None
 
 
@@ -161,7 +162,7 @@ def _form_page(
         {"Retry-After": str(busy_for)} if busy_for else None,
         notice=t("signup_busy") if busy_for else None,
         action=_same_lang(request, f"/s/{token}"),
-        campaign=_campaign_title(request, claims.campaign),
+        campaign=_campaign_title(t, claims.campaign),
         location=claims.location,
         questions=questions_for(claims.campaign),
         form=form or {},
@@ -210,7 +211,8 @@ async def signup_submit(request: Request, token: str) -> HTMLResponse:
         )
     engine = _engine(request)
     await run_in_threadpool(accept_signup, engine, claims.source_spec(), nonce, checked.values)
-    return _page(request, "signup_thanks.html", campaign=_campaign_title(request, claims.campaign))
+    t = translator(lang_of(request))
+    return _page(request, "signup_thanks.html", campaign=_campaign_title(t, claims.campaign))
 
 
 async def _hook(request: Request, kind: PushKind) -> Response:
