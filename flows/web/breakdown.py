@@ -93,6 +93,8 @@ _TIER_REASONS = [
         (r"^entered the funnel$", "cli.why.entered"),
         (r"^purchase$", "cli.why.purchase"),
         (r"^won$", "cli.why.won"),
+        (r"^sales won$", "cli.why.won"),  # a salesperson's "won" marks the contact paid
+        (r"^sales won: (?P<note>.+)$", "cli.why.won_note"),
         (r"^removed: (?P<n>\d+) ad\(s\) posted$", "cli.why.ads"),
         (r"^removed: (?P<n>\d+) rule violations \(limit (?P<limit>\d+)\)$", "cli.why.violations"),
         (r"^removed: silent (?P<days>\d+) days$", "cli.why.removed_silent"),
