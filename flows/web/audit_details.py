@@ -32,6 +32,9 @@ _USERS = frozenset({"to_user_id", "from_user_id", "owner_user_ids"})
 _TIMES = frozenset({"until", "at"})
 # Mappings whose keys are themselves named in the catalog under this prefix.
 _PARTS = {"counts": "erased", "before": "cap", "after": "cap"}
+# Fields read in pairs, in this order (JSONB keeps no order); every other field after them,
+# by name.
+_FIRST = ("from", "to", "before", "after", "merged", "into", "from_user_id", "to_user_id")
 MAX_LISTED = 10  # a dismissal may name a thousand rows: the first few and how many
 
 
@@ -54,8 +57,13 @@ def detail_lines(
     """Every field of ``details``, in a stable order, labelled and worded."""
     return [
         Detail(_label(t, name), _value(t, action, name, value, when, users))
-        for name, value in sorted(details.items())
+        for name, value in sorted(details.items(), key=_reading_order)
     ]
+
+
+def _reading_order(item: tuple[str, Any]) -> tuple[int, str]:
+    name = item[0]
+    return (_FIRST.index(name), "") if name in _FIRST else (len(_FIRST), name)
 
 
 def _label(t: Words, name: str) -> str:
@@ -78,6 +86,10 @@ def _value(
     when: Callable[[datetime], str],
     users: Mapping[int, str],
 ) -> str:
+    if value is None and name == "contacts":
+        return t("audit_value.whole_audience")  # a campaign started for all it reaches
+    if value is None and name == "channel":
+        return t("audit_value.all_channels")  # an opt-out from every channel
     if value is None or value == "" or value == []:
         return t("audit_value.none")
     if isinstance(value, bool):

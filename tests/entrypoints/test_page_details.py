@@ -133,3 +133,16 @@ def test_a_step_title_is_bounded(tmp_path: Path):
     path.write_text(CAMPAIGNS.replace("开课提醒", "长" * 41), encoding="utf-8")
     with pytest.raises(ConfigError):
         load_campaigns(path)
+
+
+def test_paired_fields_read_in_order_and_a_whole_audience_is_said():
+    lines = detail_lines(
+        translator("zh"),
+        "user.caps",
+        {"note": "x", "after": {"claims": 25}, "before": {"claims": 20}},
+        when=lambda v: local_moment(v, SHANGHAI),
+        users=USERS,
+    )
+    assert [d.label for d in lines] == ["修改前", "修改后", "说明"]
+    assert shown("zh", "campaign.trigger", {"contacts": None}) == {"客户数": "活动的全部受众"}
+    assert shown("en", "contact.opt_out", {"channel": None}) == {"Channel": "all channels"}
