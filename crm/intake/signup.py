@@ -18,13 +18,23 @@ MAX_NAME = 50
 
 @dataclass(frozen=True)
 class Question:
-    """One screening question; ``choice`` answers must be one of ``options``."""
+    """One screening question; ``choice`` answers must be one of ``options``. ``label_en`` and
+    ``options_en`` are what an English page shows (the answer stored is still the option)."""
 
     id: str
     label: str
     kind: str = "text"
     options: tuple[str, ...] = ()
     required: bool = False
+    label_en: str | None = None
+    options_en: tuple[str, ...] = ()
+
+    def shown(self, lang: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+        """The label and (value, words) of each option on a page in ``lang``."""
+        english = lang == "en"
+        label = self.label_en if english and self.label_en else self.label
+        words = self.options_en if english and self.options_en else self.options
+        return label, tuple(zip(self.options, words, strict=True))
 
 
 @dataclass
@@ -53,11 +63,20 @@ def _parse(doc: dict[str, Any], source: Path) -> dict[str, tuple[Question, ...]]
                     kind=str(q.get("kind", "text")),
                     options=tuple(str(o) for o in q.get("options", [])),
                     required=bool(q.get("required", False)),
+                    label_en=str(q["label_en"]) if "label_en" in q else None,
+                    options_en=tuple(str(o) for o in q.get("options_en", [])),
                 )
             except (KeyError, TypeError) as exc:
                 raise ConfigError(
                     "error.intake.question_incomplete", path=str(source), campaign=campaign
                 ) from exc
+            if question.options_en and len(question.options_en) != len(question.options):
+                raise ConfigError(
+                    "error.intake.question_options_en",
+                    path=str(source),
+                    campaign=campaign,
+                    question=question.id,
+                )
             if question.kind not in ("text", "choice") or (
                 question.kind == "choice" and not question.options
             ):
