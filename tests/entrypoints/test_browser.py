@@ -149,7 +149,7 @@ def test_sales_finds_claims_and_wins_a_prospect(server, browser) -> None:
     page.click("#record-outcome")
     page.wait_for_load_state()
     assert page.locator("#tier").inner_text() == "付费"
-    assert "sales won" in page.content()  # the tier history says why
+    assert "销售成交" in page.locator("body").inner_text()  # the tier history says why, in words
     page.screenshot(path=str(SHOTS / "04-prospect-won-paid.png"), full_page=True)
 
     page.goto(f"{base}/queue?view=pool&lang=en")
