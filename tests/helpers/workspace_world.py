@@ -16,7 +16,7 @@ from crm.core.settings import Settings
 from crm.core.vocabulary import JoinMethod, OutboxState, Platform, QueueStatus, SourceKind, Tier
 from crm.intake.pipeline import ingest_path
 from crm.intake.qr import create_qr
-from crm.models import Contact, OutboxMessage, QueueItem, SourceInstance, Touch, utcnow
+from crm.models import Contact, OutboxMessage, QueueAction, QueueItem, SourceInstance, Touch, utcnow
 from tests.helpers import queue_seed as seed
 from tests.helpers.report_history import build_history
 
@@ -129,6 +129,13 @@ def _audit_trail(engine: Engine, staff: dict[str, int], items: list[dict], now: 
     with transaction(engine) as s:
         for actor, action, kind, details in entries:
             audit(s, actor, action, object_type=kind, object_id=contact, details=details, at=now)
+        # The follow-up history on the prospect page, one of each thing done to the item.
+        for kind in ("claim", "attempt", "snoozed", "release"):
+            s.add(
+                QueueAction(
+                    item_id=items[0]["item_id"], user_id=staff["alice"], action=kind, at=now
+                )
+            )
 
 
 def _every_status_tier_and_source(engine: Engine, items: list[dict], now: Any) -> None:
