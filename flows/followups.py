@@ -16,6 +16,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import Field
 
 from crm.core.vocabulary import CapAction
+from crm.outreach.campaign_file import find_campaign
 from flows.alerts import on_failure
 from flows.runtime import engine_for, settings
 from flows.summaries import campaign_name, counted, headed, plan_summary_lines, team_words
@@ -80,7 +81,7 @@ def _plan_artifact(report: PlanReport) -> None:
     name = report.campaign
     create_markdown_artifact(
         key=f"campaign-{name}",
-        markdown="\n".join(plan_summary_lines(report, t)),
+        markdown="\n".join(plan_summary_lines(report, t, find_campaign(settings(), name))),
         description=t("run.plan.description").format(name=campaign_name(t, name)),
     )
 

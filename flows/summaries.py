@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 from flows.i18n import normalize_lang, translator
 
 if TYPE_CHECKING:
+    from crm.outreach.campaign_spec import Campaign
     from crm.outreach.planning import PlanReport
+    from crm.outreach.step_names import StepName
     from crm.reports.alerts import OpenAlerts
 
 Translate = Callable[[str], str]
@@ -172,17 +174,33 @@ def counted(t: Translate, key: str) -> str:
     return _word(t, "col", key)
 
 
-def plan_summary_lines(report: PlanReport, t: Translate) -> list[str]:
+def step_words(t: Translate, step: StepName) -> str:
+    """A step as people read it: 第 1 步, its title if the campaign gives one, the occurrence."""
+    if step.number is None:
+        said = t("step.unknown").format(name=step.name)
+    elif step.title:
+        said = t("step.numbered_titled").format(n=step.number, title=step.title)
+    else:
+        said = t("step.numbered").format(n=step.number)
+    return t("step.occurrence").format(step=said, day=step.occurrence) if step.occurrence else said
+
+
+def plan_summary_lines(
+    report: PlanReport, t: Translate, campaign: Campaign | None = None
+) -> list[str]:
     """A campaign plan's markdown artifact: audience, planned, not planned and why, per step."""
     title = t("run.plan.title").format(name=campaign_name(t, report.campaign))
+    from crm.outreach.step_names import step_name
+
     excluded = _counts(t, "exclusion", report.excluded)
+    per_step = [f"{step_words(t, step_name(campaign, k))} {n}" for k, n in report.by_step.items()]
     return [
         f"# {title}" + (t("run.route.dry_run") if report.dry_run else ""),
         "",
         "- " + t("run.plan.audience").format(n=report.audience),
         "- " + t("run.plan.planned").format(n=report.planned, already=report.already_planned),
         "- " + t("run.plan.excluded").format(items=excluded),
-        "- " + t("run.plan.by_step").format(items=_counts(t, "step", report.by_step)),
+        "- " + t("run.plan.by_step").format(items=t("cli.list_sep").join(per_step) or t("none")),
     ]
 
 

@@ -49,6 +49,8 @@ class Step(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,60}$")
+    # What people call the step, shown after its number (第 1 步「开课提醒」).
+    title: str | None = Field(default=None, min_length=1, max_length=40)
     template: str
     channel: str = "wecom"
     action: Literal["message", "group_invite", "group_join", "friend_add"] = "message"

@@ -278,7 +278,12 @@ def mark_paid(
         "tier.mark_paid",
         object_type="contact",
         object_id=contact.id,
-        details={"from": _value(move.from_tier), "reason": move.reason},
+        details={
+            "from": _value(move.from_tier),
+            "reason": move.reason,
+            "reason_key": why.key,
+            "reason_params": why.stored_params,
+        },
         at=at,
     )
     session.flush()

@@ -149,7 +149,8 @@ def lang_of(request: Request) -> str:
     return "zh"
 
 
-def _fmt_time(value: datetime | None, zone: Any) -> str:
+def local_moment(value: datetime | None, zone: Any) -> str:
+    """A stored moment as the workspace shows it: local date and time, to the minute."""
     if value is None:
         return ""
     if value.tzinfo is None:  # stored moments are UTC (SQLite returns them without a zone)
@@ -169,7 +170,7 @@ def render(request: Request, name: str, *, status: int = 200, **context: Any) ->
         lang=lang,
         t=translator(lang),
         say=lambda prefix, code: word_for(translator(lang), prefix, code),
-        when=lambda v: _fmt_time(v, zone),
+        when=lambda v: local_moment(v, zone),
         qs=lambda **kw: urlencode({k: v for k, v in kw.items() if v not in (None, "")}),
         **context,
     )

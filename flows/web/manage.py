@@ -23,6 +23,7 @@ from crm.sales.users import StaffUser, list_users
 from crm.sales.vocabulary import AssignStrategy
 from crm.sales.workspace import audit_page, export_for
 from flows.i18n import translator
+from flows.web.audit_details import detail_lines
 from flows.web.breakdown import word_for
 from flows.web.common import (
     ID_MAX,
@@ -31,6 +32,7 @@ from flows.web.common import (
     current_user,
     engine_of,
     lang_of,
+    local_moment,
     render,
     require_admin,
     require_manager,
@@ -138,16 +140,24 @@ def audit_log(
     require_manager(user)
     with transaction(engine_of(request)) as session:
         page = audit_page(session, actor=actor or None, action=action or None, before_id=before)
-        people = [u.username for u in list_users(session)]
+        users = {u.id: u.username for u in list_users(session)}
+    t, zone = translator(lang_of(request)), settings_of(request).zone
+    details = {
+        e.id: detail_lines(
+            t, e.action, e.details, when=lambda v: local_moment(v, zone), users=users
+        )
+        for e in page.entries
+    }
     return render(
         request,
         "audit.html",
         page=page,
         actor=actor or "",
         action=action or "",
-        people=people,
+        people=list(users.values()),
         families=AUDIT_FAMILIES,
-        dumps=lambda d: json.dumps(d, ensure_ascii=False, sort_keys=True),
+        details=details,
+        zone_name=settings_of(request).timezone,
     )
 
 

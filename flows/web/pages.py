@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
@@ -27,6 +28,7 @@ from crm.sales.workspace import add_note, prospect_page
 from flows import trigger
 from flows.i18n import translator
 from flows.i18n.tier_moves import tier_reason_text
+from flows.summaries import step_words
 from flows.web.auth import LoginThrottle, client_address, tokens_match
 from flows.web.breakdown import explain, word_for
 from flows.web.common import (
@@ -321,6 +323,7 @@ def prospect(
             translator(lang_of(request)), move["reason_key"], move["reason_params"], move["reason"]
         ),
         word=word_for,
+        step=_step_words(request),
         staff=staff,
         campaigns=_campaign_names(settings_of(request)),
         outcomes=OUTCOMES,
@@ -363,6 +366,16 @@ def remove_tag(
     check_may_act_on_contacts(engine_of(request), user, [contact_id])
     untag_contacts(engine_of(request), [contact_id], [tag], actor=user.username)
     return back(f"/prospects/{contact_id}#tags")
+
+
+def _step_words(request: Request) -> Callable[[str, str], str]:
+    """(campaign, step key) → 第 1 步 as the outbox rows on the page are read."""
+    from crm.outreach.campaign_file import load_campaigns
+    from crm.outreach.step_names import step_name
+
+    t = translator(lang_of(request))
+    campaigns = load_campaigns(settings_of(request).campaigns_path)
+    return lambda campaign, key: step_words(t, step_name(campaigns.get(campaign), key))
 
 
 def _campaign_names(settings: Settings) -> list[str]:

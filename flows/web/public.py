@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 import templates as templates_pkg
 from crm.core.db import make_engine
-from crm.core.errors import InputError
+from crm.core.errors import InputError, Problem
 from crm.core.settings import Settings, get_settings
 from crm.intake.inbox import PushKind, accept_pushed, accept_signup
 from crm.intake.pushed_json import BodyRefused, parse_pushed
@@ -28,7 +29,7 @@ from crm.intake.qr import verify_token as verify_qr_token
 from crm.intake.signatures import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from crm.intake.signup import questions_for, validate_signup
 from crm.intake.signup_throttle import SignupThrottle
-from flows.i18n import translator
+from flows.i18n import normalize_lang, render, translator
 from flows.web.auth import Network, client_address, parse_networks
 from flows.web.breakdown import word_for
 from flows.web.common import lang_of
@@ -90,20 +91,33 @@ _SLUG = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 def _page(
-    name: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any
+    request: Request,
+    name: str,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    **context: Any,
 ) -> HTMLResponse:
-    html = _env.get_template(name).render(**context)
+    # The workspace's rule (?lang=, the language cookie, else Chinese): the code is printed
+    # for a Chinese-speaking crowd, and ?lang=en on its link serves everyone else.
+    lang = lang_of(request)
+    html = _env.get_template(name).render(lang=lang, t=translator(lang), **context)
     return HTMLResponse(
         html, status_code=status, headers={"Cache-Control": "no-store", **(headers or {})}
     )
 
 
-def _campaign_title(campaign: str | None) -> str | None:
+def _same_lang(request: Request, path: str) -> str:
+    """A form's target keeping the ``?lang=`` the page was opened with."""
+    lang = normalize_lang(request.query_params.get("lang"))
+    return f"{path}?lang={lang}" if lang else path
+
+
+def _campaign_title(t: Callable[[str], str], campaign: str | None) -> str | None:
     """What the form calls the campaign: its catalog name or the name as typed on the code;
     None (the page says 活动) when the code carries only a slug such as ``spring-trial``."""
     if not campaign:
         return None
-    named = word_for(translator("zh"), "campaign", campaign)
+    named = word_for(t, "campaign", campaign)
     return named if named != campaign or not _SLUG.fullmatch(campaign) else None
 
 
@@ -112,17 +126,19 @@ def _claims_or_page(request: Request, token: str) -> QrClaims | HTMLResponse:
         return verify_qr_token(token, _settings(request).secret_key)
     except ExpiredToken:
         return _page(
+            request,
             "signup_invalid.html",
             ExpiredToken.http_status,
-            title="二维码已过期",
-            message="这个报名二维码已经过期，报名未被提交。",
+            title="signup.expired_title",
+            message="signup.expired_body",
         )
     except InvalidToken:
         return _page(
+            request,
             "signup_invalid.html",
             InvalidToken.http_status,
-            title="链接无效",
-            message="这个报名链接不完整或已被修改，报名未被提交。",
+            title="signup.link_invalid_title",
+            message="signup.link_invalid_body",
         )
 
 
@@ -132,23 +148,25 @@ def _form_page(
     claims: QrClaims,
     *,
     form: dict[str, str] | None = None,
-    errors: dict[str, str] | None = None,
+    errors: dict[str, Problem] | None = None,
     nonce: str | None = None,
     busy_for: int = 0,
 ) -> HTMLResponse:
     settings = _settings(request)
     status = 429 if busy_for else 422 if errors else 200
+    t = translator(lang_of(request))
     return _page(
+        request,
         "signup.html",
         status,
         {"Retry-After": str(busy_for)} if busy_for else None,
-        notice=translator(lang_of(request))("signup_busy") if busy_for else None,
-        action=f"/s/{token}",
-        campaign=_campaign_title(claims.campaign),
+        notice=t("signup_busy") if busy_for else None,
+        action=_same_lang(request, f"/s/{token}"),
+        campaign=_campaign_title(t, claims.campaign),
         location=claims.location,
         questions=questions_for(claims.campaign),
         form=form or {},
-        errors=errors or {},
+        errors={field: render(t, p.key, p.params) for field, p in (errors or {}).items()},
         nonce=nonce or sign_nonce(claims.code_id, new_nonce(), settings.secret_key),
     )
 
@@ -175,10 +193,11 @@ async def signup_submit(request: Request, token: str) -> HTMLResponse:
         nonce = verify_nonce(claims.code_id, form.get("nonce", ""), settings.secret_key)
     except InvalidToken:
         return _page(
+            request,
             "signup_invalid.html",
             400,
-            title="表单已失效",
-            message="请重新打开报名页面后再提交。",
+            title="signup.form_stale_title",
+            message="signup.form_stale_body",
         )
     checked = validate_signup(form, questions_for(claims.campaign))
     if not checked.ok:
@@ -192,7 +211,8 @@ async def signup_submit(request: Request, token: str) -> HTMLResponse:
         )
     engine = _engine(request)
     await run_in_threadpool(accept_signup, engine, claims.source_spec(), nonce, checked.values)
-    return _page("signup_thanks.html", campaign=_campaign_title(claims.campaign))
+    t = translator(lang_of(request))
+    return _page(request, "signup_thanks.html", campaign=_campaign_title(t, claims.campaign))
 
 
 async def _hook(request: Request, kind: PushKind) -> Response:
@@ -242,8 +262,13 @@ def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
     try:
         data = read_unsubscribe(token, settings=_settings(request))
     except InputError:
-        return _page("unsubscribe.html", 400, invalid=True)
-    return _page("unsubscribe.html", token=token, channel=_channel_word(data.channel))
+        return _page(request, "unsubscribe.html", 400, invalid=True)
+    return _page(
+        request,
+        "unsubscribe.html",
+        action=_same_lang(request, f"/u/{token}"),
+        channel=_channel_word(request, data.channel),
+    )
 
 
 @router.post("/u/{token}", response_class=HTMLResponse)
@@ -254,10 +279,12 @@ def unsubscribe(request: Request, token: str) -> HTMLResponse:
     try:
         result = apply_unsubscribe(_engine(request), token, settings=_settings(request))
     except InputError:
-        return _page("unsubscribe.html", 400, invalid=True)
-    return _page("unsubscribe.html", token=token, channel=_channel_word(result.channel), done=True)
+        return _page(request, "unsubscribe.html", 400, invalid=True)
+    return _page(
+        request, "unsubscribe.html", channel=_channel_word(request, result.channel), done=True
+    )
 
 
-def _channel_word(channel: str | None) -> str | None:
-    """The channel as the contact reads it on the (Chinese) unsubscribe page."""
-    return word_for(translator("zh"), "platform", channel) or None
+def _channel_word(request: Request, channel: str | None) -> str | None:
+    """The channel as the contact reads it on the unsubscribe page."""
+    return word_for(translator(lang_of(request)), "platform", channel) or None

@@ -204,6 +204,44 @@ def test_qr_signup_page_on_a_phone(server, browser) -> None:
     context.close()
 
 
+@pytest.mark.parametrize(
+    ("lang", "error", "thanks"),
+    [("zh", "手机号格式不正确", "报名成功"), ("en", "not a valid mobile number", "Thank you")],
+)
+def test_qr_signup_from_mistake_to_thanks_on_a_phone(server, browser, lang, error, thanks) -> None:
+    from crm.intake.qr import create_qr
+
+    code = create_qr(
+        server["engine"],
+        promoter="zhang",
+        location="展会 A 馆",
+        campaign="welcome-new",
+        expires=timedelta(days=3),
+        out_dir=server["tmp"] / "qr",
+        base_url=server["base"],
+        secret_key=SECRET,
+    )
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True
+    )
+    page = context.new_page()
+    page.goto(f"{code.url}?lang={lang}")
+    page.fill("#name", "张三")
+    page.fill("#phone", "12345")
+    page.check("input[name=q_goal] >> nth=0")
+    page.check("input[name=q_budget] >> nth=0")
+    page.check("input[name=consent]")
+    page.click("button[type=submit]")
+    assert error in page.locator(".error").first.inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(SHOTS / f"signup-mistake-{lang}-phone.png"), full_page=True)
+    page.fill("#phone", "13800138000")
+    page.click("button[type=submit]")
+    assert thanks in page.locator("h1").inner_text()
+    page.screenshot(path=str(SHOTS / f"signup-thanks-{lang}-phone.png"), full_page=True)
+    context.close()
+
+
 def test_operator_works_the_peer_group_list(server, browser) -> None:
     from crm.core.vocabulary import Platform
     from crm.outreach.accounts import add_account

@@ -94,9 +94,12 @@ def test_the_english_summary_keeps_its_sentences():
 def test_the_sign_up_page_names_the_campaign_never_by_its_slug():
     from flows.web.public import _campaign_title
 
-    assert _campaign_title("welcome-new") == "入群欢迎"  # the catalog's name
-    assert _campaign_title("春季试听课") == "春季试听课"  # a name typed on the code
-    assert _campaign_title("spring-expo") is None and _campaign_title(None) is None  # 活动报名
+    zh, en = translator("zh"), translator("en")
+    assert _campaign_title(zh, "welcome-new") == "入群欢迎"  # the catalog's name
+    assert _campaign_title(en, "welcome-new") == "Welcome to the group"
+    assert _campaign_title(zh, "春季试听课") == "春季试听课"  # a name typed on the code
+    assert _campaign_title(zh, "spring-expo") is None  # the page says 活动报名
+    assert _campaign_title(zh, None) is None
 
 
 def test_the_alerts_artifact_names_each_alert_in_the_team_language():

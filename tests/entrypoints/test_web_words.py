@@ -13,6 +13,7 @@ import pytest
 from crm.compliance.optout import unsubscribe_token
 from crm.core import vocabulary
 from crm.core.settings import get_settings
+from crm.outreach.campaign_file import load_campaigns
 from flows.i18n import translator
 from flows.web.app import create_app
 from tests.entrypoints.test_web import api_routes, login
@@ -43,6 +44,11 @@ ENUMS = [
 ]
 CODES = {str(m.value) for enum in ENUMS for m in enum} | {"xhs", "douyin", "system", "cli"}
 SNAKE = re.compile(r"\b[a-z0-9]+(?:_[a-z0-9]+)+\b")
+# Step names as campaign files spell them (step-0, nudge-1): the pages say 第 1 步 instead.
+# (Single words such as "welcome" are left out: a campaign of that name is the team's data.)
+STEPS = {s.name for c in load_campaigns().values() for s in c.steps if "-" in s.name}
+STEP_CODE = re.compile(r"step-\d+")
+RAW_JSON = re.compile(r'[{\[]\s*"|"\s*:\s*[\[{"\d]')  # {"tier": …} as stored
 DOTTED = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+")
 URL = re.compile(r"https?://\S+|(?:/[\w.-]+){3,}")  # links and file paths are data
 WORD = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
@@ -152,6 +158,8 @@ def problems_in(parts: list[str], lang: str, keys: set[str]) -> list[str]:
     for part in parts:
         if part in keys and translator(lang)(part) != part:
             found.append(f"key {part!r}")
+        if RAW_JSON.search(part):
+            found.append(f"raw JSON {part!r}")
         if part in ALLOWED:
             continue
         for word in WORD.findall(URL.sub("", part)):
@@ -161,7 +169,9 @@ def problems_in(parts: list[str], lang: str, keys: set[str]) -> list[str]:
                 found.append(f"key {word!r} in {part!r}")  # a key built at run time, not found
             if lang != "zh":
                 continue
-            if SNAKE.fullmatch(word.lower()):
+            if STEP_CODE.fullmatch(word.lower()) or word.split("@")[0] in STEPS:
+                found.append(f"step name {word!r} in {part!r}")
+            elif SNAKE.fullmatch(word.lower()):
                 found.append(f"snake {word!r} in {part!r}")
             elif word.lower() in CODES:
                 found.append(f"code {word!r} in {part!r}")

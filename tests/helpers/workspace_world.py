@@ -10,13 +10,13 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
-from crm.core.audit import raise_alert
+from crm.core.audit import audit, raise_alert
 from crm.core.db import transaction
 from crm.core.settings import Settings
 from crm.core.vocabulary import JoinMethod, OutboxState, Platform, QueueStatus, SourceKind, Tier
 from crm.intake.pipeline import ingest_path
 from crm.intake.qr import create_qr
-from crm.models import Contact, OutboxMessage, QueueItem, SourceInstance, Touch, utcnow
+from crm.models import Contact, OutboxMessage, QueueAction, QueueItem, SourceInstance, Touch, utcnow
 from tests.helpers import queue_seed as seed
 from tests.helpers.report_history import build_history
 
@@ -66,6 +66,7 @@ def build(engine: Engine, settings: Settings, tmp: Path) -> dict[str, Any]:
     plan_friend_requests(engine, settings=settings, purpose="亲子阅读营")
 
     _outbox(engine, items[0]["contact_id"], now)
+    _audit_trail(engine, staff, items, now)
     with transaction(engine) as s:
         for kind in ALERT_KINDS:
             raise_alert(s, kind, f"subject-{kind}", f"{kind} message", at=now)
@@ -80,6 +81,66 @@ def build(engine: Engine, settings: Settings, tmp: Path) -> dict[str, Any]:
         secret_key=settings.secret_key.get_secret_value(),
     )
     return {"staff": staff, "items": items, "qr_url": code.url}
+
+
+def _audit_trail(engine: Engine, staff: dict[str, int], items: list[dict], now: Any) -> None:
+    """An audit entry for each shape of details the services write (the same fields and
+    values), so the audit page shows every kind of detail in words."""
+    contact, other = items[0]["contact_id"], items[1]["contact_id"]
+    until = (now + timedelta(days=1)).isoformat()
+    entries = [
+        ("alice", "queue.claim", "queue_item", {"contact_id": contact, "how": "next"}),
+        ("alice", "queue.snoozed", "queue_item", {"contact_id": contact, "until": until}),
+        ("mia", "queue.assign", "queue_item", {"to_user_id": staff["bob"], "from_user_id": None}),
+        ("mia", "queue.assigned", "queue_item", {"to_user_id": staff["bob"], "strategy": "load"}),
+        (
+            "alice",
+            "tier.mark_paid",
+            "contact",
+            {"from": "prospect", "reason": "sales won", "reason_key": "tier.why.won"},
+        ),
+        (
+            "mia",
+            "user.caps",
+            "user",
+            {"before": {"claims": 20, "holding": 30}, "after": {"claims": 25, "holding": 30}},
+        ),
+        ("root", "user.role", "user", {"from": "sales", "to": "manager"}),
+        ("root", "user.active", "user", {"active": False}),
+        (
+            "system",
+            "contact.opt_out",
+            "contact",
+            {"channel": "wechat", "source": "reply 退订", "skipped": 2},
+        ),
+        (
+            "mia",
+            "contact.opt_out",
+            "contact",
+            {"channel": None, "source": "unsubscribe link", "skipped": 0},
+        ),
+        ("root", "contact.erase", "contact", {"counts": {"events": 3, "notes": 1, "contacts": 1}}),
+        ("alice", "contact.reveal", "contact", {"kinds": ["phone", "wechat_id"]}),
+        ("cli", "campaign.trigger", "campaign", {"contacts": None, "via": "in-process"}),
+        (
+            "mia",
+            "quarantine.dismiss",
+            "quarantine",
+            {"ids": list(range(1, 13)), "count": 12, "note": "重复导入"},
+        ),
+        ("cli", "contact.merge", "contact", {"merged": other, "into": contact}),
+        ("alice", "contacts.tag", "contact", {"contacts": 2, "tags": ["试听"], "added": 2}),
+    ]
+    with transaction(engine) as s:
+        for actor, action, kind, details in entries:
+            audit(s, actor, action, object_type=kind, object_id=contact, details=details, at=now)
+        # The follow-up history on the prospect page, one of each thing done to the item.
+        for kind in ("claim", "attempt", "snoozed", "release"):
+            s.add(
+                QueueAction(
+                    item_id=items[0]["item_id"], user_id=staff["alice"], action=kind, at=now
+                )
+            )
 
 
 def _every_status_tier_and_source(engine: Engine, items: list[dict], now: Any) -> None:
@@ -112,13 +173,26 @@ CAMPAIGNS = (
 
 
 def _outbox(engine: Engine, contact_id: int, now: Any) -> None:
-    """One message to the contact in every outbox state, from the bundled campaigns in turn."""
+    """One message to the contact in every outbox state, from the bundled campaigns in turn,
+    each at a step of its campaign (a repeating one at one of its days)."""
+    from crm.outreach.campaign_file import load_campaigns
+
+    campaigns = load_campaigns()
+    # Every campaign's first step, then the second steps, and so on.
+    steps = sorted(
+        ((i, n, name, step) for n, name in enumerate(CAMPAIGNS)
+         for i, step in enumerate(campaigns[name].steps)),
+        key=lambda s: s[:2],
+    )  # fmt: skip
+    assert len(steps) >= len(OutboxState)
     with transaction(engine) as s:
         for n, state in enumerate(OutboxState):
+            _, _, name, step = steps[n]
+            key = f"{step.name}@2026-03-03" if step.weekdays else step.name
             s.add(
                 OutboxMessage(
-                    campaign=CAMPAIGNS[n % len(CAMPAIGNS)],
-                    step=f"step-{n}",
+                    campaign=name,
+                    step=key,
                     contact_id=contact_id,
                     channel=(Platform.WECOM, Platform.WECHAT, Platform.EMAIL)[n % 3],
                     template="welcome",

@@ -189,6 +189,39 @@ def test_server_side_validation(engine, change, field_error):
     assert raw_count(engine) == 0
 
 
+CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
+
+
+def _page_words(html: str) -> str:
+    return re.sub(r"<[^>]+>", " ", html)
+
+
+def test_the_sign_up_reads_in_english_from_form_to_thanks(engine):
+    client = TestClient(make_app(engine))
+    t = token(campaign="spring-trial", location="Hall A")
+    form = client.get(f"/s/{t}?lang=en")
+    assert '<html lang="en">' in form.text and "Mobile number" in form.text
+    assert f'action="/s/{t}?lang=en"' in form.text  # the answer page keeps the language
+    assert not CJK.findall(_page_words(form.text)), _page_words(form.text)
+    # The stored answer is the option as the screening rules know it.
+    assert re.search(r'value="考研"\s*> Graduate entrance exam', form.text)
+    bad = client.post(
+        f"/s/{t}?lang=en",
+        data={**GOOD, "phone": "12345", "consent": "", "nonce": nonce_of(form.text)},
+    )
+    assert bad.status_code == 422
+    assert "This is not a valid mobile number" in bad.text
+    assert "Please read and tick the consent box" in bad.text
+    assert not CJK.findall(_page_words(bad.text).replace("张三", ""))
+    done = client.post(f"/s/{t}?lang=en", data={**GOOD, "nonce": nonce_of(form.text)})
+    assert done.status_code == 200 and "Thank you, you are signed up!" in done.text
+    assert not CJK.findall(_page_words(done.text))
+    gone = client.get(f"/s/{t}x?lang=en")
+    assert "This link is not valid" in gone.text and not CJK.findall(_page_words(gone.text))
+    zh = client.get(f"/s/{t}")  # Chinese unless asked otherwise
+    assert '<html lang="zh-CN">' in zh.text and "手机号" in zh.text
+
+
 def test_forged_form_nonce_is_refused(engine):
     client = TestClient(make_app(engine))
     t = token()
@@ -540,3 +573,17 @@ def test_unsubscribe_link_asks_then_opts_out(engine, tmp_path):
     assert [(c.contact_id, c.channel) for c in opt_outs()] == [(cid, "email")]
     assert client.post(f"/u/{token}x").status_code == 400
     assert len(opt_outs()) == 1
+
+
+def test_english_options_must_match_the_options_one_for_one(tmp_path):
+    from crm.core.errors import ConfigError
+    from crm.intake.signup import load_questions
+
+    path = tmp_path / "questions.toml"
+    path.write_text(
+        '[[default.questions]]\nid = "goal"\nlabel = "目标"\nkind = "choice"\n'
+        'options = ["考研", "留学"]\noptions_en = ["Exam"]\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match="options_en"):
+        load_questions(path)
