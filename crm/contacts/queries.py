@@ -1,19 +1,19 @@
-"""Reading contacts: lists for queues and the CLI, and one contact in full."""
+"""Reading one contact in full, following merges (the list lives in crm.contacts.listing)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crm.contacts.listing import tags_of
 from crm.contacts.naming import contact_label
 from crm.core.errors import NotFound
 from crm.models import (
     Community,
     Consent,
     Contact,
-    ContactTag,
     Event,
     Identity,
     Membership,
@@ -39,62 +39,6 @@ def resolve_contact_id(session: Session, contact_id: int) -> int:
         current = int(row.merged_into_id)
 
 
-def list_contacts(
-    session: Session,
-    *,
-    tier: str | None = None,
-    tag: str | None = None,
-    status: str = "active",
-    limit: int = 50,
-    offset: int = 0,
-) -> dict[str, Any]:
-    """A page of contacts, highest score first, with the total for paging."""
-    base = select(Contact).where(Contact.status == status)
-    if tier is not None:
-        base = base.where(Contact.tier == tier)
-    if tag is not None:  # stored tags are cleaned (crm.contacts.tags.clean_tag); so is the filter
-        base = base.where(
-            exists().where(ContactTag.contact_id == Contact.id, ContactTag.tag == tag)
-        )
-    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
-    rows = session.scalars(
-        base.order_by(Contact.score.desc(), Contact.id).limit(limit).offset(offset)
-    ).all()
-    ids = [c.id for c in rows]
-    idents: dict[int, dict[str, str]] = {}
-    for ident in session.scalars(select(Identity).where(Identity.contact_id.in_(ids))):
-        idents.setdefault(ident.contact_id, {}).setdefault(ident.kind, ident.value)
-    tags = _tags(session, ids)
-    items = [
-        {
-            "id": c.id,
-            "name": c.display_name,
-            "label": contact_label(c.display_name, idents.get(c.id, {}).items()),
-            "tier": c.tier,
-            "score": c.score,
-            "phone": idents.get(c.id, {}).get("phone"),
-            "wechat_id": idents.get(c.id, {}).get("wechat_id"),
-            "tags": tags.get(c.id, []),
-            "first_seen_at": c.first_seen_at,
-            "last_active_at": c.last_active_at,
-        }
-        for c in rows
-    ]
-    return {"total": total, "limit": limit, "offset": offset, "items": items}
-
-
-def _tags(session: Session, contact_ids: list[int]) -> dict[int, list[str]]:
-    out: dict[int, list[str]] = {}
-    stmt = (
-        select(ContactTag.contact_id, ContactTag.tag)
-        .where(ContactTag.contact_id.in_(contact_ids))
-        .order_by(ContactTag.contact_id, ContactTag.tag)
-    )
-    for cid, tag in session.execute(stmt):
-        out.setdefault(int(cid), []).append(tag)
-    return out
-
-
 def contact_detail(session: Session, contact_id: int, *, event_limit: int = 200) -> dict[str, Any]:
     """Everything shown on a contact's page: identities, touches, events, score, tiers.
 
@@ -118,7 +62,7 @@ def contact_detail(session: Session, contact_id: int, *, event_limit: int = 200)
         "first_seen_at": contact.first_seen_at,
         "last_active_at": contact.last_active_at,
         "referred_by": contact.referred_by_id,
-        "tags": _tags(session, [cid]).get(cid, []),
+        "tags": tags_of(session.connection(), [cid]).get(cid, []),
         "identities": identities,
         "touches": _touches(session, cid),
         "events": _events(session, cid, event_limit),

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
 
 from crm.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects.postgresql import Insert as PgInsert
     from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
+    from sqlalchemy.orm import Session
 
 PREPARE_AFTER = 5  # psycopg's default: runs of a statement before it is prepared
 
@@ -81,6 +81,8 @@ def _configure_sqlite(engine: Engine) -> None:
 
 def is_postgres(engine_or_session: Engine | Session) -> bool:
     """True when talking to PostgreSQL (dialect fast paths: COPY, SKIP LOCKED)."""
+    from sqlalchemy.orm import Session
+
     bind = (
         engine_or_session.get_bind()
         if isinstance(engine_or_session, Session)
@@ -101,6 +103,9 @@ def transaction(
     locks and ignores the flag. ``dry_run=True`` rolls back even on success, so a preview runs
     the very statements a real run would and leaves nothing behind.
     """
+    # The ORM is imported here, not with this module: a read through `read_only` never loads it.
+    from sqlalchemy.orm import Session
+
     if immediate and isinstance(bind, Engine):
         bind = bind.execution_options(sqlite_begin="IMMEDIATE")
     session = Session(bind, expire_on_commit=False)
@@ -116,6 +121,21 @@ def transaction(
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def read_only(engine: Engine) -> Iterator[Connection]:
+    """One transaction on a plain connection for a read that needs no ORM; always rolled back.
+
+    For commands that must answer at once (``qunflow contacts list``): SQLAlchemy's ORM costs
+    more to import than such a read takes.
+    """
+    with engine.connect() as conn:
+        conn.begin()
+        try:
+            yield conn
+        finally:
+            conn.rollback()
 
 
 def dialect_insert(session: Session, table: Any) -> PgInsert | SqliteInsert:

@@ -15,19 +15,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
+from crm.core.database_url import (
+    ENV_PREFIX,
+    check_data_dir,
+    check_database_url,
+    default_data_dir,
+    effective_database_url,
+)
 from crm.core.errors import BadValue, ConfigError
 from crm.core.keys import KEYS_FILE, check_secret, stored_secret
-
-ENV_PREFIX = "QUNFLOW_"
-
-
-def default_data_dir() -> Path:
-    """The per-user data directory (XDG on Linux), where the embedded SQLite file lives."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "qunflow"
 
 
 class Settings(BaseSettings):
@@ -179,9 +176,7 @@ class Settings(BaseSettings):
     @field_validator("data_dir", mode="before")
     @classmethod
     def _data_dir_given(cls, value: object) -> object:
-        if isinstance(value, str) and not value.strip():
-            raise BadValue("error.core.setting_empty")
-        return value
+        return check_data_dir(value)
 
     @field_validator("secret_key", "webhook_secret")
     @classmethod
@@ -220,21 +215,7 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _valid_url(cls, value: str | None) -> str | None:
-        if value is None or value == "":
-            return None
-        try:
-            url = make_url(value)
-        except ArgumentError as exc:
-            raise BadValue("error.core.setting_db_url", value=value) from exc
-        if url.get_backend_name() not in ("sqlite", "postgresql"):
-            raise BadValue("error.core.setting_db_kind", value=url.get_backend_name())
-        if (
-            "+" in url.drivername
-            and url.drivername != "postgresql+psycopg"
-            and url.get_backend_name() == "postgresql"
-        ):
-            raise BadValue("error.core.setting_db_driver")
-        return value
+        return check_database_url(value)
 
     @property
     def public_url_is_loopback(self) -> bool:
@@ -263,12 +244,7 @@ class Settings(BaseSettings):
     @property
     def sqlalchemy_url(self) -> str:
         """The effective database URL; a PostgreSQL URL always uses psycopg 3."""
-        if self.database_url is None:
-            return f"sqlite:///{self.data_dir / 'qunflow.db'}"
-        url = make_url(self.database_url)
-        if url.get_backend_name() == "postgresql":
-            url = url.set(drivername="postgresql+psycopg")
-        return url.render_as_string(hide_password=False)
+        return effective_database_url(self.database_url, self.data_dir)
 
 
 def lang_code(value: str) -> str | None:

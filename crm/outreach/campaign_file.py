@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from crm.contacts.tags import clean_tags
+from crm.contacts.tag_text import clean_tags
 from crm.core.errors import BadValue, ConfigError, InputError, NotFound, Problem
 from crm.core.settings import Settings
 from crm.core.vocabulary import Tier

@@ -17,6 +17,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from crm.core.errors import QunflowError
+from flows.cli.option_values import check_values_quickly
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,9 @@ def load_command(name: str) -> Any:
         holder.command(name)(target)
     group = typer.main.get_command(holder)
     assert isinstance(group, TyperGroup)
-    return group.commands[name]
+    command = group.commands[name]
+    check_values_quickly(command)
+    return command
 
 
 class _LazyCommands(Mapping[str, Any]):
@@ -167,6 +170,8 @@ class LazyGroup(TyperGroup):
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
         self.commands = _LazyCommands()  # type: ignore[assignment]
+        # The root's own options (--lang); each command's get theirs in load_command.
+        check_values_quickly(self, subcommands=False)
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(COMMANDS)

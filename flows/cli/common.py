@@ -4,29 +4,43 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from enum import Enum
 from functools import cache
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.cells import cell_len
 from sqlalchemy import Engine
 
 import flows.i18n  # noqa: F401  (attaches the catalog's English to str(error))
+from crm.core.database_url import database_url_from_environment
 from crm.core.db import check_connection, make_engine
 from crm.core.errors import InputError, QunflowError
 from crm.core.migrate import require_current
-from crm.core.settings import Settings, get_settings, lang_code
+
+if TYPE_CHECKING:
+    from crm.core.settings import Settings
 
 
 @cache
 def settings() -> Settings:
     """The settings for this process (read once, on first use)."""
+    # pydantic loads only for a command that reads more than the database it talks to.
+    from crm.core.settings import get_settings
+
     return get_settings()
+
+
+def database_url() -> str:
+    """The database to use: from a plain environment at once, else from all the settings."""
+    quick = database_url_from_environment(os.environ, Path(".env"))
+    return quick if quick is not None else settings().sqlalchemy_url
 
 
 # Times print in the team's zone (QUNFLOW_TIMEZONE), as the web shows them; the root --utc
@@ -63,9 +77,15 @@ _LANG: dict[str, str | None] = {"value": None}
 
 def use_lang(value: str | None) -> None:
     """Print in this language (the root ``--lang`` option); None: the configured one."""
-    if value is not None and lang_code(value) is None:
+    if value is None:
+        _LANG["value"] = None
+        return
+    from crm.core.settings import lang_code  # its module loads pydantic: only when asked
+
+    code = lang_code(value)
+    if code is None:
         raise InputError("error.cli.lang_unknown", value=value)
-    _LANG["value"] = lang_code(value) if value else None
+    _LANG["value"] = code
 
 
 def lang() -> str:
@@ -141,7 +161,7 @@ def warn_if_loopback(cfg: Settings) -> None:
 @cache
 def database() -> Engine:
     """The configured database, whatever its schema; fails with one line if unreachable."""
-    eng = make_engine(settings().sqlalchemy_url)
+    eng = make_engine(database_url())
     check_connection(eng)
     return eng
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import typer
 
-from crm.contacts.queries import contact_detail, list_contacts
-from crm.contacts.tags import clean_tag, split_tags, tag_contacts, tag_counts, untag_contacts
-from crm.core.db import transaction
+from crm.contacts.listing import list_contacts
+from crm.contacts.tag_text import clean_tag, split_tags
+from crm.core.db import read_only, transaction
 from crm.core.errors import InputError
 from crm.core.vocabulary import Tier
 from flows.cli.common import (
@@ -40,9 +40,9 @@ def list_(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """List contacts, highest score first."""
-    with transaction(engine()) as session:
+    with read_only(engine()) as conn:
         page = list_contacts(
-            session,
+            conn,
             tier=tier.value if tier else None,
             tag=clean_tag(tag) if tag is not None else None,
             limit=limit,
@@ -68,6 +68,9 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Show one contact: identities, touches, events, score breakdown and tier history."""
+    # The other commands load the models (the ORM); `list` reads without them.
+    from crm.contacts.queries import contact_detail
+
     with transaction(engine()) as session:
         data = contact_detail(session, contact_id)
     if as_json:
@@ -202,6 +205,8 @@ def tag(
     if not wanted:  # the service refuses too; here the message names the option
         raise InputError("error.cli.tags_missing")
     who = actor or getpass.getuser()
+    from crm.contacts.tags import tag_contacts, untag_contacts
+
     if remove:
         result = {"removed": untag_contacts(engine(), contact_ids, wanted, actor=who)}
     else:
@@ -216,6 +221,8 @@ def tag(
 @app.command("tags")
 def tags_(as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
     """Every tag in use and how many contacts carry it."""
+    from crm.contacts.tags import tag_counts
+
     with transaction(engine()) as session:
         counts = tag_counts(session)
     if as_json:

@@ -10,7 +10,8 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from crm.contacts.tags import split_tags, tag_contacts, untag_contacts
+from crm.contacts.tag_text import split_tags
+from crm.contacts.tags import tag_contacts, untag_contacts
 from crm.core.audit import audit
 from crm.core.db import transaction
 from crm.core.errors import InputError

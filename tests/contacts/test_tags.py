@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 
 from crm.compliance.privacy import erase_contact
 from crm.contacts.queries import contact_detail
-from crm.contacts.tags import clean_tag, split_tags, tag_contacts
+from crm.contacts.tag_text import clean_tag, split_tags
+from crm.contacts.tags import tag_contacts
 from crm.core.db import transaction
 from crm.core.errors import InputError
 from crm.intake.merge import merge_contacts

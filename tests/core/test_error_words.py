@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from crm.contacts.tags import clean_tag
+from crm.contacts.tag_text import clean_tag
 from crm.core.errors import ConfigError, InputError
 from crm.core.settings import get_settings
 from crm.intake.pushed_json import BodyRefused, parse_pushed
