@@ -68,7 +68,7 @@ def test_a_typo_still_gets_a_suggestion():
         timeout=120,
     )
     assert proc.returncode == 2
-    assert "Did you mean 'contacts'?" in proc.stderr
+    assert "did you mean `contacts`?" in proc.stderr
 
 
 def test_contacts_list_reads_without_write_dialects_phone_parsing_or_commands(tmp_path):
