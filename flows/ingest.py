@@ -123,27 +123,35 @@ def ingest_file_flow(
 
 
 def _import_one(url: str, kind: str, path: Path, logger: Any) -> dict[str, Any]:
-    """Import one inbox file and move it to done/ or, with the reason beside it, to failed/."""
+    """Import one inbox file and move it to done/ or, with the reason beside it, to failed/.
+
+    The log and the run's result say why in English; the reason file, which the team opens
+    beside the file, says it in the team's language.
+    """
     from sqlalchemy.exc import InterfaceError, OperationalError
 
     from crm.core.errors import InputError
+    from flows.i18n import error_text, normalize_lang
 
+    lang = normalize_lang(settings().lang) or "zh"
     try:
         report = ingest_file_task(url, kind, str(path))
     except (OperationalError, InterfaceError):
         raise  # the database, not the file: leave it for the next run
     except InputError as exc:
-        reason = str(exc)
+        reason, said = str(exc), error_text(exc, lang)
         logger.warning("refused %s: %s", path.name, reason)
     except Exception as exc:
-        reason = f"import failed ({type(exc).__name__}: {exc})"[:2000]
+        fault = f"{type(exc).__name__}: {exc}"
+        reason = f"import failed ({fault})"[:2000]
+        said = team_words(lang)("ingest.import_failed").format(fault=fault)[:2000]
         logger.exception("could not import %s", path.name)
     else:
         _move(path, path.parent / "done")
         return report
     failed = path.parent / "failed"
     _move(path, failed)
-    (failed / f"{path.name}.reason.txt").write_text(reason + "\n", encoding="utf-8")
+    (failed / f"{path.name}.reason.txt").write_text(said + "\n", encoding="utf-8")
     return {"error": reason}
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from crm.core.audit import audit
 from crm.core.db import dialect_insert, is_postgres
-from crm.core.errors import InputError
+from crm.core.errors import InputError, Problem
 from crm.core.vocabulary import ContactStatus, QueueStatus, Tier
 from crm.models import Contact, Membership, QueueItem, TierChange, UTCDateTime, utcnow
 from crm.routing.placement import place_contacts
@@ -252,7 +252,8 @@ def mark_paid(
     if contact is None:
         raise InputError("error.contacts.contact_missing", id=contact_id)
     if contact.status != ContactStatus.ACTIVE:
-        raise InputError("error.routing.contact_inactive", id=contact_id, status=contact.status)
+        status = Problem(f"status.{contact.status}")  # the status in words
+        raise InputError("error.routing.contact_inactive", id=contact_id, status=status)
     if contact.tier == Tier.PAID:
         return None
     move = Transition(Tier(contact.tier) if contact.tier else None, Tier.PAID, why)

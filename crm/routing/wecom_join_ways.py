@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, select, update
 
 from crm.core.db import transaction
-from crm.core.errors import InputError
+from crm.core.errors import InputError, Problem
 from crm.core.vocabulary import Platform, Tier
 from crm.intake.wecom import WeComClient
 from crm.models import Community, WecomJoinWay, utcnow
@@ -64,7 +64,7 @@ def create_join_way(
             .limit(MAX_CHATS)
         ).all()
     if not chats:
-        raise InputError("error.routing.tier_no_wecom_group", tier=tier.value)
+        raise InputError("error.routing.tier_no_wecom_group", tier=Problem(f"tier.{tier.value}"))
     state = f"tier-{tier.value}-{secrets.token_hex(4)}"[:30]
     chat_ids = [str(c.external_id) for c in chats]
     payload: dict[str, object] = {

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from crm.contacts.attribution import first_touches
 from crm.core.db import is_postgres, transaction
-from crm.core.errors import Conflict, Forbidden, InputError, NotFound
+from crm.core.errors import Conflict, Forbidden, InputError, NotFound, Problem
 from crm.core.vocabulary import QueueStatus
 from crm.models import OperatorAccount, QueueAction, QueueItem, SourceInstance, User, utcnow
 from crm.sales.assignment import PoolItem, by_load, by_owner, items_to_consider, round_robin
@@ -80,7 +80,8 @@ def assign(
         target = _lock_receiver(session, to_user_id)
         item = locked_item(session, item_id)
         if item.open_key is None:
-            raise Conflict("error.sales.item_closed", item_id=item_id, status=item.status)
+            status = Problem(f"queue.{item.status}")  # the status in words
+            raise Conflict("error.sales.item_closed", item_id=item_id, status=status)
         if item.assignee_id == target.id and item.status in HELD:
             raise Conflict("error.sales.item_with", item_id=item_id, username=target.username)
         check_may_receive(

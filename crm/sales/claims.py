@@ -19,7 +19,7 @@ from sqlalchemy import Engine, Update, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from crm.core.db import is_postgres, prepared_statements, transaction
-from crm.core.errors import Conflict, NotFound
+from crm.core.errors import Conflict, NotFound, Problem
 from crm.core.vocabulary import QueueStatus
 from crm.models import QueueItem, User, UTCDateTime, utcnow
 from crm.sales.claim_limits import check_may_claim
@@ -203,7 +203,9 @@ def _refuse_claim(session: Session, item_id: int, claimer: Claimer) -> NoReturn:
         if holder is None:
             raise Conflict("error.sales.item_claimed_other", item_id=item_id)
         raise Conflict("error.sales.item_claimed", item_id=item_id, username=holder.username)
-    raise Conflict("error.sales.item_closed", item_id=item_id, status=item.status)
+    raise Conflict(
+        "error.sales.item_closed", item_id=item_id, status=Problem(f"queue.{item.status}")
+    )
 
 
 def release(engine: Engine, item_id: int, user_id: int, now: datetime | None = None) -> None:

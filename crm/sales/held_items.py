@@ -15,7 +15,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from crm.core.db import is_postgres, transaction
-from crm.core.errors import Conflict, Forbidden, NotFound
+from crm.core.errors import Conflict, Forbidden, NotFound, Problem
 from crm.core.vocabulary import UserRole
 from crm.models import QueueItem, User
 from crm.sales.leases import sweep
@@ -65,7 +65,9 @@ def held_item(session: Session, item_id: int, actor: User, now: datetime) -> Que
     """The item, locked, if ``actor`` may act on it; explains why not otherwise."""
     item = locked_item(session, item_id)
     if item.status not in HELD:
-        raise Conflict("error.sales.item_not_held", item_id=item_id, status=item.status)
+        raise Conflict(
+            "error.sales.item_not_held", item_id=item_id, status=Problem(f"queue.{item.status}")
+        )
     if item.assignee_id != actor.id and actor.role not in MANAGERS:
         raise Forbidden("error.sales.item_not_yours", item_id=item_id)
     if item.lease_expires_at is not None and item.lease_expires_at < now:

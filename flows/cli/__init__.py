@@ -14,6 +14,7 @@ from functools import cache
 from typing import Any
 
 import typer
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperCommand, TyperGroup
 
 from crm.core.errors import QunflowError
@@ -245,19 +246,31 @@ def main() -> None:
         sys.stderr.write(f"qunflow: {error_line(exc)}\n")
         sys.exit(exc.exit_code)
     except typer.Abort:
-        sys.stderr.write("qunflow: aborted\n")
+        from flows.cli.common import t
+
+        sys.stderr.write(f"qunflow: {t('cli.aborted')}\n")
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.TyperException as exc:
-        # Click's usage errors (a bad option value, a missing argument, an unknown command)
-        # become one line naming the command, like every other user error. A group called
-        # without a command has already printed its help: nothing to add.
-        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-        if message.strip():
-            ctx = getattr(exc, "ctx", None)
-            where = ctx.command_path if ctx is not None else "qunflow"
-            sys.stderr.write(f"{where}: {' '.join(message.split())} (see --help)\n")
-        sys.exit(int(getattr(exc, "exit_code", 2)))
+    except NoArgsIsHelpError as exc:  # a group called without a command: its help, as Click does
+        sys.stderr.write(f"{exc.message.rstrip()}\n")
+        sys.exit(2)
+    except UsageError as exc:
+        # Click's refusals (a bad option value, a missing argument, an unknown command) become
+        # one line naming the command, in the reader's language, like every other user error.
+        from flows.cli.usage import refusal
+
+        try:
+            line = refusal(exc, sys.argv[1:], typer.main.get_command(app)).line()
+        except QunflowError:  # the settings that choose the language are bad themselves
+            line = f"qunflow: {' '.join(exc.format_message().split())}"
+        sys.stderr.write(f"{line}\n")
+        sys.exit(2)
+    except typer.TyperException as exc:  # any other refusal of Click's: still one line
+        from flows.cli.common import t
+
+        detail = " ".join(str(exc).split())
+        sys.stderr.write(f"qunflow: {t('error.usage.other', detail=detail)}\n")
+        sys.exit(int(getattr(exc, "exit_code", 1)))

@@ -78,7 +78,7 @@ def run(
                 name=name,
                 run=report.flow_run,
                 run_id=report.flow_run_id,
-                state=report.state,
+                state=word("flow_state", report.state),
             )
         )
         return

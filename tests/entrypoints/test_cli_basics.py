@@ -72,7 +72,7 @@ def test_usage_errors_are_short_and_exit_2(tmp_path):
         assert proc.returncode == 2, args
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("qunflow"), proc.stderr
-        assert lines[0].endswith("(see --help)")
+        assert "(see `qunflow" in lines[0] and lines[0].endswith(" --help`)"), lines[0]
 
 
 def test_contact_export_and_erase_on_request(engine, cli_env, tmp_path):

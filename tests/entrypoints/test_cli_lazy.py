@@ -69,7 +69,7 @@ def test_a_typo_still_gets_a_suggestion():
         timeout=120,
     )
     assert proc.returncode == 2
-    assert "Did you mean 'contacts'?" in proc.stderr
+    assert "did you mean `contacts`?" in proc.stderr
 
 
 @pytest.mark.parametrize("options", [[], ["--limit", "10", "--tier", "active", "--tag", "VIP"]])

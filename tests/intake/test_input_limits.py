@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -150,9 +151,21 @@ def test_unreadable_path_is_one_line(cli_env: dict[str, str], tmp_path: Path, ki
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.usefixtures("prefect_harness")
+@pytest.fixture
+def team_reads_chinese(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Workers whose settings say zh-CN (the flows read settings once per process)."""
+    from flows import runtime
+
+    monkeypatch.setenv("QUNFLOW_LANG", "zh-CN")
+    runtime.settings.cache_clear()
+    yield
+    runtime.settings.cache_clear()
+
+
+@pytest.mark.usefixtures("prefect_harness", "team_reads_chinese")
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_inbox_moves_a_bad_file_aside_and_imports_the_next(db_url: str, tmp_path: Path) -> None:
+    """The bad file's reason is written for the team (in Chinese); the run's result in English."""
     from flows.ingest import ingest_folder_flow
 
     inbox = tmp_path / "inbox"
@@ -165,7 +178,7 @@ def test_inbox_moves_a_bad_file_aside_and_imports_the_next(db_url: str, tmp_path
     assert "zip bomb" in results["peer-group/a_bomb.xlsx"]["error"]
     assert results["peer-group/b_members.jsonl"]["new_contacts"] == len(GOOD)
     reason = (folder / "failed" / "a_bomb.xlsx.reason.txt").read_text(encoding="utf-8")
-    assert "a_bomb.xlsx" in reason and f"{MAX_RATIO}:1" in reason
+    assert "a_bomb.xlsx" in reason and f"{MAX_RATIO}:1" in reason and "压缩炸弹" in reason
     assert (folder / "failed" / "a_bomb.xlsx").exists()
     assert (folder / "done" / "b_members.jsonl").exists()
     assert sorted(p.name for p in folder.iterdir() if p.is_file()) == []
