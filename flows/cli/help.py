@@ -129,6 +129,8 @@ def _pieces(text: str, cjk: bool) -> Iterator[str]:
 def _may_break(before: str, after: str) -> bool:
     if after in _NO_BREAK_BEFORE or before in _NO_BREAK_AFTER:
         return False
+    if after in _NO_BREAK_AFTER and not _wide(before):  # a code and its gloss: "paid（付费群）"
+        return False
     return _wide(before) or _wide(after)
 
 
@@ -143,7 +145,7 @@ def wrap(
         if piece.isspace():
             space = "" if empty else piece  # kept as written ("help  [default: 1]")
             continue
-        gap = "" if _joins(line, piece) else space
+        gap = space
         needed = cell_len(gap) + cell_len(piece)
         if not empty and used + needed > width:
             lines.append(line)
@@ -155,11 +157,6 @@ def wrap(
     if not empty:
         lines.append(line)
     return lines
-
-
-def _joins(line: str, piece: str) -> bool:
-    # Lines of one Chinese paragraph join without the space a line break leaves between them.
-    return bool(line) and _wide(line[-1]) and _wide(piece[0])
 
 
 def wrap_text(text: str, width: int, indent: str = "") -> str:
@@ -278,7 +275,9 @@ def _params(
         extras = _extras(param, ctx, words)
         if extras:
             shown = words.click("extras", items=words.click("extras_separator").join(extras))
-            help_text = f"{help_text}  {shown}" if help_text else shown
+            # Click sets the brackets off by two spaces; after a Chinese sentence, none.
+            gap = "" if help_text and _wide(help_text[-1]) and _wide(shown[0]) else "  "
+            help_text = f"{help_text}{gap}{shown}" if help_text else shown
         rows[param.param_type_name].append((_typed(record[0], words), help_text))
     for kind, heading in (("argument", "arguments"), ("option", "options")):
         if rows[kind]:
