@@ -35,6 +35,24 @@ DOMAIN = "qunflow"
 LOCALE_DIR = Path(__file__).resolve().parents[1] / "i18n" / "locale"
 ROOT_KEY = "help.qunflow"
 
+# Click's own words, as ``help.click.<word>`` keys.
+CLICK_WORDS = (
+    "usage",
+    "options",
+    "arguments",
+    "commands",
+    "options_metavar",
+    "command_metavar",
+    "help_option",
+    "default",
+    "required",
+    "extras",
+    "extras_separator",
+    "at_least",
+    "at_most",
+    "between",
+)
+
 # Typer's names for a value's type, as ``<str>`` shows them; the catalog words them.
 _TYPES = {
     "str": "str",
