@@ -51,6 +51,8 @@ CLICK_WORDS = (
     "at_least",
     "at_most",
     "between",
+    "true",
+    "false",
 )
 
 # Typer's names for a value's type, as ``<str>`` shows them; the catalog words them.
@@ -197,6 +199,17 @@ def _joined(lines: list[str]) -> str:
     return text
 
 
+def _filled(text: str, extra: str, width: int) -> list[str]:
+    lines = wrap_text(text, width).splitlines() if text else []
+    if not extra:
+        return lines
+    # Click sets the bracket off by two spaces; after a Chinese sentence it needs none.
+    gap = "" if lines and _wide(lines[-1][-1]) and _wide(extra[0]) else "  "
+    if lines and cell_len(lines[-1] + gap + extra) <= width:
+        return [*lines[:-1], lines[-1] + gap + extra]
+    return lines + wrap(extra, width)
+
+
 class CellFormatter(HelpFormatter):
     """Click's help layout, measured in terminal cells and wrapped for CJK."""
 
@@ -214,27 +227,26 @@ class CellFormatter(HelpFormatter):
         self.write(wrap_text(text, self.width, " " * self.current_indent) + "\n")
 
     def write_dl(
-        self, rows: Sequence[tuple[str, str]], col_max: int = 30, col_spacing: int = 2
+        self, rows: Sequence[tuple[str, ...]], col_max: int = 30, col_spacing: int = 2
     ) -> None:
+        """Rows of a name, its help and (for a parameter) the bracket Click adds after it,
+        which stays whole: on the help's last line if it fits, else on a line of its own."""
         rows = list(rows)
-        first_col = min(max((cell_len(first) for first, _ in rows), default=0), col_max)
+        first_col = min(max((cell_len(row[0]) for row in rows), default=0), col_max)
         first_col += col_spacing
         margin = " " * (first_col + self.current_indent)
-        for first, second in rows:
+        width = max(self.width - first_col - 2, 10)
+        for first, second, *extra in rows:
             self.write(f"{'':>{self.current_indent}}{first}")
-            if not second:
+            lines = _filled(second, extra[0] if extra else "", width)
+            if not lines:
                 self.write("\n")
                 continue
             if cell_len(first) <= first_col - col_spacing:
                 self.write(" " * (first_col - cell_len(first)))
             else:
                 self.write("\n" + margin)
-            width = max(self.width - first_col - 2, 10)
-            lines = wrap_text(second, width).splitlines()
-            self.write(
-                "\n".join([lines[0], *(margin + line if line else "" for line in lines[1:])])
-            )
-            self.write("\n")
+            self.write("\n".join([lines[0], *(margin + x if x else "" for x in lines[1:])]) + "\n")
 
     @contextmanager
     def section(self, name: str) -> Iterator[None]:
@@ -284,19 +296,17 @@ def _usage(command: Any, ctx: Context, words: HelpWords, out: CellFormatter) -> 
 def _params(
     command: Any, ctx: Context, path: list[str], words: HelpWords, out: CellFormatter
 ) -> None:
-    rows: dict[str, list[tuple[str, str]]] = {"argument": [], "option": []}
+    rows: dict[str, list[tuple[str, str, str]]] = {"argument": [], "option": []}
     for param in command.get_params(ctx):
         record = param.get_help_record(ctx)
         if record is None or param.param_type_name not in rows:
             continue
-        help_text = words.param(path, param)
         extras = _extras(param, ctx, words)
-        if extras:
-            shown = words.click("extras", items=words.click("extras_separator").join(extras))
-            # Click sets the brackets off by two spaces; after a Chinese sentence, none.
-            gap = "" if help_text and _wide(help_text[-1]) and _wide(shown[0]) else "  "
-            help_text = f"{help_text}{gap}{shown}" if help_text else shown
-        rows[param.param_type_name].append((_typed(record[0], words), help_text))
+        said = words.click("extras_separator").join(extras)
+        shown = words.click("extras", items=said) if extras else ""
+        rows[param.param_type_name].append(
+            (_typed(record[0], words), words.param(path, param), shown)
+        )
     for kind, heading in (("argument", "arguments"), ("option", "options")):
         if rows[kind]:
             with out.section(words.click(heading)):
@@ -308,7 +318,10 @@ def _typed(name: str, words: HelpWords) -> str:
     head, sep, rest = name.rpartition(" <")
     if not sep or not rest.endswith(">") or rest[:-1] not in _TYPES:
         return name
-    return f"{head} <{words.click('type.' + _TYPES[rest[:-1]])}>"
+    said = words.click("type." + _TYPES[rest[:-1]])
+    if head.endswith("..."):  # an argument that takes several says so once: "ids... <整数>"
+        said = said.removesuffix("…").removesuffix("...")
+    return f"{head} <{said}>"
 
 
 def _extras(param: Any, ctx: Context, words: HelpWords) -> list[str]:
@@ -321,6 +334,7 @@ def _extras(param: Any, ctx: Context, words: HelpWords) -> list[str]:
             ctx=ctx, show_default_is_str=shown_as_text, default_value=default
         )
         if text:
+            text = words.click(text.lower()) if text in ("True", "False") else text
             extras.append(words.click("default", default=text))
     bounds = _bounds(param, words)
     if bounds:
