@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -182,6 +183,19 @@ class _LazyCommands(Mapping[str, Any]):
         return len(COMMANDS)
 
 
+def _lang_given(args: list[str]) -> str | None:
+    """The root's ``--lang`` value among these arguments (before the command's name)."""
+    rest = iter(args)
+    for arg in rest:
+        if arg == "--lang":
+            return next(rest, None)
+        if arg.startswith("--lang="):
+            return arg.partition("=")[2]
+        if not arg.startswith("-"):
+            return None
+    return None
+
+
 class LazyGroup(TyperGroup):
     """The root group: lists every command from COMMANDS, imports one only to run it."""
 
@@ -195,6 +209,14 @@ class LazyGroup(TyperGroup):
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(COMMANDS)
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        # --help is answered the moment it is read: take --lang first, wherever it stands.
+        given = _lang_given(args)
+        if given is not None:
+            with suppress(QunflowError):  # a bad value: the option's own callback says so
+                use_lang(given)
+        return super().parse_args(ctx, args)
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name not in COMMANDS:
@@ -239,7 +261,7 @@ def _root(
         "--lang",
         metavar="zh-CN|en",
         callback=use_lang,
-        is_eager=True,  # before --help: `qunflow --lang en --help` reads in English
+        is_eager=True,
         help="Language of tables, lines and help (QUNFLOW_LANG).",
     ),
 ) -> None:

@@ -144,6 +144,7 @@ def test_contacts_list_help_in_each_language(tmp_path):
     # The root's page, read without loading any command, in both languages.
     assert "列出客户" not in run("--help") and "查看 CRM 里的客户" in run("--help")
     assert "Look at contacts in the CRM" in run("--lang", "en", "--help")
+    assert run("--help", "--lang", "en") == run("--lang=en", "--help")  # in either order
 
 
 def test_a_group_called_bare_shows_its_page_in_words(tmp_path):
@@ -176,3 +177,17 @@ def test_chinese_wraps_by_cells_and_never_inside_a_word_or_before_a_comma(width)
 def test_english_wraps_at_spaces_as_click_does():
     lines = wrap("Only contacts with this tag, highest score first.", 20)
     assert lines == ["Only contacts with", "this tag, highest", "score first."]
+
+
+def test_the_language_of_help_comes_from_a_plain_environment_unless_a_dotenv_may_set_it(
+    tmp_path,
+):
+    from flows.cli.lang import plain_lang
+
+    env_file = tmp_path / ".env"
+    assert plain_lang({"qunflow_lang": "en"}, env_file) == "en"  # names in any case
+    assert plain_lang({"LANG": "en_US.UTF-8"}, env_file) == "en"
+    assert plain_lang({"QUNFLOW_LANG": "fr", "LANG": "en_US.UTF-8"}, env_file) == "en"
+    assert plain_lang({}, env_file) == "zh-CN"
+    env_file.write_text("QUNFLOW_LANG=en\n")
+    assert plain_lang({}, env_file) is None  # the settings read the file
