@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -25,6 +24,7 @@ from crm.core.database_url import (
 )
 from crm.core.errors import BadValue, ConfigError
 from crm.core.keys import KEYS_FILE, check_secret, stored_secret
+from crm.core.language import lang_code, locale_lang
 
 
 class Settings(BaseSettings):
@@ -245,21 +245,6 @@ class Settings(BaseSettings):
     def sqlalchemy_url(self) -> str:
         """The effective database URL; a PostgreSQL URL always uses psycopg 3."""
         return effective_database_url(self.database_url, self.data_dir)
-
-
-def lang_code(value: str) -> str | None:
-    """'zh-CN', 'zh', 'zh_CN.UTF-8' → 'zh-CN'; 'en', 'en_US' → 'en'; anything else → None."""
-    head = value.strip().split(".")[0].replace("_", "-").split("-")[0].lower()
-    return {"zh": "zh-CN", "en": "en"}.get(head)
-
-
-def locale_lang(environ: Mapping[str, str]) -> str:
-    """The language of the first locale variable set (as gettext reads them), else zh-CN."""
-    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
-        value = environ.get(name)
-        if value:
-            return lang_code(value) or "zh-CN"
-    return "zh-CN"
 
 
 def _generated(data: dict[str, Any], name: str) -> SecretStr:

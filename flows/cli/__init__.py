@@ -9,15 +9,18 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 import typer
+from typer._click import Context
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperCommand, TyperGroup
 
 from crm.core.errors import QunflowError
+from flows.cli.lang import use_lang
 from flows.cli.option_values import check_values_quickly
 
 
@@ -127,6 +130,22 @@ def _attach_ingest_remote(ingest_app: typer.Typer) -> None:
 _EXTRAS: dict[str, Callable[[typer.Typer], None]] = {"ingest": _attach_ingest_remote}
 
 
+class WordedContext(Context):
+    """A context whose help page (``--help``, a group called bare) is in the reader's language."""
+
+    def get_help(self) -> str:
+        from flows.cli.help import help_page  # only for a help page: it measures CJK widths
+
+        return help_page(self)
+
+
+def give_words(command: Any) -> None:
+    """Let this command and every command under it write its help page in words."""
+    command.context_class = WordedContext
+    for sub in (getattr(command, "commands", None) or {}).values():
+        give_words(sub)
+
+
 @cache
 def load_command(name: str) -> Any:
     """The real click command for ``name``, importing its module now."""
@@ -145,6 +164,7 @@ def load_command(name: str) -> Any:
     assert isinstance(group, TyperGroup)
     command = group.commands[name]
     check_values_quickly(command)
+    give_words(command)
     return command
 
 
@@ -163,10 +183,23 @@ class _LazyCommands(Mapping[str, Any]):
         return len(COMMANDS)
 
 
+def _lang_given(args: list[str]) -> str | None:
+    """The root's ``--lang`` value among these arguments (before the command's name)."""
+    rest = iter(args)
+    for arg in rest:
+        if arg == "--lang":
+            return next(rest, None)
+        if arg.startswith("--lang="):
+            return arg.partition("=")[2]
+        if not arg.startswith("-"):
+            return None
+    return None
+
+
 class LazyGroup(TyperGroup):
     """The root group: lists every command from COMMANDS, imports one only to run it."""
 
-    _listing = False
+    context_class = WordedContext
 
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
@@ -177,19 +210,24 @@ class LazyGroup(TyperGroup):
     def list_commands(self, ctx: Any) -> list[str]:
         return list(COMMANDS)
 
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        # --help is answered the moment it is read: take --lang first, wherever it stands.
+        given = _lang_given(args)
+        if given is not None:
+            with suppress(QunflowError):  # a bad value: the option's own callback says so
+                use_lang(given)
+        return super().parse_args(ctx, args)
+
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name not in COMMANDS:
             return None
-        if self._listing:  # --help shows one line per command: no need to import it
-            return TyperCommand(cmd_name, help=COMMANDS[cmd_name].help)
         return load_command(cmd_name)
 
-    def format_help(self, ctx: Any, formatter: Any) -> None:
-        self._listing = True
-        try:
-            super().format_help(ctx, formatter)
-        finally:
-            self._listing = False
+    def listed_command(self, ctx: Any, cmd_name: str) -> Any:
+        """What --help's list needs of a command (its help line), without importing it."""
+        if cmd_name not in COMMANDS:
+            return None
+        return TyperCommand(cmd_name, help=COMMANDS[cmd_name].help)
 
 
 app = typer.Typer(
@@ -219,15 +257,19 @@ def _root(
         False, "--utc", help="Print times in UTC, not in QUNFLOW_TIMEZONE (for scripts)."
     ),
     lang: str | None = typer.Option(
-        None, "--lang", metavar="zh-CN|en", help="Language of tables and lines (QUNFLOW_LANG)."
+        None,
+        "--lang",
+        metavar="zh-CN|en",
+        callback=use_lang,
+        is_eager=True,
+        help="Language of tables, lines and help (QUNFLOW_LANG).",
     ),
 ) -> None:
     """Qunflow: community lead funnels — ingest, score, route, follow up, report."""
     # Only when a command runs: common loads SQLAlchemy.
-    from flows.cli.common import print_utc, use_lang
+    from flows.cli.common import print_utc
 
     print_utc(utc)
-    use_lang(lang)
 
 
 # Click's plain help for every group: flags carry no `<bool>` metavar and a list of choices

@@ -21,8 +21,9 @@ from sqlalchemy import Engine
 import flows.i18n  # noqa: F401  (attaches the catalog's English to str(error))
 from crm.core.database_url import database_url_from_environment
 from crm.core.db import check_connection, make_engine
-from crm.core.errors import InputError, QunflowError
+from crm.core.errors import QunflowError
 from crm.core.migrate import require_current
+from flows.cli.lang import chosen_lang
 
 if TYPE_CHECKING:
     from crm.core.settings import Settings
@@ -71,26 +72,9 @@ def when(value: datetime | None) -> str:
     return f"{local:%Y-%m-%d %H:%M} {offset[:3]}:{offset[3:]}"
 
 
-# The reader's language: the root --lang option, else QUNFLOW_LANG (settings: the locale's).
-_LANG: dict[str, str | None] = {"value": None}
-
-
-def use_lang(value: str | None) -> None:
-    """Print in this language (the root ``--lang`` option); None: the configured one."""
-    if value is None:
-        _LANG["value"] = None
-        return
-    from crm.core.settings import lang_code  # its module loads pydantic: only when asked
-
-    code = lang_code(value)
-    if code is None:
-        raise InputError("error.cli.lang_unknown", value=value)
-    _LANG["value"] = code
-
-
 def lang() -> str:
     """The language tables and lines are printed in: zh-CN or en."""
-    return _LANG["value"] or settings().lang
+    return chosen_lang() or settings().lang
 
 
 @cache

@@ -40,7 +40,9 @@ def test_help_and_version_import_no_command_and_no_database_library():
     for argv in (["--help"], ["--version"]):
         out, modules = _modules_after(*argv)
         loaded = {m for m in modules if m.startswith("flows.cli.")}
-        assert loaded == {"flows.cli.option_values"}, argv  # the root's option checks only
+        # The root's option checks and --help's page in words: no command module.
+        expected = {"flows.cli.option_values", "flows.cli.lang"}
+        assert loaded == expected | ({"flows.cli.help"} if argv == ["--help"] else set()), argv
         assert "sqlalchemy" not in modules and "prefect" not in modules, argv
         assert "flows.i18n" not in modules, argv  # no message catalog either
     out, _ = _modules_after("--help")
@@ -108,5 +110,5 @@ def test_contacts_list_reads_without_write_dialects_phone_parsing_or_commands(tm
     for name in heavy:
         assert not {m for m in loaded if m == name or m.startswith(name + ".")}, name
     others = {m for m in loaded if m.startswith("flows.cli.")}
-    others -= {"flows.cli.common", "flows.cli.option_values"}
+    others -= {"flows.cli.common", "flows.cli.option_values", "flows.cli.lang"}
     assert others == {"flows.cli.contacts"}, others
