@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from crm.intake.reasons import ALREADY_QUARANTINED
 from flows.i18n import normalize_lang, translator
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ def ingest_totals(ingested: dict[str, dict[str, Any]]) -> dict[str, int]:
     names = ("read", "new_contacts", "matched", "skipped_duplicates", "quarantined", "events")
     totals = {name: sum(int(r.get(name, 0)) for r in ingested.values()) for name in names}
     totals["already_quarantined"] = sum(
-        int(r.get("reasons", {}).get("already quarantined", 0)) for r in ingested.values()
+        int(r.get("reasons", {}).get(ALREADY_QUARANTINED, 0)) for r in ingested.values()
     )
     return totals
 
