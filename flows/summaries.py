@@ -137,7 +137,7 @@ def ingest_summary_lines(
     rows: list[dict[str, Any]], reasons: Mapping[str, int], t: Translate
 ) -> list[str]:
     """An import's markdown artifact: one table row per file, then the first quarantine reasons."""
-    from flows.web.dashboard import reason_text  # the quarantine page's words for a reason
+    from flows.i18n.quarantine_reasons import reason_count_text
 
     columns = ("file", "read", "new_contacts", "matched", "merged", "quarantined")
     lines = [
@@ -157,7 +157,7 @@ def ingest_summary_lines(
     if reasons:
         lines += ["", f"## {t('run.ingest.reasons')}", ""]
         top = sorted(reasons.items(), key=lambda kv: -kv[1])[:10]
-        lines += [f"- {n} × {reason_text(t, r)}" for r, n in top]
+        lines += [f"- {n} × {reason_count_text(t, r)}" for r, n in top]
     return lines
 
 
