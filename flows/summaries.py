@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from crm.intake.reasons import ALREADY_QUARANTINED
 from flows.i18n import normalize_lang, translator
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ def ingest_totals(ingested: dict[str, dict[str, Any]]) -> dict[str, int]:
     names = ("read", "new_contacts", "matched", "skipped_duplicates", "quarantined", "events")
     totals = {name: sum(int(r.get(name, 0)) for r in ingested.values()) for name in names}
     totals["already_quarantined"] = sum(
-        int(r.get("reasons", {}).get("already quarantined", 0)) for r in ingested.values()
+        int(r.get("reasons", {}).get(ALREADY_QUARANTINED, 0)) for r in ingested.values()
     )
     return totals
 
@@ -136,7 +137,7 @@ def ingest_summary_lines(
     rows: list[dict[str, Any]], reasons: Mapping[str, int], t: Translate
 ) -> list[str]:
     """An import's markdown artifact: one table row per file, then the first quarantine reasons."""
-    from flows.web.dashboard import reason_text  # the quarantine page's words for a reason
+    from flows.i18n.quarantine_reasons import reason_count_text
 
     columns = ("file", "read", "new_contacts", "matched", "merged", "quarantined")
     lines = [
@@ -156,7 +157,7 @@ def ingest_summary_lines(
     if reasons:
         lines += ["", f"## {t('run.ingest.reasons')}", ""]
         top = sorted(reasons.items(), key=lambda kv: -kv[1])[:10]
-        lines += [f"- {n} × {reason_text(t, r)}" for r, n in top]
+        lines += [f"- {n} × {reason_count_text(t, r)}" for r, n in top]
     return lines
 
 

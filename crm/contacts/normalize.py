@@ -67,6 +67,9 @@ class Norm:
     value: str | None
     flags: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    # The error's catalog key (``reason.*``); its one parameter, if any, is ``checked``.
+    error_key: str | None = None
+    checked: str | None = None
 
 
 def clean_text(raw: object) -> str:
@@ -92,6 +95,12 @@ def clean_name(raw: object) -> str:
     return text.translate(_INVISIBLE_NAME).strip()
 
 
+def _bad(key: str, what: str, checked: str | None = None) -> Norm:
+    """An invalid value: the English error (kept in the identity's flags) and its catalog key."""
+    error = f"{what}: {checked}" if checked is not None else what
+    return Norm(None, {"invalid": True}, error=error, error_key=key, checked=checked)
+
+
 def normalize_phone(raw: object, region: str = "CN") -> Norm:
     """E.164 for any written form; landlines flagged, invalid numbers carry an error."""
     text = clean_text(raw)
@@ -115,9 +124,9 @@ def normalize_phone(raw: object, region: str = "CN") -> Norm:
     try:
         parsed = phonenumbers.parse(candidate, region)
     except phonenumbers.NumberParseException:
-        return Norm(None, {"invalid": True}, error=f"not a phone number: {text[:40]}")
+        return _bad("reason.not_phone", "not a phone number", text[:40])
     if not phonenumbers.is_valid_number(parsed):
-        return Norm(None, {"invalid": True}, error=f"invalid phone number: {text[:40]}")
+        return _bad("reason.invalid_phone", "invalid phone number", text[:40])
     e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     kind = phonenumbers.number_type(parsed)
     if kind == phonenumbers.PhoneNumberType.FIXED_LINE:
@@ -140,7 +149,7 @@ def normalize_wechat_id(raw: object) -> Norm:
         return Norm(None, error="empty")
     if _WXID.fullmatch(text) or _WECHAT_ID.fullmatch(text):
         return Norm(text)
-    return Norm(None, {"invalid": True}, error=f"invalid WeChat id: {text[:40]}")
+    return _bad("reason.invalid_wechat_id", "invalid WeChat id", text[:40])
 
 
 def normalize_email(raw: object) -> Norm:
@@ -150,7 +159,7 @@ def normalize_email(raw: object) -> Norm:
         return Norm(None, error="empty")
     if _EMAIL.fullmatch(text):
         return Norm(text)
-    return Norm(None, {"invalid": True}, error=f"invalid email: {text[:40]}")
+    return _bad("reason.invalid_email", "invalid email", text[:40])
 
 
 def normalize_handle(platform: object, handle: object) -> Norm:
@@ -160,7 +169,7 @@ def normalize_handle(platform: object, handle: object) -> Norm:
     if not name:
         return Norm(None, error="empty")
     if not plat:
-        return Norm(None, {"invalid": True}, error="handle without a platform")
+        return _bad("reason.handle_without_platform", "handle without a platform")
     return Norm(f"{plat}:{name}")
 
 
@@ -371,16 +380,32 @@ class IdentityValue:
     matchable: bool = True
 
 
+@dataclass(frozen=True)
+class IdentityProblem:
+    """Why an identity field of a record could not be used: which field, what is wrong."""
+
+    field: str  # the payload key, ``referrer_`` prefix included
+    kind: str  # the identity kind it would have been
+    key: str  # the catalog key of what is wrong (``reason.not_phone``, ...)
+    value: str | None  # the value checked, as the error shows it
+    error: str  # the English error
+
+    @property
+    def text(self) -> str:
+        """The English sentence, as quarantine reasons have always said it."""
+        return f"{self.field}: {self.error}"
+
+
 def extract_identities(
     payload: dict[str, Any], prefix: str = "", platform: object = None
-) -> tuple[list[IdentityValue], list[str]]:
+) -> tuple[list[IdentityValue], list[IdentityProblem]]:
     """The identities a payload carries (``prefix='referrer_'`` for the inviter), and problems.
 
     Invalid phones and ids are kept as flagged, non-matchable identities so nothing is lost,
     and the problem is reported; the record is only unusable if nothing matchable remains.
     """
     found: list[IdentityValue] = []
-    problems: list[str] = []
+    problems: list[IdentityProblem] = []
     for field_name, key in _FIELD_KEYS[prefix] if prefix in _FIELD_KEYS else _field_keys(prefix):
         raw = payload.get(key)
         if raw is None or raw == "":
@@ -405,8 +430,10 @@ def extract_identities(
             kind = "wecom_external_userid"
         if norm.value is not None:
             found.append(IdentityValue(kind, norm.value, norm.flags))
-        elif norm.error and norm.error != "empty":
-            problems.append(f"{prefix}{field_name}: {norm.error}")
+        elif norm.error_key is not None and norm.error is not None:  # not merely empty
+            problems.append(
+                IdentityProblem(prefix + field_name, kind, norm.error_key, norm.checked, norm.error)
+            )
             kept = clean_text(raw)[:150]
             if kept:
                 flags = {"invalid": norm.error}

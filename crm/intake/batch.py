@@ -15,7 +15,8 @@ from typing import Any
 from crm.contacts.normalize import clean_text, parse_bool
 from crm.core.vocabulary import EventKind, RecordStatus
 from crm.intake.people import Member, People
-from crm.intake.prepare import Key, Prepared, reason_key
+from crm.intake.prepare import Key, Prepared
+from crm.intake.reasons import Why
 from crm.intake.records import IngestReport
 
 _EVENT_DETAILS = (
@@ -76,7 +77,7 @@ class Rejected:
     """A record quarantined instead of resolved, and why."""
 
     row: PendingRow
-    reason: str
+    reason: Why
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +129,8 @@ class Batch:
     def count_rejected(self) -> None:
         """Add the quarantined records, by reason, to the report."""
         for rejected in self.rejected:
-            key = reason_key(rejected.reason)
-            self.report.reasons[key] = self.report.reasons.get(key, 0) + 1
+            code = rejected.reason.code
+            self.report.reasons[code] = self.report.reasons.get(code, 0) + 1
         self.report.quarantined += len(self.rejected)
 
 

@@ -18,6 +18,7 @@ from crm.contacts.normalize import (
     clean_name,
     clean_text,
 )
+from crm.intake.reasons import Reason, why
 from crm.intake.records import RejectedRow
 
 RAW_KEEP = 10_000  # quarantined raw content is kept up to this many characters
@@ -91,7 +92,7 @@ def checked_row(
             yield RejectedRow(
                 n,
                 raw[:RAW_KEEP],
-                f"oversized field: {key} ({len(value)} characters, limit {MAX_FIELD_CHARS})",
+                why(Reason.OVERSIZED_FIELD, field=key, size=len(value), limit=MAX_FIELD_CHARS),
             )
             return
     yield n, canonical_row(header, values)

@@ -9,6 +9,7 @@ from pathlib import Path
 from crm.contacts.normalize import MAX_FIELD_CHARS, canonical_header, clean_text
 from crm.core.errors import InputError
 from crm.intake.columns import RAW_KEEP, HeaderSeen, Row, canonical_row, checked_row, map_header
+from crm.intake.reasons import Reason, why
 from crm.intake.records import RejectedRow
 
 csv.field_size_limit(16 * 1024 * 1024)  # our own rule (MAX_FIELD_CHARS) refuses long cells
@@ -28,7 +29,7 @@ def csv_rows(path: Path, encoding: str, header_seen: HeaderSeen) -> Iterator[Row
             except StopIteration:
                 return
             except csv.Error as exc:
-                yield RejectedRow(reader.line_num, "", f"unreadable CSV row: {exc}")
+                yield RejectedRow(reader.line_num, "", why(Reason.UNREADABLE_CSV, detail=str(exc)))
                 continue
             if header is None:
                 if not any(v.strip() for v in values):
@@ -47,9 +48,8 @@ def csv_rows(path: Path, encoding: str, header_seen: HeaderSeen) -> Iterator[Row
                 continue
             raw = delimiter.join(values)
             if "\ufffd" in raw:
-                yield RejectedRow(
-                    reader.line_num, raw[:RAW_KEEP], f"undecodable bytes ({encoding})"
-                )
+                reason = why(Reason.UNDECODABLE, encoding=encoding)
+                yield RejectedRow(reader.line_num, raw[:RAW_KEEP], reason)
                 continue
             if len(raw) <= MAX_FIELD_CHARS or max(map(len, values)) <= MAX_FIELD_CHARS:
                 yield reader.line_num, canonical_row(header, values)

@@ -19,6 +19,7 @@ from crm.core.errors import InputError
 from crm.core.vocabulary import SourceKind
 from crm.intake.columns import RAW_KEEP
 from crm.intake.file_reader import FileReader
+from crm.intake.reasons import Reason, Why, why
 from crm.intake.records import NOT_STANDARD_JSON, RawItem, RejectedRow, SourceSpec
 
 _NATURAL_KEYS = ("record_id", "lead_id", "event_id", "id", "submission_id")
@@ -93,7 +94,7 @@ class FileAdapter:
                 continue
             n, payload = item
             spec = self._spec_for(payload, default, specs)
-            if isinstance(spec, str):
+            if isinstance(spec, Why):
                 yield RejectedRow(n, json.dumps(payload, ensure_ascii=False)[:RAW_KEEP], spec)
                 continue
             try:
@@ -115,7 +116,7 @@ class FileAdapter:
         payload: dict[str, Any],
         default: SourceSpec,
         cache: dict[tuple[Any, ...], SourceSpec],
-    ) -> SourceSpec | str:
+    ) -> SourceSpec | Why:
         if self.kind == "peer-group" and self.peer:
             return self._peer_row(payload.get("group"), default)
         if self.kind == "peer-group":
@@ -130,7 +131,7 @@ class FileAdapter:
             return self._group_spec(raw_group, raw_operator, default, cache)
         return self._other_spec(payload, default, cache)
 
-    def _peer_row(self, raw_group: Any, default: SourceSpec) -> SourceSpec | str:
+    def _peer_row(self, raw_group: Any, default: SourceSpec) -> SourceSpec | Why:
         # The group column may repeat the peer group's name; naming another group means the
         # list mixes groups, and that row's member was not harvested in this join.
         group = clean_text(raw_group) if isinstance(raw_group, str) else raw_group
@@ -169,11 +170,11 @@ class FileAdapter:
         payload: dict[str, Any],
         default: SourceSpec,
         cache: dict[tuple[Any, ...], SourceSpec],
-    ) -> SourceSpec | str:
+    ) -> SourceSpec | Why:
         if self.kind == "self-media":
             plat = normalize_platform(payload.get("platform")) or self.platform
             if not plat:
-                return "self-media lead without a platform (give --platform or a 平台 column)"
+                return why(Reason.NO_PLATFORM)
             payload["platform"] = plat
             post = clean_text(payload.get("post")) or None
             if post is None and plat == default.platform:
@@ -218,9 +219,9 @@ class FileAdapter:
 FILE_KINDS = ("peer-group", "self-media", "events", "qr-signups")
 
 
-def peer_mismatch(group: str, peer: str) -> str:
+def peer_mismatch(group: str, peer: str) -> Why:
     """The quarantine reason of a row of a --peer list that names another group."""
-    return f"group {group[:200]} is not the peer group {peer} (--peer): the list mixes groups"
+    return why(Reason.PEER_MIXED, group=group[:200], peer=peer)
 
 
 def open_adapter(

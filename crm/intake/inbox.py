@@ -24,6 +24,7 @@ from crm.intake.corrections import Candidate, corrections
 from crm.intake.pending import process_pending
 from crm.intake.pushed_json import storable_text, unstorable
 from crm.intake.quarantine import quarantine_one
+from crm.intake.reasons import Reason, Refusal, Why, why
 from crm.intake.records import IngestReport, SourceSpec
 from crm.intake.sources import ensure_source
 from crm.models import RawRecord, utcnow
@@ -134,6 +135,7 @@ class PushKind(StrEnum):
 
 
 EVENTS_SOURCE = SourceSpec(kind=SourceKind.API, key="hooks:events", name="事件推送")
+_MAX_POST = 400  # characters of a lead's post: it names the source (source_instances.key)
 
 
 @dataclass
@@ -175,11 +177,11 @@ def _lead_spec(obj: dict[str, Any]) -> SourceSpec:
     platform = normalize_platform(obj.get("platform"))
     post = clean_text(obj.get("post") or obj.get("post_url") or obj.get("post_id"))
     if not platform:
-        raise ValueError("lead without platform")
+        raise Refusal(why(Reason.LEAD_NO_PLATFORM))
     if not post:
-        raise ValueError("lead without post (post, post_url or post_id)")
-    if len(post) > 400:
-        raise ValueError("post longer than 400 characters")
+        raise Refusal(why(Reason.LEAD_NO_POST))
+    if len(post) > _MAX_POST:
+        raise Refusal(why(Reason.POST_TOO_LONG, limit=_MAX_POST))
     return SourceSpec(
         kind=SourceKind.SELF_MEDIA,
         key=f"{platform}:{post}",
@@ -192,7 +194,7 @@ def _lead_spec(obj: dict[str, Any]) -> SourceSpec:
 def _event_check(obj: dict[str, Any]) -> None:
     kinds = {k.value for k in EventKind}
     if obj.get("event") not in kinds:
-        raise ValueError(f"event must be one of {', '.join(sorted(kinds))}")
+        raise Refusal(why(Reason.EVENT_NOT_KNOWN, kinds=", ".join(sorted(kinds))))
 
 
 def accept_pushed(
@@ -208,25 +210,25 @@ def accept_pushed(
     result = PushResult()
     specs: dict[tuple[str, str], SourceSpec] = {}
     by_source: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
-    refused: list[tuple[int, str, str]] = []
+    refused: list[tuple[int, str, Why]] = []
     for n, obj in enumerate(objects, start=1):
         raw = storable_text(obj)
         try:
             if not isinstance(obj, dict):
-                raise ValueError("not a JSON object")
-            why = unstorable(obj)
-            if why:
-                raise ValueError(why)
+                raise Refusal(why(Reason.NOT_OBJECT))
+            bad = unstorable(obj)
+            if bad:
+                raise Refusal(bad)
             too_long = [k for k, v in obj.items() if isinstance(v, str) and len(v) > 2000]
             if too_long:
-                raise ValueError(f"field too long: {', '.join(sorted(too_long))}")
+                raise Refusal(why(Reason.FIELD_TOO_LONG, fields=", ".join(sorted(too_long))))
             if kind == PushKind.LEADS:
                 spec = _lead_spec(obj)
             else:
                 _event_check(obj)
                 spec = EVENTS_SOURCE
-        except ValueError as exc:
-            refused.append((n, raw[:10_000], str(exc)))
+        except Refusal as exc:
+            refused.append((n, raw[:10_000], exc.why))
             continue
         payload = {k: v for k, v in obj.items() if k != "id"}
         payload.setdefault("occurred_at", at.isoformat())
@@ -244,7 +246,7 @@ def accept_pushed(
                 session, origin=origin, raw_content=raw, reason=reason, row_number=n, now=at
             )
             result.rejected += 1
-            result.reasons.append(f"#{n}: {reason}")
+            result.reasons.append(f"#{n}: {reason.text}")
     return result
 
 

@@ -16,6 +16,7 @@ from typing import IO, Any
 from crm.contacts.normalize import canonical_header, clean_text
 from crm.core.errors import InputError
 from crm.intake.columns import RAW_KEEP, HeaderSeen, Row, checked_row
+from crm.intake.reasons import Reason, Refusal, why
 from crm.intake.records import RejectedRow
 
 # An export's record has a few dozen fields of at most MAX_FIELD_CHARS (2,000) characters; a
@@ -32,26 +33,22 @@ _READ = 64 * 1024  # characters read at a time when skipping the rest of an over
 _TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
-class _Refused(ValueError):
-    """A line that parses but is outside what we store."""
-
-
 def _refuse_constant(name: str) -> Any:
-    raise _Refused(f"non-standard JSON number: {name}")
+    raise Refusal(why(Reason.JSON_CONSTANT, name=name))
 
 
 def _bounded_int(text: str) -> int:
     if len(text.lstrip("-")) > MAX_NUMBER_DIGITS:
-        raise _Refused(f"number longer than {MAX_NUMBER_DIGITS} digits")
+        raise Refusal(why(Reason.NUMBER_LONG, limit=MAX_NUMBER_DIGITS))
     return int(text)
 
 
 def _bounded_float(text: str) -> float:
     if len(text) > MAX_NUMBER_DIGITS:
-        raise _Refused(f"number longer than {MAX_NUMBER_DIGITS} digits")
+        raise Refusal(why(Reason.NUMBER_LONG, limit=MAX_NUMBER_DIGITS))
     value = float(text)
     if value in (float("inf"), float("-inf")):
-        raise _Refused("number out of range (Infinity)")
+        raise Refusal(why(Reason.NUMBER_RANGE))
     return value
 
 
@@ -69,9 +66,9 @@ def _depth(text: str) -> int:
 
 
 def parse_line(text: str) -> Any:
-    """One line's JSON value; ValueError (with the reason) if it is not JSON within bounds."""
+    """One line's JSON value; a Refusal (with the reason) if it is not JSON within bounds."""
     if (text.count("[") + text.count("{")) > MAX_DEPTH and _depth(text) > MAX_DEPTH:
-        raise _Refused(f"nested deeper than {MAX_DEPTH} levels")
+        raise Refusal(why(Reason.TOO_DEEP, limit=MAX_DEPTH))
     try:
         return json.loads(
             text,
@@ -79,12 +76,12 @@ def parse_line(text: str) -> Any:
             parse_int=_bounded_int,
             parse_float=_bounded_float,
         )
-    except _Refused:
+    except Refusal:
         raise
     except json.JSONDecodeError as exc:
-        raise ValueError(f"invalid JSON: {exc.msg}") from exc
+        raise Refusal(why(Reason.NOT_JSON, detail=exc.msg)) from exc
     except (ValueError, RecursionError) as exc:  # pragma: no cover - bounded above
-        raise ValueError(f"invalid JSON: {exc}") from exc
+        raise Refusal(why(Reason.NOT_JSON, detail=str(exc))) from exc
 
 
 def _lines(fh: IO[str]) -> Iterator[tuple[int, str, bool]]:
@@ -115,25 +112,25 @@ def jsonl_rows(path: Path, encoding: str, header_seen: HeaderSeen) -> Iterator[R
                 continue
             if not whole:
                 bad += 1
-                reason = f"line longer than {MAX_LINE_CHARS} characters"
+                reason = why(Reason.LINE_TOO_LONG, limit=MAX_LINE_CHARS)
                 yield RejectedRow(n, text[:RAW_KEEP], reason)
                 continue
             try:
                 obj = parse_line(text)
-            except ValueError as exc:
+            except Refusal as exc:
                 bad += 1
-                if good == 0 and bad >= 5 and str(exc).startswith("invalid JSON"):
+                if good == 0 and bad >= 5 and exc.why.key is Reason.NOT_JSON:
                     raise InputError(
                         "error.intake.jsonl_invalid",
                         name=path.name,
                         line=n,
-                        detail=str(exc).removeprefix("invalid JSON: "),
+                        detail=exc.why.params["detail"],
                     ) from exc
-                yield RejectedRow(n, text[:RAW_KEEP], str(exc))
+                yield RejectedRow(n, text[:RAW_KEEP], exc.why)
                 continue
             if not isinstance(obj, dict):
                 bad += 1
-                yield RejectedRow(n, text[:RAW_KEEP], "not a JSON object")
+                yield RejectedRow(n, text[:RAW_KEEP], why(Reason.NOT_OBJECT))
                 continue
             good += 1
             header_seen.seen = True

@@ -41,9 +41,9 @@ from crm.core.db import transaction
 from crm.core.locks import Lock, hold
 from crm.core.vocabulary import RecordStatus
 from crm.intake.corrections import Attempt, settle_corrections
-from crm.intake.prepare import reason_key
 from crm.intake.quarantine import QuarantineRow, quarantined_before, write_quarantine
 from crm.intake.rawlog import Keyed, Staged, insert_raw, new_records, stage_chunk
+from crm.intake.reasons import ALREADY_QUARANTINED
 from crm.intake.records import IngestReport, RawItem, RejectedRow, SourceSpec, batched
 from crm.intake.resolve import place_people, prepare_batch, write_records, write_rejected
 from crm.intake.sources import ensure_source
@@ -206,7 +206,7 @@ def _ingest_batch(
         report.matched += duplicates - new.rereads
         report.quarantined += new.rereads
         if new.rereads:
-            report.reasons["already quarantined"] = new.rereads
+            report.reasons[ALREADY_QUARANTINED] = new.rereads
 
         batch = prepare_batch(session, new.rows, now=now)
         place_people(session, batch, now=now)
@@ -274,5 +274,5 @@ def _quarantine_unreadable(
     write_quarantine(session, rows, now)
     report.quarantined += len(rejected)
     for r, seen in zip(rejected, known, strict=True):
-        key = "already quarantined" if seen else reason_key(r.reason)
-        report.reasons[key] = report.reasons.get(key, 0) + 1
+        code = ALREADY_QUARANTINED if seen else r.reason.code
+        report.reasons[code] = report.reasons.get(code, 0) + 1

@@ -23,6 +23,7 @@ from crm.contacts.normalize import (
     parse_time,
 )
 from crm.core.vocabulary import EventKind
+from crm.intake.reasons import Reason, Why, bad_identity, why
 
 EVENT_KINDS = frozenset(k.value for k in EventKind)
 _REFERRER_KEYS = frozenset(f"referrer_{f}" for f in IDENTITY_FIELDS)
@@ -48,7 +49,7 @@ class Prepared:
     occurred_at: datetime | None = None
     name: str | None = None
     kinds: tuple[str, ...] = ()
-    rejection: str | None = None
+    rejection: Why | None = None
 
 
 def prepare(
@@ -59,11 +60,12 @@ def prepare(
     if json_size is None or json_size > MAX_FIELD_CHARS:
         big = oversized_fields(payload)
         if big:
-            return Prepared(platform, rejection=f"oversized field: {', '.join(sorted(big))}")
+            fields = ", ".join(sorted(big))
+            return Prepared(platform, rejection=why(Reason.OVERSIZED_FIELDS, fields=fields))
     event = clean_text(payload.get("event"))
     explicit = event.lower()
     if event and explicit not in EVENT_KINDS:
-        return Prepared(platform, rejection=f"unknown event kind: {event[:40]}")
+        return Prepared(platform, rejection=why(Reason.UNKNOWN_EVENT, kind=event[:40]))
     idents, problems = extract_identities(payload, platform=platform)
     referrer: list[IdentityValue] = []
     if not _REFERRER_KEYS.isdisjoint(payload):
@@ -71,13 +73,13 @@ def prepare(
         problems += ref_problems
         referrer = [i for i in referrer if i.matchable]
     if not any(i.matchable for i in idents):
-        detail = "; ".join(problems) if problems else "no phone, WeChat id, email or handle"
-        return Prepared(platform, rejection=f"no usable identity ({detail})")
+        return Prepared(platform, rejection=bad_identity(problems))
     raw_time = payload.get("occurred_at")
     occurred_at = parse_time(raw_time)
     if occurred_at is None and clean_text(str(raw_time or "")):
         # Dated at import time instead, a purchase or join would land on the wrong day.
-        return Prepared(platform, rejection=f"unreadable time: {str(raw_time)[:40]!r}")
+        value = str(raw_time)[:40]
+        return Prepared(platform, rejection=why(Reason.UNREADABLE_TIME, value=value))
     stored = tuple((_ident_key(i), _flags_json(i.flags)) for i in idents)
     ref_stored = tuple((_ident_key(i), _flags_json(i.flags)) for i in referrer)
     return Prepared(
@@ -90,11 +92,6 @@ def prepare(
         name=clean_name(payload.get("name"))[:200] or None,
         kinds=tuple(_event_kinds(payload, explicit)),
     )
-
-
-def reason_key(reason: str) -> str:
-    """The kind of a quarantine reason, without its details (how reports count them)."""
-    return reason.split(" (", 1)[0].split(":", 1)[0]
 
 
 def _event_kinds(payload: dict[str, Any], explicit: str) -> list[str]:

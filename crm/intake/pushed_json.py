@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 from crm.core.errors import InputError
+from crm.intake.reasons import Reason, Why, why
 
 # A pushed lead or event is a flat object with a few nested fields (answers, meta): 32 levels
 # is far beyond any sender's shape and far below the parser's recursion limit (about 1000).
@@ -104,30 +105,31 @@ def _where(path: list[str | int]) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else f"[{json.dumps(p)}]" for p in path)
 
 
-def unstorable(obj: Any) -> str | None:
+def unstorable(obj: Any) -> Why | None:
     """Why a parsed value cannot be stored (a NUL or lone surrogate in a string), or None."""
     stack: list[tuple[Any, list[str | int]]] = [(obj, [])]
     while stack:
         value, path = stack.pop()
         if isinstance(value, str):
             if _UNSTORABLE.search(value):
-                return f"text at {_where(path) or 'top level'} holds {_bad(value)}"
+                return _bad(value, _where(path) or "top level", Reason.TEXT_NUL)
         elif isinstance(value, dict):
             for key, child in value.items():
                 if _UNSTORABLE.search(key):
-                    return f"field name {_where([*path, key])} holds {_bad(key)}"
+                    return _bad(key, _where([*path, key]), Reason.NAME_NUL)
                 stack.append((child, [*path, key]))
         elif isinstance(value, list):
             stack.extend((child, [*path, n]) for n, child in enumerate(value))
     return None
 
 
-def _bad(text: str) -> str:
+def _bad(text: str, where: str, nul: Reason) -> Why:
     found = _UNSTORABLE.search(text)
-    char = found.group() if found else ""
+    char = found.group() if found else "\x00"
     if char == "\x00":
-        return "a NUL character (\\u0000), which cannot be stored"
-    return f"a lone surrogate (\\u{ord(char):04x}), which is not a character"
+        return why(nul, where=where)
+    surrogate = Reason.TEXT_SURROGATE if nul is Reason.TEXT_NUL else Reason.NAME_SURROGATE
+    return why(surrogate, where=where, code=f"\\u{ord(char):04x}")
 
 
 def storable_text(obj: Any) -> str:

@@ -18,9 +18,10 @@ from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from crm.core.audit import audit
-from crm.core.bulk import stage
-from crm.core.db import dialect_insert
+from crm.core.bulk import json_text, stage
+from crm.core.db import dialect_insert, is_postgres
 from crm.core.errors import InputError
+from crm.intake.reasons import Why
 from crm.models import QuarantinedRow, UTCDateTime, utcnow
 
 
@@ -41,7 +42,7 @@ class QuarantineRow:
     origin: str
     row_number: int | None
     raw_content: str
-    reason: str
+    reason: Why
 
 
 def quarantine_fingerprint(*parts: object) -> str:
@@ -51,7 +52,8 @@ def quarantine_fingerprint(*parts: object) -> str:
 
 
 def _fingerprint(row: QuarantineRow) -> str:
-    return quarantine_fingerprint(row.origin, row.row_number, row.raw_content, row.reason)
+    # The English sentence names the entry, as it did before reasons had keys.
+    return quarantine_fingerprint(row.origin, row.row_number, row.raw_content, row.reason.text)
 
 
 def quarantined_before(session: Session, rows: Sequence[QuarantineRow]) -> list[bool]:
@@ -83,6 +85,8 @@ def write_quarantine(session: Session, rows: Sequence[QuarantineRow], now: datet
             ("row_number", "integer"),
             ("raw_content", "text"),
             ("reason", "text"),
+            ("reason_key", "text"),
+            ("reason_params", "text"),
             ("fingerprint", "text"),
         ],
         [
@@ -92,18 +96,22 @@ def write_quarantine(session: Session, rows: Sequence[QuarantineRow], now: datet
                 r.origin,
                 r.row_number,
                 r.raw_content.replace("\x00", "\\x00"),
-                r.reason,
+                r.reason.text,
+                r.reason.key.value,
+                json_text(r.reason.stored_params),
                 _fingerprint(r),
             )
             for r in rows
         ],
     )
+    params = "CAST(reason_params AS jsonb)" if is_postgres(session) else "reason_params"
     session.execute(
         text(
             "INSERT INTO quarantine (source_instance_id, raw_record_id, origin, row_number,"
-            " raw_content, reason, fingerprint, created_at)"
+            " raw_content, reason, reason_key, reason_params, fingerprint, created_at)"
             " SELECT source_instance_id, raw_record_id, origin, row_number, raw_content,"
-            " substr(reason, 1, 500), fingerprint, :now FROM _q_stage WHERE true " + conflict
+            f" substr(reason, 1, 500), reason_key, {params}, fingerprint, :now"
+            " FROM _q_stage WHERE true " + conflict
         ).bindparams(bindparam("now", type_=UTCDateTime())),
         {"now": now},
     )
@@ -114,7 +122,7 @@ def quarantine_one(
     *,
     origin: str,
     raw_content: str,
-    reason: str,
+    reason: Why,
     source_id: int | None = None,
     row_number: int | None = None,
     now: datetime | None = None,
@@ -126,7 +134,9 @@ def quarantine_one(
         origin=origin,
         row_number=row_number,
         raw_content=raw_content,
-        reason=reason[:500],
+        reason=reason.text[:500],
+        reason_key=reason.key.value,
+        reason_params=reason.stored_params,
         fingerprint=fingerprint,
         created_at=now or utcnow(),
     )
@@ -156,7 +166,9 @@ class QuarantineEntry:
     id: int
     origin: str
     row: int | None
-    reason: str
+    reason: str  # the English sentence
+    reason_key: str | None  # its catalog key (None for rows quarantined before reasons had keys)
+    reason_params: dict[str, Any] | None
     raw: str  # the first 500 characters
     at: datetime
     resolved_at: datetime | None
@@ -183,6 +195,8 @@ def list_quarantine(
             origin=q.origin,
             row=q.row_number,
             reason=q.reason,
+            reason_key=q.reason_key,
+            reason_params=q.reason_params,
             raw=q.raw_content[:500],
             at=q.created_at,
             resolved_at=q.resolved_at,

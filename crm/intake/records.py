@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from crm.core.vocabulary import SourceKind
+from crm.intake.reasons import Reason, Why, why
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class RawItem:
 
 
 # Why a record holding NaN or Infinity is refused: no JSON column may receive them.
-NOT_STANDARD_JSON = "non-standard JSON number (NaN or Infinity)"
+NOT_STANDARD_JSON = why(Reason.NAN)
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class RejectedRow:
 
     row_number: int | None
     raw_content: str
-    reason: str
+    reason: Why
 
 
 class SourceAdapter(Protocol):
@@ -95,6 +96,7 @@ class IngestReport:
     events: int = 0
     skipped_duplicates: int = 0  # already in the raw log: re-imports add nothing
     corrected: int = 0  # quarantined records this import corrected (also new or matched)
+    # Quarantined rows by the code of their reason (Why.code), or ``already_quarantined``.
     reasons: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: IngestReport) -> None:

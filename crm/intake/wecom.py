@@ -30,6 +30,7 @@ from crm.core.errors import ConfigError, QunflowError
 from crm.core.settings import Settings
 from crm.core.vocabulary import SourceKind
 from crm.intake.pipeline import ingest_items
+from crm.intake.reasons import Reason, why
 from crm.intake.records import IngestReport, RawItem, RejectedRow, SourceSpec
 from crm.intake.sources import ensure_source
 from crm.models import SourceInstance
@@ -253,7 +254,7 @@ def member_items(chat: dict[str, Any]) -> Iterator[RawItem | RejectedRow]:
     chat_id = spec.extra["chat_id"]
     for n, member in enumerate(chat.get("member_list") or [], start=1):
         if not isinstance(member, dict) or not member.get("userid"):
-            reason = "member without userid"
+            reason = why(Reason.NO_USERID)
             yield RejectedRow(row_number=n, raw_content=repr(member)[:2000], reason=reason)
             continue
         if member.get("type") != EXTERNAL_MEMBER:

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm.models.base import Base, BigId, JsonDoc, utcnow
+from crm.models.base import Base, BigId, JsonDoc, OptionalJsonDoc, utcnow
 
 
 class SourceInstance(Base):
@@ -70,7 +70,11 @@ class QuarantinedRow(Base):
     origin: Mapped[str] = mapped_column(String(500))  # file path, endpoint or API call
     row_number: Mapped[int | None]
     raw_content: Mapped[str] = mapped_column(Text)
-    reason: Mapped[str] = mapped_column(String(500))
+    reason: Mapped[str] = mapped_column(String(500))  # in English, for logs and SQL readers
+    # The reason as a catalog key and its parameters (crm.intake.reasons), for pages in the
+    # reader's language; None on rows quarantined before reasons had keys.
+    reason_key: Mapped[str | None] = mapped_column(String(40))
+    reason_params: Mapped[dict[str, Any] | None] = mapped_column(OptionalJsonDoc)
     # Replays of the same bad row must not pile up: one entry per origin + row fingerprint.
     fingerprint: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -24,7 +24,7 @@ def print_report(report: IngestReport, as_json: bool) -> None:
     if as_json:
         print_json(data)
         return
-    from flows.cli.words import quarantine_reason
+    from flows.cli.words import reason_count
 
     typer.echo(t("cli.ingest_counts", **data))
     if data["skipped_duplicates"]:
@@ -32,7 +32,7 @@ def print_report(report: IngestReport, as_json: bool) -> None:
     if data["corrected"]:
         typer.echo(t("cli.ingest_corrected", n=data["corrected"]))
     for reason, count in list(data["reasons"].items())[:5]:
-        typer.echo(t("cli.ingest_reason", n=count, reason=quarantine_reason(reason)))
+        typer.echo(t("cli.ingest_reason", n=count, reason=reason_count(reason)))
 
 
 def _run(
@@ -143,7 +143,7 @@ def quarantine_list(
         {
             **dataclasses.asdict(r),
             "origin": Path(r.origin).name,
-            "reason": quarantine_reason(r.reason),
+            "reason": quarantine_reason(r.reason_key, r.reason_params, r.reason),
             "raw": clean_text(r.raw[:40]),
         }
         for r in rows

@@ -1,7 +1,8 @@
 """Stored reasons in the reader's words: tier-history reasons, alerts, quarantine reasons.
 
-A tier move keeps a catalog key and its parameters; the others are short English sentences
-(the audit trail and --json keep them as they are). A table shows them through the catalog.
+Tier moves and quarantined rows keep a catalog key and its parameters; alerts keep short
+English sentences (the audit trail and --json keep them as they are). A table shows them
+through the catalog.
 """
 
 from __future__ import annotations
@@ -20,11 +21,18 @@ def tier_reason(move: dict[str, Any]) -> str:
     )
 
 
-def quarantine_reason(reason: str | None) -> str:
-    """A quarantine or skip reason in words (the patterns the web's quarantine page uses)."""
-    from flows.web.dashboard import reason_text
+def quarantine_reason(key: str | None, params: dict[str, Any] | None, reason: str) -> str:
+    """A quarantined row's reason in words (as the web's quarantine page says it)."""
+    from flows.i18n.quarantine_reasons import quarantine_reason_text
 
-    return reason_text(lambda key: t(key), reason)
+    return quarantine_reason_text(lambda k: t(k), key, params, reason)
+
+
+def reason_count(code: str) -> str:
+    """What an import report counts under a reason's code, in words."""
+    from flows.i18n.quarantine_reasons import reason_count_text
+
+    return reason_count_text(lambda k: t(k), code)
 
 
 def alert_text(kind: str, subject: str, details: dict[str, Any], message: str) -> str:

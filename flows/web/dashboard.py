@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -185,72 +184,3 @@ def table_csv(table: Table) -> str:
     writer.writerow([safe_cell(c.label) for c in table.columns])
     writer.writerows([safe_cell(cell) for cell in row] for row in table.rows)
     return "\ufeff" + buf.getvalue()
-
-
-_REASON_PATTERNS = [
-    (re.compile(p), key)
-    for p, key in (
-        (
-            r"^oversized field: (?P<field>.*) \((?P<size>\d+) characters, limit (?P<limit>\d+)\)$",
-            "reason.oversized_field",
-        ),
-        (r"^oversized field: (?P<fields>.*)$", "reason.oversized_fields"),
-        (r"^unknown event kind: (?P<kind>.*)$", "reason.unknown_event"),
-        (r"^no usable identity \(no phone, WeChat id, email or handle\)$", "reason.no_identity"),
-        (r"^no usable identity \((?P<detail>.*)\)$", "reason.bad_identity"),
-        (r"^unreadable time: (?P<value>.*)$", "reason.unreadable_time"),
-        (r"^undecodable bytes \((?P<encoding>.*)\)$", "reason.undecodable"),
-        (r"^unreadable CSV row: (?P<detail>.*)$", "reason.unreadable_csv"),
-        (r"^line longer than (?P<limit>\d+) characters$", "reason.line_too_long"),
-        (r"^not a JSON object$", "reason.not_object"),
-        (
-            r"^group (?P<group>.*) is not the peer group (?P<peer>.*) \(--peer\): the list mixes"
-            r" groups$",
-            "reason.peer_mixed",
-        ),
-        (r"^non-standard JSON number \(NaN or Infinity\)$", "reason.nan"),
-        (r"^self-media lead without a platform", "reason.no_platform"),
-        (r"^(?P<detail>(Expecting|Unterminated|Extra data|Invalid).*)$", "reason.not_json"),
-    )
-]
-
-
-def reason_text(t: Translate, reason: str | None) -> str:
-    """A stored reason (a code or an English sentence) in the reader's language."""
-    if not reason:
-        return ""
-    word = t(reason)
-    if word != reason:  # a code with its own catalog entry
-        return word
-    for pattern, key in _REASON_PATTERNS:
-        found = pattern.match(reason)
-        if found:
-            parts = found.groupdict()
-            if key == "reason.bad_identity":
-                parts["detail"] = "; ".join(
-                    _identity_problem(t, p) for p in parts["detail"].split("; ")
-                )
-            return t(key).format(**parts)
-    return reason
-
-
-_IDENTITY_PROBLEMS = [
-    (re.compile(p), key)
-    for p, key in (
-        (r"^not a phone number: (?P<value>.*)$", "reason.not_phone"),
-        (r"^invalid phone number: (?P<value>.*)$", "reason.invalid_phone"),
-        (r"^invalid WeChat id: (?P<value>.*)$", "reason.invalid_wechat_id"),
-        (r"^invalid email: (?P<value>.*)$", "reason.invalid_email"),
-        (r"^handle without a platform$", "reason.handle_without_platform"),
-    )
-]
-
-
-def _identity_problem(t: Translate, problem: str) -> str:
-    """One identity problem ("phone: invalid phone number: 12") in the reader's language."""
-    _, _, error = problem.partition(": ")
-    for pattern, key in _IDENTITY_PROBLEMS:
-        found = pattern.match(error)
-        if found:
-            return t(key).format(**found.groupdict())
-    return problem

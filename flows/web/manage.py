@@ -23,6 +23,7 @@ from crm.sales.users import StaffUser, list_users
 from crm.sales.vocabulary import AssignStrategy
 from crm.sales.workspace import audit_page, export_for
 from flows.i18n import translator
+from flows.i18n.quarantine_reasons import quarantine_reason_text
 from flows.web.audit_details import detail_lines
 from flows.web.breakdown import word_for
 from flows.web.common import (
@@ -39,7 +40,6 @@ from flows.web.common import (
     safe_next,
     settings_of,
 )
-from flows.web.dashboard import reason_text
 
 router = APIRouter()
 QUARANTINE_PAGE = 200
@@ -181,7 +181,9 @@ def quarantine(
         origin=origin or "",
         show_all=show_all,
         limit=QUARANTINE_PAGE,
-        reason=lambda text: reason_text(translator(lang_of(request)), text),
+        reason=lambda row: quarantine_reason_text(
+            translator(lang_of(request)), row.reason_key, row.reason_params, row.reason
+        ),
     )
 
 

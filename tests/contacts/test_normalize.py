@@ -184,7 +184,9 @@ def test_extract_identities_keeps_invalid_as_unmatchable() -> None:
     matchable = [(i.kind, i.value) for i in found if i.matchable]
     assert matchable == [("wechat_id", "li_lei_88")]
     assert [i.value for i in found if not i.matchable] == ["invalid:12345"]
-    assert problems and "phone" in problems[0]
+    shown = [(p.field, p.key, p.value) for p in problems]
+    assert shown == [("phone", "reason.invalid_phone", "12345")]
+    assert problems[0].text == "phone: invalid phone number: 12345"
 
 
 def test_extract_referrer_identities() -> None:

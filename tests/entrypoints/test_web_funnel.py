@@ -9,9 +9,11 @@ import re
 from sqlalchemy import update
 
 from crm.core.db import transaction
+from crm.intake.reasons import Reason, why
 from crm.models import SourceInstance
 from flows.i18n import translator
-from flows.web.dashboard import Column, Table, reason_text, safe_cell, table_csv
+from flows.i18n.quarantine_reasons import quarantine_reason_text, reason_count_text
+from flows.web.dashboard import Column, Table, safe_cell, table_csv
 from tests.entrypoints.test_web import app, login, world  # noqa: F401  (fixtures)
 
 SNAKE = re.compile(r"\b[a-z]+_[a-z_]+\b")
@@ -40,11 +42,17 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_quoted() -> None:
 
 def test_reasons_read_in_the_page_language() -> None:
     zh, en = translator("zh"), translator("en")
-    assert reason_text(zh, "unreadable time: '上周三'") == "无法识别的时间：'上周三'"
-    assert reason_text(en, "unreadable time: '上周三'") == "unreadable time: '上周三'"
-    assert reason_text(zh, "welcome_late").startswith("欢迎语未发送")
-    assert reason_text(zh, "unknown event kind: dance") == "未知的事件类型：dance"
-    assert reason_text(zh, "something new") == "something new"  # unknown: kept, not lost
+    time = why(Reason.UNREADABLE_TIME, value="上周三")
+    said = quarantine_reason_text(zh, time.key, time.stored_params, time.text)
+    assert said == "无法识别的时间：“上周三”"
+    assert quarantine_reason_text(en, time.key, time.stored_params, time.text) == time.text
+    kind = why(Reason.UNKNOWN_EVENT, kind="dance")
+    assert quarantine_reason_text(zh, kind.key, kind.params, kind.text) == "未知的事件类型：dance"
+    # Rows quarantined before reasons had keys read as stored.
+    assert quarantine_reason_text(zh, None, None, "something old") == "something old"
+    assert reason_count_text(zh, kind.code) == "未知的事件类型"
+    assert reason_count_text(zh, "already_quarantined") == "此前已隔离"
+    assert reason_count_text(zh, "a file's own error") == "a file's own error"
 
 
 def test_funnel_dashboard_in_chinese_and_english(app, world, engine):  # noqa: F811

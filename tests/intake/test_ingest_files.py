@@ -100,7 +100,9 @@ def test_oversized_field_is_rejected_row(tmp_path: Path) -> None:
     path = tmp_path / "m.csv"
     path.write_text("昵称,微信号,备注\nx,abcdef1," + "长" * 5000 + "\n", encoding="utf-8")
     (item,) = _items("peer-group", path)
-    assert isinstance(item, RejectedRow) and "oversized field: note" in item.reason
+    assert isinstance(item, RejectedRow) and item.reason.key == "reason.oversized_field"
+    assert item.reason.params == {"field": "note", "size": 5000, "limit": 2000}
+    assert item.reason.text == "oversized field: note (5000 characters, limit 2000)"
 
 
 @pytest.mark.parametrize(

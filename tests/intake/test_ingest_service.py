@@ -14,6 +14,7 @@ from crm.core.errors import InputError
 from crm.core.vocabulary import SourceKind
 from crm.intake.pending import process_pending, replay
 from crm.intake.pipeline import ingest_items, ingest_path
+from crm.intake.reasons import Reason, why
 from crm.intake.records import RawItem, RejectedRow, SourceSpec
 from crm.models import (
     AuditEntry,
@@ -119,7 +120,7 @@ def test_reimport_adds_nothing_and_counts_hold(engine: Engine, tmp_path: Path) -
     assert again.new_contacts == 0 and again.quarantined == first.quarantined == 2
     # Every row read again is either matched as already imported or already quarantined.
     assert again.skipped_duplicates == again.matched == again.read - again.quarantined
-    assert again.reasons == {"already quarantined": 2}
+    assert again.reasons == {"already_quarantined": 2}
 
 
 def test_messy_sample_every_row_accounted_for(engine: Engine, tmp_path: Path) -> None:
@@ -151,7 +152,8 @@ def test_messy_sample_every_row_accounted_for(engine: Engine, tmp_path: Path) ->
 
 
 def test_rejected_rows_quarantined_once(engine: Engine) -> None:
-    items = [RejectedRow(3, "a,b,\x00", "undecodable bytes"), _item("z", phone="12")]
+    bad = why(Reason.UNDECODABLE, encoding="gbk")
+    items = [RejectedRow(3, "a,b,\x00", bad), _item("z", phone="12")]
     for _ in range(2):
         rep = ingest_items(engine, GROUP, items, origin="f.csv", now=NOW)
         assert rep.quarantined == 2 and rep.read == 2

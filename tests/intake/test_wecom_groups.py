@@ -154,5 +154,5 @@ def test_members_without_userid_are_rejected_not_dropped():
 
     chat = {"chat_id": "c1", "name": "g", "member_list": [{"type": 2}, member("wmA")]}
     items = list(member_items(chat))
-    assert isinstance(items[0], RejectedRow) and "userid" in items[0].reason
+    assert isinstance(items[0], RejectedRow) and items[0].reason.key == "reason.no_userid"
     assert isinstance(items[1], RawItem)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-03 17:03:44.051739
+Create Date: 2026-12-04 17:59:33.015630
 """
 
 from collections.abc import Sequence
@@ -517,6 +517,8 @@ def upgrade() -> None:
     sa.Column('row_number', sa.Integer(), nullable=True),
     sa.Column('raw_content', sa.Text(), nullable=False),
     sa.Column('reason', sa.String(length=500), nullable=False),
+    sa.Column('reason_key', sa.String(length=40), nullable=True),
+    sa.Column('reason_params', sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('fingerprint', sa.String(length=64), nullable=False),
     sa.Column('created_at', crm.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('original_raw_record_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
