@@ -12,7 +12,8 @@ instead of four:
   by this very claim, as it is after the sweep on SQLite;
 - ``swept`` returns the other run-out items to the pool (one statement must not update a row
   twice, so the picked one goes straight to ``claimed``); every run-out item gets its
-  ``expired`` action and audit entry, the claim its ``claim`` action and audit entry.
+  ``expired`` action (the sweep's note with its catalog key, as on SQLite) and audit entry, the
+  claim its ``claim`` action and audit entry.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ databases; what a salesperson types stays as typed. Read in zh and en, the CLI i
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from datetime import timedelta
@@ -176,5 +177,10 @@ def test_the_cli_history_says_system_notes_in_the_readers_language(cli_env, engi
     assert "lease ran out" not in zh and "by mia" not in zh
     en = _cli(cli_env, "en", "queue", "history", str(item))
     assert "lease ran out" in en and "by mia" in en and "called twice" in en
+    # --json keeps what is stored: the English sentence and the key beside it.
+    data = json.loads(_cli(cli_env, "zh", "queue", "history", str(item), "--json"))
+    stored = {(a["action"], a["note"], a["note_key"]) for a in data["actions"]}
+    assert ("assigned", "by mia", "queue.note.by_manager") in stored
+    assert ("attempt", "called twice", None) in stored
     gone = _cli(cli_env, "zh", "queue", "history", str(items[1]["item_id"]))
     assert "原因：应本人要求已删除个人数据" in gone and "erased" not in gone
