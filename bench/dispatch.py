@@ -14,7 +14,7 @@ from a vacuumed and analyzed outbox, each worker (PostgreSQL) on one connection 
 
 Cap violations (an account sending more than its cap, or a ledger row above its cap) and
 duplicates (a key the provider saw twice) must be 0. ``ratio`` = dispatch seconds ÷ baseline
-seconds for the same number of rows (goal ≤ 1.5). CPU per message is reported for this process
+seconds for the same number of rows (goal ≤ 2.0). CPU per message is reported for this process
 (the workers are its threads) and, on a local PostgreSQL, for the server's processes: when the
 machine's cores are saturated, wall time follows their sum.
 """

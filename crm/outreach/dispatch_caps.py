@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from crm.core.vocabulary import CapAction, OutboxState
@@ -51,7 +52,11 @@ class BatchCaps:
         self._asks: dict[tuple[int | None, str], tuple[datetime, datetime, list[Need]]] = {}
 
     def reserve(
-        self, session: Session, rows: list[Claimed], now: datetime, outcomes: list[Outcome]
+        self,
+        session: Session | Connection,
+        rows: list[Claimed],
+        now: datetime,
+        outcomes: list[Outcome],
     ) -> tuple[set[int], Reserved]:
         """Reserve caps for fresh rows; defer what does not fit. Returns (granted ids, keys)."""
         needs = self._needs(rows, now)
@@ -155,7 +160,7 @@ class BatchCaps:
         return [(_key(ask), ask, next_day_start(day, self.zone))]
 
 
-def release_keys(session: Session, keys: Iterable[tuple[str, str, date]]) -> None:
+def release_keys(session: Session | Connection, keys: Iterable[tuple[str, str, date]]) -> None:
     """Give back one unit of each ledger key (a reserved action that did not happen)."""
     for subject, action, day in keys:
         release(session, subject, action, day)

@@ -13,7 +13,7 @@ import random
 from datetime import date, datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import func, literal, text, update
+from sqlalchemy import Connection, func, literal, text, update
 from sqlalchemy.orm import Session
 
 from crm.core.db import dialect_insert, is_postgres
@@ -49,7 +49,7 @@ def contact_subject(contact_id: int) -> str:
     return f"contact:{contact_id}"
 
 
-def _least(session: Session, a: object, b: object):  # type: ignore[no-untyped-def]
+def _least(session: Session | Connection, a: object, b: object):  # type: ignore[no-untyped-def]
     return func.least(a, b) if is_postgres(session) else func.min(a, b)
 
 
@@ -78,7 +78,7 @@ _RESERVE_PG_STMTS = {
 
 
 def reserve(
-    session: Session,
+    session: Session | Connection,
     subject: str,
     action: str,
     *,
@@ -93,7 +93,7 @@ def reserve(
 
 
 def reserve_many(
-    session: Session, asks: list[Ask], *, now: datetime | None = None
+    session: Session | Connection, asks: list[Ask], *, now: datetime | None = None
 ) -> dict[LedgerKey, int]:
     """Reserve for many subjects at once; returns how many units each (subject, action, day) got.
 
@@ -124,7 +124,7 @@ def reserve_many(
 
 
 def _reserve(
-    session: Session, group: list[Ask], interval: int, now: datetime
+    session: Session | Connection, group: list[Ask], interval: int, now: datetime
 ) -> list[tuple[LedgerKey, int]]:
     # The dialect-neutral statement (SQLite): rows in key order, the lock order.
     group = sorted(group, key=lambda a: (a.subject, a.action, a.day))
@@ -170,7 +170,11 @@ def _stamp(now: datetime, interval: int) -> datetime:
 
 
 def _reserve_pg(
-    session: Session, group: list[Ask], interval: int, now: datetime, out: dict[LedgerKey, int]
+    session: Session | Connection,
+    group: list[Ask],
+    interval: int,
+    now: datetime,
+    out: dict[LedgerKey, int],
 ) -> None:
     # Each ask as an array of values in the statement's order; without pacing every ask shares
     # one timestamp, and day strings repeat across subjects. Grants are written into ``out``.
@@ -192,7 +196,9 @@ def _reserve_pg(
         out[(s, a, d)] = granted
 
 
-def release(session: Session, subject: str, action: str, day: date, n: int = 1) -> None:
+def release(
+    session: Session | Connection, subject: str, action: str, day: date, n: int = 1
+) -> None:
     """Give back ``n`` units reserved for an action that did not happen (never below zero)."""
     if n <= 0:
         return

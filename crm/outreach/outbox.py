@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, TextualSelect, bindparam, func, insert, select, text
+from sqlalchemy import JSON, Connection, TextualSelect, bindparam, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from crm.core.db import is_postgres
+from crm.core.db import dialect_of, is_postgres
 from crm.core.vocabulary import OutboxState
 from crm.models import OutboxAttempt, OutboxMessage, UTCDateTime
 from crm.outreach.churn import churned_sql
@@ -164,7 +164,7 @@ _CLAIM_STMTS = {
 
 
 def claim(
-    session: Session, *, worker: str, limit: int, lease: timedelta, now: datetime
+    session: Session | Connection, *, worker: str, limit: int, lease: timedelta, now: datetime
 ) -> list[Claimed]:
     """Claim up to ``limit`` due rows (and rows whose lease expired) for this worker.
 
@@ -304,7 +304,9 @@ WHERE id = :id AND claimed_by = :token
 """
 
 
-def mark(session: Session, outcomes: Sequence[Outcome], *, worker: str, now: datetime) -> None:
+def mark(
+    session: Session | Connection, outcomes: Sequence[Outcome], *, worker: str, now: datetime
+) -> None:
     """Record outcomes set-based (rows still held by their claim token only) and log attempts."""
     if not outcomes:
         return
@@ -338,7 +340,7 @@ def mark(session: Session, outcomes: Sequence[Outcome], *, worker: str, now: dat
         return
     else:
         ts = UTCDateTime()
-        dialect = session.get_bind().dialect
+        dialect = dialect_of(session)
         session.execute(
             text(_MARK_ONE),
             [
@@ -376,7 +378,9 @@ def _detail(o: Outcome) -> str | None:
     return (o.reason or o.provider_id or "")[:1000] or None
 
 
-def mark_sending(session: Session, ids: Sequence[int], token: str, now: datetime) -> None:
+def mark_sending(
+    session: Session | Connection, ids: Sequence[int], token: str, now: datetime
+) -> None:
     """Flag rows as possibly at the provider, just before a call that cannot be asked later."""
     if not ids:
         return

@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any
 
 from sqlalchemy import (
+    Connection,
     bindparam,
     case,
     exists,
@@ -102,7 +103,7 @@ def open_groups(session: Session, tier: Tier, rules: Rules, now: datetime) -> li
     ]
 
 
-def member_counts(session: Session, group_ids: Sequence[int]) -> dict[int, int]:
+def member_counts(session: Session | Connection, group_ids: Sequence[int]) -> dict[int, int]:
     """Members per group: joined or invited, not left."""
     if not group_ids:
         return {}
@@ -214,7 +215,7 @@ def _invite(
     _refresh_counts(session, placed.values())
 
 
-def _refresh_counts(session: Session, group_ids: Iterable[int]) -> None:
+def _refresh_counts(session: Session | Connection, group_ids: Iterable[int]) -> None:
     touched = sorted(set(group_ids))
     counts = member_counts(session, touched)
     for gid in touched:  # a group left empty counts 0 (it has no row among the counts)
@@ -224,7 +225,7 @@ def _refresh_counts(session: Session, group_ids: Iterable[int]) -> None:
 
 
 def withdraw_invitations(
-    session: Session, invited: Sequence[tuple[int, int]], at: datetime
+    session: Session | Connection, invited: Sequence[tuple[int, int]], at: datetime
 ) -> None:
     """End the memberships of invitations (group id, contact id) skipped unsent for want of an
     address, so their slots free up; one the contact already joined by stays."""

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 # The event details that say in words what happened, in the order they are shown.
-_WORDS = ("message", "activity", "answers", "product", "violation", "post", "community")
+_WORDS = ("message", "text", "activity", "answers", "product", "violation", "post", "community")
 
 
 @dataclass(frozen=True)

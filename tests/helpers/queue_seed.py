@@ -97,10 +97,7 @@ def prospects(
                 display_name=name,
                 tier="prospect",
                 score=score,
-                score_breakdown=[
-                    {"signal": "source:qr_signup", "points": 30},
-                    {"signal": "intent", "points": score - 30},
-                ],
+                score_breakdown=[],
                 rules_version="test-1",
                 first_seen_at=now - timedelta(days=3),
                 created_at=now - timedelta(days=3),
@@ -122,15 +119,20 @@ def prospects(
                     touched_at=now - timedelta(days=3),
                 )
             )
-            session.add(
-                Event(
-                    contact_id=contact.id,
-                    kind="message",
-                    occurred_at=now - timedelta(days=1),
-                    payload={"text": "多少钱?怎么报名"},
-                    created_at=now,
-                )
+            asked = Event(
+                contact_id=contact.id,
+                kind="message",
+                occurred_at=now - timedelta(days=1),
+                payload={"text": "多少钱?怎么报名"},
+                created_at=now,
             )
+            session.add(asked)
+            session.flush()
+            # As the scorer stores it: each signal names the events behind it.
+            contact.score_breakdown = [
+                {"signal": "source:qr_signup", "points": 30, "events": []},
+                {"signal": "intent", "points": score - 30, "events": [asked.id]},
+            ]
             up = why(TierReason.SCORE_UP, score=score, at=40)
             session.add(
                 TierChange(
