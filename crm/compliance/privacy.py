@@ -12,6 +12,7 @@ from crm.contacts.queries import contact_detail, resolve_contact_id
 from crm.core.audit import audit
 from crm.core.db import transaction
 from crm.core.errors import Conflict
+from crm.core.queue_notes import NoteKey, system_note
 from crm.core.vocabulary import ContactStatus, OutboxState, QueueStatus
 from crm.intake.quarantine import corrected_versions
 from crm.models import (
@@ -174,6 +175,7 @@ def _erasures(ids: list[int], now: datetime) -> list[tuple[str, Executable]]:
         OutboxState.AWAITING_CONFIRMATION.value,
     )
     outbox_ids = select(OutboxMessage.id).where(OutboxMessage.contact_id.in_(ids))
+    erased = system_note(NoteKey.CLOSED_ERASED)
     return [
         ("identities", delete(Identity).where(Identity.contact_id.in_(ids))),
         ("notes", delete(Note).where(Note.contact_id.in_(ids))),
@@ -217,7 +219,8 @@ def _erasures(ids: list[int], now: datetime) -> list[tuple[str, Executable]]:
                 open_key=None,
                 assignee_id=None,
                 lease_expires_at=None,
-                outcome_reason="erased on request",
+                outcome_reason=erased.text,
+                outcome_key=erased.key.value,
                 closed_at=now,
                 updated_at=now,
             ),

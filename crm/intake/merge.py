@@ -14,6 +14,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
 from crm.core.audit import audit
+from crm.core.queue_notes import NoteKey, system_note
 from crm.core.vocabulary import ContactStatus, OutboxState, QueueStatus
 from crm.models import UTCDateTime
 
@@ -47,13 +48,15 @@ _MOVE_UNLESS_SHARED = (
 )
 
 # What stays with the loser is closed, dated :now.
+_MERGED = system_note(NoteKey.CLOSED_MERGED)
 _CLOSE_LEFTOVERS = (
     f"UPDATE outbox SET state = '{OutboxState.SKIPPED.value}', reason = 'contact merged',"
     " updated_at = :now WHERE contact_id = :l"
     f" AND state IN ('{OutboxState.PLANNED.value}', '{OutboxState.DEFERRED.value}')",
     # At most one open queue item per contact: keep the winner's, close the loser's.
     f"UPDATE queue_items SET status = '{QueueStatus.LOST.value}', open_key = NULL,"
-    " outcome_reason = 'contact merged', closed_at = :now, updated_at = :now"
+    f" outcome_reason = '{_MERGED.text}', outcome_key = '{_MERGED.key.value}',"
+    " closed_at = :now, updated_at = :now"
     " WHERE contact_id = :l AND open_key IS NOT NULL AND EXISTS"
     " (SELECT 1 FROM queue_items q WHERE q.open_key = :w)",
 )

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm.models.base import Base, BigId, utcnow
+from crm.models.base import Base, BigId, OptionalJsonDoc, utcnow
 
 
 class User(Base):
@@ -46,6 +47,8 @@ class QueueItem(Base):
     snoozed_until: Mapped[datetime | None]
     priority: Mapped[int] = mapped_column(default=0, server_default="0")
     outcome_reason: Mapped[str | None] = mapped_column(String(500))
+    # A reason the system wrote (crm.core.queue_notes); None for one a salesperson typed.
+    outcome_key: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     closed_at: Mapped[datetime | None]
@@ -71,6 +74,9 @@ class QueueAction(Base):
     user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
     action: Mapped[str] = mapped_column(String(32))
     note: Mapped[str | None] = mapped_column(Text)
+    # A note the system wrote, in words (crm.core.queue_notes); None for a typed note.
+    note_key: Mapped[str | None] = mapped_column(String(40))
+    note_params: Mapped[dict[str, Any] | None] = mapped_column(OptionalJsonDoc)
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
     # Daily claim caps count a person's claims since local midnight.

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from crm.contacts.attribution import first_touches
 from crm.core.db import is_postgres, transaction
 from crm.core.errors import Conflict, Forbidden, InputError, NotFound, Problem
+from crm.core.queue_notes import NoteKey, assigned_by, system_note
 from crm.core.vocabulary import QueueStatus
 from crm.models import OperatorAccount, QueueAction, QueueItem, SourceInstance, User, utcnow
 from crm.sales.assignment import PoolItem, by_load, by_owner, items_to_consider, round_robin
@@ -104,7 +105,7 @@ def assign(
             item_id=item.id,
             kind=ActionKind.ASSIGNED,
             user_id=target.id,
-            note=f"by {manager.username}",
+            note=system_note(NoteKey.BY_MANAGER, user=manager.username),
         )
         record(session, [handed, received], actor=manager.username, now=now)
         return Assignment(item_id=item.id, assignee=target.username, from_user_id=previous)
@@ -179,6 +180,7 @@ def _write_picks(
     lease: timedelta,
 ) -> list[Action]:
     actions: list[Action] = []
+    by_strategy = assigned_by(how.value)
     for uid, ids in picks.items():
         session.execute(
             update(QueueItem)
@@ -191,7 +193,7 @@ def _write_picks(
                 item_id=i,
                 kind=ActionKind.ASSIGNED,
                 user_id=uid,
-                note=f"by {how.value}",
+                note=by_strategy,
                 details={"to_user_id": uid, "strategy": how.value},
             )
             for i in ids
@@ -225,7 +227,7 @@ def _last_round_robin(session: Session) -> int | None:
         select(QueueAction.user_id)
         .where(
             QueueAction.action == ActionKind.ASSIGNED,
-            QueueAction.note == f"by {AssignStrategy.ROUND_ROBIN.value}",
+            QueueAction.note_key == NoteKey.BY_ROUND_ROBIN.value,
         )
         .order_by(QueueAction.id.desc())
         .limit(1)

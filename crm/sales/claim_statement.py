@@ -12,13 +12,15 @@ instead of four:
   by this very claim, as it is after the sweep on SQLite;
 - ``swept`` returns the other run-out items to the pool (one statement must not update a row
   twice, so the picked one goes straight to ``claimed``); every run-out item gets its
-  ``expired`` action and audit entry, the claim its ``claim`` action and audit entry.
+  ``expired`` action (the sweep's note with its catalog key, as on SQLite) and audit entry, the
+  claim its ``claim`` action and audit entry.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import TextualSelect, bindparam, text
 
+from crm.core.queue_notes import SENTENCES, NoteKey
 from crm.core.vocabulary import QueueStatus
 from crm.models import UTCDateTime
 from crm.sales.vocabulary import HELD, ActionKind
@@ -27,6 +29,8 @@ _HELD = ", ".join(f"'{s.value}'" for s in HELD)
 _ORDER = "sla_due_at ASC NULLS LAST, priority DESC, created_at, id"  # claims.pool_order
 _COLS = "id, contact_id, sla_due_at, priority, created_at"
 _EXPIRED, _CLAIM = ActionKind.EXPIRED.value, ActionKind.CLAIM.value
+# The sweep's note (leases.sweep on SQLite): its English sentence and catalog key.
+_RAN_OUT, _RAN_OUT_KEY = SENTENCES[NoteKey.LEASE_RAN_OUT], NoteKey.LEASE_RAN_OUT.value
 
 CLAIM_NEXT_PG = f"""
 WITH expired AS (
@@ -49,9 +53,10 @@ claimed AS (
   WHERE id = (SELECT id FROM pick)
   RETURNING id, contact_id, lease_expires_at, sla_due_at),
 acts AS (
-  INSERT INTO queue_actions (item_id, user_id, action, note, at)
-  SELECT id, NULL, '{_EXPIRED}', 'lease ran out', :now FROM (SELECT id FROM expired ORDER BY id) e
-  UNION ALL SELECT id, :uid, '{_CLAIM}', NULL, :now FROM claimed),
+  INSERT INTO queue_actions (item_id, user_id, action, note, note_key, note_params, at)
+  SELECT id, NULL, '{_EXPIRED}', '{_RAN_OUT}', '{_RAN_OUT_KEY}', CAST(NULL AS JSONB), :now
+  FROM (SELECT id FROM expired ORDER BY id) e
+  UNION ALL SELECT id, :uid, '{_CLAIM}', NULL, NULL, NULL, :now FROM claimed),
 audits AS (
   INSERT INTO audit_log (at, actor, action, object_type, object_id, details)
   SELECT :now, 'system', 'queue.{_EXPIRED}', 'queue_item', CAST(id AS TEXT),

@@ -28,6 +28,8 @@ class ItemView:
     priority: int
     outcome_reason: str | None
     closed_at: datetime | None
+    # The catalog key of a reason the system wrote (crm.core.queue_notes); None: typed.
+    outcome_key: str | None = None
 
 
 def _view(item: QueueItem, username: str | None) -> ItemView:
@@ -43,6 +45,7 @@ def _view(item: QueueItem, username: str | None) -> ItemView:
         priority=item.priority,
         outcome_reason=item.outcome_reason,
         closed_at=item.closed_at,
+        outcome_key=item.outcome_key,
     )
 
 

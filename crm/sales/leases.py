@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from crm.core.db import is_postgres, transaction
+from crm.core.queue_notes import NoteKey, system_note
 from crm.core.vocabulary import QueueStatus
 from crm.models import QueueItem, UTCDateTime, utcnow
 from crm.sales.history import Action, record
@@ -52,9 +53,10 @@ def sweep(
         stmt = _sweep_statement(limit, is_postgres(session), tuple(item_ids))
     rows = session.connection().execute(stmt, {"now": now})
     swept = [int(r.id) for r in rows]
+    ran_out = system_note(NoteKey.LEASE_RAN_OUT)
     record(
         session,
-        [Action(item_id=i, kind=ActionKind.EXPIRED, note="lease ran out") for i in swept],
+        [Action(item_id=i, kind=ActionKind.EXPIRED, note=ran_out) for i in swept],
         actor="system",
         now=now,
     )

@@ -90,6 +90,7 @@ def _close(item: QueueItem, reason: str | None, now: datetime) -> None:
     item.lease_expires_at = None
     item.snoozed_until = None
     item.outcome_reason = reason
+    item.outcome_key = None  # a salesperson's reason reads as typed
 
 
 def record_attempt(

@@ -1,4 +1,5 @@
-"""`qunflow queue …`: the prospect queue from the command line (list, claim, outcome, assign)."""
+"""`qunflow queue …`: the prospect queue from the command line (list, claim, outcome, assign,
+history)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from crm.sales.assign import assign as assign_item
 from crm.sales.assign import assign_pool as assign_the_pool
 from crm.sales.claims import claim_item, claim_next
 from crm.sales.claims import release as release_item
+from crm.sales.history import item_actions
 from crm.sales.items import get_item
 from crm.sales.leases import expire_leases
 from crm.sales.listing import SORTS, list_queue
@@ -179,3 +181,33 @@ def expire(as_json: bool = typer.Option(False, "--json", help="Print one JSON do
         print_json({"expired": n})
         return
     typer.echo(t("cli.expired", n=n))
+
+
+@app.command()
+def history(
+    item: int = typer.Argument(..., help="Queue item id."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Show an item's follow-up history, newest first (as the prospect page shows it)."""
+    from flows.i18n.queue_notes import queue_note_text  # only this command says stored notes
+
+    with transaction(engine()) as session:
+        found = get_item(session, item)
+        actions = item_actions(session, [item])
+    if as_json:
+        print_json({"item": found, "actions": actions})
+        return
+    typer.echo(t("cli.item_status", item=item, status=word("queue", found.status)))
+    said = queue_note_text(t, found.outcome_key, None, found.outcome_reason)
+    if said:
+        typer.echo(t("cli.item_reason", reason=said))
+    rows = [
+        {
+            "at": a.at,
+            "action": word("audit", f"queue.{a.action}"),
+            "user": a.user or "",
+            "note": queue_note_text(t, a.note_key, a.note_params, a.note),
+        }
+        for a in actions
+    ]
+    print_table(rows, headings("at", "action", "user", "note"))

@@ -28,6 +28,7 @@ from crm.sales.vocabulary import OUTCOMES, QueueView
 from crm.sales.workspace import add_note, prospect_page
 from flows import trigger
 from flows.i18n import translator
+from flows.i18n.queue_notes import queue_note_text
 from flows.i18n.tier_moves import tier_reason_text
 from flows.summaries import step_words
 from flows.web.auth import LoginThrottle, client_address, tokens_match
@@ -300,10 +301,11 @@ def prospect(
     lease_over = bool(item and item.lease_expires_at and item.lease_expires_at < now)
     breakdown_total = sum(int(p.get("points", 0)) for p in data.contact["score_breakdown"])
     half_life = configured_rules(settings_of(request)).signals.engagement.half_life_days
+    t = translator(lang_of(request))
     signals = explain(
         data.contact["score_breakdown"],
         data.contact["events"],
-        translator(lang_of(request)),
+        t,
         half_life_days=half_life,
     )
     return render(
@@ -321,8 +323,10 @@ def prospect(
         breakdown_total=breakdown_total,
         signals=signals,
         why=lambda move: tier_reason_text(
-            translator(lang_of(request)), move["reason_key"], move["reason_params"], move["reason"]
+            t, move["reason_key"], move["reason_params"], move["reason"]
         ),
+        said=lambda a: queue_note_text(t, a.note_key, a.note_params, a.note),
+        closed_why=item and queue_note_text(t, item.outcome_key, None, item.outcome_reason),
         word=word_for,
         step=_step_words(request),
         staff=staff,

@@ -92,7 +92,27 @@ def test_every_page_photographed(site, browser, lang: str, device: str) -> None:
             response = page.goto(f"{site['base']}{path}{sep}lang={lang}")
             assert response is not None and response.status == 200, (name, lang, device)
             page.screenshot(path=str(SHOTS / f"{name}-{lang}-{device}.png"), full_page=True)
+            if name == "audit" and device == "phone":
+                _reads_without_sideways_scroll(page, DEVICES[device])
             page.close()
     finally:
         for context in contexts.values():
             context.close()
+
+
+# The right edge of the widest thing in the audit table, and how far its box scrolls sideways.
+_AUDIT_EXTENT = """() => {
+  const table = document.querySelector('#audit-table');
+  const box = table.parentElement;
+  const cells = [...table.querySelectorAll('*')];
+  const right = Math.max(...cells.map(e => e.getBoundingClientRect().right));
+  return {right, hidden: box.scrollWidth - box.clientWidth, rows: table.rows.length};
+}"""
+
+
+def _reads_without_sideways_scroll(page, width: int) -> None:
+    """The audit log on a phone: neither the page nor the log's own box scrolls sideways."""
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    extent = page.evaluate(_AUDIT_EXTENT)
+    assert extent["rows"] > 10, extent  # the world's audit trail is on the page
+    assert extent["right"] <= width and extent["hidden"] <= 0, extent

@@ -3,6 +3,7 @@ snake_case token or code name shows in the visible text; in en no catalog key sh
 
 from __future__ import annotations
 
+import html
 import re
 import warnings
 from html.parser import HTMLParser
@@ -219,3 +220,42 @@ def test_every_page_reads_in_chinese(world):
 def test_every_page_reads_in_english(world):
     problems = _walk(world, "en")
     assert not problems, "\n".join(f"{k}: {v}" for k, v in problems.items())
+
+
+def _history(world, lang: str) -> tuple[list[str], str]:
+    """The follow-up history rows' notes on the first prospect's page, and the lost item's
+    closing reason, as the manager reads them."""
+    client = login(world["app"], "mia")[0]
+    first, lost = world["items"][0]["contact_id"], world["items"][-1]["contact_id"]
+    page = client.get(f"/prospects/{first}?lang={lang}").text
+    table = page.split('id="queue-history"', 1)[1].split("</table>", 1)[0]
+    notes = re.findall(r'<td class="note">([^<]*)</td>', table)
+    closed = client.get(f"/prospects/{lost}?lang={lang}").text
+    why = re.search(r'<span id="closed-why">([^<]*)</span>', closed)
+    assert why is not None
+    return [html.unescape(n) for n in notes if n], html.unescape(why.group(1))
+
+
+def test_the_follow_up_history_says_what_the_system_wrote_in_the_readers_words(world):
+    notes, why = _history(world, "zh")
+    assert set(notes) == {
+        "租约到期，退回公海池",
+        "由 mia 分配",
+        "自动分配（轮流）",
+        "自动分配（按来源负责人）",
+        "自动分配（按当前负载）",
+        workspace_world.TYPED_NOTE,
+    }
+    system = [n for n in notes if n != workspace_world.TYPED_NOTE]
+    assert not [n for n in system if re.search(r"[A-Za-z]", n.replace("mia", ""))], system
+    assert why == "客户已合并"
+    notes, why = _history(world, "en")
+    assert set(notes) == {
+        "lease ran out",
+        "by mia",
+        "auto-assigned (round robin)",
+        "auto-assigned (source owner)",
+        "auto-assigned (current load)",
+        workspace_world.TYPED_NOTE,
+    }
+    assert why == "contact merged"

@@ -12,11 +12,14 @@ from sqlalchemy import Engine, select, update
 
 from crm.core.audit import audit, raise_alert
 from crm.core.db import transaction
+from crm.core.queue_notes import NoteKey, assigned_by, system_note
 from crm.core.settings import Settings
 from crm.core.vocabulary import JoinMethod, OutboxState, Platform, QueueStatus, SourceKind, Tier
 from crm.intake.pipeline import ingest_path
 from crm.intake.qr import create_qr
 from crm.models import Contact, OutboxMessage, QueueAction, QueueItem, SourceInstance, Touch, utcnow
+from crm.sales.history import Action, record
+from crm.sales.vocabulary import ActionKind
 from tests.helpers import queue_seed as seed
 from tests.helpers.report_history import build_history
 
@@ -31,6 +34,8 @@ BAD_EVENTS = [
     {"event_id": "Q3", "type": "message", "nickname": "没有手机号"},
     {"event_id": "Q4", "type": "message", "phone": "12", "time": "2026-03-02 10:00"},
 ]
+# A note a salesperson typed, with the system's English in it: it reads as typed everywhere.
+TYPED_NOTE = "周五再打 (lease ran out?)"
 ALERT_KINDS = ("capacity", "wecom_callback", "stalled_promotion", "caps_exhausted")
 
 
@@ -141,6 +146,33 @@ def _audit_trail(engine: Engine, staff: dict[str, int], items: list[dict], now: 
                     item_id=items[0]["item_id"], user_id=staff["alice"], action=kind, at=now
                 )
             )
+        # And every note the system writes, beside one a salesperson typed.
+        item = items[0]["item_id"]
+        record(
+            s,
+            [
+                Action(item, ActionKind.EXPIRED, note=system_note(NoteKey.LEASE_RAN_OUT)),
+                Action(
+                    item,
+                    ActionKind.ASSIGNED,
+                    staff["bob"],
+                    note=system_note(NoteKey.BY_MANAGER, user="mia"),
+                ),
+                Action(item, ActionKind.ASSIGNED, staff["bob"], note=assigned_by("round_robin")),
+                Action(item, ActionKind.ASSIGNED, staff["bob"], note=assigned_by("owner")),
+                Action(item, ActionKind.ASSIGNED, staff["bob"], note=assigned_by("load")),
+                Action(item, ActionKind.ATTEMPT, staff["bob"], note=TYPED_NOTE),
+            ],
+            actor="system",
+            now=now,
+        )
+        # The lost item was closed by a merge: the system's reason.
+        merged = system_note(NoteKey.CLOSED_MERGED)
+        s.execute(
+            update(QueueItem)
+            .where(QueueItem.id == items[-1]["item_id"])
+            .values(outcome_reason=merged.text, outcome_key=merged.key.value)
+        )
 
 
 def _every_status_tier_and_source(engine: Engine, items: list[dict], now: Any) -> None:

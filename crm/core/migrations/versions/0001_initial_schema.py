@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-04 17:59:33.015630
+Create Date: 2026-12-04 19:14:38.881967
 """
 
 from collections.abc import Sequence
@@ -223,6 +223,7 @@ def upgrade() -> None:
     sa.Column('snoozed_until', crm.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('priority', sa.Integer(), server_default='0', nullable=False),
     sa.Column('outcome_reason', sa.String(length=500), nullable=True),
+    sa.Column('outcome_key', sa.String(length=40), nullable=True),
     sa.Column('created_at', crm.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', crm.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('closed_at', crm.models.base.UTCDateTime(timezone=True), nullable=True),
@@ -303,6 +304,8 @@ def upgrade() -> None:
     sa.Column('user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('action', sa.String(length=32), nullable=False),
     sa.Column('note', sa.Text(), nullable=True),
+    sa.Column('note_key', sa.String(length=40), nullable=True),
+    sa.Column('note_params', sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('at', crm.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['item_id'], ['queue_items.id'], name=op.f('fk_queue_actions_item_id_queue_items')),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_queue_actions_user_id_users')),
