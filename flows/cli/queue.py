@@ -189,7 +189,7 @@ def history(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Show an item's follow-up history, newest first (as the prospect page shows it)."""
-    from flows.i18n.queue_notes import queue_note_text  # only this command says stored notes
+    from flows.i18n import keyed_text  # only this command says stored notes
 
     with transaction(engine()) as session:
         found = get_item(session, item)
@@ -198,7 +198,7 @@ def history(
         print_json({"item": found, "actions": actions})
         return
     typer.echo(t("cli.item_status", item=item, status=word("queue", found.status)))
-    said = queue_note_text(t, found.outcome_key, None, found.outcome_reason)
+    said = keyed_text(t, found.outcome_key, None, found.outcome_reason)
     if said:
         typer.echo(t("cli.item_reason", reason=said))
     rows = [
@@ -206,7 +206,7 @@ def history(
             "at": a.at,
             "action": word("audit", f"queue.{a.action}"),
             "user": a.user or "",
-            "note": queue_note_text(t, a.note_key, a.note_params, a.note),
+            "note": keyed_text(t, a.note_key, a.note_params, a.note),
         }
         for a in actions
     ]

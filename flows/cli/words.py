@@ -14,9 +14,9 @@ from flows.cli.common import t
 
 def tier_reason(move: dict[str, Any]) -> str:
     """Why a contact changed tier, in words (as the web's prospect page says it)."""
-    from flows.i18n.tier_moves import tier_reason_text
+    from flows.i18n import keyed_text
 
-    return tier_reason_text(
+    return keyed_text(
         lambda key: t(key), move.get("reason_key"), move.get("reason_params"), move["reason"]
     )
 

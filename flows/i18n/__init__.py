@@ -12,6 +12,7 @@ import gettext
 from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from crm.core.errors import ChannelError, Problem, QunflowError, use_words
 
@@ -80,3 +81,16 @@ def error_text(error: QunflowError, lang: str) -> str:
 
 # str(error) anywhere (logs, Prefect task states, tests) reads the English sentence.
 use_words(lambda key, params: render(translator("en"), key, params))
+
+
+def keyed_text(
+    t: Callable[[str], str],
+    key: str | None,
+    params: Mapping[str, Any] | None,
+    stored: str | None,
+) -> str:
+    """Words the system stored with a catalog key (a tier move's reason, a queue note): the
+    catalog's sentence for ``key`` with ``params``. Without a key, what someone typed, as typed."""
+    if key:
+        return render(t, key, params or {})
+    return stored or ""

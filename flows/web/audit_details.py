@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flows.i18n.tier_moves import tier_reason_text
+from flows.i18n import keyed_text
 from flows.web.breakdown import word_for
 
 Words = Callable[[str], str]
@@ -59,7 +59,7 @@ def detail_lines(
     details = dict(details)
     key, params = details.pop("reason_key", None), details.pop("reason_params", None)
     if isinstance(details.get("reason"), str):  # a tier move's why: the catalog's, or as typed
-        details["reason"] = tier_reason_text(t, key, params, details["reason"])
+        details["reason"] = keyed_text(t, key, params, details["reason"])
     return [
         Detail(_label(t, name), _value(t, action, name, value, when, users))
         for name, value in sorted(details.items(), key=_reading_order)

@@ -27,9 +27,7 @@ from crm.sales.users import StaffUser, authenticate, end_sessions, list_users
 from crm.sales.vocabulary import OUTCOMES, QueueView
 from crm.sales.workspace import add_note, prospect_page
 from flows import trigger
-from flows.i18n import translator
-from flows.i18n.queue_notes import queue_note_text
-from flows.i18n.tier_moves import tier_reason_text
+from flows.i18n import keyed_text, translator
 from flows.summaries import step_words
 from flows.web.auth import LoginThrottle, client_address, tokens_match
 from flows.web.breakdown import explain, word_for
@@ -322,11 +320,9 @@ def prospect(
         can_act=mine or user.is_manager,
         breakdown_total=breakdown_total,
         signals=signals,
-        why=lambda move: tier_reason_text(
-            t, move["reason_key"], move["reason_params"], move["reason"]
-        ),
-        said=lambda a: queue_note_text(t, a.note_key, a.note_params, a.note),
-        closed_why=item and queue_note_text(t, item.outcome_key, None, item.outcome_reason),
+        why=lambda move: keyed_text(t, move["reason_key"], move["reason_params"], move["reason"]),
+        said=lambda a: keyed_text(t, a.note_key, a.note_params, a.note),
+        closed_why=item and keyed_text(t, item.outcome_key, None, item.outcome_reason),
         word=word_for,
         step=_step_words(request),
         staff=staff,

@@ -7,8 +7,7 @@ import re
 from string import Formatter
 
 from crm.routing.tier_reasons import SENTENCES, TierReason, typed, why, won
-from flows.i18n import translator
-from flows.i18n.tier_moves import tier_reason_text
+from flows.i18n import keyed_text, translator
 from flows.summaries import funnel_summary_lines, route_summary_lines
 
 SNAKE = re.compile(r"\b[a-z]+(?:_[a-z0-9]+)+\b")
@@ -55,7 +54,7 @@ def test_stored_tier_reasons_read_in_words_and_typed_ones_stay():
     zh, en = translator("zh"), translator("en")
 
     def said(t, w):
-        return tier_reason_text(t, w.key, w.stored_params, w.stored_text)
+        return keyed_text(t, w.key, w.stored_params, w.stored_text)
 
     assert said(zh, why(TierReason.SCORE_UP, score=45, at=40)) == "分数 45 ≥ 升级线 40"
     assert said(zh, why(TierReason.SCORE_DOWN, score=30, at=45)) == "分数 30 < 保级线 45"
@@ -64,12 +63,12 @@ def test_stored_tier_reasons_read_in_words_and_typed_ones_stay():
     assert said(en, why(TierReason.ENTERED)) == "entered the funnel"
     assert said(zh, typed("老板说先升上来")) == "老板说先升上来"
     assert said(en, typed("boss said so")) == "boss said so"
-    assert tier_reason_text(zh, None, None, None) == ""
+    assert keyed_text(zh, None, None, None) == ""
     # Every reason the rules write has its words in both languages, every parameter filled.
     for key, sentence in SENTENCES.items():
         params = {name: 7 for _, name, _, _ in Formatter().parse(sentence) if name}
         for t in (zh, en):
-            text = tier_reason_text(t, key, params, None)
+            text = keyed_text(t, key, params, None)
             assert text != key and "{" not in text and "=7" not in text, text
 
 

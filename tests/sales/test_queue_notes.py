@@ -23,8 +23,7 @@ from crm.sales.history import item_actions
 from crm.sales.leases import expire_leases
 from crm.sales.outcomes import record_attempt, record_outcome
 from crm.sales.vocabulary import DEFAULT_LEASE
-from flows.i18n import translator
-from flows.i18n.queue_notes import queue_note_text
+from flows.i18n import keyed_text, translator
 from tests.helpers import queue_seed as seed
 from tests.helpers.queue_seed import T0, ZONE
 
@@ -47,7 +46,7 @@ def _said(engine, item_id: int, lang: str) -> list[str]:
     t = translator(lang)
     with transaction(engine) as s:
         entries = item_actions(s, [item_id])
-    return [queue_note_text(t, a.note_key, a.note_params, a.note) for a in entries]
+    return [keyed_text(t, a.note_key, a.note_params, a.note) for a in entries]
 
 
 def test_a_sweep_writes_the_lease_note_with_its_key(engine):
@@ -133,21 +132,21 @@ def test_the_system_closing_an_item_as_lost_writes_its_reason_key(engine):
         erased["item_id"]: ("lost", "erased on request", "queue.closed.erased"),
     }
     zh, en = translator("zh"), translator("en")
-    assert queue_note_text(zh, "queue.closed.erased", None, "erased on request") == (
+    assert keyed_text(zh, "queue.closed.erased", None, "erased on request") == (
         "应本人要求已删除个人数据"
     )
-    assert queue_note_text(en, "queue.closed.merged", None, "contact merged") == "contact merged"
+    assert keyed_text(en, "queue.closed.merged", None, "contact merged") == "contact merged"
 
 
 def test_every_system_note_has_words_in_both_languages():
     for key, sentence in SENTENCES.items():
         params = {name: "mia" for _, name, _, _ in Formatter().parse(sentence) if name}
-        zh = queue_note_text(translator("zh"), key, params, sentence)
-        en = queue_note_text(translator("en"), key, params, sentence)
+        zh = keyed_text(translator("zh"), key, params, sentence)
+        en = keyed_text(translator("en"), key, params, sentence)
         assert not LATIN.search(zh.replace("mia", "")), (key, zh)
         assert en != key and "{" not in en and "=" not in en, (key, en)
     assert set(SENTENCES) == set(NoteKey)
-    assert queue_note_text(translator("zh"), None, None, None) == ""
+    assert keyed_text(translator("zh"), None, None, None) == ""
 
 
 def _cli(env, lang: str, *args: str) -> str:
