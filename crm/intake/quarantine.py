@@ -173,7 +173,8 @@ class QuarantineEntry:
     at: datetime
     resolved_at: datetime | None
     resolution: Resolution | None
-    resolution_note: str | None
+    resolution_note: str | None  # dismissed: "who: what they typed"; else an English sentence
+    corrected_by: int | None  # the raw record whose import corrected this row
 
 
 def list_quarantine(
@@ -202,6 +203,7 @@ def list_quarantine(
             resolved_at=q.resolved_at,
             resolution=Resolution(q.resolution) if q.resolution else None,
             resolution_note=q.resolution_note,
+            corrected_by=q.corrected_by_raw_record_id,
         )
         for q in session.scalars(stmt)
     ]
@@ -263,7 +265,7 @@ def dismiss(
             .values(
                 resolved_at=now,
                 resolution=Resolution.DISMISSED.value,
-                resolution_note=f"by {actor}: {note}"[:500],
+                resolution_note=f"{actor}: {note}"[:500],  # no English: pages show it as stored
             )
             .returning(QuarantinedRow.id)
             .execution_options(synchronize_session=False)

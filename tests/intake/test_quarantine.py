@@ -133,7 +133,7 @@ def test_dismissing_rows_keeps_them_with_the_reason(engine: Engine, tmp_path: Pa
         left = list_quarantine(s)
         assert [r.origin.rsplit("/", 1)[-1] for r in left] == ["b.jsonl"]
         gone = [r for r in list_quarantine(s, include_resolved=True) if r.resolution]
-        assert {r.resolution_note for r in gone} == {"by ops: test rows"}
+        assert {r.resolution_note for r in gone} == {"ops: test rows"}
         entry = s.scalars(select(AuditEntry).where(AuditEntry.action == "quarantine.dismiss")).one()
         assert entry.details["count"] == 2 and entry.actor == "ops"
 
