@@ -459,7 +459,7 @@ def test_manager_sees_and_dismisses_quarantined_rows(app, world, engine, tmp_pat
     mia, token = login(app, "mia")
     page = mia.get("/manage/quarantine?origin=bad-events")
     assert page.status_code == 200
-    assert "bad-events.jsonl" in page.text and "无法识别的时间：&#39;上周三&#39;" in page.text
+    assert "bad-events.jsonl" in page.text and "无法识别的时间：“上周三”" in page.text
     assert XSS not in page.text and "&lt;script&gt;" in page.text
     with transaction(engine) as s:
         ids = sorted(s.scalars(select(QuarantinedRow.id)))
