@@ -84,7 +84,8 @@ def publish(results: dict[str, dict[str, Any]], key: str) -> None:
                 "merged": rep.get("merged", 0),
                 "quarantined": rep.get("quarantined", 0),
                 "corrected": rep.get("corrected", 0),
-                "error": rep.get("error", ""),
+                # the reason in the team's words (as in failed/*.reason.txt); the log keeps English
+                "error": rep.get("error_said") or rep.get("error", ""),
             }
         )
     t = team_words(settings().lang)
@@ -93,8 +94,9 @@ def publish(results: dict[str, dict[str, Any]], key: str) -> None:
     for rep in results.values():
         for reason, n in rep.get("reasons", {}).items():
             reasons[reason] = reasons.get(reason, 0) + n
-        if rep.get("error"):
-            reasons[rep["error"]] = reasons.get(rep["error"], 0) + 1
+        said = rep.get("error_said") or rep.get("error")
+        if said:
+            reasons[said] = reasons.get(said, 0) + 1
     lines = ingest_summary_lines(rows, reasons, t)
     create_markdown_artifact(markdown="\n".join(lines), key=f"{key}-summary")
 
@@ -152,7 +154,7 @@ def _import_one(url: str, kind: str, path: Path, logger: Any) -> dict[str, Any]:
     failed = path.parent / "failed"
     _move(path, failed)
     (failed / f"{path.name}.reason.txt").write_text(said + "\n", encoding="utf-8")
-    return {"error": reason}
+    return {"error": reason, "error_said": said}
 
 
 def _move(path: Path, target: Path) -> None:

@@ -179,6 +179,8 @@ def test_inbox_moves_a_bad_file_aside_and_imports_the_next(db_url: str, tmp_path
     assert results["peer-group/b_members.jsonl"]["new_contacts"] == len(GOOD)
     reason = (folder / "failed" / "a_bomb.xlsx.reason.txt").read_text(encoding="utf-8")
     assert "a_bomb.xlsx" in reason and f"{MAX_RATIO}:1" in reason and "压缩炸弹" in reason
+    # The run's result (and its artifact) says it in the same words.
+    assert results["peer-group/a_bomb.xlsx"]["error_said"] == reason.strip()
     assert (folder / "failed" / "a_bomb.xlsx").exists()
     assert (folder / "done" / "b_members.jsonl").exists()
     assert sorted(p.name for p in folder.iterdir() if p.is_file()) == []
